@@ -1,0 +1,48 @@
+"""nmt-translate: `nmt-translate checkpoint=PATH < input.txt`; one output line per input line."""
+
+import sys
+from pathlib import Path
+
+from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.data.readers import read_lines
+from nmt.errors import ConfigError
+from nmt.inference.translator import Translator
+
+
+def read_input(path: str | None) -> list[str]:
+    if path is None:
+        return sys.stdin.read().splitlines()
+    return read_lines(path)
+
+
+def format_lines(nbest_lists, nbest: int) -> list[str]:
+    """The best translation per input, or `score<TAB>translation` for each of the n best."""
+    if nbest == 1:
+        return [hyps[0].text for hyps in nbest_lists]
+    return [f"{h.score:.4f}\t{h.text}" for hyps in nbest_lists for h in hyps[:nbest]]
+
+
+def run(cfg) -> None:
+    log_to_stderr()
+    lines = read_input(cfg.input)
+    translator = Translator.load(cfg.checkpoint, cfg.device)
+    beam = max(cfg.beam_size, cfg.nbest)
+    nbest_lists = translator.translate(lines, beam_size=beam, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
+                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
+                                       batch_sentences=cfg.batch_sentences)
+    # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
+    nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
+    text = "".join(line + "\n" for line in format_lines(nbest_lists, cfg.nbest))
+    if cfg.output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(cfg.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write output={cfg.output}: {exc.strerror}") from None
+
+
+main = hydra_command("translate", run)
+
+if __name__ == "__main__":
+    main()

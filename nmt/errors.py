@@ -1,0 +1,22 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad option, a missing file, a corrupt checkpoint) is raised as an
+``NMTError``; the command-line entry points print its message as one line and exit non-zero instead
+of showing a traceback. Programming errors stay ordinary exceptions.
+"""
+
+
+class NMTError(Exception):
+    """A mistake in the user's input: config, data or checkpoint. The message names the culprit."""
+
+
+class ConfigError(NMTError):
+    """An option has an invalid value."""
+
+
+class DataError(NMTError):
+    """A data file is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(NMTError):
+    """A checkpoint is missing, corrupt or incompatible."""

@@ -1,0 +1,65 @@
+"""Scores a checkpoint on a test set: hypotheses, BLEU/chrF/TER with signatures, a JSON report."""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.data.pipeline import load_test_split
+from nmt.data.readers import read_lines
+from nmt.errors import ConfigError, DataError
+from nmt.inference.metrics import corpus_scores, format_scores
+from nmt.inference.translator import Translator
+
+log = logging.getLogger(__name__)
+
+
+def load_references(cfg: DictConfig, translator: Translator) -> tuple[list[str], list[str], str]:
+    """(sources, references, name of the test set) from src_file/ref_file or a split of the corpus."""
+    if cfg.src_file or cfg.ref_file:
+        if not (cfg.src_file and cfg.ref_file):
+            raise ConfigError("give both src_file=... and ref_file=... (or neither, to use split=...)")
+        src, ref = read_lines(cfg.src_file), read_lines(cfg.ref_file)
+        if len(src) != len(ref):
+            raise DataError(f"{cfg.src_file} has {len(src)} lines but {cfg.ref_file} has {len(ref)}")
+        return src, ref, Path(cfg.src_file).name
+    train_cfg = OmegaConf.create(translator.config)
+    root = cfg.data_root or os.environ.get("NMT_DATA_DIR")
+    if root:
+        train_cfg.data.root = root
+    src, ref = load_test_split(train_cfg, cfg.split, translator.tokenizers)
+    return src, ref, cfg.split
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    translator = Translator.load(cfg.checkpoint, cfg.device)
+    sources, references, test_name = load_references(cfg, translator)
+    start = time.perf_counter()
+    nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
+                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
+                                       batch_sentences=cfg.batch_sentences)
+    seconds = time.perf_counter() - start
+    hypotheses = [nbest[0].text for nbest in nbest_lists]
+    scores = corpus_scores(hypotheses, references)
+    checkpoint = Path(cfg.checkpoint)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoint.parent
+    stem = f"{checkpoint.stem}.{test_name}.beam{cfg.beam_size}"
+    report = {"checkpoint": str(checkpoint), "test_set": test_name, "sentences": len(sources),
+              "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
+              "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
+              "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
+              "scores": scores}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{stem}.hyp").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
+        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write results to {out_dir}: {exc.strerror}") from None
+    print(f"{test_name}: {len(sources)} sentences, beam {cfg.beam_size}, "
+          f"{report['sentences_per_second']} sentences/s")
+    print(format_scores(scores))
+    print(f"hypotheses and report: {out_dir / stem}.hyp / .json")
+    return report

@@ -1,0 +1,336 @@
+"""Greedy search, beam search and forced decoding for any model with the `Searchable` interface.
+
+Search only talks to the model through ``encode``, ``decode_step`` and ``reorder_state``; the
+decoder state is opaque, so every decoder and attention type works without a type check.
+
+Design. All B x K hypotheses of a batch live in one set of tensors (`_Beams`): scores, lengths and
+finished flags of shape (B, K), and token / attention histories of shape (B, K, T[, S]). One step
+scores every (hypothesis, next token) pair at once, picks K of them per sentence with a single
+``topk`` over K * V candidates, and reorders state and histories through the chosen parents.
+
+Finished hypotheses stay in the beam. Their only allowed continuation is the pad token at cost 0,
+so their score and length stay frozen, and candidates are ranked by score / lp(length): a finished
+hypothesis competes with the alive ones on the same normalised scale and is only pushed out by
+better ones. Greedy search is the same loop with K = 1 and an argmax instead of the topk.
+
+Alive hypotheses never produce pad or BOS, and EOS is the only choice once a sentence reaches its
+length limit floor(max_len_a * src_len + max_len_b). Scores are sums of the model's own log-probs
+(not renormalised after these restrictions), so `forced_decode` of a result reproduces its score.
+
+Host synchronisation: the step loop performs exactly one per step, the ``finished.all()`` check that
+stops as soon as every hypothesis has ended. Everything else stays on the model's device until the
+final conversion to `Hypothesis` objects.
+
+The public functions run under ``torch.inference_mode()`` themselves; callers need not wrap them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+State = Any
+# select(candidate scores (B, K, V), candidate lengths (B, K)) -> (parent beam (B, K), token (B, K))
+Selector = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+class Searchable(Protocol):
+    """What search needs from a model (the seq2seq model implements it)."""
+
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> State:
+        """src (B, S) padded ids, src_lengths (B,) -> decoder state for B rows."""
+        ...
+
+    def decode_step(self, prev_tokens: Tensor, state: State) -> tuple[Tensor, State, Tensor]:
+        """prev_tokens (B,) -> log-probs (B, V), new state, attention weights (B, S)."""
+        ...
+
+    def reorder_state(self, state: State, index: Tensor) -> State:
+        """New state whose row i is old row index[i] (rows may repeat)."""
+        ...
+
+
+@dataclass
+class Hypothesis:
+    """One output sentence.
+
+    tokens: output ids without BOS and without the final EOS.
+    score: sum of token log-probs including EOS, divided by the length penalty.
+    attention: (len(tokens) + 1, src_len) CPU float32 weights, one row per produced token
+        including EOS, one column per real source position; None unless requested.
+    """
+
+    tokens: list[int]
+    score: float
+    attention: Tensor | None
+
+
+@dataclass
+class _Beams:
+    """All hypotheses of a batch; K = 1 for greedy search and forced decoding."""
+
+    scores: Tensor  # (B, K) summed log-probs, frozen once finished
+    lengths: Tensor  # (B, K) tokens produced incl. EOS, frozen once finished
+    finished: Tensor  # (B, K) bool
+    tokens: Tensor  # (B, K, T) long; pad after EOS
+    attention: Tensor | None  # (B, K, T, S)
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: Searchable,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    max_len_a: float = 1.5,
+    max_len_b: float = 10,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Most probable next token at every step. Returns one single-item list per sentence, with the
+    raw (unpenalised) sum of log-probs as score."""
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
+    beams = _search(
+        model, src, src_lengths, _select_greedy, k=1, max_lens=max_lens, return_attention=return_attention
+    )
+    return _finalize(beams, src_lengths, nbest=1, length_penalty=0.0)
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Searchable,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    beam_size: int = 5,
+    nbest: int = 1,
+    length_penalty: float = 1.0,
+    max_len_a: float = 1.5,
+    max_len_b: float = 10,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Batched beam search. Returns per sentence (input order) the `nbest` hypotheses, best first,
+    scored by sum of log-probs / lp(length) with the GNMT penalty lp(L) = ((5 + L) / 6) ** alpha.
+
+    Impossible hypotheses (score -inf, only when the beam is wider than the search space) are left
+    out, so a list can then be shorter than `nbest`.
+    """
+    if not 1 <= nbest <= beam_size:
+        raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
+    select = partial(_select_topk, length_penalty=length_penalty)
+    beams = _search(
+        model, src, src_lengths, select, k=beam_size, max_lens=max_lens, return_attention=return_attention
+    )
+    return _finalize(beams, src_lengths, nbest=nbest, length_penalty=length_penalty)
+
+
+@torch.inference_mode()
+def forced_decode(
+    model: Searchable,
+    src: Tensor,
+    src_lengths: Tensor,
+    tgt: list[list[int]],
+    *,
+    length_penalty: float = 0.0,
+) -> list[Hypothesis]:
+    """Teacher-forced scoring of given target ids (EOS is appended). The score is the sum of the
+    model's log-probs of tgt + EOS, divided by lp(len + 1) (raw sum with the default 0); the
+    attention is always returned."""
+    b, device = src.size(0), src.device
+    if len(tgt) != b:
+        raise ValueError(f"got {len(tgt)} target sentences for {b} source sentences")
+    lengths = torch.tensor([len(t) + 1 for t in tgt], device=device)  # (B,)
+    gold = _pad_targets(tgt, model.eos_id, model.pad_id, device)  # (B, T)
+    bos = torch.full((b, 1), model.bos_id, dtype=torch.long, device=device)  # (B, 1)
+    prev = torch.cat([bos, gold[:, :-1]], dim=1)  # (B, T) decoder inputs
+    state = model.encode(src, src_lengths)
+    token_scores, attention = [], []
+    for t in range(gold.size(1)):
+        log_probs, state, attn = model.decode_step(prev[:, t], state)  # (B, V), (B, S)
+        token_scores.append(log_probs.gather(1, gold[:, t : t + 1]).squeeze(1))  # (B,)
+        attention.append(attn)
+    real = torch.arange(gold.size(1), device=device) < lengths[:, None]  # (B, T)
+    scores = torch.stack(token_scores, dim=1).masked_fill(~real, 0.0).sum(dim=1)  # (B,)
+    beams = _Beams(
+        scores=scores[:, None],  # (B, 1)
+        lengths=lengths[:, None],  # (B, 1)
+        finished=torch.ones(b, 1, dtype=torch.bool, device=device),  # (B, 1)
+        tokens=gold[:, None],  # (B, 1, T)
+        attention=torch.stack(attention, dim=1)[:, None],  # (B, 1, T, S)
+    )
+    return [hyps[0] for hyps in _finalize(beams, src_lengths, nbest=1, length_penalty=length_penalty)]
+
+
+def _search(
+    model: Searchable,
+    src: Tensor,
+    src_lengths: Tensor,
+    select: Selector,
+    *,
+    k: int,
+    max_lens: Tensor,
+    return_attention: bool,
+) -> _Beams:
+    """The step loop shared by greedy (k = 1) and beam search; returns the final beams."""
+    b = src.size(0)
+    state = model.encode(src, src_lengths)
+    if k > 1:
+        to_beams = torch.arange(b, device=src.device).repeat_interleave(k)  # (B*K,)
+        state = model.reorder_state(state, to_beams)
+    beams = _start(b, k, src.device, src.size(1) if return_attention else None)
+    prev = torch.full((b * k,), model.bos_id, dtype=torch.long, device=src.device)  # (B*K,)
+    for step in range(int(max_lens.max()) + 1):  # + 1 for the forced EOS; host sync before the loop
+        log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
+        must_end = step >= max_lens[:, None]  # (B, 1)
+        log_probs = _constrain(model, log_probs.view(b, k, -1), beams.finished, must_end)  # (B, K, V)
+        candidates = beams.scores[..., None] + log_probs  # (B, K, V)
+        candidate_lengths = beams.lengths + (~beams.finished).long()  # (B, K)
+        parent, token = select(candidates, candidate_lengths)  # (B, K), (B, K)
+        beams = _advance(beams, parent, token, candidates, candidate_lengths, attn, model.eos_id)
+        if k > 1:  # with one hypothesis per sentence the parent is always the row itself
+            state = model.reorder_state(state, _flat_rows(parent))
+        prev = token.view(-1)  # (B*K,)
+        if beams.finished.all():  # the one host sync per step
+            break
+    return beams
+
+
+def _start(b: int, k: int, device: torch.device, src_len: int | None) -> _Beams:
+    """K copies of the empty prefix; all but the first start at -inf so the first step's topk
+    picks K distinct tokens instead of K copies of the best one."""
+    scores = torch.full((b, k), -math.inf, device=device)  # (B, K)
+    scores[:, 0] = 0.0
+    attention = None if src_len is None else torch.zeros(b, k, 0, src_len, device=device)  # (B, K, 0, S)
+    return _Beams(
+        scores=scores,
+        lengths=torch.zeros(b, k, dtype=torch.long, device=device),  # (B, K)
+        finished=torch.zeros(b, k, dtype=torch.bool, device=device),  # (B, K)
+        tokens=torch.zeros(b, k, 0, dtype=torch.long, device=device),  # (B, K, 0)
+        attention=attention,
+    )
+
+
+def _constrain(model: Searchable, log_probs: Tensor, finished: Tensor, must_end: Tensor) -> Tensor:
+    """Log-probs restricted to the allowed continuations: never pad or BOS, only EOS once a sentence
+    is at its length limit, and only pad at cost 0 after a hypothesis has finished.
+
+    log_probs (B, K, V), finished (B, K), must_end (B, 1) -> (B, K, V)
+    """
+    vocab = torch.arange(log_probs.size(-1), device=log_probs.device)  # (V,)
+    banned = (vocab == model.pad_id) | (vocab == model.bos_id)  # (V,)
+    banned = banned | (must_end[..., None] & (vocab != model.eos_id))  # (B, 1, V)
+    log_probs = log_probs.masked_fill(banned, -math.inf)  # (B, K, V)
+    filler = torch.zeros_like(log_probs[0, 0]).masked_fill(vocab != model.pad_id, -math.inf)  # (V,)
+    return torch.where(finished[..., None], filler, log_probs)  # (B, K, V)
+
+
+def _select_greedy(candidates: Tensor, candidate_lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """Best token of the single hypothesis per sentence. candidates (B, 1, V)."""
+    token = candidates.argmax(dim=-1)  # (B, 1)
+    return torch.zeros_like(token), token
+
+
+def _select_topk(
+    candidates: Tensor, candidate_lengths: Tensor, *, length_penalty: float
+) -> tuple[Tensor, Tensor]:
+    """K best (hypothesis, token) pairs per sentence by length-normalised score.
+
+    candidates (B, K, V), candidate_lengths (B, K) -> parent beam (B, K), token (B, K)
+    """
+    b, k, v = candidates.shape
+    penalty = _length_penalty(candidate_lengths.to(candidates.dtype), length_penalty)  # (B, K)
+    ranked = (candidates / penalty[..., None]).view(b, k * v)  # (B, K*V)
+    best = ranked.topk(k, dim=1).indices  # (B, K) indices into K*V
+    return best // v, best % v
+
+
+def _advance(
+    beams: _Beams,
+    parent: Tensor,
+    token: Tensor,
+    candidates: Tensor,
+    candidate_lengths: Tensor,
+    attn: Tensor,
+    eos_id: int,
+) -> _Beams:
+    """Beams after appending `token` to hypothesis `parent` in every slot.
+
+    parent, token (B, K); candidates (B, K, V); candidate_lengths (B, K); attn (B*K, S)
+    """
+    b, k, v = candidates.shape
+    rows = _flat_rows(parent)  # (B*K,)
+    tokens = torch.cat([_take_rows(beams.tokens, rows), token[..., None]], dim=2)  # (B, K, T+1)
+    attention = None
+    if beams.attention is not None:
+        step_attention = attn.view(b, k, 1, -1).to(beams.attention.dtype)  # (B, K, 1, S)
+        history = torch.cat([beams.attention, step_attention], dim=2)  # (B, K, T+1, S)
+        attention = _take_rows(history, rows)  # (B, K, T+1, S)
+    return _Beams(
+        scores=candidates.view(b, k * v).gather(1, parent * v + token),  # (B, K)
+        lengths=candidate_lengths.gather(1, parent),  # (B, K)
+        finished=beams.finished.gather(1, parent) | (token == eos_id),  # (B, K)
+        tokens=tokens,
+        attention=attention,
+    )
+
+
+def _flat_rows(parent: Tensor) -> Tensor:
+    """Beam indices (B, K) within each sentence -> row indices (B*K,) among all B*K hypotheses."""
+    b, k = parent.shape
+    offsets = torch.arange(b, device=parent.device)[:, None] * k  # (B, 1)
+    return (parent + offsets).view(-1)  # (B*K,)
+
+
+def _take_rows(x: Tensor, rows: Tensor) -> Tensor:
+    """x (B, K, ...) with hypothesis i replaced by old hypothesis rows[i] (over the flat B*K rows)."""
+    return x.flatten(0, 1)[rows].view(x.shape)  # (B, K, ...)
+
+
+def _finalize(
+    beams: _Beams, src_lengths: Tensor, *, nbest: int, length_penalty: float
+) -> list[list[Hypothesis]]:
+    """Best `nbest` hypotheses per sentence, best first (host syncs happen here, once)."""
+    penalty = _length_penalty(beams.lengths.to(beams.scores.dtype), length_penalty)  # (B, K)
+    normalised = beams.scores / penalty  # (B, K)
+    order = normalised.argsort(dim=1, descending=True, stable=True)[:, :nbest]  # (B, N)
+    scores, lengths, tokens = normalised.tolist(), beams.lengths.tolist(), beams.tokens.tolist()
+    attention = None if beams.attention is None else beams.attention.to("cpu", torch.float32)
+    results = []
+    for i, (best, src_len) in enumerate(zip(order.tolist(), src_lengths.tolist(), strict=True)):
+        hyps = [
+            Hypothesis(
+                tokens=tokens[i][j][: lengths[i][j] - 1],
+                score=scores[i][j],
+                attention=None if attention is None else attention[i, j, : lengths[i][j], :src_len].clone(),
+            )
+            for j in best
+        ]
+        results.append([h for h in hyps if h.score > -math.inf] or hyps[:1])
+    return results
+
+
+def _length_penalty(lengths: Tensor, alpha: float) -> Tensor:
+    """GNMT length penalty ((5 + L) / 6) ** alpha of float lengths L; alpha = 0 gives 1."""
+    return ((5.0 + lengths) / 6.0) ** alpha
+
+
+def _max_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: float) -> Tensor:
+    """Most tokens (before EOS) each sentence may produce: floor(a * src_len + b). (B,) long."""
+    return torch.floor(src_lengths.double() * max_len_a + max_len_b).clamp(min=0).long()  # (B,)
+
+
+def _pad_targets(tgt: list[list[int]], eos_id: int, pad_id: int, device: torch.device) -> Tensor:
+    """Target id lists -> (B, T) tensor with EOS appended and pad after it; T = longest + 1."""
+    width = max(len(t) for t in tgt) + 1
+    rows = [t + [eos_id] + [pad_id] * (width - len(t) - 1) for t in tgt]
+    return torch.tensor(rows, dtype=torch.long, device=device)  # (B, T)

@@ -1,0 +1,86 @@
+"""The Python API: load a checkpoint, translate strings, get attention.
+
+    from nmt.inference.translator import Translator
+    translator = Translator.load("runs/smoke/.../checkpoints/best.pt")
+    best = translator.translate(["Ein Hund rennt."], beam_size=5)[0][0]
+    print(best.text, best.score, best.attention.shape)   # (target pieces + EOS, source pieces + EOS)
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nmt.data.batching import collate
+from nmt.data.tokenizer import Tokenizers
+from nmt.errors import CheckpointError, ConfigError
+from nmt.inference.batching import search_many
+from nmt.inference.search import Hypothesis, forced_decode
+from nmt.models.seq2seq import Seq2Seq, build_model
+from nmt.training.checkpoint import load_checkpoint
+from nmt.training.runtime import configure_backends, resolve_device
+
+EOS_PIECE = "</s>"
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float               # log-probability divided by the length penalty
+    src_pieces: list[str]      # source subwords, ending with </s>
+    tgt_pieces: list[str]      # produced subwords, ending with </s>
+    attention: torch.Tensor | None  # (len(tgt_pieces), len(src_pieces)) when requested
+
+
+class Translator:
+    def __init__(self, model: Seq2Seq, tokenizers: Tokenizers, config: dict, device: torch.device):
+        self.model, self.tokenizers, self.config, self.device = model.eval(), tokenizers, config, device
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "Translator":
+        """Rebuilds the model from the checkpoint alone (config, weights and SentencePiece models)."""
+        state = load_checkpoint(path)
+        config, tokenizers = state["config"], Tokenizers.from_dict(state["tokenizers"])
+        try:
+            model = build_model(config["model"], tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
+                                shared_vocab=tokenizers.joint)
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError, ConfigError) as exc:
+            first_line = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint {path} does not match this version of nmt: {first_line}") from None
+        dev = resolve_device(device)
+        configure_backends(dev)
+        return cls(model.to(dev), tokenizers, config, dev)
+
+    def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
+                  max_len_a: float = 1.5, max_len_b: int = 10, return_attention: bool = False,
+                  batch_sentences: int = 128) -> list[list[Translation]]:
+        """One n-best list per input text (best first). Blank inputs give one empty translation."""
+        if beam_size < 1 or nbest < 1 or nbest > beam_size:
+            raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
+        src_ids = [ids if text.strip() else [] for text, ids in
+                   zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
+        hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
+                           max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
+                           batch_sentences=batch_sentences, device=self.device)
+        return [[self._to_translation(ids, h) for h in nbest_list] or [Translation("", 0.0, [], [], None)]
+                for ids, nbest_list in zip(src_ids, hyps, strict=True)]
+
+    def force(self, src_text: str, tgt_text: str) -> Translation:
+        """Scores a given translation and returns the attention the model pays while producing it."""
+        src_ids = self.tokenizers.src.encode([src_text.strip()])[0]
+        tgt_ids = self.tokenizers.tgt.encode([tgt_text.strip()])[0]
+        if not src_ids:
+            raise ConfigError("the source sentence is empty")
+        batch = collate([src_ids], None, [0]).to(self.device)
+        hyp = forced_decode(self.model, batch.src, batch.src_lengths, [tgt_ids])[0]
+        return self._to_translation(src_ids, hyp)
+
+    def _to_translation(self, src_ids: list[int], hyp: Hypothesis) -> Translation:
+        return Translation(
+            text=self.tokenizers.tgt.decode([hyp.tokens])[0], score=hyp.score,
+            src_pieces=self.tokenizers.src.ids_to_pieces(src_ids) + [EOS_PIECE],
+            tgt_pieces=self.tokenizers.tgt.ids_to_pieces(hyp.tokens) + [EOS_PIECE],
+            attention=hyp.attention)
+

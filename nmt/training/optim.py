@@ -1,0 +1,96 @@
+"""Optimizers and learning-rate schedules (linear warmup, then plateau or inverse-sqrt decay)."""
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from nmt.errors import ConfigError
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def build_optimizer(cfg: Mapping, params) -> torch.optim.Optimizer:
+    name = cfg["name"]
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer.name={name!r} is not valid; choose one of: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
+
+
+class WarmupSchedule:
+    """Sets the learning rate after every update: base_lr x warmup ramp x decay.
+
+    Subclasses define the decay; `on_validation` lets a schedule react to validation scores.
+    State is plain numbers so checkpoints stay weights-only.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int):
+        self.optimizer = optimizer
+        self.base_lr = optimizer.param_groups[0]["lr"]
+        self.warmup_steps = warmup_steps
+        self.step_count = 0
+        self._apply()
+
+    def decay(self) -> float:
+        return 1.0
+
+    def lr(self) -> float:
+        warmup = min(1.0, (self.step_count + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return self.base_lr * warmup * self.decay()
+
+    def _apply(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr()
+
+    def step(self) -> None:
+        self.step_count += 1
+        self._apply()
+
+    def on_validation(self, score: float) -> None:
+        """Called with the validation score (higher is better) after each validation."""
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        vars(self).update(state)
+        self._apply()
+
+
+class PlateauSchedule(WarmupSchedule):
+    """Multiplies the rate by `factor` after `patience` validations without a better score."""
+
+    def __init__(self, optimizer, warmup_steps: int, factor: float, patience: int, min_lr: float):
+        self.factor, self.patience, self.min_lr = factor, patience, min_lr
+        self.scale, self.best, self.bad_validations = 1.0, -math.inf, 0
+        super().__init__(optimizer, warmup_steps)
+
+    def decay(self) -> float:
+        return max(self.scale, self.min_lr / self.base_lr)
+
+    def on_validation(self, score: float) -> None:
+        if score > self.best:
+            self.best, self.bad_validations = score, 0
+            return
+        self.bad_validations += 1
+        if self.bad_validations > self.patience:
+            self.scale *= self.factor
+            self.bad_validations = 0
+            self._apply()
+
+
+class InverseSqrtSchedule(WarmupSchedule):
+    """After warmup the rate falls as 1/sqrt(step), equal to base_lr at the end of warmup."""
+
+    def decay(self) -> float:
+        warm = max(self.warmup_steps, 1)
+        return min(1.0, math.sqrt(warm / max(self.step_count + 1, 1)))
+
+
+def build_schedule(cfg: Mapping, optimizer: torch.optim.Optimizer) -> WarmupSchedule:
+    name = cfg["name"]
+    if name == "plateau":
+        return PlateauSchedule(optimizer, cfg["warmup_steps"], cfg["factor"], cfg["patience"], cfg["min_lr"])
+    if name == "inverse_sqrt":
+        return InverseSqrtSchedule(optimizer, cfg["warmup_steps"])
+    raise ConfigError(f"scheduler.name={name!r} is not valid; choose one of: plateau, inverse_sqrt")

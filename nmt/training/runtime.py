@@ -1,0 +1,52 @@
+"""Device choice, seeding and mixed precision."""
+
+import contextlib
+import random
+
+import numpy as np
+import torch
+
+from nmt.errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; an explicit CUDA request without a GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r} is not valid; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} was requested but no CUDA GPU is available; use device=cpu")
+    return device
+
+
+def seed_everything(seed: int, num_threads: int | None = None) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if num_threads:
+        torch.set_num_threads(num_threads)
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast on CUDA for `auto`/`bf16`; full precision otherwise (CPU bf16 RNNs are slow)."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"trainer.precision={precision!r} is not valid; choose one of: auto, fp32, bf16")
+    if device.type == "cuda" and precision in ("auto", "bf16"):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and precision == "bf16":
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def configure_backends(device: torch.device) -> None:
+    """On CPU, runs RNNs with PyTorch's native kernels instead of oneDNN.
+
+    oneDNN builds a new RNN primitive for every new (batch, length) shape, costing 0.2-0.8 s each
+    time; length-bucketed batches change shape on nearly every step, which made CPU training ten
+    times slower. The native kernels are as fast once warm and need no warm-up.
+    """
+    if device.type == "cpu":
+        torch.backends.mkldnn.enabled = False

@@ -1,0 +1,62 @@
+"""Validation: loss and perplexity under teacher forcing, greedy BLEU, attention of a few sentences."""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from nmt.data.batching import collate, sort_by_length_batches
+from nmt.data.tokenizer import EOS, PAD, Tokenizers
+from nmt.inference.batching import search_many
+from nmt.inference.metrics import bleu_score
+
+
+@dataclass
+class ValidationData:
+    src_ids: list[list[int]]
+    tgt_ids: list[list[int]]
+    references: list[str]  # detokenized target text, as a user would compare against
+
+
+@dataclass
+class ValidationResult:
+    loss: float       # mean token NLL without label smoothing
+    ppl: float
+    bleu: float
+    hypotheses: list[str]
+    attention: list[tuple[list[str], list[str], torch.Tensor]] = field(default_factory=list)
+    # for the first few sentences: (source pieces, target pieces, weights (T, S))
+
+
+@torch.inference_mode()
+def validation_loss(model, data: ValidationData, batch_tokens: int, device) -> float:
+    model.eval()
+    total, tokens = 0.0, 0
+    lengths = [max(len(s), len(t)) + 1 for s, t in zip(data.src_ids, data.tgt_ids, strict=True)]
+    for positions in sort_by_length_batches(lengths, 10**9, batch_tokens):
+        batch = collate([data.src_ids[i] for i in positions], [data.tgt_ids[i] for i in positions],
+                        positions).to(device)
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(),
+                                 ignore_index=PAD, reduction="sum").item()
+        tokens += batch.n_tgt_tokens
+    return total / max(tokens, 1)
+
+
+def validate(model, data: ValidationData, tokenizers: Tokenizers, *, batch_tokens: int, batch_sentences: int,
+             max_len_b: int, plot_sentences: int, device) -> ValidationResult:
+    loss = validation_loss(model, data, batch_tokens, device)
+    hyps = search_many(model, data.src_ids, beam_size=1, max_len_b=max_len_b, return_attention=True,
+                       batch_sentences=batch_sentences, device=device)
+    best = [nbest[0] if nbest else None for nbest in hyps]
+    texts = tokenizers.tgt.decode([h.tokens if h else [] for h in best])
+    attention = []
+    for i in range(min(plot_sentences, len(best))):
+        if best[i] is None:
+            continue
+        src_pieces = tokenizers.src.ids_to_pieces(data.src_ids[i] + [EOS])
+        tgt_pieces = tokenizers.tgt.ids_to_pieces(best[i].tokens + [EOS])
+        attention.append((src_pieces, tgt_pieces, best[i].attention))
+    return ValidationResult(loss=loss, ppl=math.exp(min(loss, 50.0)), bleu=bleu_score(texts, data.references),
+                            hypotheses=texts, attention=attention)

@@ -1,0 +1,136 @@
+"""Attention heatmaps as matplotlib figures.
+
+``plot_attention`` is the one plotting function: the plot CLI and TensorBoard logging both call it.
+It builds a ``matplotlib.figure.Figure`` on an Agg canvas directly instead of going through pyplot,
+so it never touches the global backend or pyplot's figure registry: plotting is thread safe and a
+figure is freed as soon as the caller drops it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+SAVE_FORMATS = ("png", "svg", "pdf")
+
+# Figure size in inches: a fixed allowance for labels and colourbar plus a cell per token, clamped so
+# a 2-token sentence still gets a readable plot and a 200-token one does not produce a poster.
+_CELL_INCHES = 0.3
+_CHAR_INCHES = 0.08  # width of one tick-label character, for the longest token label
+_MIN_INCHES, _MAX_INCHES = 3.0, 30.0
+
+
+def as_weight_array(weights) -> np.ndarray:
+    """Return attention weights (a numpy array or torch tensor) as a float numpy array."""
+    if isinstance(weights, torch.Tensor):
+        weights = weights.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(weights, dtype=np.float64)
+
+
+def _figure_size(src_tokens: list[str], tgt_tokens: list[str]) -> tuple[float, float]:
+    longest_src = max((len(t) for t in src_tokens), default=0)  # rotated labels eat height
+    longest_tgt = max((len(t) for t in tgt_tokens), default=0)  # y labels eat width
+    width = 2.0 + _CELL_INCHES * len(src_tokens) + _CHAR_INCHES * longest_tgt
+    height = 1.0 + _CELL_INCHES * len(tgt_tokens) + _CHAR_INCHES * longest_src
+    return (float(np.clip(width, _MIN_INCHES, _MAX_INCHES)), float(np.clip(height, _MIN_INCHES, _MAX_INCHES)))
+
+
+def plot_attention(
+    weights,
+    src_tokens: list[str],
+    tgt_tokens: list[str],
+    *,
+    title: str | None = None,
+    vmax: float | None = None,
+    ax=None,
+) -> Figure:
+    """Draw attention weights as a heatmap and return the figure.
+
+    Args:
+        weights: (T, S) array or tensor; row t is the attention target token t pays to the source.
+        src_tokens: the S source tokens, written along the top x axis.
+        tgt_tokens: the T target tokens, written down the y axis.
+        title: optional axes title.
+        vmax: top of the colour scale (bottom is 0); default 1.0 so plots are comparable.
+        ax: draw into these axes (and their figure) instead of a new figure; the figure's size and
+            layout are then left to the caller.
+    """
+    weights = as_weight_array(weights)
+    expected = (len(tgt_tokens), len(src_tokens))
+    if weights.shape != expected:
+        raise ValueError(
+            f"attention weights have shape {tuple(weights.shape)} but the tokens give "
+            f"(len(tgt_tokens), len(src_tokens)) = {expected}"
+        )
+    vmax = 1.0 if vmax is None else float(vmax)
+    if vmax <= 0:
+        raise ValueError(f"vmax must be positive, got {vmax}")
+
+    own_figure = ax is None
+    if own_figure:
+        fig = Figure(figsize=_figure_size(src_tokens, tgt_tokens))
+        FigureCanvasAgg(fig)  # attaches itself as fig.canvas: rendering without pyplot or a GUI
+        ax = fig.add_subplot()
+    else:
+        fig = ax.get_figure()
+
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.xaxis.tick_top()
+    ax.set_xticks(range(len(src_tokens)), labels=src_tokens, rotation=90)
+    ax.set_yticks(range(len(tgt_tokens)), labels=tgt_tokens)
+    ax.tick_params(length=0)
+    if title is not None:
+        ax.set_title(title)  # matplotlib places it above the top tick labels
+    fig.colorbar(image, ax=ax)
+    if own_figure:
+        fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``path`` in the format its suffix names (png, svg or pdf).
+
+    Parent directories are created. The figure goes to a temporary file next to the target that is
+    then renamed over it, so a reader never sees a half-written file. Returns the path.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in SAVE_FORMATS:
+        raise ValueError(
+            f"cannot save a figure as {path.name!r}: the suffix must be one of {list(SAVE_FORMATS)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not tempfile.mkstemp: its 0600 mode would survive the rename; "xb" honours the umask.
+    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp_path, "xb") as tmp:
+            fig.savefig(tmp, format=fmt)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def figure_to_image_array(fig: Figure) -> np.ndarray:
+    """Render ``fig`` to an (H, W, 3) uint8 RGB array, the layout TensorBoard's ``add_image`` takes
+    with ``dataformats="HWC"``."""
+    if isinstance(fig.canvas, FigureCanvasAgg):
+        fig.canvas.draw()
+        rgba = np.asarray(fig.canvas.buffer_rgba())  # (H, W, 4) uint8
+        return np.ascontiguousarray(rgba[..., :3])
+    # A figure on some other canvas (e.g. made by pyplot): render through PNG rather than replace
+    # the caller's canvas. PNG is lossless 8-bit, so the round trip is exact.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    buffer.seek(0)
+    rgba = imread(buffer, format="png")  # (H, W, 4) float in [0, 1]
+    return np.round(rgba[..., :3] * 255).astype(np.uint8)

@@ -1,0 +1,289 @@
+"""Corpus sources (Multi30k download, hub datasets, local files) and pair cleaning."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import urllib.request
+from pathlib import Path
+
+import datasets
+import pytest
+from datasets import Features, Translation
+from omegaconf import OmegaConf
+
+from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
+from nmt.data.corpus import load_split, pairs_from_dataset, split_identity
+from nmt.data.multi30k import ensure_multi30k, multi30k_file
+from nmt.errors import ConfigError, DataError
+
+DE = ["Ein Hund läuft.", "Zwei Männer.", "Eine Frau singt."]
+EN = ["A dog runs.", "Two men.", "A woman sings."]
+
+
+@pytest.fixture(autouse=True)
+def hf_cache(tmp_path, monkeypatch):
+    """Keep Hugging Face's dataset cache out of the home folder."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    """One sentence per line, gzipped when the name ends in .gz."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+@pytest.fixture
+def mirror(tmp_path) -> str:
+    """A ``file://`` URL template serving a tiny val split (de, en), standing in for GitHub."""
+    folder = tmp_path / "mirror"
+    write_lines(folder / "val.de.gz", DE)
+    write_lines(folder / "val.en.gz", EN)
+    return folder.as_uri() + "/{split}.{lang}.gz"
+
+
+# ---- Multi30k --------------------------------------------------------------------------------------
+
+
+def test_ensure_multi30k_downloads_missing_files(tmp_path, mirror, caplog):
+    root = tmp_path / "data"
+    with caplog.at_level(logging.INFO, logger="nmt.data.multi30k"):
+        folder = ensure_multi30k(root, ["val"], ["de", "en"], mirror)
+    assert folder == root / "multi30k"
+    assert sorted(p.name for p in folder.iterdir()) == ["val.de.gz", "val.en.gz"]  # no temp files left
+    with gzip.open(folder / "val.en.gz", "rt") as f:
+        assert f.read().splitlines() == EN
+    assert "downloading" in caplog.text and "val.de.gz" in caplog.text
+
+
+def test_ensure_multi30k_never_refetches_present_files(tmp_path, mirror, monkeypatch):
+    ensure_multi30k(tmp_path, ["val"], ["de"], mirror)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download a file that is already there")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    ensure_multi30k(tmp_path, ["val"], ["de"], mirror)
+
+
+def test_failed_download_names_url_and_manual_destination(tmp_path, mirror):
+    with pytest.raises(DataError) as info:
+        ensure_multi30k(tmp_path, ["train"], ["de"], mirror)
+    message = str(info.value)
+    assert "train.de.gz" in message and message.count("file://") == 1
+    assert str(multi30k_file(tmp_path, "train", "de")) in message and "by hand" in message
+    assert list((tmp_path / "multi30k").iterdir()) == []  # nothing half-written
+
+
+def test_download_that_is_not_gzip_is_rejected(tmp_path):
+    page = tmp_path / "page" / "val.de.gz"
+    page.parent.mkdir()
+    page.write_text("<html>Not Found</html>")
+    with pytest.raises(DataError, match="could not download"):
+        ensure_multi30k(tmp_path / "data", ["val"], ["de"], page.parent.as_uri() + "/{split}.{lang}.gz")
+    assert not multi30k_file(tmp_path / "data", "val", "de").exists()
+
+
+def test_unknown_multi30k_split_lists_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match="test_2016_flickr"):
+        ensure_multi30k(tmp_path, ["dev"], ["de"])
+
+
+def test_multi30k_source_downloads_only_the_requested_split(tmp_path, mirror):
+    cfg = OmegaConf.create(
+        {"source": "multi30k", "root": str(tmp_path), "url": mirror, "src_lang": "de", "tgt_lang": "en"}
+    )
+    assert load_split(cfg, "val") == (DE, EN)
+    assert sorted(p.name for p in (tmp_path / "multi30k").iterdir()) == ["val.de.gz", "val.en.gz"]
+
+
+@pytest.mark.parametrize(
+    ("split", "n"), [("val", 1014), ("test_2016_flickr", 1000), ("test_2017_mscoco", 461)]
+)
+def test_real_multi30k_splits_are_aligned(multi30k_root, split, n):
+    cfg = {"source": "multi30k", "root": str(multi30k_root), "src_lang": "en", "tgt_lang": "fr"}
+    src, tgt = load_split(cfg, split)
+    assert len(src) == len(tgt) == n
+
+
+# ---- Hugging Face datasets -------------------------------------------------------------------------
+
+
+def wmt14_like() -> datasets.Dataset:
+    rows = [{"de": d, "en": e} for d, e in zip(DE, EN, strict=True)]
+    return datasets.Dataset.from_dict(
+        {"translation": rows}, features=Features({"translation": Translation(languages=["de", "en"])})
+    )
+
+
+def opus_books_like() -> datasets.Dataset:
+    rows = [{"de": d, "en": e} for d, e in zip(DE, EN, strict=True)]
+    return datasets.Dataset.from_dict({"id": ["0", "1", "2"], "translation": rows})
+
+
+@pytest.mark.parametrize("make", [wmt14_like, opus_books_like])
+def test_pairs_from_translation_column(make):
+    assert pairs_from_dataset(make(), "de", "en") == (DE, EN)
+    assert pairs_from_dataset(make(), "en", "de") == (EN, DE)
+
+
+def test_pairs_from_one_column_per_language():
+    ds = datasets.Dataset.from_dict({"en": EN, "de": [DE[0], None, DE[2]]})
+    assert pairs_from_dataset(ds, "de", "en") == ([DE[0], "", DE[2]], EN)
+
+
+@pytest.mark.parametrize("make", [wmt14_like, lambda: datasets.Dataset.from_dict({"de": DE, "en": EN})])
+def test_missing_language_lists_those_present(make):
+    with pytest.raises(DataError, match="no fr text; languages present: de, en"):
+        pairs_from_dataset(make(), "de", "fr")
+
+
+def test_hub_source_maps_split_names(monkeypatch):
+    calls = []
+
+    def fake_load_dataset(name, config, split):
+        calls.append((name, config, split))
+        return wmt14_like()
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    cfg = OmegaConf.create(
+        {
+            "source": "hub",
+            "name": "wmt14",
+            "config": "de-en",
+            "src_lang": "en",
+            "tgt_lang": "de",
+            "splits": {"train": "train", "val": "validation"},
+        }
+    )
+    assert load_split(cfg, "val") == (EN, DE)
+    assert calls == [("wmt14", "de-en", "validation")]
+    with pytest.raises(ConfigError, match="configured: train, val"):
+        load_split(cfg, "test")
+
+
+def test_hub_failure_is_a_data_error(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hub\nsecond line")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    cfg = {"source": "hub", "name": "opus_books", "config": "", "src_lang": "de", "tgt_lang": "en"}
+    with pytest.raises(
+        DataError, match=r"^cannot load hub dataset opus_books \(split train\): Couldn't reach the Hub$"
+    ):
+        load_split(cfg, "train")
+
+
+# ---- local files -----------------------------------------------------------------------------------
+
+
+def files_cfg(fmt: str, template: str, **extra) -> dict:
+    return {
+        "source": "files",
+        "format": fmt,
+        "files": {"train": template},
+        "src_lang": "de",
+        "tgt_lang": "en",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_text_files_relative_to_working_directory(tmp_path, monkeypatch, suffix):
+    write_lines(tmp_path / f"corpus/train.de{suffix}", DE)
+    write_lines(tmp_path / f"corpus/train.en{suffix}", EN)
+    monkeypatch.chdir(tmp_path)
+    assert load_split(files_cfg("text", "corpus/train.{lang}" + suffix), "train") == (DE, EN)
+
+
+def test_text_template_without_lang_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"\{lang\}"):
+        load_split(files_cfg("text", "corpus/train.txt"), "train")
+
+
+def test_tsv_files(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("".join(f"{d}\t{e}\n" for d, e in zip(DE, EN, strict=True)))
+    assert load_split(files_cfg("tsv", str(path)), "train") == (DE, EN)
+
+
+def test_tsv_line_without_one_tab_names_file_and_line(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("a\tb\nno tab here\n")
+    with pytest.raises(DataError, match=r"train\.tsv:2: expected 'source<TAB>target', found 1 field"):
+        load_split(files_cfg("tsv", str(path)), "train")
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_jsonl_files_go_through_datasets(tmp_path, nested):
+    path = tmp_path / "train.jsonl"
+    rows = [
+        {"translation": {"de": d, "en": e}} if nested else {"de": d, "en": e}
+        for d, e in zip(DE, EN, strict=True)
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    assert load_split(files_cfg("jsonl", str(path)), "train") == (DE, EN)
+
+
+def test_malformed_jsonl_is_a_data_error(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"de": "a", "en": "b"}\n{"de": \n')
+    with pytest.raises(DataError, match="not valid JSON lines"):
+        load_split(files_cfg("jsonl", str(path)), "train")
+    with pytest.raises(DataError, match="no such file"):
+        load_split(files_cfg("jsonl", str(tmp_path / "missing.jsonl")), "train")
+
+
+def test_unknown_choices_list_the_valid_ones():
+    with pytest.raises(ConfigError, match="valid: multi30k, hub, files"):
+        load_split({"source": "web", "src_lang": "de", "tgt_lang": "en"}, "train")
+    with pytest.raises(ConfigError, match="valid: text, tsv, jsonl"):
+        load_split(files_cfg("csv", "x"), "train")
+    with pytest.raises(ConfigError, match="split 'val' is not configured in data.files; configured: train"):
+        load_split(files_cfg("tsv", "x"), "val")
+
+
+def test_split_identity_tracks_file_changes(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("a\tb\n")
+    cfg = files_cfg("tsv", str(path))
+    before = split_identity(cfg, "train")
+    assert before == split_identity(cfg, "train")
+    path.write_text("a\tb\nc\td\n")
+    os.utime(path, ns=(1, 1))
+    assert split_identity(cfg, "train") != before
+    hub = {"source": "hub", "name": "wmt14", "config": "de-en", "splits": {"train": "train"}}
+    assert split_identity(hub, "train") == {
+        "source": "hub",
+        "name": "wmt14",
+        "config": "de-en",
+        "split": "train",
+    }
+
+
+# ---- cleaning --------------------------------------------------------------------------------------
+
+
+def test_clean_pairs_counts_and_keeps_alignment():
+    src = ["  a b ", "", "c", "d e f g", "h", "   "]
+    tgt = ["x", "y", " ", "z", "w v u t s", "q"]
+    kept_src, kept_tgt, stats = clean_pairs(src, tgt, max_len=3)
+    assert (kept_src, kept_tgt) == (["a b"], ["x"])
+    assert stats == CleanStats(read=6, empty_dropped=3, too_long_dropped=2, kept=1)
+    assert str(stats) == "read 6, dropped 3 with an empty side and 2 too long, kept 1"
+
+
+def test_clean_pairs_custom_length_and_no_limit():
+    assert clean_pairs(["abcd", "ab"], ["x", "y"], max_len=3, length_fn=len)[:2] == (["ab"], ["y"])
+    assert clean_pairs(["a " * 500], ["b"])[2].kept == 1
+
+
+def test_drop_long_updates_stats():
+    stats = CleanStats(read=3, kept=3)
+    src, tgt = drop_long([[1], [1, 2, 3], [1]], [[1], [1], [1, 2, 3]], 2, stats)
+    assert (src, tgt) == ([[1]], [[1]])
+    assert stats == CleanStats(read=3, too_long_dropped=2, kept=1)

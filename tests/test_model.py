@@ -1,0 +1,104 @@
+"""Encoder-decoder invariants, for every attention variant, decoder style and RNN type."""
+
+import itertools
+
+import pytest
+import torch
+
+from nmt.errors import ConfigError
+from nmt.models.attention import available_attentions
+from nmt.models.seq2seq import build_model
+
+VOCAB = 23
+
+
+def model_cfg(**overrides) -> dict:
+    cfg = {"rnn_type": "gru", "emb_size": 16, "enc_hidden": 12, "enc_layers": 1, "bidirectional": True,
+           "dec_hidden": 20, "dec_layers": 1, "decoder_style": "bahdanau", "input_feeding": True,
+           "dropout": 0.0, "tie_embeddings": True, "tie_output": False, "attention": {"name": "additive"}}
+    cfg.update(overrides)
+    return cfg
+
+
+def batch(lengths=(7, 4, 1)):
+    torch.manual_seed(0)
+    src = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        src[i, :n] = torch.randint(4, VOCAB, (n,))
+        src[i, n - 1] = 3  # EOS
+    tgt_in = torch.randint(4, VOCAB, (len(lengths), 5))
+    tgt_in[:, 0] = 2  # BOS
+    return src, torch.tensor(lengths), tgt_in
+
+
+VARIANTS = list(itertools.product(available_attentions(), ["bahdanau", "luong"], [True, False], ["gru", "lstm"]))
+
+
+@pytest.mark.parametrize(("attention", "style", "feeding", "rnn"), VARIANTS)
+def test_stepwise_decoding_equals_teacher_forcing(attention, style, feeding, rnn):
+    """decode_step, one token at a time, reproduces forward()'s scores and attention exactly."""
+    torch.manual_seed(1)
+    model = build_model(model_cfg(attention={"name": attention}, decoder_style=style, input_feeding=feeding,
+                                  rnn_type=rnn, dec_layers=2), VOCAB, VOCAB, shared_vocab=True).eval()
+    src, lengths, tgt_in = batch()
+    logits, weights = model(src, lengths, tgt_in)  # (B, T, V), (B, T, S)
+    assert logits.shape == (3, 5, VOCAB) and weights.shape == (3, 5, src.shape[1])
+    state = model.encode(src, lengths)
+    for t in range(tgt_in.shape[1]):
+        log_probs, state, w = model.decode_step(tgt_in[:, t], state)
+        torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(w, weights[:, t], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attention", available_attentions())
+def test_attention_ignores_source_padding(attention):
+    """Weights on padding are 0 and a sentence's output does not depend on its batch neighbours."""
+    torch.manual_seed(2)
+    model = build_model(model_cfg(attention={"name": attention}), VOCAB, VOCAB, shared_vocab=True).eval()
+    src, lengths, tgt_in = batch()
+    logits, weights = model(src, lengths, tgt_in)
+    assert torch.all(weights[2, :, 1:] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
+    alone_logits, _ = model(src[2:, :1], lengths[2:], tgt_in[2:])
+    torch.testing.assert_close(alone_logits, logits[2:], atol=1e-5, rtol=1e-4)
+
+
+def test_reorder_state_selects_rows():
+    model = build_model(model_cfg(decoder_style="luong", rnn_type="lstm"), VOCAB, VOCAB, True).eval()
+    src, lengths, _ = batch()
+    state = model.encode(src, lengths)
+    picked = model.reorder_state(state, torch.tensor([2, 0, 0]))
+    assert torch.equal(picked.hidden[:, 1], state.hidden[:, 0])
+    assert torch.equal(picked.cell[:, 0], state.cell[:, 2])
+    assert torch.equal(picked.mask[0], state.mask[2]) and torch.equal(picked.keys[2], state.keys[0])
+
+
+def test_tied_embeddings_and_output_share_one_matrix():
+    model = build_model(model_cfg(tie_output=True), VOCAB, VOCAB, shared_vocab=True)
+    assert model.src_embed.weight is model.tgt_embed.weight is model.generator.weight
+    untied = build_model(model_cfg(tie_embeddings=False), VOCAB, VOCAB + 5, shared_vocab=False)
+    assert untied.generator.weight.shape == (VOCAB + 5, 20)
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in untied.parameters())
+
+
+def test_gradients_reach_every_parameter():
+    model = build_model(model_cfg(decoder_style="luong", attention={"name": "multihead", "num_heads": 2}),
+                        VOCAB, VOCAB, True)
+    src, lengths, tgt_in = batch()
+    logits, _ = model(src, lengths, tgt_in)
+    logits.logsumexp(-1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("rnn_type", "transformer", "rnn_type"), ("decoder_style", "vaswani", "bahdanau, luong"),
+])
+def test_invalid_choices_name_the_option_and_the_valid_values(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(model_cfg(**{key: value}), VOCAB, VOCAB, True)
+
+
+def test_tied_embeddings_need_a_joint_vocabulary():
+    with pytest.raises(ConfigError, match="tokenizer.joint"):
+        build_model(model_cfg(), VOCAB, VOCAB, shared_vocab=False)

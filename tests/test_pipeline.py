@@ -1,0 +1,169 @@
+"""prepare_data end to end: cleaning, subword length filter, run-dir models and the data cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from nmt.data import pipeline
+from nmt.data.pipeline import cache_key, load_test_split, prepare_data
+from nmt.data.tokenizer import SubwordTokenizer
+from nmt.errors import ConfigError, DataError
+
+WORDS = (
+    "a an the dog cat man woman child boy girl runs jumps sits stands plays throws rides on in at "
+    "park street water beach ball bicycle big small red blue white black ein der hund läuft"
+).split()
+
+
+def toy_lines(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(2, 12))) for _ in range(n)]
+
+
+def make_cfg(data: dict, **tokenizer) -> OmegaConf:
+    tok = {"type": "unigram", "joint": True, "vocab_size": 60, "character_coverage": 1.0, "sample_size": 0}
+    return OmegaConf.create({"seed": 7, "data": data, "tokenizer": {**tok, **tokenizer}})
+
+
+@pytest.fixture
+def toy_corpus(tmp_path) -> dict:
+    """A files/tsv corpus: 200 training pairs (two of them with an empty side) and 20 validation pairs."""
+    train = [f"{s}\t{t}" for s, t in zip(toy_lines(200, 1), toy_lines(200, 2), strict=True)]
+    train[5], train[9] = "\tonly target", "only source\t   "
+    (tmp_path / "train.tsv").write_text("\n".join(train) + "\n")
+    valid = [f"{s}\t{t}" for s, t in zip(toy_lines(20, 3), toy_lines(20, 4), strict=True)]
+    (tmp_path / "val.tsv").write_text("\n".join(valid) + "\n")
+    return {
+        "source": "files",
+        "format": "tsv",
+        "src_lang": "xx",
+        "tgt_lang": "yy",
+        "files": {"train": str(tmp_path / "train.tsv"), "val": str(tmp_path / "val.tsv")},
+        "root": str(tmp_path),
+        "cache": False,
+        "max_len": None,
+        "max_train_examples": None,
+    }
+
+
+def test_prepare_data_cleans_and_tokenizes(toy_corpus, tmp_path):
+    data = prepare_data(make_cfg(toy_corpus), run_dir=tmp_path / "run")
+    assert data.stats["train"].read == 200 and data.stats["train"].empty_dropped == 2
+    assert len(data.train_src_ids) == len(data.train_tgt_ids) == data.stats["train"].kept == 198
+    assert len(data.valid_src_ids) == len(data.valid_src_text) == 20
+    assert data.tokenizers.src.decode(data.valid_src_ids) == data.valid_src_text
+    assert (tmp_path / "run" / "spm.model").read_bytes() == data.tokenizers.src.to_bytes()
+
+
+def test_max_len_counts_subwords_on_train_only(toy_corpus):
+    data = prepare_data(make_cfg({**toy_corpus, "max_len": 10}))
+    assert max(len(s) for s in data.train_src_ids + data.train_tgt_ids) <= 10
+    assert data.stats["train"].too_long_dropped > 0
+    assert data.stats["train"].kept == len(data.train_src_ids) == 198 - data.stats["train"].too_long_dropped
+    assert len(data.valid_src_ids) == 20 and max(len(s) for s in data.valid_src_ids) > 10
+
+
+def test_max_train_examples_takes_the_first_pairs(toy_corpus):
+    data = prepare_data(make_cfg({**toy_corpus, "max_train_examples": 50}))
+    assert data.stats["train"].read == 50 and len(data.train_src_ids) == 48
+
+
+def test_separate_tokenizers_save_two_models(toy_corpus, tmp_path):
+    prepare_data(make_cfg(toy_corpus, joint=False, vocab_size=50), run_dir=tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["spm.src.model", "spm.tgt.model"]
+
+
+def test_empty_training_corpus_is_a_data_error(toy_corpus, tmp_path):
+    (tmp_path / "train.tsv").write_text(" \tx\ny\t\n")
+    with pytest.raises(DataError, match=r"training corpus is empty after cleaning \(read 2, dropped 2"):
+        prepare_data(make_cfg(toy_corpus))
+
+
+def test_cache_key_follows_what_determines_the_data(toy_corpus, tmp_path):
+    base = cache_key(make_cfg(toy_corpus))
+    assert cache_key(make_cfg(toy_corpus)) == base
+    assert cache_key(make_cfg(toy_corpus, vocab_size=61)) != base
+    assert cache_key(make_cfg({**toy_corpus, "max_len": 50})) != base
+    assert cache_key(make_cfg({**toy_corpus, "max_train_examples": 10})) != base
+    assert cache_key(make_cfg({**toy_corpus, "src_lang": "zz"})) != base
+    os.utime(tmp_path / "val.tsv", ns=(1, 1))
+    assert cache_key(make_cfg(toy_corpus)) != base
+
+
+def test_corrupt_cache_is_rebuilt(toy_corpus, tmp_path, caplog):
+    cfg = make_cfg({**toy_corpus, "cache": True, "cache_dir": str(tmp_path / "cache")})
+    first = prepare_data(cfg)
+    (cache_file,) = (tmp_path / "cache").iterdir()
+    cache_file.write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="nmt.data.pipeline"):
+        again = prepare_data(cfg)
+    assert "ignoring unreadable data cache" in caplog.text
+    assert again.train_src_ids == first.train_src_ids
+
+
+def test_load_test_split_keeps_every_line(tmp_path, toy_corpus):
+    (tmp_path / "test.tsv").write_text("  a b \tx\n\ty\n")
+    cfg = make_cfg({**toy_corpus, "files": {**toy_corpus["files"], "test": str(tmp_path / "test.tsv")}})
+    assert load_test_split(cfg, "test") == (["a b", ""], ["x", "y"])
+
+
+def test_multi30k_slice_is_cached(multi30k_root, tmp_path, monkeypatch, caplog):
+    data = {
+        "source": "multi30k",
+        "root": str(multi30k_root),
+        "url": None,
+        "src_lang": "de",
+        "tgt_lang": "en",
+        "train_split": "train",
+        "valid_split": "val",
+        "max_train_examples": 2000,
+        "max_len": 60,
+        "on_decode_error": "error",
+        "cache": True,
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    cfg = make_cfg(data, vocab_size=500)
+    with caplog.at_level(logging.INFO, logger="nmt.data.pipeline"):
+        first = prepare_data(cfg, run_dir=tmp_path / "run1")
+    assert first.stats["train"].read == 2000 and 1500 < len(first.train_src_ids) == first.stats["train"].kept
+    assert len(first.valid_src_text) == 1014 and first.tokenizers.src.vocab_size == 500
+    assert "saved prepared data to" in caplog.text
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("SentencePiece was retrained despite a cache hit")
+
+    monkeypatch.setattr(SubwordTokenizer, "train", no_training)
+    monkeypatch.setattr(pipeline.Tokenizers, "train_from_config", no_training)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nmt.data.pipeline"):
+        second = prepare_data(cfg, run_dir=tmp_path / "run2")
+    assert "loaded cached data from" in caplog.text
+    for field in (
+        "train_src_ids",
+        "train_tgt_ids",
+        "valid_src_ids",
+        "valid_tgt_ids",
+        "valid_src_text",
+        "valid_tgt_text",
+        "stats",
+    ):
+        assert getattr(second, field) == getattr(first, field), field
+    assert second.tokenizers.src.to_bytes() == first.tokenizers.src.to_bytes()
+    assert (tmp_path / "run2" / "spm.model").read_bytes() == (tmp_path / "run1" / "spm.model").read_bytes()
+    (cache_file,) = Path(tmp_path / "cache").iterdir()
+    with np.load(cache_file, allow_pickle=False) as arrays:  # loadable without pickle: plain arrays only
+        assert arrays["train_src_ids_flat"].dtype == np.int32
+    assert not any(Path(multi30k_root).rglob("*.npz"))  # nothing written into the shared data folder
+
+
+@pytest.mark.parametrize(("key", "value"), [("max_len", 0), ("max_train_examples", -3), ("max_len", "10")])
+def test_bad_counts_are_config_errors(toy_corpus, key, value):
+    with pytest.raises(ConfigError, match=f"data.{key} must be null or a positive integer"):
+        prepare_data(make_cfg({**toy_corpus, key: value}))
