@@ -43,6 +43,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     Returns a summary: steps, best validation BLEU, checkpoint paths and the validation history.
     """
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     configure_backends(device)
     seed_everything(cfg.seed, cfg.trainer.num_threads)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -88,7 +89,10 @@ def plot_attention(
     ax.set_yticks(range(len(tgt_tokens)), labels=tgt_tokens)
     ax.tick_params(length=0)
     if title is not None:
-        ax.set_title(title)  # matplotlib places it above the top tick labels
+        # Wrapped to the figure's width (about 11 characters per inch at 10 pt), or small
+        # plots would cut it off; matplotlib places it above the top tick labels.
+        chars = max(20, int(fig.get_figwidth() * 11))
+        ax.set_title(textwrap.fill(title, width=chars), fontsize=10)
     fig.colorbar(image, ax=ax)
     if own_figure:
         fig.tight_layout()

@@ -1,0 +1,116 @@
+"""Training pieces: schedules, checkpoints, and a seeded CPU run that repeats exactly."""
+
+import io
+import math
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from nmt.cli.common import config_dir
+from nmt.errors import CheckpointError, ConfigError
+from nmt.training.checkpoint import load_checkpoint, save_checkpoint
+from nmt.training.optim import build_optimizer, build_schedule
+from nmt.training.trainer import train
+
+
+def optimizer(lr=1.0):
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def test_warmup_is_linear_then_inverse_sqrt():
+    opt = optimizer()
+    schedule = build_schedule({"name": "inverse_sqrt", "warmup_steps": 4}, opt)
+    rates = []
+    for _ in range(16):
+        rates.append(opt.param_groups[0]["lr"])
+        schedule.step()
+    assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert rates[15] == pytest.approx(math.sqrt(4 / 16))
+
+
+def test_plateau_decays_after_patience_and_restores_from_state():
+    opt = optimizer(0.1)
+    schedule = build_schedule({"name": "plateau", "warmup_steps": 0, "factor": 0.5, "patience": 1,
+                               "min_lr": 0.03}, opt)
+    for score in [10.0, 9.0, 9.5]:  # best, then two validations without improvement
+        schedule.on_validation(score)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    for score in [8.0, 8.0]:
+        schedule.on_validation(score)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.03)  # floored at min_lr
+    fresh_opt = optimizer(0.1)
+    fresh = build_schedule({"name": "plateau", "warmup_steps": 0, "factor": 0.5, "patience": 1,
+                            "min_lr": 0.03}, fresh_opt)
+    fresh.load_state_dict(schedule.state_dict())
+    assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.03)
+
+
+def test_unknown_optimizer_and_schedule_names_list_the_choices():
+    with pytest.raises(ConfigError, match="adam, adamw"):
+        build_optimizer({"name": "sgd", "lr": 1, "betas": [0.9, 0.9], "weight_decay": 0}, [])
+    with pytest.raises(ConfigError, match="plateau, inverse_sqrt"):
+        build_schedule({"name": "cosine"}, optimizer())
+
+
+def minimal_state():
+    return {"model": {"w": torch.arange(3.0)}, "config": {"model": {}}, "tokenizers": {"src": b"x"}}
+
+
+def test_checkpoint_round_trip_leaves_no_temporary_files(tmp_path):
+    save_checkpoint(minimal_state(), tmp_path / "last.pt")
+    save_checkpoint(minimal_state(), tmp_path / "last.pt")  # overwriting works too
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert torch.equal(state["model"]["w"], torch.arange(3.0)) and state["tokenizers"]["src"] == b"x"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+class Payload:
+    """Any pickled object; a weights-only load must refuse to construct it."""
+
+
+def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({**minimal_state(), "format_version": 1, "payload": Payload()}, path)
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", None])
+def test_truncated_or_foreign_files_are_refused(tmp_path, content):
+    path = tmp_path / "x.pt"
+    if content is None:  # a valid torch file that is not an nmt checkpoint
+        buffer = io.BytesIO()
+        torch.save({"weights": torch.ones(1)}, buffer)
+        content = buffer.getvalue()
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+
+
+def tiny_config(multi30k_root, tmp_path, *extra):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("train", overrides=[
+            "experiment=smoke", f"data.root={multi30k_root}", f"data.cache_dir={tmp_path / 'cache'}",
+            "data.max_train_examples=300", "tokenizer.vocab_size=200", "trainer.max_steps=6",
+            "trainer.valid_every=3", "trainer.valid_max_sentences=10", "trainer.progress=false",
+            "model.emb_size=16", "model.enc_hidden=16", "model.dec_hidden=16", *extra])
+
+
+def test_seeded_cpu_training_repeats_exactly(multi30k_root, tmp_path):
+    """Two runs with the same seed give bitwise-equal weights and the same validation history."""
+    cfg = tiny_config(multi30k_root, tmp_path)
+    first = train(cfg, tmp_path / "a")
+    second = train(cfg, tmp_path / "b")
+    assert first["history"] == second["history"] and first["steps"] == 6
+    a = load_checkpoint(tmp_path / "a/checkpoints/last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b/checkpoints/last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = train(tiny_config(multi30k_root, tmp_path, "seed=7"), tmp_path / "c")
+    assert other["history"] != first["history"]
+
+
+def test_a_run_needs_a_bound(multi30k_root, tmp_path):
+    cfg = tiny_config(multi30k_root, tmp_path, "trainer.max_steps=null", "trainer.max_epochs=null")
+    with pytest.raises(ConfigError, match="max_steps"):
+        train(cfg, tmp_path / "run")
