@@ -94,7 +94,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             batch = collate([data.train_src_ids[i] for i in indices], [data.train_tgt_ids[i] for i in indices],
                             indices).to(device, non_blocking=True)
             model.train()
-            loss, grad_norm = _train_step(model, optimizer, batch, cfg.trainer, device)
+            loss, grad_norm = train_step(model, optimizer, batch, cfg.trainer, device)
             schedule.step()
             progress.step += 1
             progress.batches_done_in_epoch += 1
@@ -132,7 +132,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     return summary
 
 
-def _train_step(model, optimizer, batch, tcfg, device) -> tuple[float, float]:
+def train_step(model, optimizer, batch, tcfg, device) -> tuple[float, float]:
     """One update on one batch; returns the loss per target token and the gradient norm."""
     optimizer.zero_grad(set_to_none=True)
     with autocast_context(device, tcfg.precision):
