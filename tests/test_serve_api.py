@@ -1,0 +1,302 @@
+"""The HTTP API through FastAPI's TestClient: answer shapes, attention rows summing to 1, a JSON error
+for each limit, and server-side batching giving the same translations as one request at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fastapi.testclient import TestClient
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from nmt.cli.common import config_dir
+from nmt.data.batching import collate
+from nmt.data.tokenizer import PAD, SubwordTokenizer, Tokenizers
+from nmt.inference.translator import Translation, Translator
+from nmt.models.seq2seq import build_model
+from nmt.serve.app import ServeSettings, create_app
+from nmt.serve.batcher import Batcher, Overloaded
+from nmt.training.checkpoint import save_checkpoint
+from nmt.training.runtime import configure_backends
+
+PAIRS = [
+    ("Ein Hund rennt über die Wiese.", "A dog runs across the meadow."),
+    ("Zwei Männer spielen Fußball.", "Two men play soccer."),
+    ("Eine Frau liest ein Buch.", "A woman reads a book."),
+    ("Ein Kind spielt im Sand.", "A child plays in the sand."),
+    ("Drei Hunde laufen im Park.", "Three dogs run in the park."),
+    ("Ein Mann fährt Fahrrad.", "A man rides a bike."),
+    ("Zwei Frauen lachen.", "Two women laugh."),
+    ("Ein Mädchen singt ein Lied.", "A girl sings a song."),
+    ("Ein Junge springt ins Wasser.", "A boy jumps into the water."),
+    ("Eine Katze schläft auf dem Sofa.", "A cat sleeps on the sofa."),
+    ("Die Männer arbeiten auf der Straße.", "The men work on the street."),
+    ("Ein Hund spielt mit einem Ball.", "A dog plays with a ball."),
+]
+SOURCES = [de for de, _ in PAIRS]
+
+
+def serve_config(checkpoint: Path, *overrides: str):
+    """configs/serve.yaml as nmt-serve composes it, with overrides."""
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("serve", overrides=[f"checkpoint={checkpoint}", *overrides])
+
+
+def build_tiny_checkpoint(path: Path, steps: int = 60) -> Path:
+    """A checkpoint of a tiny model trained in-process to memorize PAIRS (a few seconds on a CPU):
+    sharp enough that searches end well before the length limit, and no corpus needed."""
+    torch.manual_seed(0)
+    configure_backends(torch.device("cpu"))  # as Translator.load does: no oneDNN RNN primitives
+    with one_torch_thread():
+        return _train_and_save(path, steps)
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Matrices this small gain nothing from a second thread, and lose a lot on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_save(path: Path, steps: int) -> Path:
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("train", overrides=["model.emb_size=32", "model.enc_hidden=32", "model.dec_hidden=48",
+                                          "model.dropout=0.0", "tokenizer.vocab_size=90"])
+    config = OmegaConf.to_container(cfg, resolve=True)
+    shared = SubwordTokenizer.train([text for pair in PAIRS for text in pair], vocab_size=90)
+    tokenizers = Tokenizers(shared, shared, joint=True)
+    model = build_model(config["model"], shared.vocab_size, shared.vocab_size, shared_vocab=True)
+    batch = collate(shared.encode(SOURCES), shared.encode([en for _, en in PAIRS]), range(len(PAIRS)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+        F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD).backward()
+        optimizer.step()
+    save_checkpoint({"model": model.state_dict(), "config": config, "tokenizers": tokenizers.to_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    path = build_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "best.pt")
+    report = {"test_set": "test_2016_flickr", "beam_size": 5,
+              "scores": {"bleu": {"score": 12.5, "signature": "nrefs:1|case:mixed|tok:13a"}}}
+    (path.parent / "best.test_2016_flickr.beam5.json").write_text(json.dumps(report))
+    return path
+
+
+@pytest.fixture(scope="module")
+def translator(checkpoint) -> Translator:
+    return Translator.load(checkpoint, device="cpu")
+
+
+def make_client(translator, checkpoint, *overrides: str) -> TestClient:
+    settings = ServeSettings.from_config(serve_config(checkpoint, "num_threads=1", *overrides))
+    return TestClient(create_app(translator, settings, checkpoint))
+
+
+@pytest.fixture(scope="module")
+def client(translator, checkpoint):
+    with make_client(translator, checkpoint, "limits.max_text_chars=80", "limits.max_texts=8",
+                     "limits.max_beam_size=4", "beam_size=2") as c:
+        yield c
+
+
+def test_a_single_text_gives_one_nbest_list_with_pieces(client):
+    answer = client.post("/translate", json={"text": SOURCES[0]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["beam_size"] == 2  # the server's default
+    [[best]] = body["translations"]
+    assert best["text"] == "A dog runs across the meadow."  # the memorized pair
+    assert best["src_pieces"][-1] == best["tgt_pieces"][-1] == "</s>"
+    assert best["attention"] is None and best["word_attention"] is None
+
+
+def test_nbest_lists_hold_nbest_hypotheses_best_first(client):
+    body = client.post("/translate", json={"text": SOURCES[:3], "beam_size": 4, "nbest": 3}).json()
+    assert len(body["translations"]) == 3
+    for nbest_list in body["translations"]:
+        scores = [h["score"] for h in nbest_list]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+
+def test_attention_has_one_row_per_target_piece_and_rows_sum_to_one(client):
+    body = client.post("/translate", json={"text": SOURCES[:4], "return_attention": True}).json()
+    for [best] in body["translations"]:
+        weights = torch.tensor(best["attention"])
+        assert weights.shape == (len(best["tgt_pieces"]), len(best["src_pieces"]))
+        torch.testing.assert_close(weights.sum(-1), torch.ones(len(weights)), atol=1e-4, rtol=0)
+        words = best["word_attention"]
+        merged = torch.tensor(words["weights"])
+        assert merged.shape == (len(words["tgt_words"]), len(words["src_words"]))
+        assert len(words["src_words"]) < len(best["src_pieces"]) or len(words["src_words"]) == 2
+        torch.testing.assert_close(merged.sum(-1), torch.ones(len(merged)), atol=1e-4, rtol=0)
+
+
+def test_attention_matches_the_python_api(client, translator):
+    [[expected]] = translator.translate([SOURCES[5]], beam_size=3, return_attention=True)
+    [[best]] = client.post("/translate", json={"text": SOURCES[5], "beam_size": 3,
+                                              "return_attention": True}).json()["translations"]
+    assert best["text"] == expected.text and best["tgt_pieces"] == expected.tgt_pieces
+    torch.testing.assert_close(torch.tensor(best["attention"], dtype=torch.float64), expected.attention.double(), atol=1e-5, rtol=0)
+
+
+def test_a_blank_text_gives_an_empty_translation(client):
+    [[empty], [full]] = client.post("/translate", json={"text": ["   ", SOURCES[1]],
+                                                        "return_attention": True}).json()["translations"]
+    assert empty["text"] == "" and empty["attention"] is None
+    assert full["text"] == "Two men play soccer."
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"text": "x" * 81}, 413, "text_too_long"),
+    ({"text": ["Ein Hund."] * 9}, 413, "too_many_texts"),
+    ({"text": "Ein Hund.", "beam_size": 5}, 422, "beam_size_too_large"),
+    ({"text": "Ein Hund.", "beam_size": 2, "nbest": 3}, 422, "nbest_above_beam_size"),
+    ({"text": "Ein Hund.", "beam_size": 0}, 422, "invalid_request"),
+    ({"text": []}, 422, "invalid_request"),
+    ({"text": 42}, 422, "invalid_request"),
+    ({"beam_size": 2}, 422, "invalid_request"),
+    # The model is fixed at start: a request cannot name a checkpoint (or any other unknown field).
+    ({"text": "Ein Hund.", "checkpoint": "/etc/passwd"}, 422, "invalid_request"),
+])
+def test_each_limit_gives_a_json_error(client, body, status, code):
+    answer = client.post("/translate", json=body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"] == code and answer.json()["detail"]
+
+
+def test_a_body_over_the_size_limit_is_refused_before_parsing(client):
+    limit = client.get("/model").json()["limits"]["max_body_bytes"]
+    big = json.dumps({"text": "a" * (limit + 1)}).encode()
+    answer = client.post("/translate", content=big, headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error"] == "body_too_large"
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"text": "'
+        for _ in range(limit // 4096 + 1):
+            yield b"a" * 4096
+        yield b'"}'
+
+    answer = client.post("/translate", content=chunks(), headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error"] == "body_too_large"
+
+
+def test_malformed_json_is_a_json_error(client):
+    answer = client.post("/translate", content=b"{not json", headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["error"] == "invalid_request"
+
+
+def test_health_model_docs_and_unknown_paths(client, checkpoint):
+    assert client.get("/health").json() == {"status": "ok"}
+    info = client.get("/model").json()
+    assert info["checkpoint"] == "best.pt" and info["direction"] == "de-en"
+    assert info["attention"] == "additive" and info["bidirectional_encoder"] is True
+    assert info["parameters"] == sum(p.numel() for p in Translator.load(checkpoint, "cpu").model.parameters())
+    assert info["bleu"] == [{"test_set": "test_2016_flickr", "beam_size": 5, "bleu": 12.5,
+                             "signature": "nrefs:1|case:mixed|tok:13a"}]
+    assert info["limits"]["max_beam_size"] == 4 and info["default_beam_size"] == 2
+    assert client.get("/docs").status_code == 200
+    assert "/translate" in client.get("/openapi.json").json()["paths"]
+    missing = client.get("/static/..%2f..%2fapp.py")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_the_page_and_its_assets_come_from_the_server(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    assert 'src="/static/app.js"' in page.text and 'href="/static/style.css"' in page.text
+    assert "http://" not in page.text and "https://" not in page.text
+    for name, kind in (("app.js", "javascript"), ("style.css", "css")):
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200 and kind in asset.headers["content-type"]
+        assert "http://" not in asset.text and "https://" not in asset.text
+
+
+def test_concurrent_requests_share_a_batch_and_translate_as_alone(translator, checkpoint):
+    """Twelve one-sentence requests sent at once: fewer model calls than requests, same translations."""
+    alone = [translator.translate([s], beam_size=3, return_attention=True)[0][0] for s in SOURCES]
+    with make_client(translator, checkpoint, "batching.window_ms=200", "batching.max_sentences=64") as c:
+        app = c.app
+
+        async def send_all():
+            import httpx
+
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                return await asyncio.gather(*(http.post("/translate", json={
+                    "text": s, "beam_size": 3, "return_attention": True}) for s in SOURCES))
+
+        answers = c.portal.call(send_all)
+    for answer, expected in zip(answers, alone, strict=True):
+        [[best]] = answer.json()["translations"]
+        assert best["text"] == expected.text and best["tgt_pieces"] == expected.tgt_pieces
+        assert best["score"] == pytest.approx(expected.score, abs=1e-4)
+        torch.testing.assert_close(torch.tensor(best["attention"], dtype=torch.float64), expected.attention.double(),
+                                   atol=1e-4, rtol=0)
+    assert max(a.json()["batch_sentences"] for a in answers) > 1
+
+
+def run_batcher(jobs, **options):
+    """Runs a Batcher over a recording fake model; returns the calls and the results."""
+    calls = []
+
+    def fake_translate(texts, beam_size, nbest, attention):
+        calls.append((list(texts), beam_size))
+        if "boom" in texts:
+            raise ValueError("boom")
+        return [[Translation(text.upper(), 0.0, [], [], None)] for text in texts]
+
+    async def main():
+        batcher = Batcher(fake_translate, **options)
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.submit(t, b, 1, False) for t, b in jobs),
+                                        return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    return calls, asyncio.run(main())
+
+
+def test_the_batcher_groups_by_beam_size_and_caps_batches():
+    jobs = [(["a"], 1), (["b", "c"], 2), (["d"], 1), (["e"], 2), (["f", "g", "h"], 1)]
+    calls, results = run_batcher(jobs, window_s=0.05, max_sentences=3, max_pending=100)
+    assert calls == [(["a", "d"], 1), (["b", "c", "e"], 2), (["f", "g", "h"], 1)]
+    texts = [[[h.text for h in nbest_list] for nbest_list in r.translations] for r in results]
+    assert texts == [[["A"]], [["B"], ["C"]], [["D"]], [["E"]], [["F"], ["G"], ["H"]]]
+    assert [r.batch_sentences for r in results] == [2, 3, 2, 3, 3]
+
+
+def test_the_batcher_runs_one_request_per_call_when_batching_is_off():
+    calls, _ = run_batcher([(["a"], 1), (["b"], 1), (["c", "d"], 1)], window_s=0, max_sentences=1,
+                           max_pending=100)
+    assert calls == [(["a"], 1), (["b"], 1), (["c", "d"], 1)]
+
+
+def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
+    calls, results = run_batcher([(["boom"], 1), (["a"], 2)], window_s=0.01, max_sentences=8, max_pending=100)
+    assert isinstance(results[0], ValueError) and results[1].translations[0][0].text == "A"
+
+
+def test_the_batcher_refuses_work_beyond_its_queue():
+    _, results = run_batcher([(["a"] * 3, 1), (["b"] * 3, 1)], window_s=0.05, max_sentences=8, max_pending=4)
+    assert not isinstance(results[0], Exception) and isinstance(results[1], Overloaded)

@@ -1,0 +1,143 @@
+"""The attention page in a real browser: Debian's headless Chromium, driven by Playwright, against a real
+`nmt-serve` (uvicorn) started on a free loopback port. Without Chromium the test skips locally and fails
+in CI (CI=true), where .ci/run installs it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from test_serve_api import SOURCES, build_tiny_checkpoint
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless, and quiet: with no network here, Chromium's background services would only fail to connect.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def missing(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI must run the browser test; .ci/run installs Debian's chromium)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Base URL of nmt-serve on a tiny checkpoint; the server is stopped after the module."""
+    folder = tmp_path_factory.mktemp("serve_browser")
+    checkpoint = build_tiny_checkpoint(folder / "best.pt")
+    port = free_port()
+    log = (folder / "server.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "nmt.cli.serve", f"checkpoint={checkpoint}", f"port={port}",
+                                "device=cpu", "num_threads=1", "log_level=warning"], stdout=log, stderr=subprocess.STDOUT,
+                               cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"nmt-serve exited with {process.returncode}:\n{(folder / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("nmt-serve did not answer /health within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        missing(f"{CHROMIUM} not found: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed: pip install -e '.[dev]'")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def weights_of(page, selector: str) -> list[float]:
+    """The highlight weight (CSS variable --w) of each element matching selector."""
+    return page.eval_on_selector_all(
+        selector, "els => els.map(e => parseFloat(e.style.getPropertyValue('--w') || '0'))")
+
+
+def test_a_typed_sentence_gets_its_translation_and_an_interactive_heatmap(browser, server, tmp_path):
+    expected = httpx.post(f"{server}/translate", json={"text": SOURCES[0], "beam_size": 3,
+                                                       "return_attention": True}).json()["translations"][0][0]
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server)
+    page.wait_for_selector("body[data-state=ready]")
+    assert "additive attention" in page.inner_text("#model-info")
+
+    page.fill("#source", SOURCES[0])
+    page.fill("#beam", "3")
+    page.click("#translate")
+    page.wait_for_selector("body[data-state=done]", timeout=30_000)
+    assert page.inner_text("#translation") == expected["text"] == "A dog runs across the meadow."
+
+    # Subword level: one cell per (target piece, source piece), labelled with the pieces.
+    src, tgt = expected["src_pieces"], expected["tgt_pieces"]
+    assert page.locator("#heatmap td.cell").count() == len(tgt) * len(src)
+    assert page.locator("#heatmap th.src").all_text_contents() == src
+    assert page.locator("#heatmap th.tgt").all_text_contents() == tgt
+
+    # Hovering target piece 2 lights each source piece by the weight that row gives it ...
+    page.hover("#tgt-tokens .tok >> nth=2")
+    assert weights_of(page, "#src-tokens .tok") == pytest.approx(expected["attention"][2], abs=1e-6)
+    # ... and hovering source piece 1 lights each target piece by the weight it gives that piece.
+    page.hover("#src-tokens .tok >> nth=1")
+    column = [row[1] for row in expected["attention"]]
+    assert weights_of(page, "#tgt-tokens .tok") == pytest.approx(column, abs=1e-6)
+
+    # Word level: the server's merged matrix, one cell per (target word, source word).
+    page.check("#level-word")
+    words = expected["word_attention"]
+    assert page.locator("#heatmap td.cell").count() == len(words["tgt_words"]) * len(words["src_words"])
+    assert page.locator("#src-tokens .tok").all_text_contents() == words["src_words"]
+    page.hover("#heatmap th.tgt >> nth=0")
+    assert weights_of(page, "#heatmap th.src") == pytest.approx(words["weights"][0], abs=1e-6)
+
+    page.check("#level-subword")
+    page.hover("#tgt-tokens .tok >> nth=0")
+    screenshot = page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+    assert screenshot[:8] == b"\x89PNG\r\n\x1a\n" and len(screenshot) > 10_000
+    # Nothing but the server itself: no CDN, fonts or trackers.
+    assert requested and all(url.startswith(server + "/") for url in requested), requested
+
+
+def test_a_limit_shows_the_servers_error_on_the_page(browser, server):
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("body[data-state=ready]")
+    page.fill("#beam", "50")  # above the server's limit (10); the page passes it on
+    page.click("#translate")
+    page.wait_for_selector("body[data-state=error]")
+    assert "beam_size=50; the limit is 10" in page.inner_text("#error")
