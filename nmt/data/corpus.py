@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from nmt.data.multi30k import DEFAULT_URL, ensure_multi30k, multi30k_file
 from nmt.data.readers import read_lines, read_parallel_text
 from nmt.errors import ConfigError, DataError
@@ -44,6 +46,8 @@ def _resolve(path: str | Path) -> Path:
 
 
 def _lookup_split(table: Mapping | None, split: str, option: str) -> Any:
+    if isinstance(table, DictConfig) and split in table.keys() and OmegaConf.is_missing(table, split):
+        raise ConfigError(f"{option}.{split} is required: set {option}.{split}=PATH")
     if table is None or split not in table:
         known = ", ".join(table or []) or "none"
         raise ConfigError(f"split {split!r} is not configured in {option}; configured: {known}")
