@@ -20,3 +20,7 @@ class DataError(NMTError):
 
 class CheckpointError(NMTError):
     """A checkpoint is missing, corrupt or incompatible."""
+
+
+class TrainingError(NMTError):
+    """Training cannot go on (the loss diverged, memory ran out); the last checkpoint is kept."""

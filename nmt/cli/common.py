@@ -1,16 +1,21 @@
 """What every command shares: where the configs live, free-text options, and user-error handling."""
 
+import difflib
 import functools
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
 
-from nmt.errors import NMTError
+from nmt.errors import ConfigError, NMTError
 
 
 def config_dir() -> str:
@@ -66,10 +71,99 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
 
     def main() -> None:
         sys.argv = [sys.argv[0], *quote_text_overrides(sys.argv[1:], set(text_keys))]
+        try:
+            check_command_line(config_name, sys.argv[1:])
+        except NMTError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
         hydra.main(config_path=config_dir(), config_name=config_name, version_base=None)(
             exit_on_user_error(task))()
 
     return main
+
+
+def check_command_line(config_name: str, overrides: list[str]) -> None:
+    """Composes the config once before Hydra does, so that a mistake on the command line is one
+    line naming it: Hydra's own report spans several lines and talks about stack traces.
+
+    Also checks that the run folder (hydra.run.dir) can be created, which Hydra would report with a
+    traceback. Flags (`--help`, `--cfg job`, `-m`) are left to Hydra.
+    """
+    if any(arg.startswith("-") for arg in overrides):
+        return
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base=None):
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    except MissingConfigException as exc:
+        raise ConfigError(_missing_option_message(exc)) from None
+    except OverrideParseException:
+        raise ConfigError(_parse_error_message(overrides)) from None
+    except HydraException as exc:
+        raise ConfigError(_composition_message(config_name, exc)) from None
+    if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
+        check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _parse_error_message(overrides: list[str]) -> str:
+    """Names the first override Hydra cannot parse, with the parser's reason."""
+    parser = OverridesParser.create()
+    for arg in overrides:
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as exc:
+            lines = [line for line in str(exc).splitlines()
+                     if line.strip() and not line.startswith(("Error parsing override", "See https"))]
+            reason = f" ({lines[0].strip()})" if lines else ""
+            return (f"cannot parse the override {arg!r}{reason}; write key=value, and quote values with "
+                    "spaces, commas or brackets: key='a, b'")
+    return "cannot parse the command line; see https://hydra.cc/docs/advanced/override_grammar/basic"
+
+
+def _missing_option_message(exc: MissingConfigException) -> str:
+    """`model/attention=bogus is not an option; choose one of: additive, ...`"""
+    missing = re.search(r"Could not find '([^']+)'", str(exc))
+    if not (missing and exc.options):
+        return _first_line(exc)
+    group, _, name = missing.group(1).rpartition("/")
+    return f"{group}={name} is not an option; choose one of: {', '.join(sorted(exc.options))}"
+
+
+def _composition_message(config_name: str, exc: HydraException) -> str:
+    """`trainer.max_stepz is not an option (did you mean trainer.max_steps?) ...` for a typo in a key."""
+    unknown = re.match(r"Could not override '([^']+)'", str(exc))
+    if not unknown:
+        return _first_line(exc)
+    key = unknown.group(1)
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        known = _dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
+
+
+def _dotted_keys(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def check_writable_folder(folder: str, option: str) -> None:
+    """ConfigError unless `folder` exists as a writable folder or could be created."""
+    path = Path(folder).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot create {option}={folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create {option}={folder}: {existing} is not writable")
 
 
 def log_to_stderr() -> None:

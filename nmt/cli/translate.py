@@ -4,15 +4,18 @@ import sys
 from pathlib import Path
 
 from nmt.cli.common import hydra_command, log_to_stderr
-from nmt.data.readers import read_lines
+from nmt.data.readers import decode_lines, read_lines
 from nmt.errors import ConfigError
 from nmt.inference.translator import Translator
 
 
 def read_input(path: str | None) -> list[str]:
+    """Input lines, split on newlines only (str.splitlines would also split on form feeds, U+2028...
+    and break the one-output-line-per-input-line promise)."""
+    hint = "convert the input to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
     if path is None:
-        return sys.stdin.read().splitlines()
-    return read_lines(path)
+        return decode_lines(sys.stdin.buffer.read(), "<stdin>", hint=hint)
+    return read_lines(path, hint=hint)
 
 
 def format_lines(nbest_lists, nbest: int) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from nmt.errors import ConfigError, DataError
 
 DECODE_ERROR_MODES = ("error", "replace")
+REPLACE_HINT = "set data.on_decode_error=replace to replace bad bytes"
 _BOM = "\ufeff"
 
 
@@ -33,7 +34,7 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
 
 
-def _decode(data: bytes, path: Path, on_decode_error: str) -> str:
+def _decode(data: bytes, path: Path, on_decode_error: str, hint: str = REPLACE_HINT) -> str:
     """UTF-8 decode; in strict mode the error names the 1-based line and column of the bad byte."""
     try:
         return data.decode("utf-8", errors="strict" if on_decode_error == "error" else "replace")
@@ -41,24 +42,28 @@ def _decode(data: bytes, path: Path, on_decode_error: str) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise DataError(
-            f"{path}:{line}: invalid UTF-8 (byte 0x{data[e.start]:02x} at byte column {column}); "
-            "set data.on_decode_error=replace to replace bad bytes"
+            f"{path}:{line}: invalid UTF-8 (byte 0x{data[e.start]:02x} at byte column {column}); {hint}"
         ) from e
 
 
-def read_lines(path: str | Path, *, on_decode_error: str = "error") -> list[str]:
+def read_lines(path: str | Path, *, on_decode_error: str = "error", hint: str = REPLACE_HINT) -> list[str]:
     """Lines of a UTF-8 text file (``.gz`` is decompressed) without their line terminators.
 
     Empty lines are kept as ``""`` so that parallel files stay aligned; a final newline does not
     produce an extra empty line. ``on_decode_error="replace"`` turns invalid bytes into U+FFFD
-    instead of raising.
+    instead of raising; otherwise the error names the line and ends with ``hint``.
     """
-    if on_decode_error not in DECODE_ERROR_MODES:
-        raise ConfigError(
-            f"data.on_decode_error must be one of {', '.join(DECODE_ERROR_MODES)}; got {on_decode_error!r}"
-        )
     path = Path(path)
-    text = _decode(_read_bytes(path), path, on_decode_error)
+    _check_mode(on_decode_error)
+    return decode_lines(_read_bytes(path), path, on_decode_error=on_decode_error, hint=hint)
+
+
+def decode_lines(data: bytes, name: str | Path, *, on_decode_error: str = "error",
+                 hint: str = REPLACE_HINT) -> list[str]:
+    """The lines of UTF-8 ``data`` as ``read_lines`` splits them (standard input, for instance);
+    ``name`` is what errors call the source."""
+    _check_mode(on_decode_error)
+    text = _decode(data, Path(name), on_decode_error, hint)
     if text.startswith(_BOM):
         text = text[1:]
     if not text:
@@ -67,6 +72,13 @@ def read_lines(path: str | Path, *, on_decode_error: str = "error") -> list[str]
     if lines[-1] == "":  # the file ended with a newline: that is a terminator, not an empty line
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _check_mode(on_decode_error: str) -> None:
+    if on_decode_error not in DECODE_ERROR_MODES:
+        raise ConfigError(
+            f"data.on_decode_error must be one of {', '.join(DECODE_ERROR_MODES)}; got {on_decode_error!r}"
+        )
 
 
 def read_parallel_text(src_path: str | Path, tgt_path: str | Path, **kw) -> tuple[list[str], list[str]]:

@@ -5,9 +5,10 @@ states, the resolved config as a dict, and the SentencePiece models as bytes, so
 weights_only=True)` can open it and a translation needs nothing else.
 """
 
+import contextlib
 import os
 import random
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -17,35 +18,77 @@ from nmt.errors import CheckpointError
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model", "config", "tokenizers")
+TEMP_SUFFIX = ".tmp"
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
     """Writes to a temporary file in the same folder, fsyncs it, then renames it over `path`.
 
-    A crash at any moment leaves either the old complete file or the new complete file.
+    A crash at any moment leaves either the old complete file or the new complete file (plus, at
+    worst, a stray temporary file that `remove_stale_temporaries` deletes). A write that fails
+    (disk full, no permission) is a CheckpointError and leaves the old file in place.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Named after our process id, so a later run can tell a dead writer's leftovers from a live one.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.open with 0o666 lets the umask decide the permissions, as for any other output file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             torch.save({"format_version": FORMAT_VERSION, **state}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # make the rename itself durable
+    except OSError as exc:
+        _remove(tmp)
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _remove(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Deletes temporary checkpoint files left by writers that were killed mid-write."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        pid = tmp.name.split(".")[-3]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another process is writing it right now
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Loads a checkpoint written by save_checkpoint; anything else is a CheckpointError."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -84,3 +127,13 @@ def restore_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def rng_preserved():
+    """Puts every RNG back as it was afterwards: what runs inside leaves training's random streams alone."""
+    state = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)

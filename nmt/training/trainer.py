@@ -1,10 +1,13 @@
-"""The training loop: `train(cfg, run_dir)` reads top to bottom; the Hydra entry point is a thin wrapper."""
+"""The training loop: `train(cfg, run_dir)` reads top to bottom; the Hydra entry point is a thin wrapper.
+
+What can go wrong is handled by small helpers: `resume` (continuing exactly), `signals` (SIGINT and
+SIGTERM save and stop), `guards` (NaN/Inf losses, out of memory) and `checkpoint` (atomic files).
+"""
 
 import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -12,42 +15,42 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt.data.batching import TokenBatchSampler, collate
-from nmt.data.pipeline import prepare_data
+from nmt.data.batching import Batch, TokenBatchSampler, collate
+from nmt.data.pipeline import PreparedData, prepare_data
 from nmt.data.tokenizer import PAD
 from nmt.errors import ConfigError
 from nmt.models.seq2seq import build_model, count_parameters
-from nmt.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from nmt.training.checkpoint import remove_stale_temporaries, rng_preserved, save_checkpoint
+from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.optim import build_optimizer, build_schedule
+from nmt.training.options import check_trainer_options
+from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
 from nmt.training.runtime import autocast_context, configure_backends, resolve_device, seed_everything
+from nmt.training.signals import StopOnSignal, TrainingStopped
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import ValidationData, validate
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Progress:
-    """Counters that a resumed run must continue from."""
-
-    step: int = 0
-    epoch: int = 0
-    batches_done_in_epoch: int = 0
-    best_bleu: float = -math.inf
-    validations_without_improvement: int = 0
-
-
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Trains the model described by `cfg`, writing checkpoints, logs and TensorBoard events to run_dir.
 
     Returns a summary: steps, best validation BLEU, checkpoint paths and the validation history.
+    Raises TrainingStopped after saving when SIGINT/SIGTERM arrives, and NMTError on user mistakes.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_trainer_options(cfg.trainer, cfg.resume)
+    # A throwaway model with a tiny vocabulary reports a bad model option (an unknown attention name)
+    # at once instead of after data preparation; it is built before seeding, so it changes nothing.
+    build_model(cfg.model, 8, 8, shared_vocab=cfg.tokenizer.joint)
+    resume_from = checkpoint_to_resume(cfg.resume, run_dir)
+    # Checked before anything is written, so a mistaken resume leaves the run folder as it was.
+    resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
+    _open_run_folder(run_dir, cfg)
     device = resolve_device(cfg.device)
     configure_backends(device)
     seed_everything(cfg.seed, cfg.trainer.num_threads)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     data = prepare_data(cfg, run_dir)
     tokenizers = data.tokenizers
@@ -57,138 +60,211 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
              cfg.model.decoder_style, cfg.model.attention.name)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     schedule = build_schedule(cfg.scheduler, optimizer)
-    progress = Progress()
-    if cfg.resume:
-        _resume(cfg.resume, run_dir, model, optimizer, schedule, progress)
+    run = Run(cfg, run_dir, device, model, optimizer, schedule, data)
+    if resumed is not None:
+        run.progress, run.history = restore(resumed, resume_from, model, optimizer, schedule, tokenizers)
+        p = run.progress
+        log.info("resumed from %s at step %d (epoch %d, %d batches into it)", resume_from, p.step,
+                 p.epoch + 1, p.batches_done_in_epoch)
+    finished = run.finished_because()
+    if finished:
+        log.info("nothing to train: the run already %s", finished)
+        return run.summary()
 
-    valid = ValidationData(data.valid_src_ids, data.valid_tgt_ids, data.valid_tgt_text)
-    if cfg.trainer.valid_max_sentences:
-        n = cfg.trainer.valid_max_sentences
-        valid = ValidationData(valid.src_ids[:n], valid.tgt_ids[:n], valid.references[:n])
     sampler = TokenBatchSampler([len(s) + 1 for s in data.train_src_ids],
                                 [len(t) + 1 for t in data.train_tgt_ids],
                                 cfg.trainer.batch_tokens, shuffle=True, seed=cfg.seed)
-    logger = TrainingLogger(run_dir, enabled=True)
-    ckpt_dir = run_dir / "checkpoints"
-
-    def checkpoint_state() -> dict:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "progress": asdict(progress),
-                "rng": capture_rng_state(), "config": OmegaConf.to_container(cfg, resolve=True),
-                "tokenizers": tokenizers.to_dict()}
-
-    max_steps = cfg.trainer.max_steps or math.inf
-    max_epochs = cfg.trainer.max_epochs or math.inf
-    if max_steps == math.inf and max_epochs == math.inf:
-        raise ConfigError("set trainer.max_steps or trainer.max_epochs: a run needs a bound")
-    total = max_steps if max_steps < math.inf else max_epochs * len(sampler)
-    bar = tqdm(total=total, initial=progress.step, disable=not cfg.trainer.progress, unit="step",
-               dynamic_ncols=True, mininterval=1.0)
-    history: list[dict] = []
-    stop = False
-    tokens_since, time_since = 0, time.perf_counter()
-    while not stop and progress.epoch < max_epochs:
-        sampler.set_epoch(progress.epoch)
-        batches = list(sampler)
-        for indices in batches[progress.batches_done_in_epoch:]:
-            batch = collate([data.train_src_ids[i] for i in indices], [data.train_tgt_ids[i] for i in indices],
-                            indices).to(device, non_blocking=True)
-            model.train()
-            loss, grad_norm = train_step(model, optimizer, batch, cfg.trainer, device)
-            schedule.step()
-            progress.step += 1
-            progress.batches_done_in_epoch += 1
-            tokens_since += batch.n_tgt_tokens
-            bar.update(1)
-            if progress.step % cfg.trainer.log_every == 0 or progress.step == 1:
-                elapsed = time.perf_counter() - time_since
-                tok_s = tokens_since / max(elapsed, 1e-9)
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:,.0f}", epoch=progress.epoch + 1)
-                logger.scalars(progress.step, {"train/loss": loss, "train/ppl": math.exp(min(loss, 50)),
-                                               "train/lr": schedule.lr(), "train/grad_norm": grad_norm,
-                                               "train/tokens_per_s": tok_s})
-                tokens_since, time_since = 0, time.perf_counter()
-            if progress.step % cfg.trainer.valid_every == 0 or progress.step >= max_steps:
-                stop = _validate_and_save(model, valid, tokenizers, cfg, device, progress, schedule,
-                                          logger, history, ckpt_dir, checkpoint_state, bar)
-            if progress.step >= max_steps:
-                stop = True
-            if stop:
-                break
-        else:
-            progress.epoch += 1
-            progress.batches_done_in_epoch = 0
-    bar.close()
-    if not history or history[-1]["step"] != progress.step:  # the epoch bound ended the run
-        _validate_and_save(model, valid, tokenizers, cfg, device, progress, schedule, logger, history,
-                           ckpt_dir, checkpoint_state, None)
-    logger.close()
-    summary = {"steps": progress.step, "epochs": progress.epoch, "best_bleu": progress.best_bleu,
-               "best_checkpoint": str(ckpt_dir / "best.pt"), "last_checkpoint": str(ckpt_dir / "last.pt"),
-               "history": history}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    total = run.max_steps if run.max_steps < math.inf else run.max_epochs * len(sampler)
+    run.bar = tqdm(total=total, initial=run.progress.step, disable=not cfg.trainer.progress, unit="step",
+                   dynamic_ncols=True, mininterval=1.0)
+    run.logger = TrainingLogger(run_dir, enabled=True)
+    progress, done = run.progress, False
+    try:
+        with StopOnSignal() as stop:
+            while not done and progress.epoch < run.max_epochs:
+                sampler.set_epoch(progress.epoch)
+                batches = list(sampler)
+                for indices in batches[progress.batches_done_in_epoch:]:
+                    done = run.update(collate([data.train_src_ids[i] for i in indices],
+                                              [data.train_tgt_ids[i] for i in indices], indices))
+                    if stop.received is not None and not done:
+                        run.save()
+                        raise TrainingStopped(stop.received, progress.step, progress.epoch,
+                                              progress.batches_done_in_epoch, len(batches), run.last_path)
+                    if done:
+                        break
+                else:  # the epoch ran to its end
+                    progress.epoch += 1
+                    progress.batches_done_in_epoch = 0
+            run.bar.close()
+            if not run.history or run.history[-1]["step"] != progress.step:
+                run.validate(scheduled=False)  # the run ended between two validations: score the final model
+    finally:
+        run.bar.close()
+        run.logger.close()
+    summary = run.summary()
     log.info("done: %d steps, best validation BLEU %.2f, checkpoints in %s", progress.step,
-             progress.best_bleu, ckpt_dir)
+             progress.best_bleu, run.last_path.parent)
     return summary
 
 
 def train_step(model, optimizer, batch, tcfg, device) -> tuple[float, float]:
-    """One update on one batch; returns the loss per target token and the gradient norm."""
+    """One update on one batch; returns the loss per target token and the gradient norm.
+
+    A NaN/Inf loss or gradient norm skips the update (the weights and optimizer state stay as they
+    were); the caller sees it in the returned values.
+    """
     optimizer.zero_grad(set_to_none=True)
     with autocast_context(device, tcfg.precision):
         logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
     # The loss is computed in fp32 and averaged over real target tokens, not sentences.
     loss = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD,
                            label_smoothing=tcfg.label_smoothing, reduction="sum") / batch.n_tgt_tokens
+    if not torch.isfinite(loss):
+        return loss.item(), math.nan
     loss.backward()
     max_norm = tcfg.clip_grad_norm or math.inf
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    optimizer.step()
+    if torch.isfinite(grad_norm):
+        optimizer.step()
+    else:
+        optimizer.zero_grad(set_to_none=True)  # the skipped update's gradients are of no use
     return loss.item(), grad_norm.item()
 
 
-def _validate_and_save(model, valid, tokenizers, cfg, device, progress, schedule, logger, history,
-                       ckpt_dir, checkpoint_state, bar) -> bool:
-    """Validates, logs, saves last.pt (and best.pt on a new best); returns True to stop early."""
-    t = cfg.trainer
-    result = validate(model, valid, tokenizers, batch_tokens=t.batch_tokens * 2,
-                      batch_sentences=t.valid_batch_sentences, max_len_b=t.valid_max_len_b,
-                      plot_sentences=t.plot_sentences, device=device)
-    improved = result.bleu > progress.best_bleu
-    if improved:
-        progress.best_bleu = result.bleu
-        progress.validations_without_improvement = 0
-    else:
-        progress.validations_without_improvement += 1
-    schedule.on_validation(result.bleu)
-    record = {"step": progress.step, "epoch": progress.epoch + 1, "valid_loss": result.loss,
-              "valid_ppl": result.ppl, "valid_bleu": result.bleu, "lr": schedule.lr()}
-    history.append(record)
-    logger.validation(progress.step, result)
-    line = (f"step {progress.step:>6} | epoch {progress.epoch + 1} | valid loss {result.loss:.3f} | "
-            f"ppl {result.ppl:.2f} | BLEU {result.bleu:.2f}{' (best)' if improved else ''} | "
-            f"lr {schedule.lr():.2e}")
-    if bar is not None:
-        bar.write(line)
-    log.info(line)
-    state = checkpoint_state()
-    save_checkpoint(state, ckpt_dir / "last.pt")
-    if improved:
-        save_checkpoint(state, ckpt_dir / "best.pt")
-    patience = t.early_stopping_patience
-    if patience is not None and progress.validations_without_improvement >= patience:
-        log.info("early stopping: no BLEU improvement in %d validations", patience)
-        return True
-    return False
+def _open_run_folder(run_dir: Path, cfg: DictConfig) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}") from None
+    removed = remove_stale_temporaries(run_dir / "checkpoints")
+    if removed:
+        log.info("removed %d unfinished checkpoint file(s) left by a run that was killed", len(removed))
 
 
-def _resume(resume, run_dir: Path, model, optimizer, schedule, progress: Progress) -> None:
-    path = run_dir / "checkpoints" / "last.pt" if resume is True else Path(str(resume))
-    state = load_checkpoint(path)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    for key, value in state["progress"].items():
-        setattr(progress, key, value)
-    restore_rng_state(state["rng"])
-    log.info("resumed from %s at step %d", path, progress.step)
+class Run:
+    """A run's state between updates, and the things done with it: update, validate, save."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, device: torch.device, model, optimizer, schedule,
+                 data: PreparedData):
+        self.cfg, self.t, self.device = cfg, cfg.trainer, device
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.tokenizers = data.tokenizers
+        n = self.t.valid_max_sentences  # None: all
+        self.valid = ValidationData(data.valid_src_ids[:n], data.valid_tgt_ids[:n], data.valid_tgt_text[:n])
+        self.last_path = Path(run_dir) / "checkpoints" / "last.pt"
+        self.best_path = self.last_path.with_name("best.pt")
+        self.max_steps = self.t.max_steps or math.inf
+        self.max_epochs = self.t.max_epochs or math.inf
+        self.progress, self.history = Progress(), []
+        self.bar, self.logger = None, None
+        self.tokens_since, self.time_since = 0, time.perf_counter()
+
+    def update(self, batch: Batch) -> bool:
+        """Trains on one batch, then logs, validates and saves when due; True when the run is done."""
+        p, t = self.progress, self.t
+        size = f"{len(batch)} sentences x {batch.tgt_in.size(1)} tokens"
+        where = f"in training step {p.step + 1} (a batch of {size})"
+        advice = f"lower trainer.batch_tokens (now {t.batch_tokens})"
+        with out_of_memory_advice(where, advice, self.last_path):
+            batch = batch.to(self.device, non_blocking=True)
+            loss, grad_norm = train_step(self.model.train(), self.optimizer, batch, t, self.device)
+        p.batches_done_in_epoch += 1
+        good = check_finite(loss, grad_norm, p.nonfinite_in_a_row, t.max_nonfinite_steps, p.step + 1,
+                            self.last_path)
+        p.nonfinite_in_a_row = 0 if good else p.nonfinite_in_a_row + 1
+        if not good:
+            return False
+        self.schedule.step()
+        p.step += 1
+        self.bar.update(1)
+        self.tokens_since += batch.n_tgt_tokens
+        if p.step % t.log_every == 0 or p.step == 1:
+            self._log_training(loss, grad_norm)
+        stop_early = False
+        if p.step % t.valid_every == 0:
+            stop_early = self.validate(scheduled=True)
+        elif t.save_every and p.step % t.save_every == 0:
+            self.save()
+        return stop_early or p.step >= self.max_steps
+
+    def _log_training(self, loss: float, grad_norm: float) -> None:
+        tok_s = self.tokens_since / max(time.perf_counter() - self.time_since, 1e-9)
+        self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:,.0f}", epoch=self.progress.epoch + 1)
+        self.logger.scalars(self.progress.step, {
+            "train/loss": loss, "train/ppl": math.exp(min(loss, 50)), "train/lr": self.schedule.lr(),
+            "train/grad_norm": grad_norm, "train/tokens_per_s": tok_s})
+        self.tokens_since, self.time_since = 0, time.perf_counter()
+
+    def validate(self, scheduled: bool) -> bool:
+        """Validates, logs, saves last.pt (and best.pt on a new best); True to stop early.
+
+        Only `scheduled` validations (every trainer.valid_every updates) steer training through the
+        schedule and early stopping, so that an extra validation where a run happens to end leaves
+        nothing behind that would make a resumed run differ from one trained in one go.
+        """
+        p, t = self.progress, self.t
+        advice = (f"lower trainer.valid_batch_sentences (now {t.valid_batch_sentences}) or "
+                  f"trainer.batch_tokens (validation batches hold up to 2 x {t.batch_tokens} tokens)")
+        where = f"while validating at step {p.step}"
+        # Validation must not move the random streams that training draws from.
+        with rng_preserved(), out_of_memory_advice(where, advice, self.last_path):
+            result = validate(self.model, self.valid, self.tokenizers, batch_tokens=t.batch_tokens * 2,
+                              batch_sentences=t.valid_batch_sentences, max_len_b=t.valid_max_len_b,
+                              plot_sentences=t.plot_sentences, device=self.device)
+        improved = result.bleu > p.best_bleu
+        p.best_bleu = max(p.best_bleu, result.bleu)
+        stop = self._steer(result.bleu) if scheduled else False
+        lr = self.schedule.lr()
+        self.history.append({"step": p.step, "epoch": p.epoch + 1, "valid_loss": result.loss,
+                             "valid_ppl": result.ppl, "valid_bleu": result.bleu, "lr": lr})
+        self.logger.validation(p.step, result)
+        line = (f"step {p.step:>6} | epoch {p.epoch + 1} | valid loss {result.loss:.3f} | "
+                f"ppl {result.ppl:.2f} | BLEU {result.bleu:.2f}{' (best)' if improved else ''} | lr {lr:.2e}")
+        self.bar.write(line)
+        log.info(line)
+        self.save(best=improved)
+        if stop:
+            log.info("early stopping: no BLEU improvement in %d validations", t.early_stopping_patience)
+        return stop
+
+    def _steer(self, bleu: float) -> bool:
+        """Feeds a scheduled validation's BLEU to the schedule and early stopping; True to stop."""
+        p, patience = self.progress, self.t.early_stopping_patience
+        self.schedule.on_validation(bleu)
+        if bleu > p.stopping_best:
+            p.stopping_best, p.validations_without_improvement = bleu, 0
+        else:
+            p.validations_without_improvement += 1
+        return patience is not None and p.validations_without_improvement >= patience
+
+    def save(self, best: bool = False) -> None:
+        state = training_state(self.model, self.optimizer, self.schedule, self.progress, self.history,
+                               self.cfg, self.tokenizers)
+        # best.pt first: a crash between the two writes leaves last.pt before the new best, so the
+        # resumed run repeats that validation and writes best.pt again.
+        if best:
+            save_checkpoint(state, self.best_path)
+        save_checkpoint(state, self.last_path)
+
+    def finished_because(self) -> str | None:
+        """Why a (resumed) run has nothing left to do, or None."""
+        p, t = self.progress, self.t
+        if p.step >= self.max_steps:
+            return f"reached trainer.max_steps={t.max_steps}; raise it to train further"
+        if p.epoch >= self.max_epochs:
+            return f"reached trainer.max_epochs={t.max_epochs}; raise it to train further"
+        patience = t.early_stopping_patience
+        if patience is not None and p.validations_without_improvement >= patience:
+            return (f"stopped early after {patience} validations without a better BLEU; raise "
+                    "trainer.early_stopping_patience to train further")
+        return None
+
+    def summary(self) -> dict:
+        p, run_dir = self.progress, self.last_path.parent.parent
+        summary = {"steps": p.step, "epochs": p.epoch, "best_bleu": p.best_bleu,
+                   "best_checkpoint": str(self.best_path), "last_checkpoint": str(self.last_path),
+                   "history": self.history}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary

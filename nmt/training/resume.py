@@ -1,0 +1,138 @@
+"""Continuing a run exactly where it stopped.
+
+A checkpoint carries everything the next update depends on: weights, optimizer and schedule state,
+the counters in `Progress` (step, epoch, position inside the epoch, early stopping), the RNG states
+and the validation history. Batches are drawn from a sampler seeded by (seed, epoch), so skipping
+the batches already done in the epoch puts the data stream back where it was. A run resumed from any
+checkpoint therefore ends with the same parameters, bit for bit, as one trained in one go.
+"""
+
+import logging
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.data.tokenizer import Tokenizers
+from nmt.errors import CheckpointError, ConfigError
+from nmt.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+
+log = logging.getLogger(__name__)
+
+TRAINING_KEYS = ("optimizer", "schedule", "progress", "rng")
+# Options a resumed run may change without changing its result (bounds, speed, paths, display).
+FREE_TO_CHANGE = ("resume", "device", "name", "trainer.max_steps", "trainer.max_epochs", "trainer.progress",
+                  "trainer.num_threads", "trainer.save_every", "trainer.log_every", "data.root", "data.cache",
+                  "data.cache_dir", "data.url")
+
+
+@dataclass
+class Progress:
+    """Counters that a resumed run must continue from."""
+
+    step: int = 0                    # updates done (skipped NaN/Inf updates do not count)
+    epoch: int = 0                   # epochs completed
+    batches_done_in_epoch: int = 0   # batches of the current epoch already consumed
+    best_bleu: float = -math.inf     # best BLEU of any validation: decides best.pt
+    stopping_best: float = -math.inf  # best BLEU of the scheduled validations: decides early stopping
+    validations_without_improvement: int = 0
+    nonfinite_in_a_row: int = 0
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "last.pt"
+
+
+def checkpoint_to_resume(resume, run_dir: Path) -> Path | None:
+    """The checkpoint `resume` points at, or None to start afresh.
+
+    resume=false refuses a run folder that already holds a checkpoint, so that re-running a command
+    never overwrites a run; true needs `<run_dir>/checkpoints/last.pt`; auto takes it when present
+    (for jobs that are restarted with the same command); anything else is a checkpoint path.
+    """
+    last = last_checkpoint(run_dir)
+    if resume is False or resume is None:
+        if last.exists():
+            raise ConfigError(f"{run_dir} already holds a run ({last}); add resume=true to continue it, "
+                              "or choose another hydra.run.dir")
+        return None
+    if resume is True:
+        if not last.is_file():
+            raise CheckpointError(f"nothing to resume: {last} does not exist; give hydra.run.dir the folder "
+                                  "of the run to continue, or resume=PATH of a checkpoint")
+        return last
+    if resume == "auto":
+        return last if last.is_file() else None
+    return Path(str(resume)).expanduser()
+
+
+def training_state(model, optimizer, schedule, progress: Progress, history: list[dict], cfg: DictConfig,
+                   tokenizers: Tokenizers) -> dict:
+    """The checkpoint contents: tensors and plain data only."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "progress": asdict(progress), "history": list(history),
+            "rng": capture_rng_state(), "config": OmegaConf.to_container(cfg, resolve=True),
+            "tokenizers": tokenizers.to_dict()}
+
+
+def load_for_resume(path: Path, cfg: DictConfig) -> dict:
+    """Loads checkpoint `path` and checks that `cfg` can continue it, before anything is written.
+
+    A checkpoint without training state or of another model is refused; other changed settings
+    are allowed with a warning.
+    """
+    state = load_checkpoint(path)
+    missing = [key for key in TRAINING_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} holds no training state (no {', '.join(missing)}), so training "
+                              "cannot resume from it")
+    changed = config_changes(state["config"], OmegaConf.to_container(cfg, resolve=True))
+    model_changes = [text for key, text in changed if key.startswith("model.")]
+    if model_changes:
+        raise CheckpointError(f"checkpoint {path} holds a different model ({'; '.join(model_changes[:3])}); "
+                              f"{_settings_hint(path)}")
+    others = [text for key, text in changed if key not in FREE_TO_CHANGE]
+    if others:
+        log.warning("resuming with changed settings (%s): the result will differ from a run trained in "
+                    "one go", "; ".join(others))
+    return state
+
+
+def restore(state: dict, path: Path, model, optimizer, schedule,
+            tokenizers: Tokenizers) -> tuple[Progress, list[dict]]:
+    """Puts a checkpoint's training state (from `load_for_resume`) into the given objects and the
+    RNGs; returns the progress counters and the validation history so far."""
+    if state["tokenizers"] != tokenizers.to_dict():
+        raise CheckpointError(f"checkpoint {path} was trained with other SentencePiece models than the "
+                              f"current data and tokenizer settings give; {_settings_hint(path)}")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {reason}; "
+                              f"{_settings_hint(path)}") from None
+    known = {f.name for f in fields(Progress)}
+    progress = Progress(**{k: v for k, v in state["progress"].items() if k in known})
+    restore_rng_state(state["rng"])
+    return progress, list(state.get("history", []))
+
+
+def _settings_hint(path: Path) -> str:
+    saved = Path(path).parent.parent / "config.yaml"
+    where = f"see {saved}" if saved.is_file() else "they are in the checkpoint's config"
+    return f"resume with the settings of the original run ({where})"
+
+
+def config_changes(saved: dict, now: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, description) of every option whose value differs between two config dicts."""
+    changes = []
+    for key in sorted(set(saved) | set(now), key=str):
+        a, b = saved.get(key, "<unset>"), now.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append((f"{prefix}{key}", f"{prefix}{key}: {a!r} in the checkpoint, {b!r} now"))
+    return changes

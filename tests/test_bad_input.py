@@ -1,0 +1,336 @@
+"""Bad input: every mistake is one line naming the culprit and a non-zero exit, never a traceback;
+odd but valid input (a BOM, empty or huge lines, control characters, mixed scripts) just works.
+
+Errors are checked the way the commands report them: `exit_on_user_error` around the task (what
+Hydra runs), or the console-script `main()` for mistakes caught before Hydra starts.
+"""
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+import nmt.cli.train
+import nmt.cli.translate
+from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.data.pipeline import prepare_data
+from nmt.data.readers import decode_lines, read_lines
+from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
+from nmt.errors import DataError
+from nmt.inference.evaluate import evaluate
+from nmt.models.seq2seq import build_model
+from nmt.training.checkpoint import save_checkpoint
+from nmt.training.trainer import train
+
+GERMAN = ["Ein Hund rennt über die Wiese.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch.",
+          "Kinder spielen im Park.", "Ein Mann fährt Fahrrad."]
+ENGLISH = ["A dog runs across the meadow.", "Two men play football.", "A woman reads a book.",
+           "Children play in the park.", "A man rides a bike."]
+OTHER_SCRIPTS = ["Собака бежит по лугу.", "狗在草地上跑。", "الكلب يركض في المرج.",
+                 "कुत्ता दौड़ता है।", "Ο σκύλος τρέχει."]
+TINY_MODEL = ["model.emb_size=8", "model.enc_hidden=8", "model.dec_hidden=8"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (no OpenMP spin-waiting on a busy 2-core machine), and
+    runs compared bit for bit must use the same count; the suite's count is put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def one_line_error(capsys, task, *args) -> str:
+    """Runs `task(*args)` as a command does; asserts exit status 2 and a single `error:` line."""
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(lambda _: task(*args))(None)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.removeprefix("error: ").rstrip("\n")
+
+
+def main_error(capsys, monkeypatch, main, *args: str) -> str:
+    """Runs a console script's main() in-process for a mistake caught before Hydra starts."""
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *args])
+    return one_line_error(capsys, main)
+
+
+def write_corpus(folder: Path, split: str, src: list[str] | bytes, tgt: list[str] | bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, lines in (("de", src), ("en", tgt)):
+        data = lines if isinstance(lines, bytes) else "".join(f"{line}\n" for line in lines).encode()
+        (folder / f"{split}.{lang}").write_bytes(data)
+
+
+def files_config(folder: Path, *overrides: str):
+    """A `data=files` config reading <folder>/{train,val}.{de,en}, with a tiny model."""
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("train", overrides=[
+            "data=files", f"data.files.train='{folder}/train.{{lang}}'",
+            f"data.files.val='{folder}/val.{{lang}}'",
+            "data.cache=false", "tokenizer.vocab_size=60", *TINY_MODEL, "trainer.max_steps=1",
+            "trainer.progress=false", "trainer.plot_sentences=0", *overrides])
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A valid little corpus: train and val splits of 4 x 5 aligned sentences."""
+    write_corpus(tmp_path / "corpus", "train", GERMAN * 4, ENGLISH * 4)
+    write_corpus(tmp_path / "corpus", "val", GERMAN, ENGLISH)
+    return tmp_path / "corpus"
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["trainer.max_stepz=3"], "trainer.max_stepz is not an option (did you mean trainer.max_steps?)"),
+    (["model/attention=bogus"], f"model/attention=bogus is not an option; choose one of: {ATTENTIONS}"),
+    (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_ref, "),
+    (["trainer.max_steps"], "cannot parse the override 'trainer.max_steps' (missing EQUAL at '<EOF>')"),
+])
+def test_unknown_config_key_or_group_option_is_one_line_with_the_choices(capsys, monkeypatch, args, message):
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args).startswith(message)
+
+
+def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, f"hydra.run.dir={tmp_path}/file/run")
+    folder = tmp_path / "file"
+    assert message == f"cannot create hydra.run.dir={folder}/run: {folder} is a file, not a folder"
+    assert "cannot write the run folder" in one_line_error(capsys, train, files_config(tmp_path),
+                                                            tmp_path / "file/run")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.max_steps=abc", "trainer.max_steps must be null or a positive integer; got 'abc'"),
+    ("trainer.label_smoothing=1.5", "trainer.label_smoothing must be a number in [0, 1); got 1.5"),
+    ("model.attention.name=bogus", f"unknown attention 'bogus'; choose one of: {ATTENTIONS}"),
+])
+def test_bad_option_values_fail_before_any_data_is_read(capsys, tmp_path, override, message):
+    missing = tmp_path / "no_corpus_here"  # reading it would be a different error
+    assert one_line_error(capsys, train, files_config(missing, override), tmp_path / "run") == message
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+def test_missing_data_file_is_named(capsys, corpus, tmp_path):
+    (corpus / "val.en").unlink()
+    message = one_line_error(capsys, train, files_config(corpus), tmp_path / "run")
+    assert message == f"{corpus}/val.en: no such file"
+
+
+def test_missing_data_folder_is_named(capsys, tmp_path):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("train", overrides=[f"data.root={tmp_path}/nowhere", *TINY_MODEL,
+                                          "data.url='file:///nonexistent/{split}.{lang}'"])
+    message = one_line_error(capsys, train, cfg, tmp_path / "run")
+    assert message.startswith("could not download file:///nonexistent/train.de") and \
+        message.endswith(f"save it as {tmp_path}/nowhere/multi30k/train.de.gz")
+
+
+def test_source_and_target_line_counts_that_differ_name_both_files(capsys, corpus, tmp_path):
+    write_corpus(corpus, "train", GERMAN * 4, ENGLISH * 4 + ["one more"])
+    message = one_line_error(capsys, train, files_config(corpus), tmp_path / "run")
+    assert message == (f"parallel files differ in length: {corpus}/train.de has 20 lines, "
+                       f"{corpus}/train.en has 21 lines")
+
+
+def test_invalid_utf8_names_file_and_line_and_can_be_replaced(capsys, corpus, tmp_path):
+    write_corpus(corpus, "train", "".join(f"{s}\n" for s in GERMAN * 4).encode().replace(b"Buch", b"B\xfcch"),
+                 ENGLISH * 4)
+    message = one_line_error(capsys, train, files_config(corpus), tmp_path / "run")
+    assert message == (f"{corpus}/train.de:3: invalid UTF-8 (byte 0xfc at byte column 22); set "
+                       "data.on_decode_error=replace to replace bad bytes")
+    data = prepare_data(files_config(corpus, "data.on_decode_error=replace"))
+    assert len(data.train_src_ids) == 20
+
+
+def test_a_byte_order_mark_is_accepted_silently(corpus):
+    for path in (corpus / "val.de", corpus / "train.en"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    data = prepare_data(files_config(corpus))
+    assert data.valid_src_text[0] == GERMAN[0] and len(data.train_tgt_ids) == 20
+
+
+@pytest.mark.parametrize(("overrides", "cause"), [(["data.max_len=1"], "20 too long"),
+                                                  ([], "20 with an empty side")])
+def test_a_corpus_empty_after_filtering_says_why(capsys, corpus, tmp_path, overrides, cause):
+    if not overrides:
+        write_corpus(corpus, "train", GERMAN * 4, [""] * 20)
+    message = one_line_error(capsys, train, files_config(corpus, *overrides), tmp_path / "run")
+    assert message.startswith("training corpus is empty after cleaning (read 20") and cause in message
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=60), bom=st.booleans())
+def test_reader_accepts_any_bytes_or_names_the_line_of_the_first_bad_byte(data, bom):
+    data = (b"\xef\xbb\xbf" if bom else b"") + data
+    try:
+        lines = decode_lines(data, "corpus.de")
+    except DataError as exc:
+        line = data.count(b"\n", 0, _first_invalid_byte(data)) + 1
+        assert str(exc).startswith(f"corpus.de:{line}: invalid UTF-8")
+        assert "\n" not in str(exc)
+        lines = decode_lines(data, "corpus.de", on_decode_error="replace")
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    assert len(lines) == text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    assert all("\n" not in line and not line.endswith("\r") for line in lines)
+    assert not lines or not lines[0].startswith("\ufeff")
+
+
+def _first_invalid_byte(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    raise AssertionError("valid UTF-8 was refused")
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+SAMPLE = [*GERMAN, *ENGLISH, *OTHER_SCRIPTS]
+
+
+def make_checkpoint(path: Path) -> Path:
+    """An untrained tiny model with a tokenizer trained on a few sentences in five scripts."""
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        config = OmegaConf.to_container(compose("train", overrides=TINY_MODEL), resolve=True)
+    tokenizer = SubwordTokenizer.train(SAMPLE * 3, vocab_size=120, seed=0)
+    torch.manual_seed(0)
+    model = build_model(config["model"], tokenizer.vocab_size, tokenizer.vocab_size, shared_vocab=True)
+    tokenizers = Tokenizers(tokenizer, tokenizer, joint=True)
+    save_checkpoint({"model": model.state_dict(), "config": config, "tokenizers": tokenizers.to_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "checkpoint not found: {path}"),
+    (b"", "cannot load checkpoint {path}: "),
+    ("truncated", "cannot load checkpoint {path}: "),
+    ("weights_only", "{path} holds no training state (no optimizer, schedule, progress, rng), so "
+                     "training cannot resume from it"),
+])
+def test_missing_corrupt_or_weights_only_checkpoint_cannot_be_resumed(capsys, corpus, tmp_path, checkpoint,
+                                                                       content, message):
+    path = tmp_path / "ckpt.pt"
+    if content == "truncated":
+        path.write_bytes(checkpoint.read_bytes()[:5000])
+    elif content == "weights_only":
+        path.write_bytes(checkpoint.read_bytes())
+    elif content is not None:
+        path.write_bytes(content)
+    error = one_line_error(capsys, train, files_config(corpus, f"resume={path}"), tmp_path / "run")
+    assert error.startswith(message.format(path=path))
+
+
+def test_translate_to_an_output_path_that_cannot_be_written(capsys, checkpoint, tmp_path):
+    (tmp_path / "file").write_text("")
+    cfg = translate_config(checkpoint, f"output={tmp_path}/file/out.txt", f"input={tmp_path}/file")
+    message = one_line_error(capsys, nmt.cli.translate.run, cfg)
+    assert message == f"cannot write output={tmp_path}/file/out.txt: Not a directory"
+
+
+def test_evaluate_into_a_folder_that_cannot_be_written(capsys, checkpoint, tmp_path):
+    (tmp_path / "src.txt").write_text("Ein Hund.\n")
+    (tmp_path / "ref.txt").write_text("A dog.\n")
+    (tmp_path / "file").write_text("")
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path}/src.txt",
+                                             f"ref_file={tmp_path}/ref.txt", f"output_dir={tmp_path}/file/x",
+                                             "beam_size=1", "device=cpu"])
+    assert one_line_error(capsys, evaluate, cfg).startswith(f"cannot write results to {tmp_path}/file/x")
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_old_one(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(Exception, match=f"cannot write checkpoint {tmp_path}/file/last.pt"):
+        save_checkpoint({"model": {}}, tmp_path / "file/last.pt")
+
+
+# --- nmt-translate on odd input -------------------------------------------------------------------
+
+def translate_config(checkpoint: Path, *overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("translate", overrides=[f"checkpoint={checkpoint}", "device=cpu", "beam_size=2",
+                                               *overrides])
+
+
+def translate_stdin(cfg, data: bytes) -> str:
+    """What `nmt-translate` writes to stdout for `data` on stdin."""
+    stdin, stdout = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"), io.StringIO()
+    real_stdin = sys.stdin
+    sys.stdin = stdin
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+            nmt.cli.translate.run(cfg)
+    finally:
+        sys.stdin = real_stdin
+    return stdout.getvalue()
+
+
+# Control characters, line separators other than \n, zero-width and replacement characters, an emoji.
+ODD_CHARACTERS = ("\x00\x07\x08\x0b\x0c\x1b\x1c\x1f\x7f\x85\xa0\u200b\u200e\u2028\u2029\ufeff\ufffd"
+                  "\U0001f415\t\r ")
+line_text = st.one_of(
+    st.just(""),
+    st.text(alphabet=" \t\u3000\xa0", max_size=4),
+    st.text(alphabet=st.sampled_from("".join(SAMPLE) + ODD_CHARACTERS), max_size=40),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=30),
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(line_text, max_size=6))
+def test_translate_gives_one_output_line_per_input_line_whatever_the_text(checkpoint, lines):
+    cfg = translate_config(checkpoint, "max_len_b=5")
+    out = translate_stdin(cfg, "".join(f"{line}\n" for line in lines).encode())
+    assert out.count("\n") == len(lines) and (out == "" or out.endswith("\n"))
+    outputs = out.split("\n")[:-1]
+    for line, translation in zip(lines, outputs, strict=True):
+        if not line.strip():
+            assert translation == ""
+
+
+def test_translate_survives_10000_character_lines(checkpoint):
+    mixed = ("".join(OTHER_SCRIPTS) + ODD_CHARACTERS) * 120
+    lines = ["", " ".join(GERMAN * 300)[:10_000], mixed, "x" * 10_000, "Ein Hund."]
+    assert all(len(line) >= 10_000 for line in lines[1:4])
+    # Short outputs keep this fast: the point is reading, tokenizing and encoding 10,000 characters.
+    cfg = translate_config(checkpoint, "max_len_a=0", "max_len_b=3")
+    out = translate_stdin(cfg, "\n".join(lines).encode())
+    assert out.count("\n") == len(lines) and out.startswith("\n")
+
+
+def test_translate_invalid_utf8_on_stdin_names_the_line(capsys, checkpoint):
+    with pytest.raises(SystemExit) as exit_info:
+        cfg = translate_config(checkpoint)
+        exit_on_user_error(lambda _: translate_stdin(cfg, b"gut\nschl\xe9cht\n"))(None)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("error: <stdin>:2: invalid UTF-8 (byte 0xe9 at byte column 5); "
+                                       "convert the input to UTF-8 (e.g. iconv -f latin1 -t utf-8)\n")
+
+
+def test_translate_file_input_and_stdin_split_lines_alike(checkpoint, tmp_path):
+    data = "a\x0bb\x1cc\u2028d\r\n\ne\n".encode()
+    (tmp_path / "in.txt").write_bytes(data)
+    assert read_lines(tmp_path / "in.txt") == decode_lines(data, "<stdin>") == ["a\x0bb\x1cc\u2028d", "", "e"]
+    out = translate_stdin(translate_config(checkpoint), data)
+    assert out.count("\n") == 3
+

@@ -1,0 +1,275 @@
+"""Faults during training: SIGKILL at any moment, SIGTERM/SIGINT, NaN/Inf losses, out of memory.
+
+The SIGKILL test forks training processes from a forkserver that has already imported torch and
+nmt, so each of the 20 kills costs a fraction of a second instead of a fresh interpreter.
+"""
+
+import io
+import logging
+import multiprocessing
+import os
+import random
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import nmt.training.trainer as trainer_module
+from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.errors import TrainingError
+from nmt.models.seq2seq import Seq2Seq
+from nmt.training.checkpoint import load_checkpoint
+from nmt.training.guards import out_of_memory_advice
+from nmt.training.trainer import train
+
+TINY = ["experiment=smoke", "data.max_train_examples=300", "data.max_len=30", "tokenizer.vocab_size=200",
+        "model.emb_size=16", "model.enc_hidden=16", "model.dec_hidden=16", "trainer.batch_tokens=256",
+        "trainer.valid_max_sentences=4", "trainer.valid_max_len_b=2", "trainer.plot_sentences=0",
+        "trainer.progress=false"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (no OpenMP spin-waiting on a busy 2-core machine), and
+    runs compared bit for bit must use the same count; the suite's count is put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config(multi30k_root: Path, cache: Path, *overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("train", overrides=[*TINY, f"data.root={multi30k_root}", f"data.cache_dir={cache}",
+                                           *overrides])
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+# --- SIGKILL at random moments --------------------------------------------------------------------
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _install_kill_hook(hook: str, nth: int) -> None:
+    """Makes this (child) process SIGKILL itself inside its `nth` checkpoint write, at a given point."""
+    import nmt.training.checkpoint as checkpoint
+
+    calls = {"n": 0}
+
+    def due() -> bool:
+        calls["n"] += 1
+        return calls["n"] == nth
+
+    if hook == "half_written":  # torch.save has written half of the file
+        real_save = torch.save
+
+        def save(obj, f):
+            buffer = io.BytesIO()
+            real_save(obj, buffer)
+            if due():
+                f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+                f.flush()
+                _die()
+            f.write(buffer.getvalue())
+
+        checkpoint.torch.save = save
+    elif hook == "before_rename":  # complete and fsynced, not yet renamed over last.pt
+        real_replace = os.replace
+        # Only checkpoint renames count: the data cache is written with os.replace too.
+        checkpoint.os.replace = lambda a, b: _die() if str(b).endswith(".pt") and due() else real_replace(a, b)
+    elif hook == "after_rename":  # renamed, the folder not yet fsynced
+        real_fsync_dir = checkpoint._fsync_dir
+        checkpoint._fsync_dir = lambda folder: _die() if due() else real_fsync_dir(folder)
+
+
+def _train_child(cfg: dict, run_dir: str, hook: str | None, nth: int) -> None:
+    """Runs in a forked child: train with resume=auto, optionally dying inside a checkpoint write."""
+    log = os.open(Path(run_dir) / "child.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    if hook:
+        _install_kill_hook(hook, nth)
+    train(OmegaConf.create(cfg), Path(run_dir))
+
+
+def _temporaries(run_dir: Path) -> list[Path]:
+    return list((run_dir / "checkpoints").glob(".*.tmp")) if (run_dir / "checkpoints").is_dir() else []
+
+
+def test_sigkill_at_random_moments_always_leaves_a_checkpoint_to_resume_from(multi30k_root, cache, tmp_path):
+    """20 kills: 14 at random times, 6 inside checkpoint writes. After each, last.pt loads and holds no
+    fewer steps than before; then the run is finished with resume=auto and its parameters equal those
+    of a run that was never killed."""
+    context = multiprocessing.get_context("forkserver")
+    # torch._dynamo: the optimizer imports it lazily, which would cost every child two seconds.
+    context.set_forkserver_preload(["torch._dynamo", "nmt.training.trainer", __name__])
+
+    def run(run_dir: Path, max_steps: int, hook=None, nth=0, kill_after: float | None = None) -> int:
+        cfg = config(multi30k_root, cache, f"trainer.max_steps={max_steps}", "trainer.valid_every=5",
+                     "trainer.save_every=1", "trainer.num_threads=1", "resume=auto")
+        run_dir.mkdir(exist_ok=True)
+        child = context.Process(target=_train_child, args=(OmegaConf.to_container(cfg, resolve=True),
+                                                            str(run_dir), hook, nth))
+        child.start()
+        child.join(kill_after or 120)
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+            child.join()
+            assert kill_after, f"the {hook} hook did not fire"
+        return child.exitcode
+
+    killed = tmp_path / "killed"
+    rng = random.Random(4)
+    plan = [("half_written", 3), ("before_rename", 2), ("after_rename", 2)] * 2 + [(None, 0)] * 14
+    rng.shuffle(plan)
+    last_step, kills_in_writes = 0, 0
+    for hook, nth in plan:
+        # The bound is out of reach: every one of these runs ends by being killed.
+        exitcode = run(killed, 10_000, hook, nth, kill_after=None if hook else rng.uniform(0.2, 1.2))
+        assert exitcode == -signal.SIGKILL, (killed / "child.log").read_text()[-2000:]
+        kills_in_writes += bool(_temporaries(killed)) or hook == "after_rename"
+        last = killed / "checkpoints/last.pt"
+        if last_step or last.exists():
+            step = load_checkpoint(last)["progress"]["step"]  # it exists and loads
+            assert step >= last_step
+            last_step = step
+    assert last_step > 0 and kills_in_writes >= 6
+    steps = last_step + 3
+    assert run(killed, steps) == 0, (killed / "child.log").read_text()[-2000:]
+    assert _temporaries(killed) == []  # what killed writers left behind was cleaned up
+    reference = tmp_path / "never_killed"
+    assert run(reference, steps) == 0, (reference / "child.log").read_text()[-2000:]
+    final, expected = (load_checkpoint(d / "checkpoints/last.pt") for d in (killed, reference))
+    assert final["progress"]["step"] == steps
+    assert all(torch.equal(final["model"][k], expected["model"][k]) for k in expected["model"])
+    assert final["history"] == expected["history"]
+
+
+# --- SIGTERM / SIGINT through the real command ----------------------------------------------------
+
+def test_sigterm_saves_prints_the_resume_command_and_it_carries_on(multi30k_root, cache, tmp_path):
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    run_dir = tmp_path / "run"
+    args = ["nmt-train", *TINY, f"data.cache_dir={cache}", f"hydra.run.dir={run_dir}", "trainer.max_steps=8",
+            "trainer.valid_every=4", "trainer.save_every=2", "trainer.num_threads=1"]
+    process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoints/last.pt").exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 2 minutes"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "Traceback" not in stderr
+    stopped = next(line for line in stderr.splitlines() if line.startswith("stopped by SIGTERM at step"))
+    step = load_checkpoint(run_dir / "checkpoints/last.pt")["progress"]["step"]
+    assert f"at step {step} " in stopped and str(run_dir / "checkpoints/last.pt") in stopped
+    command = next(line for line in stderr.splitlines() if line.startswith("to continue: "))
+    command = shlex.split(command.removeprefix("to continue: "))
+    assert command[0] == "nmt-train" and command[-2:] == ["hydra.run.dir=run", "resume=true"]  # from cwd
+    resumed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {run_dir}/checkpoints/last.pt at step {step}" in resumed.stdout  # Hydra's log
+    assert load_checkpoint(run_dir / "checkpoints/last.pt")["progress"]["step"] == 8
+
+
+# --- NaN / Inf losses -----------------------------------------------------------------------------
+
+def poison_training_forward(monkeypatch, bad_calls) -> list[int]:
+    """Training forward passes whose 1-based number is in `bad_calls` return NaN logits."""
+    real_forward, calls = Seq2Seq.forward, []
+
+    def forward(self, *args, **kwargs):
+        logits, rest = real_forward(self, *args, **kwargs)
+        if self.training:
+            calls.append(1)
+            if len(calls) in bad_calls:
+                logits = logits * float("nan")
+        return logits, rest
+
+    monkeypatch.setattr(Seq2Seq, "forward", forward)
+    return calls
+
+
+def test_nan_loss_skips_the_update_with_a_warning(multi30k_root, cache, tmp_path, monkeypatch, caplog):
+    calls = poison_training_forward(monkeypatch, bad_calls={3, 4})
+    with caplog.at_level(logging.WARNING):
+        summary = train(config(multi30k_root, cache, "trainer.max_steps=5", "trainer.valid_every=5",
+                               "trainer.max_nonfinite_steps=3"), tmp_path)
+    assert summary["steps"] == 5 and len(calls) == 7  # two batches were used without an update
+    warnings = [r.getMessage() for r in caplog.records if "update skipped" in r.getMessage()]
+    assert warnings == ["step 3: loss is nan, update skipped (1 in a row; training stops at "
+                        "trainer.max_nonfinite_steps=3)",
+                        "step 3: loss is nan, update skipped (2 in a row; training stops at "
+                        "trainer.max_nonfinite_steps=3)"]
+    state = load_checkpoint(tmp_path / "checkpoints/last.pt")
+    assert all(torch.isfinite(p).all() for p in state["model"].values())
+    assert state["progress"]["nonfinite_in_a_row"] == 0
+
+
+def test_nan_losses_in_a_row_stop_with_one_line_and_keep_the_last_good_checkpoint(
+        multi30k_root, cache, tmp_path, monkeypatch, capsys):
+    poison_training_forward(monkeypatch, bad_calls=set(range(4, 100)))
+    cfg = config(multi30k_root, cache, "trainer.max_steps=10", "trainer.valid_every=10",
+                 "trainer.save_every=2", "trainer.max_nonfinite_steps=3")
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(lambda c: train(c, tmp_path))(cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    last = tmp_path / "checkpoints/last.pt"
+    assert err == ("error: training diverged: 3 updates in a row had a non-finite loss (last: nan at "
+                   "step 4; trainer.max_nonfinite_steps=3); lower optimizer.lr or check the data; the last "
+                   f"checkpoint {last} is kept; add resume=true to continue from it")
+    state = load_checkpoint(last)
+    assert state["progress"]["step"] == 2
+    assert all(torch.isfinite(p).all() for p in state["model"].values())
+
+
+# --- out of memory --------------------------------------------------------------------------------
+
+def test_cuda_out_of_memory_in_a_step_is_one_line_naming_the_batch_size(multi30k_root, cache, tmp_path,
+                                                                        monkeypatch, capsys):
+    def out_of_memory(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.65 GiB "
+                                     "total)\nSee documentation for Memory Management")
+
+    monkeypatch.setattr(trainer_module, "train_step", out_of_memory)
+    cfg = config(multi30k_root, cache, "trainer.max_steps=3")
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(lambda c: train(c, tmp_path))(cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: CUDA out of memory in training step 1 (a batch of ")
+    assert "lower trainer.batch_tokens (now 256)" in err and "no checkpoint had been written yet" in err
+
+
+def test_out_of_memory_while_validating_names_the_validation_batch_options(multi30k_root, cache, tmp_path,
+                                                                           monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(trainer_module, "validate", out_of_memory)
+    expected = (r"^host out of memory while validating at step 2; lower trainer.valid_batch_sentences "
+                r"\(now 256\) or trainer.batch_tokens")
+    with pytest.raises(TrainingError, match=expected):
+        train(config(multi30k_root, cache, "trainer.max_steps=2"), tmp_path)
+
+
+def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(tmp_path):
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        with out_of_memory_advice("here", "do this", tmp_path):
+            raise RuntimeError("shape mismatch")
+

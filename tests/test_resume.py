@@ -1,0 +1,169 @@
+"""Resumed training equals uninterrupted training, bit for bit.
+
+A tiny model trains N=8 updates in one go (the baseline); other runs stop earlier (in the middle of
+an epoch, right after a validation, or on SIGINT) and are resumed to N. Parameters must be
+`torch.equal`, and the logged training losses and the validation history identical. Dropout, a
+plateau schedule that reacts to every validation, and an epoch boundary inside the run make every
+piece of saved state matter.
+"""
+
+import logging
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import nmt.training.trainer as trainer_module
+from nmt.cli.common import config_dir
+from nmt.errors import CheckpointError, ConfigError
+from nmt.training.checkpoint import load_checkpoint
+from nmt.training.signals import TrainingStopped
+from nmt.training.trainer import train
+
+N, VALID_EVERY = 8, 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (no OpenMP spin-waiting on a busy 2-core machine), and
+    runs compared bit for bit must use the same count; the suite's count is put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config(multi30k_root: Path, cache: Path, *overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("train", overrides=[
+            "experiment=smoke", f"data.root={multi30k_root}", f"data.cache_dir={cache}",
+            "data.max_train_examples=150", "data.max_len=30", "tokenizer.vocab_size=200",
+            "model.emb_size=16", "model.enc_hidden=16", "model.dec_hidden=16", "model.dropout=0.3",
+            "scheduler.patience=0", "scheduler.factor=0.5",  # a validation without a better BLEU halves lr
+            "trainer.batch_tokens=256", f"trainer.max_steps={N}", f"trainer.valid_every={VALID_EVERY}",
+            "trainer.valid_max_sentences=4", "trainer.valid_max_len_b=2",
+            "trainer.early_stopping_patience=20", "trainer.plot_sentences=0", "trainer.log_every=1",
+            "trainer.progress=false", *overrides])
+
+
+def logged_losses(run_dir: Path) -> dict[int, float]:
+    """train/loss per step as TensorBoard holds it, over every event file of the run."""
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {event.step: event.value for event in events.Scalars("train/loss")}
+
+
+def assert_same_parameters(a: Path, b: Path) -> None:
+    first, second = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    assert first.keys() == second.keys()
+    different = [name for name in first if not torch.equal(first[name], second[name])]
+    assert not different, f"parameters differ: {different}"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def baseline(multi30k_root, cache, tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("one_go")
+    summary = train(config(multi30k_root, cache), run_dir)
+    assert summary["steps"] == N and summary["epochs"] >= 1  # the run crosses an epoch boundary
+    return {"dir": run_dir, "summary": summary, "losses": logged_losses(run_dir)}
+
+
+def assert_equals_baseline(baseline: dict, run_dir: Path, summary: dict, continued: bool = True) -> None:
+    """Same parameters, validations and (for a run continued in its own folder) logged losses."""
+    assert_same_parameters(baseline["dir"] / "checkpoints/last.pt", run_dir / "checkpoints/last.pt")
+    losses = logged_losses(run_dir)
+    if continued:
+        assert losses == baseline["losses"] and len(losses) == N
+    else:  # a new folder holds the losses after the resume point only
+        assert losses == {step: baseline["losses"][step] for step in losses} and min(losses) > 1
+    scheduled = [h for h in summary["history"] if h["step"] % VALID_EVERY == 0]
+    assert scheduled == baseline["summary"]["history"]
+    assert summary["steps"] == N and summary["epochs"] == baseline["summary"]["epochs"]
+
+
+@pytest.mark.parametrize(("stop_at", "resume"), [(3, "path"), (4, "true")])
+def test_stop_and_resume_equals_one_go(multi30k_root, cache, baseline, tmp_path, stop_at, resume):
+    """Stop at 3 (between validations) and resume=PATH into another folder; stop at 4 (right after a
+    validation) and resume=true in the same folder. Both stops fall inside the first epoch."""
+    first_dir = tmp_path / "first"
+    first = train(config(multi30k_root, cache, f"trainer.max_steps={stop_at}"), first_dir)
+    progress = load_checkpoint(first_dir / "checkpoints/last.pt")["progress"]
+    assert progress["step"] == stop_at and progress["batches_done_in_epoch"] > 0
+    assert first["history"][-1]["step"] == stop_at  # a run always validates its final model
+    if resume == "path":
+        run_dir, option = tmp_path / "second", f"resume={first_dir / 'checkpoints/last.pt'}"
+    else:
+        run_dir, option = first_dir, "resume=true"
+    second = train(config(multi30k_root, cache, option), run_dir)
+    assert_equals_baseline(baseline, run_dir, second, continued=resume == "true")
+
+
+def test_sigint_saves_mid_epoch_and_resume_equals_one_go(multi30k_root, cache, baseline, tmp_path,
+                                                          monkeypatch, capsys):
+    real_step, calls = trainer_module.train_step, []
+
+    def step_then_interrupt(*args):
+        result = real_step(*args)
+        calls.append(1)
+        if len(calls) == 5:  # as if Ctrl-C came in the middle of update 5
+            signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(trainer_module, "train_step", step_then_interrupt)
+    with pytest.raises(TrainingStopped) as stopped:
+        train(config(multi30k_root, cache), tmp_path)
+    assert len(calls) == 5, "the interrupted update is finished, no further one is started"
+    assert stopped.value.step == 5 and stopped.value.checkpoint == tmp_path / "checkpoints/last.pt"
+    assert "SIGINT received: finishing the current step" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers are put back
+    monkeypatch.undo()
+    second = train(config(multi30k_root, cache, "resume=true"), tmp_path)
+    assert_equals_baseline(baseline, tmp_path, second)
+
+
+def test_resuming_a_finished_run_trains_nothing(multi30k_root, cache, baseline, caplog):
+    last = baseline["dir"] / "checkpoints/last.pt"
+    before = last.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO):
+        summary = train(config(multi30k_root, cache, "resume=true"), baseline["dir"])
+    assert summary["steps"] == N and summary["history"] == baseline["summary"]["history"]
+    assert last.stat().st_mtime_ns == before
+    assert f"nothing to train: the run already reached trainer.max_steps={N}" in caplog.text
+
+
+def test_resume_auto_starts_afresh_then_continues(multi30k_root, cache, tmp_path):
+    first = train(config(multi30k_root, cache, "trainer.max_steps=2", "resume=auto"), tmp_path)
+    second = train(config(multi30k_root, cache, "trainer.max_steps=3", "resume=auto"), tmp_path)
+    assert (first["steps"], second["steps"]) == (2, 3)
+
+
+def test_a_new_run_never_overwrites_an_existing_one(multi30k_root, cache, baseline):
+    saved_config = (baseline["dir"] / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match="already holds a run .*add resume=true"):
+        train(config(multi30k_root, cache, "model.emb_size=32"), baseline["dir"])
+    assert (baseline["dir"] / "config.yaml").read_text() == saved_config
+
+
+def test_resume_true_without_a_checkpoint_names_the_missing_file(multi30k_root, cache, tmp_path):
+    missing = tmp_path / "checkpoints/last.pt"
+    with pytest.raises(CheckpointError, match=f"nothing to resume: {missing} does not exist"):
+        train(config(multi30k_root, cache, "resume=true"), tmp_path)
+
+
+def test_resume_with_another_model_is_refused_and_leaves_the_run_folder_alone(multi30k_root, cache, baseline):
+    """Forgetting `experiment=...` when resuming gives another model: refused before anything is written,
+    pointing at the original settings."""
+    saved_config = (baseline["dir"] / "config.yaml").read_text()
+    expected = (r"holds a different model \(model.emb_size: 16 in the checkpoint, 32 now\); resume with the "
+                rf"settings of the original run \(see {baseline['dir']}/config.yaml\)")
+    with pytest.raises(CheckpointError, match=expected):
+        train(config(multi30k_root, cache, "model.emb_size=32", "resume=true"), baseline["dir"])
+    assert (baseline["dir"] / "config.yaml").read_text() == saved_config
