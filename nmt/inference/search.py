@@ -17,9 +17,11 @@ Alive hypotheses never produce pad or BOS, and EOS is the only choice once a sen
 length limit floor(max_len_a * src_len + max_len_b). Scores are sums of the model's own log-probs
 (not renormalised after these restrictions), so `forced_decode` of a result reproduces its score.
 
-Host synchronisation: the step loop performs exactly one per step, the ``finished.all()`` check that
-stops as soon as every hypothesis has ended. Everything else stays on the model's device until the
-final conversion to `Hypothesis` objects.
+Host synchronisation: the step loop performs one per step itself, the ``finished.all()`` check that
+stops as soon as every hypothesis has ended, plus whatever the model's ``reorder_state`` needs (the
+seq2seq model reads the index to keep sharing one copy of the encoder states per sentence; see
+`nmt.models.state.DecoderState`). Everything else stays on the model's device until the final
+conversion to `Hypothesis` objects.
 
 The public functions run under ``torch.inference_mode()`` themselves; callers need not wrap them.
 """
@@ -192,8 +194,7 @@ def _search(
     for step in range(int(max_lens.max()) + 1):  # + 1 for the forced EOS; host sync before the loop
         log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
         must_end = step >= max_lens[:, None]  # (B, 1)
-        log_probs = _constrain(model, log_probs.view(b, k, -1), beams.finished, must_end)  # (B, K, V)
-        candidates = beams.scores[..., None] + log_probs  # (B, K, V)
+        candidates = _candidates(model, log_probs.view(b, k, -1), beams, must_end)  # (B, K, V)
         candidate_lengths = beams.lengths + (~beams.finished).long()  # (B, K)
         parent, token = select(candidates, candidate_lengths)  # (B, K), (B, K)
         beams = _advance(beams, parent, token, candidates, candidate_lengths, attn, model.eos_id)
@@ -220,18 +221,22 @@ def _start(b: int, k: int, device: torch.device, src_len: int | None) -> _Beams:
     )
 
 
-def _constrain(model: Searchable, log_probs: Tensor, finished: Tensor, must_end: Tensor) -> Tensor:
-    """Log-probs restricted to the allowed continuations: never pad or BOS, only EOS once a sentence
-    is at its length limit, and only pad at cost 0 after a hypothesis has finished.
+def _candidates(model: Searchable, log_probs: Tensor, beams: _Beams, must_end: Tensor) -> Tensor:
+    """Score of every (hypothesis, next token) pair: the hypothesis score plus the token's log-prob,
+    restricted to the allowed continuations: never pad or BOS, only EOS once a sentence is at its
+    length limit, and only pad at cost 0 after a hypothesis has finished.
 
-    log_probs (B, K, V), finished (B, K), must_end (B, 1) -> (B, K, V)
+    log_probs (B, K, V), beams with finished and scores (B, K), must_end (B, 1) -> (B, K, V).
+    One new (B, K, V) tensor, then in-place updates: at a vocabulary of thousands these full passes
+    cost as much as the model's own step on a CPU.
     """
     vocab = torch.arange(log_probs.size(-1), device=log_probs.device)  # (V,)
     banned = (vocab == model.pad_id) | (vocab == model.bos_id)  # (V,)
     banned = banned | (must_end[..., None] & (vocab != model.eos_id))  # (B, 1, V)
-    log_probs = log_probs.masked_fill(banned, -math.inf)  # (B, K, V)
-    filler = torch.zeros_like(log_probs[0, 0]).masked_fill(vocab != model.pad_id, -math.inf)  # (V,)
-    return torch.where(finished[..., None], filler, log_probs)  # (B, K, V)
+    candidates = log_probs.masked_fill(banned, -math.inf)  # (B, K, V)
+    candidates.masked_fill_(beams.finished[..., None], -math.inf)  # finished: only pad, set next
+    candidates[..., model.pad_id] = torch.zeros_like(beams.scores).masked_fill_(~beams.finished, -math.inf)
+    return candidates.add_(beams.scores[..., None])  # (B, K, V)
 
 
 def _select_greedy(candidates: Tensor, candidate_lengths: Tensor) -> tuple[Tensor, Tensor]:

@@ -6,9 +6,22 @@ Luong et al. (2015): run the RNN first, attend from its new state, and predict f
 state tanh(W_c [context; state]); with input feeding that state also enters the next RNN step.
 
 Both expose the same three methods, so the model and the search never ask which style they hold.
+
+Structure. Under teacher forcing only what depends on the recurrence runs inside the step loop. The
+RNN's input projection is linear, so W_ih [emb; x] = W_e emb + W_x x: the embedding block W_e emb (with
+the bias) is computed for all target positions in one matrix product before the loop, and each step
+adds only W_x x. The Bahdanau deep output reads the states but does not feed them, so it runs once
+after the loop for all positions. The step itself (`_rnn_step`) is the RNN cell written out with the
+`nn.GRU`/`nn.LSTM` parameters, so teacher forcing and `step` share one code path and the checkpoint
+layout is that of the `nn` module. Per-position inputs are taken with `unbind`, whose backward writes
+each gradient once (indexing `x[:, t]` would add a full-size gradient at every step). On a CPU this
+trains no faster than per-step `nn.GRU` calls (the time is in the matrix products; BENCHMARKS.md).
 """
 
+from dataclasses import replace
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.models.attention import Attention
@@ -16,18 +29,45 @@ from nmt.models.encoder import RNN_TYPES
 from nmt.models.state import DecoderState
 
 
+def _gru_cell(gates_in: Tensor, hidden: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+    """One GRU step (PyTorch's gate order r, z, n). gates_in (B, 3H) = W_ih x + b_ih; hidden (B, H)."""
+    gates_h = F.linear(hidden, w_hh, b_hh)  # (B, 3H)
+    size = hidden.shape[-1]
+    reset, update = torch.sigmoid(gates_in[:, : 2 * size] + gates_h[:, : 2 * size]).chunk(2, dim=1)
+    new = torch.tanh(torch.addcmul(gates_in[:, 2 * size :], reset, gates_h[:, 2 * size :]))  # (B, H)
+    return torch.lerp(new, hidden, update)  # (1 - z) n + z h
+
+
+def _lstm_cell(gates_in: Tensor, hidden: Tensor, cell: Tensor, w_hh: Tensor, b_hh: Tensor
+               ) -> tuple[Tensor, Tensor]:
+    """One LSTM step (gate order i, f, g, o). gates_in (B, 4H) = W_ih x + b_ih; hidden, cell (B, H)."""
+    gates = gates_in + F.linear(hidden, w_hh, b_hh)  # (B, 4H)
+    size = hidden.shape[-1]
+    in_gate, forget = torch.sigmoid(gates[:, : 2 * size]).chunk(2, dim=1)  # (B, H) each
+    cell = torch.addcmul(forget * cell, in_gate, torch.tanh(gates[:, 2 * size : 3 * size]))  # (B, H)
+    return torch.sigmoid(gates[:, 3 * size :]) * torch.tanh(cell), cell
+
+
 class RNNDecoder(nn.Module):
-    """Common parts: the RNN, the bridge from the encoder summary to the initial state."""
+    """Common parts: the RNN, its step, and the bridge from the encoder summary to the initial state.
+
+    The first layer's input is [embedding; extra], where extra is the context (Bahdanau), the previous
+    attentional state (Luong with input feeding) or nothing.
+    """
+
+    uses_att_vector = False
 
     def __init__(self, rnn_type: str, emb_size: int, hidden_size: int, num_layers: int,
                  encoder_size: int, attention: Attention, dropout: float, rnn_input_size: int):
         super().__init__()
         self.attention = attention
+        self.emb_size = emb_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.is_lstm = rnn_type == "lstm"
+        self.rnn_dropout = dropout if num_layers > 1 else 0.0  # between stacked layers, as nn.GRU does
         self.rnn = RNN_TYPES[rnn_type](rnn_input_size, hidden_size, num_layers, batch_first=True,
-                                       dropout=dropout if num_layers > 1 else 0.0)
+                                       dropout=self.rnn_dropout)
         # The bridge: the decoder starts from a learned function of the encoder summary.
         self.bridge = nn.Linear(encoder_size, num_layers * hidden_size)
         self.cell_bridge = nn.Linear(encoder_size, num_layers * hidden_size) if self.is_lstm else None
@@ -47,15 +87,49 @@ class RNNDecoder(nn.Module):
         return DecoderState(hidden=layered(self.bridge), cell=cell, att_vector=att_vector,
                             keys=self.attention.precompute_keys(memory), values=memory, mask=mask)
 
-    uses_att_vector = False
+    def _attend_rows(self, query: Tensor, state: DecoderState) -> tuple[Tensor, Tensor]:
+        """query (R, T, H) for the state's R rows -> context (R, T, C), weights (R, T, S).
 
-    def _run_rnn(self, rnn_input: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
-        """rnn_input (B, T, I) -> outputs (B, T, H), hidden (L, B, H), cell (L, B, H) | None."""
-        if self.is_lstm:
-            out, (hidden, cell) = self.rnn(rnn_input, (state.hidden, state.cell))
-            return out, hidden, cell
-        out, hidden = self.rnn(rnn_input, state.hidden)
-        return out, hidden, None
+        The rows_per_source hypotheses of a sentence attend as rows_per_source x T queries over the
+        sentence's single copy of the encoder states (see DecoderState).
+        """
+        rows, steps, size = query.shape
+        grouped = query.reshape(-1, state.rows_per_source * steps, size)  # (N, rows_per_source * T, H)
+        context, weights = self.attention(grouped, state.keys, state.values, state.mask)
+        return context.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)  # (R, T, C), (R, T, S)
+
+    def _input_gates(self, embedded: Tensor) -> Tensor:
+        """The embedding's share of the first layer's input gates, bias included: (..., E) -> (..., G)."""
+        return F.linear(embedded, self.rnn.weight_ih_l0[:, : self.emb_size], self.rnn.bias_ih_l0)
+
+    def _extra_weight(self) -> Tensor:
+        """The first layer's input weights acting on `extra`: (G, I - E). Slice once per sequence: a
+        slice taken at every step would add a full-size weight gradient per step in the backward."""
+        return self.rnn.weight_ih_l0[:, self.emb_size :]
+
+    def _rnn_step(self, gates_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
+        """First layer input gates (B, G) -> top output (B, H), hidden (L, B, H), cell (L, B, H) | None."""
+        hiddens, cells = [], []
+        previous_cells = state.cell.unbind(0) if self.is_lstm else [None] * self.num_layers
+        for layer, (hidden, cell) in enumerate(zip(state.hidden.unbind(0), previous_cells, strict=True)):
+            if layer > 0:
+                below = F.dropout(hiddens[-1], self.rnn_dropout, self.training)  # (B, H)
+                gates_in = F.linear(below, getattr(self.rnn, f"weight_ih_l{layer}"),
+                                    getattr(self.rnn, f"bias_ih_l{layer}"))  # (B, G)
+            w_hh, b_hh = getattr(self.rnn, f"weight_hh_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+            if self.is_lstm:
+                hidden, cell = _lstm_cell(gates_in, hidden, cell, w_hh, b_hh)
+                cells.append(cell)
+            else:
+                hidden = _gru_cell(gates_in, hidden, w_hh, b_hh)
+            hiddens.append(hidden)
+        return hiddens[-1], torch.stack(hiddens), torch.stack(cells) if self.is_lstm else None
+
+    def _run_rnn(self, rnn_input: Tensor, state: DecoderState) -> Tensor:
+        """The whole sequence in one RNN call (when no input depends on the previous output):
+        rnn_input (B, T, I) -> top-layer outputs (B, T, H)."""
+        initial = (state.hidden, state.cell) if self.is_lstm else state.hidden
+        return self.rnn(rnn_input, initial)[0]
 
     def step(self, embedded: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
         """embedded (B, E) previous target token -> output (B, H_out), new state, weights (B, S)."""
@@ -63,12 +137,7 @@ class RNNDecoder(nn.Module):
 
     def forward(self, embedded: Tensor, state: DecoderState) -> tuple[Tensor, Tensor]:
         """Teacher forcing over a whole target: embedded (B, T, E) -> outputs (B, T, H_out), weights (B, T, S)."""
-        outputs, weights = [], []
-        for t in range(embedded.shape[1]):
-            out, state, w = self.step(embedded[:, t], state)
-            outputs.append(out)
-            weights.append(w)
-        return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)
+        raise NotImplementedError
 
 
 class BahdanauDecoder(RNNDecoder):
@@ -81,15 +150,35 @@ class BahdanauDecoder(RNNDecoder):
         # "Deep output": the prediction sees the previous word, the new state and the context.
         self.pre_output = nn.Linear(emb_size + hidden_size + attention.context_dim, hidden_size)
 
-    def step(self, embedded, state):
+    def _attend_and_step(self, emb_gates: Tensor, w_context: Tensor, state: DecoderState
+                         ) -> tuple[Tensor, Tensor, Tensor, DecoderState]:
+        """emb_gates (B, G) -> top output (B, H), context (B, C), weights (B, S), new state."""
         query = state.hidden[-1].unsqueeze(1)  # (B, 1, H) top layer, previous step
-        context, weights = self.attention(query, state.keys, state.values, state.mask)  # (B,1,C), (B,1,S)
-        rnn_input = torch.cat([embedded.unsqueeze(1), context], dim=-1)  # (B, 1, E + C)
-        out, hidden, cell = self._run_rnn(rnn_input, state)  # out (B, 1, H)
-        pre = torch.cat([embedded, out.squeeze(1), context.squeeze(1)], dim=-1)  # (B, E + H + C)
-        output = self.dropout(torch.tanh(self.pre_output(pre)))  # (B, H)
-        new_state = DecoderState(hidden, cell, None, state.keys, state.values, state.mask)
-        return output, new_state, weights.squeeze(1)
+        context, weights = self._attend_rows(query, state)  # (B, 1, C), (B, 1, S)
+        context = context.squeeze(1)  # (B, C)
+        out, hidden, cell = self._rnn_step(torch.addmm(emb_gates, context, w_context.t()), state)  # (B, H)
+        new_state = replace(state, hidden=hidden, cell=cell)
+        return out, context, weights.squeeze(1), new_state
+
+    def _deep_output(self, embedded: Tensor, out: Tensor, context: Tensor) -> Tensor:
+        """(..., E), (..., H), (..., C) -> dropout(tanh(W_p [emb; out; context] + b)) (..., H)."""
+        return self.dropout(torch.tanh(self.pre_output(torch.cat([embedded, out, context], dim=-1))))
+
+    def step(self, embedded, state):
+        out, context, weights, state = self._attend_and_step(self._input_gates(embedded),
+                                                             self._extra_weight(), state)
+        return self._deep_output(embedded, out, context), state, weights
+
+    def forward(self, embedded, state):
+        w_context = self._extra_weight()
+        outs, contexts, weights = [], [], []
+        for emb_gates in self._input_gates(embedded).unbind(1):  # (B, G) per target position
+            out, context, w, state = self._attend_and_step(emb_gates, w_context, state)
+            outs.append(out)
+            contexts.append(context)
+            weights.append(w)
+        outs, contexts = torch.stack(outs, dim=1), torch.stack(contexts, dim=1)  # (B, T, H), (B, T, C)
+        return self._deep_output(embedded, outs, contexts), torch.stack(weights, dim=1)  # (B,T,H), (B,T,S)
 
 
 class LuongDecoder(RNNDecoder):
@@ -106,28 +195,35 @@ class LuongDecoder(RNNDecoder):
 
     def _attend(self, rnn_out: Tensor, state: DecoderState) -> tuple[Tensor, Tensor]:
         """rnn_out (B, T, H) -> attentional states (B, T, H), weights (B, T, S)."""
-        context, weights = self.attention(rnn_out, state.keys, state.values, state.mask)  # (B,T,C), (B,T,S)
+        context, weights = self._attend_rows(rnn_out, state)  # (B, T, C), (B, T, S)
         att = torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1)))  # (B, T, H)
         return self.dropout(att), weights
 
-    def step(self, embedded, state):
-        rnn_input = embedded.unsqueeze(1)  # (B, 1, E)
-        if self.input_feeding:
-            rnn_input = torch.cat([rnn_input, state.att_vector.unsqueeze(1)], dim=-1)  # (B, 1, E + H)
-        out, hidden, cell = self._run_rnn(rnn_input, state)  # (B, 1, H)
-        att, weights = self._attend(out, state)  # (B, 1, H), (B, 1, S)
+    def _step(self, emb_gates: Tensor, w_feed: Tensor, state: DecoderState
+              ) -> tuple[Tensor, DecoderState, Tensor]:
+        """emb_gates (B, G) -> attentional state (B, H), new state, weights (B, S)."""
+        gates = torch.addmm(emb_gates, state.att_vector, w_feed.t()) if self.input_feeding else emb_gates
+        out, hidden, cell = self._rnn_step(gates, state)  # (B, H)
+        att, weights = self._attend(out.unsqueeze(1), state)  # (B, 1, H), (B, 1, S)
         att = att.squeeze(1)  # (B, H)
-        new_state = DecoderState(hidden, cell, att if self.input_feeding else None,
-                                 state.keys, state.values, state.mask)
+        new_state = replace(state, hidden=hidden, cell=cell, att_vector=att if self.input_feeding else None)
         return att, new_state, weights.squeeze(1)
 
+    def step(self, embedded, state):
+        return self._step(self._input_gates(embedded), self._extra_weight(), state)
+
     def forward(self, embedded, state):
-        if self.input_feeding:  # each step needs the previous attentional state
-            return super().forward(embedded, state)
-        # Without input feeding the RNN does not depend on attention: one RNN call for all steps
-        # and one batched attention product for all target positions.
-        out, _, _ = self._run_rnn(embedded, state)  # (B, T, H)
-        return self._attend(out, state)
+        if not self.input_feeding:
+            # The RNN does not depend on attention: one RNN call for all steps and one batched
+            # attention product for all target positions.
+            return self._attend(self._run_rnn(embedded, state), state)  # (B, T, H), (B, T, S)
+        w_feed = self._extra_weight()
+        outputs, weights = [], []
+        for emb_gates in self._input_gates(embedded).unbind(1):  # (B, G) per target position
+            att, state, w = self._step(emb_gates, w_feed, state)
+            outputs.append(att)
+            weights.append(w)
+        return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)  # (B, T, H), (B, T, S)
 
 
 DECODER_STYLES = {"bahdanau": BahdanauDecoder, "luong": LuongDecoder}

@@ -1,0 +1,79 @@
+"""scripts/benchmark.py runs end to end on a tiny model and prints sane JSON (no timing assertions)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nmt.models.attention import available_attentions
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+# The smoke experiment shrunk to a few seconds: a 1,000-pair subset, a 300-piece vocabulary, width 16.
+TINY = ["data.max_train_examples=1000", "tokenizer.vocab_size=300", "model.emb_size=16",
+        "model.enc_hidden=16", "model.dec_hidden=16", "trainer.batch_tokens=1024"]
+KEYS = {"device", "device_name", "threads", "torch", "commit", "experiment", "attention", "decoder_style",
+        "input_feeding", "params", "train_tgt_tokens_per_s", "epoch_s", "decode_greedy_sents_per_s",
+        "decode_beam5_sents_per_s", "peak_mem_mb", "bleu", "time_to_bleu_s"}
+
+
+@pytest.fixture(scope="module")
+def bench(multi30k_root, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+
+    def run(*args: str) -> list[dict]:
+        env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+        command = [sys.executable, str(SCRIPT), "--experiment", "smoke", "--device", "cpu", "--threads", "1",
+                   *args, f"data.cache_dir={cache}", *TINY]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        lines = result.stdout.strip().splitlines()
+        assert lines and all(line.startswith("{") for line in lines), result.stdout[-3000:]
+        return [json.loads(line) for line in lines]
+
+    return run
+
+
+def assert_positive(record: dict, *keys: str) -> None:
+    for key in keys:
+        value = record[key]
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (key, value)
+
+
+def test_quick_mode_prints_one_json_line_with_every_figure(bench):
+    (record,) = bench("--steps", "2", "--warmup", "1", "--decode-sentences", "6")
+    assert KEYS <= record.keys()
+    assert record["device"] == "cpu" and record["threads"] == 1 and record["mode"] == "quick"
+    assert (record["experiment"], record["attention"], record["decoder_style"]) == ("smoke", "additive", "bahdanau")
+    assert record["train_steps"] == 2 and record["decode_sentences"] == 6
+    assert_positive(record, "params", "train_tgt_tokens_per_s", "epoch_s", "epoch_tgt_tokens",
+                    "decode_greedy_sents_per_s", "decode_beam5_sents_per_s", "peak_mem_mb")
+    # The epoch estimate is the epoch's target tokens at the measured speed.
+    assert record["epoch_s"] == pytest.approx(record["epoch_tgt_tokens"] / record["train_tgt_tokens_per_s"],
+                                              rel=1e-3, abs=0.01)
+    assert record["bleu"] is None and record["time_to_bleu_s"] is None
+
+
+def test_all_attention_mode_prints_one_line_per_attention_and_decoder_style(bench):
+    records = bench("--all-attention", "--steps", "1", "--warmup", "0", "--decode-sentences", "2")
+    combos = {(r["attention"], r["decoder_style"], r["input_feeding"]) for r in records}
+    expected = {(a, s, f) for a in available_attentions()
+                for s, f in [("bahdanau", False), ("luong", True), ("luong", False)]}
+    assert combos == expected and len(records) == len(expected)
+    for record in records:
+        assert KEYS <= record.keys()
+        assert_positive(record, "train_tgt_tokens_per_s", "decode_beam5_sents_per_s", "peak_mem_mb")
+
+
+def test_full_mode_trains_to_the_end_and_reports_bleu_and_time_to_it(bench, tmp_path):
+    (record,) = bench("--full", "--decode-sentences", "4", "--run-dir", str(tmp_path / "run"),
+                      "trainer.max_steps=3", "trainer.valid_every=3", "trainer.valid_max_sentences=4",
+                      "trainer.progress=false")
+    assert KEYS <= record.keys() and record["mode"] == "full" and record["train_steps"] == 3
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+    assert 0 <= record["bleu"] <= 100
+    assert_positive(record, "time_to_bleu_s", "train_tgt_tokens_per_s", "epoch_s", "decode_beam5_sents_per_s")
+    assert record["time_to_bleu_s"] >= record["train_s"]
