@@ -8,8 +8,14 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nmt.viz.attention_plot import figure_to_image_array, plot_attention, save_figure
-from nmt.viz.word_level import group_pieces, merge_to_words, words_from_pieces
+from nmt.viz.attention_plot import (
+    Panel,
+    figure_to_image_array,
+    plot_attention,
+    plot_attention_grid,
+    save_figure,
+)
+from nmt.viz.word_level import group_pieces, merge_groups, merge_to_words, words_from_pieces
 
 
 def random_attention(rows: int, cols: int, seed: int = 0) -> np.ndarray:
@@ -71,6 +77,52 @@ def test_draws_into_given_axes_without_resizing_the_callers_figure():
     ax = fig.add_subplot()
     assert plot_attention(random_attention(2, 2), ["a", "b"], ["c", "d"], ax=ax) is fig
     assert tuple(fig.get_size_inches()) == (5.0, 4.0)
+
+
+def test_without_colorbar_only_the_heatmap_is_drawn():
+    fig = Figure()
+    plot_attention(random_attention(2, 2), ["a", "b"], ["c", "d"], ax=fig.add_subplot(), colorbar=False)
+    assert len(fig.axes) == 1
+
+
+# --- plot_attention_grid --------------------------------------------------------------------------
+
+
+def grid_panels(shapes):
+    return [Panel(random_attention(t, s, seed=k), tokens(s, "s"), tokens(t, "t"), title=f"panel {k}")
+            for k, (t, s) in enumerate(shapes)]
+
+
+def test_grid_puts_panels_in_reading_order_on_one_colour_scale():
+    panels = grid_panels([(3, 4), (2, 5), (4, 4)])
+    fig = plot_attention_grid(panels, columns=2, title="greedy, word level")
+    heatmaps = [ax for ax in fig.axes if ax.get_images() and ax.get_title()]
+    assert [ax.get_title() for ax in heatmaps] == ["panel 0", "panel 1", "panel 2"]
+    top = max(p.weights.max() for p in panels)  # default scale: the largest weight anywhere
+    for ax, panel in zip(heatmaps, panels, strict=True):
+        np.testing.assert_allclose(np.asarray(ax.get_images()[0].get_array()), panel.weights)
+        assert ax.get_images()[0].get_clim() == (0.0, top)
+    assert len(fig.axes) == 2 * 2 + 1  # a 2 x 2 grid (one cell empty) and one shared colourbar
+    assert not fig.axes[3].axison  # the empty cell is hidden
+    assert fig.get_suptitle() == "greedy, word level"
+    fixed = plot_attention_grid(panels, columns=2, vmax=1.0)
+    assert fixed.axes[0].get_images()[0].get_clim() == (0.0, 1.0)
+
+
+def test_grid_image_grows_with_columns_and_rows(tmp_path):
+    one = save_figure(plot_attention_grid(grid_panels([(4, 4)])), tmp_path / "one.png")
+    wide = save_figure(plot_attention_grid(grid_panels([(4, 4)] * 2), columns=2), tmp_path / "wide.png")
+    tall = save_figure(plot_attention_grid(grid_panels([(4, 4)] * 2), columns=1), tmp_path / "tall.png")
+    one_px, wide_px, tall_px = (matplotlib.image.imread(p).shape for p in (one, wide, tall))
+    assert wide_px[1] > 1.5 * one_px[1] and wide_px[0] == one_px[0]
+    assert tall_px[0] > 1.5 * one_px[0] and tall_px[1] == one_px[1]
+
+
+def test_grid_rejects_no_panels_and_bad_columns():
+    with pytest.raises(ValueError, match="no panels"):
+        plot_attention_grid([])
+    with pytest.raises(ValueError, match="columns"):
+        plot_attention_grid(grid_panels([(2, 2)]), columns=0)
 
 
 # --- saving and rendering -------------------------------------------------------------------------
@@ -179,6 +231,14 @@ def test_merged_weights_plot_with_word_labels():
     merged, src_words, tgt_words = merge_to_words(PIECE_WEIGHTS, SRC, TGT)
     fig = plot_attention(merged, src_words, tgt_words)
     np.testing.assert_allclose(np.asarray(heatmap_of(fig).get_array()), merged)
+
+
+def test_merge_groups_takes_explicit_groups_and_checks_them():
+    merged = merge_groups(PIECE_WEIGHTS, [[0, 1], [2, 3, 4]], [[0], [1, 2, 3, 4]])
+    np.testing.assert_allclose(merged[0], [0.70, 0.30])
+    np.testing.assert_allclose(merged.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="source groups must cover"):
+        merge_groups(PIECE_WEIGHTS, [[0, 2], [1, 3, 4]], [[0, 1, 2, 3, 4]])
 
 
 def test_merge_rejects_wrong_shape():

@@ -1,44 +1,165 @@
-"""nmt-plot: `nmt-plot checkpoint=PATH src="Ein Hund rennt." output=attention.png [ref="..."] [level=word]`."""
+"""nmt-plot: attention heatmaps of one or several checkpoints and sentences.
+
+    nmt-plot checkpoint=PATH src="Ein Hund rennt." output=attention.png [ref="..."] [level=word]
+    nmt-plot checkpoint=[additive.pt,scaled_dot.pt] src_file=sentences.de beam_size=1 save_weights=json
+
+Panels are laid out one row per sentence and one column per checkpoint, on one colour scale.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import ListConfig
 
 from nmt.cli.common import hydra_command, log_to_stderr
-from nmt.errors import ConfigError
-from nmt.inference.translator import Translator
-from nmt.viz.attention_plot import SAVE_FORMATS, plot_attention, save_figure
+from nmt.data.readers import read_lines
+from nmt.errors import ConfigError, DataError
+from nmt.inference.translator import Translation, Translator
+from nmt.viz.attention_plot import SAVE_FORMATS, Panel, as_weight_array, plot_attention_grid, save_figure
 from nmt.viz.word_level import merge_to_words
 
+log = logging.getLogger(__name__)
 LEVELS = ("subword", "word")
+WEIGHT_FORMATS = ("npy", "json")
+MAX_PANELS = 36  # beyond this a figure is unreadable (and can exceed what Agg renders)
 
 
-def run(cfg) -> None:
-    log_to_stderr()
+@dataclass
+class PlotItem:
+    """One panel with what produced it, for the figure and the saved weights."""
+
+    checkpoint: str
+    source: str
+    translation: str
+    panel: Panel
+
+
+def check_options(cfg) -> None:
     if cfg.level not in LEVELS:
         raise ConfigError(f"level={cfg.level!r} is not valid; choose one of: {', '.join(LEVELS)}")
     suffix = str(cfg.output).rsplit(".", 1)[-1].lower()
     if suffix not in SAVE_FORMATS:
         raise ConfigError(f"output={cfg.output}: the file name must end in one of: .{', .'.join(SAVE_FORMATS)}")
-    translator = Translator.load(cfg.checkpoint, cfg.device)
+    if cfg.save_weights is not None and cfg.save_weights not in WEIGHT_FORMATS:
+        raise ConfigError(f"save_weights={cfg.save_weights!r} is not valid; choose one of: "
+                          f"{', '.join(WEIGHT_FORMATS)} (or null)")
+
+
+def checkpoint_paths(cfg) -> list[str]:
+    """`checkpoint=PATH` or `checkpoint=[A,B,...]`."""
+    paths = list(cfg.checkpoint) if isinstance(cfg.checkpoint, ListConfig) else [cfg.checkpoint]
+    if not paths:
+        raise ConfigError("checkpoint=[] names no checkpoint")
+    return [str(p) for p in paths]
+
+
+def sentences(cfg) -> list[tuple[str, str | None]]:
+    """(source, reference or None) pairs from src=/ref= or src_file=/ref_file=."""
+    if (cfg.src is None) == (cfg.src_file is None):
+        raise ConfigError("give the sentence as src=\"...\" or a file of sentences as src_file=PATH (one of them)")
+    if cfg.src is not None:
+        if cfg.ref_file is not None:
+            raise ConfigError("ref_file= goes with src_file=; with src= give ref=\"...\"")
+        return [(cfg.src, cfg.ref)]
     if cfg.ref is not None:
-        translation = translator.force(cfg.src, cfg.ref)
-        what = "given translation (forced decoding)"
+        raise ConfigError("ref= goes with src=; with src_file= give ref_file=PATH")
+    sources = read_lines(cfg.src_file)
+    refs = read_lines(cfg.ref_file) if cfg.ref_file is not None else [None] * len(sources)
+    if len(refs) != len(sources):
+        raise DataError(f"{cfg.src_file} has {len(sources)} lines but {cfg.ref_file} has {len(refs)}")
+    pairs = [(s, r) for s, r in zip(sources, refs, strict=True) if s.strip()]
+    if not pairs:
+        raise DataError(f"{cfg.src_file} has no non-empty line")
+    return pairs
+
+
+def describe(config: dict) -> str:
+    """A panel title from the checkpoint's training config."""
+    model = config["model"]
+    return f"{model['attention']['name']} attention, {model['decoder_style']} decoder"
+
+
+def decoding(cfg, has_ref: bool) -> str:
+    if has_ref:
+        return "given translation (forced decoding)"
+    return f"beam {cfg.beam_size}" if cfg.beam_size > 1 else "greedy"
+
+
+def attend(translator: Translator, src: str, ref: str | None, cfg) -> Translation:
+    if ref is not None:
+        return translator.force(src, ref)
+    return translator.translate([src], beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
+                                max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, return_attention=True)[0][0]
+
+
+def collect(cfg, paths: list[str], pairs: list[tuple[str, str | None]]) -> list[PlotItem]:
+    """Panels in reading order: row = sentence, column = checkpoint."""
+    grid: list[list[PlotItem]] = [[] for _ in pairs]
+    titles = []
+    for path in paths:
+        translator = Translator.load(path, cfg.device)
+        titles.append(describe(translator.config))
+        for row, (src, ref) in zip(grid, pairs, strict=True):
+            translation = attend(translator, src, ref, cfg)
+            if translation.attention is None:
+                raise ConfigError(f"the source sentence {src!r} is empty: nothing to plot")
+            weights, src_labels, tgt_labels = translation.attention, translation.src_pieces, translation.tgt_pieces
+            if cfg.level == "word":
+                weights, src_labels, tgt_labels = merge_to_words(weights, src_labels, tgt_labels)
+            row.append(PlotItem(path, src, translation.text, Panel(as_weight_array(weights), src_labels, tgt_labels)))
+    for column, (path, title) in enumerate(zip(paths, titles, strict=True)):
+        if titles.count(title) > 1:  # checkpoints with the same settings are told apart by their file
+            title = f"{title} ({path})"
+        for row in grid:
+            row[column].panel.title = title
+    return [item for row in grid for item in row]
+
+
+def save_weights(items: list[PlotItem], image: Path, fmt: str, figure_title: str) -> list[Path]:
+    """Raw weights beside the image: one `.npy` per panel (numbered in reading order when there
+    are several), or one `.json` with every panel's weights, labels, sentence and translation."""
+    if fmt == "json":
+        path = image.with_suffix(".json")
+        record = {"figure": figure_title, "panels": [
+            {"checkpoint": it.checkpoint, "title": it.panel.title, "source": it.source,
+             "translation": it.translation, "src_tokens": it.panel.src_tokens,
+             "tgt_tokens": it.panel.tgt_tokens, "weights": it.panel.weights.tolist()} for it in items]}
+        path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+        return [path]
+    if len(items) == 1:
+        paths = [image.with_suffix(".npy")]
     else:
-        translation = translator.translate([cfg.src], beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
-                                           max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
-                                           return_attention=True)[0][0]
-        what = f"beam {cfg.beam_size}" if cfg.beam_size > 1 else "greedy"
-    if translation.attention is None:
-        raise ConfigError("src is empty: nothing to plot")
-    weights, src_labels, tgt_labels = translation.attention, translation.src_pieces, translation.tgt_pieces
-    if cfg.level == "word":
-        weights, src_labels, tgt_labels = merge_to_words(weights, src_labels, tgt_labels)
-    model_cfg = translator.config["model"]
-    title = (f"{model_cfg['attention']['name']} attention, {model_cfg['decoder_style']} decoder, "
-             f"{what}, {cfg.level} level")
+        paths = [image.with_suffix(f".{k}.npy") for k in range(len(items))]
+    for path, item in zip(paths, items, strict=True):
+        np.save(path, item.panel.weights)
+    return paths
+
+
+def run(cfg) -> None:
+    log_to_stderr()
+    check_options(cfg)
+    paths, pairs = checkpoint_paths(cfg), sentences(cfg)
+    if len(paths) * len(pairs) > MAX_PANELS:
+        raise ConfigError(f"{len(paths)} checkpoints x {len(pairs)} sentences would make "
+                          f"{len(paths) * len(pairs)} panels; at most {MAX_PANELS} fit in one figure")
+    items = collect(cfg, paths, pairs)
+    modes = {decoding(cfg, ref is not None) for _, ref in pairs}
+    figure_title = f"{' / '.join(sorted(modes))}, {cfg.level} level"
+    fig = plot_attention_grid([it.panel for it in items], columns=len(paths), vmax=cfg.vmax, title=figure_title)
     try:
-        path = save_figure(plot_attention(weights, src_labels, tgt_labels, title=title), cfg.output)
+        image = save_figure(fig, cfg.output)
+        written = save_weights(items, image, cfg.save_weights, figure_title) if cfg.save_weights else []
     except OSError as exc:
         raise ConfigError(f"cannot write output={cfg.output}: {exc.strerror}") from None
-    print(f"translation: {translation.text}")
-    print(f"attention plot: {path}")
+    for item in items:
+        prefix = f"{item.checkpoint}: " if len(paths) > 1 else ""
+        print(f"{prefix}translation: {item.translation}")
+    print(f"attention plot: {image}")
+    for path in written:
+        print(f"attention weights: {path}")
 
 
 main = hydra_command("plot", run, text_keys=("src", "ref"))

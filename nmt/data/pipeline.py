@@ -3,7 +3,9 @@
 ``prepare_data`` is the only entry point training needs. With ``data.cache`` on, its result is
 stored under the cache folder keyed by a hash of everything that determines it (see
 ``cache_key``), so repeated runs with the same data settings skip SentencePiece training and
-tokenization. The cache is a single ``.npz`` of flat integer arrays, never pickles.
+tokenization. The cache is a single uncompressed ``.npz`` of flat integer arrays, never pickles; a
+cached training split is memory-mapped from it (``storage.RaggedIds``) instead of read into lists,
+so a corpus larger than memory trains from the page cache.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 import zipfile
@@ -25,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 import nmt
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
 from nmt.data.corpus import load_split, split_identity
-from nmt.data.tokenizer import Tokenizers
+from nmt.data.storage import RaggedIds, memmap_npz_member
+from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
 from nmt.errors import CheckpointError, ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -38,8 +42,8 @@ class PreparedData:
     """Tokenizers plus the cleaned, tokenized train and validation splits (ids without specials)."""
 
     tokenizers: Tokenizers
-    train_src_ids: list[list[int]]
-    train_tgt_ids: list[list[int]]
+    train_src_ids: list[list[int]] | RaggedIds  # RaggedIds (memory-mapped) when read from the cache
+    train_tgt_ids: list[list[int]] | RaggedIds
     valid_src_text: list[str]
     valid_tgt_text: list[str]
     valid_src_ids: list[list[int]]
@@ -90,6 +94,38 @@ def _clean(name: str, src: list[str], tgt: list[str]) -> tuple[list[str], list[s
     return src, tgt, stats
 
 
+ENCODE_CHUNK = 20_000  # sentences per task sent to a tokenization worker
+_worker_tokenizer: SubwordTokenizer | None = None
+
+
+def _workers(data_cfg: Mapping) -> int:
+    workers = data_cfg.get("num_workers", 1)
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
+        raise ConfigError(f"data.num_workers must be null (all cores) or a positive integer; got {workers!r}")
+    return workers
+
+
+def _start_worker(model_bytes: bytes) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = SubwordTokenizer.from_bytes(model_bytes)
+
+
+def _encode_chunk(texts: list[str]) -> list[list[int]]:
+    return _worker_tokenizer.encode(texts)
+
+
+def _encode(tokenizer: SubwordTokenizer, texts: list[str], workers: int) -> list[list[int]]:
+    """`tokenizer.encode(texts)`, in `workers` processes for large inputs (same ids, same order)."""
+    if workers <= 1 or len(texts) <= ENCODE_CHUNK:
+        return tokenizer.encode(texts)
+    chunks = [texts[i:i + ENCODE_CHUNK] for i in range(0, len(texts), ENCODE_CHUNK)]
+    # Processes, not threads: encoding a Python list holds the GIL. Each worker loads the model once.
+    with multiprocessing.get_context("spawn").Pool(workers, _start_worker, (tokenizer.to_bytes(),)) as pool:
+        return [ids for chunk in pool.imap(_encode_chunk, chunks) for ids in chunk]
+
+
 def _build(cfg: Mapping) -> PreparedData:
     data_cfg = cfg["data"]
     train_split, valid_split = _splits(data_cfg)
@@ -98,10 +134,11 @@ def _build(cfg: Mapping) -> PreparedData:
     train_src, train_tgt, train_stats = _clean("training", src[:n], tgt[:n])
     valid_src, valid_tgt, valid_stats = _clean("validation", *load_split(data_cfg, valid_split))
     tokenizers = Tokenizers.train_from_config(cfg["tokenizer"], train_src, train_tgt, seed=cfg["seed"])
+    workers = _workers(data_cfg)
     # max_len counts subwords, so the filter can only run after tokenization.
     train_src_ids, train_tgt_ids = drop_long(
-        tokenizers.src.encode(train_src),
-        tokenizers.tgt.encode(train_tgt),
+        _encode(tokenizers.src, train_src, workers),
+        _encode(tokenizers.tgt, train_tgt, workers),
         _optional_count(data_cfg, "max_len"),
         train_stats,
     )
@@ -177,10 +214,9 @@ def _load_cache(path: Path) -> PreparedData | None:
             models = {"joint": meta["joint"], "src": arrays["model_src"].tobytes()}
             if not meta["joint"]:
                 models["tgt"] = arrays["model_tgt"].tobytes()
-            fields = {
-                name: _unpack_ids(arrays, name)
-                for name in ("train_src_ids", "train_tgt_ids", "valid_src_ids", "valid_tgt_ids")
-            }
+            fields = {name: _unpack_ids(arrays, name) for name in ("valid_src_ids", "valid_tgt_ids")}
+            fields.update({name: RaggedIds(memmap_npz_member(path, f"{name}_flat"), arrays[f"{name}_offsets"])
+                           for name in ("train_src_ids", "train_tgt_ids")})
             fields.update({name: _unpack_text(arrays, name) for name in ("valid_src_text", "valid_tgt_text")})
         stats = {k: CleanStats(**v) for k, v in meta["stats"].items()}
         return PreparedData(Tokenizers.from_dict(models), stats=stats, **fields)

@@ -1,4 +1,5 @@
-"""Scores a checkpoint on a test set: hypotheses, BLEU/chrF/TER with signatures, a JSON report."""
+"""Scores a checkpoint on a test set: hypotheses, BLEU/chrF/TER with signatures, attention statistics
+of the output, a JSON report."""
 
 import json
 import logging
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from nmt.analysis.attention_stats import corpus_statistics, format_statistics
 from nmt.data.pipeline import load_test_split
 from nmt.data.readers import read_lines
 from nmt.errors import ConfigError, DataError
@@ -40,7 +42,7 @@ def evaluate(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
-                                       batch_sentences=cfg.batch_sentences)
+                                       batch_sentences=cfg.batch_sentences, return_attention=cfg.attention_stats)
     seconds = time.perf_counter() - start
     hypotheses = [nbest[0].text for nbest in nbest_lists]
     scores = corpus_scores(hypotheses, references)
@@ -52,6 +54,11 @@ def evaluate(cfg: DictConfig) -> dict:
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
               "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
               "scores": scores}
+    if cfg.attention_stats:
+        # The attention the model paid while producing its own (beam search) output.
+        attention = corpus_statistics((best.attention, best.src_pieces, best.tgt_pieces)
+                                      for best in (nbest[0] for nbest in nbest_lists) if best.attention is not None)
+        report["attention"] = attention.as_dict()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{stem}.hyp").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
@@ -61,5 +68,7 @@ def evaluate(cfg: DictConfig) -> dict:
     print(f"{test_name}: {len(sources)} sentences, beam {cfg.beam_size}, "
           f"{report['sentences_per_second']} sentences/s")
     print(format_scores(scores))
+    if cfg.attention_stats:
+        print(format_statistics(attention))
     print(f"hypotheses and report: {out_dir / stem}.hyp / .json")
     return report

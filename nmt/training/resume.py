@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.data.tokenizer import Tokenizers
@@ -68,12 +69,16 @@ def checkpoint_to_resume(resume, run_dir: Path) -> Path | None:
 
 
 def training_state(model, optimizer, schedule, progress: Progress, history: list[dict], cfg: DictConfig,
-                   tokenizers: Tokenizers) -> dict:
-    """The checkpoint contents: tensors and plain data only."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(), "progress": asdict(progress), "history": list(history),
-            "rng": capture_rng_state(), "config": OmegaConf.to_container(cfg, resolve=True),
-            "tokenizers": tokenizers.to_dict()}
+                   tokenizers: Tokenizers, rng_per_rank: list[dict] | None = None) -> dict:
+    """The checkpoint contents: tensors and plain data only. Under DDP `rng_per_rank` holds every
+    rank's RNG states (their dropout masks differ), and "rng" is rank 0's."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "schedule": schedule.state_dict(), "progress": asdict(progress), "history": list(history),
+             "rng": rng_per_rank[0] if rng_per_rank else capture_rng_state(),
+             "config": OmegaConf.to_container(cfg, resolve=True), "tokenizers": tokenizers.to_dict()}
+    if rng_per_rank:
+        state["rng_per_rank"] = rng_per_rank
+    return state
 
 
 def load_for_resume(path: Path, cfg: DictConfig) -> dict:
@@ -99,10 +104,13 @@ def load_for_resume(path: Path, cfg: DictConfig) -> dict:
     return state
 
 
-def restore(state: dict, path: Path, model, optimizer, schedule,
-            tokenizers: Tokenizers) -> tuple[Progress, list[dict]]:
+def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tokenizers,
+            world=None) -> tuple[Progress, list[dict]]:
     """Puts a checkpoint's training state (from `load_for_resume`) into the given objects and the
-    RNGs; returns the progress counters and the validation history so far."""
+    RNGs; returns the progress counters and the validation history so far.
+
+    Rank r of a DDP run takes the RNG states rank r saved when the number of ranks is unchanged;
+    otherwise rank 0's states, offset per rank (the run then continues, but not bit for bit)."""
     if state["tokenizers"] != tokenizers.to_dict():
         raise CheckpointError(f"checkpoint {path} was trained with other SentencePiece models than the "
                               f"current data and tokenizer settings give; {_settings_hint(path)}")
@@ -116,7 +124,16 @@ def restore(state: dict, path: Path, model, optimizer, schedule,
                               f"{_settings_hint(path)}") from None
     known = {f.name for f in fields(Progress)}
     progress = Progress(**{k: v for k, v in state["progress"].items() if k in known})
-    restore_rng_state(state["rng"])
+    rank, size = (world.rank, world.size) if world is not None else (0, 1)
+    per_rank = state.get("rng_per_rank") or [state["rng"]]
+    if len(per_rank) == size:
+        restore_rng_state(per_rank[rank])
+    else:
+        log.warning("the checkpoint was saved by %d process(es), this run has %d: random streams (dropout) "
+                    "are re-seeded per rank, so the result differs from an uninterrupted run", len(per_rank), size)
+        restore_rng_state(state["rng"])
+        if rank:
+            torch.manual_seed(int(torch.randint(2**31, ())) + rank)
     return progress, list(state.get("history", []))
 
 

@@ -1,4 +1,4 @@
-"""TensorBoard events for a run: scalars, validation metrics and attention heatmaps."""
+"""TensorBoard events for a run: scalars, validation metrics, attention statistics and heatmaps."""
 
 from pathlib import Path
 
@@ -18,8 +18,13 @@ class TrainingLogger:
             self.writer.add_scalar(tag, value, step)
 
     def validation(self, step: int, result) -> None:
-        """Logs loss, perplexity, BLEU and one heatmap per tracked validation sentence."""
+        """Logs loss, perplexity, BLEU, the attention statistics and one heatmap per tracked
+        validation sentence."""
         self.scalars(step, {"valid/loss": result.loss, "valid/ppl": result.ppl, "valid/bleu": result.bleu})
+        stats = result.attention_stats
+        if stats is not None and stats.sentences:
+            self.scalars(step, {f"attention_stats/{name}": value for name, value in stats.as_dict().items()
+                                if name != "sentences"})
         if self.writer is None:
             return
         for i, (src_pieces, tgt_pieces, weights) in enumerate(result.attention):

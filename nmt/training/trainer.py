@@ -2,30 +2,51 @@
 
 What can go wrong is handled by small helpers: `resume` (continuing exactly), `signals` (SIGINT and
 SIGTERM save and stop), `guards` (NaN/Inf losses, out of memory) and `checkpoint` (atomic files).
+Under torchrun, `distributed` says which batches each rank trains on; only rank 0 validates and
+writes, and every decision (stop on a signal, early stopping, the schedule) is taken from values
+that are the same on all ranks.
 """
 
+import contextlib
 import json
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt.data.batching import Batch, TokenBatchSampler, collate
 from nmt.data.pipeline import PreparedData, prepare_data
+from nmt.data.storage import id_lengths
 from nmt.data.tokenizer import PAD
 from nmt.errors import ConfigError
 from nmt.models.seq2seq import build_model, count_parameters
-from nmt.training.checkpoint import remove_stale_temporaries, rng_preserved, save_checkpoint
+from nmt.training.checkpoint import (
+    capture_rng_state,
+    remove_stale_temporaries,
+    rng_preserved,
+    save_checkpoint,
+)
+from nmt.training.distributed import (
+    ONE_PROCESS,
+    Update,
+    World,
+    close_world,
+    init_world,
+    updates,
+    updates_per_epoch,
+)
 from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_trainer_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
-from nmt.training.runtime import autocast_context, configure_backends, resolve_device, seed_everything
+from nmt.training.runtime import autocast_context, configure_backends, seed_everything
 from nmt.training.signals import StopOnSignal, TrainingStopped
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import ValidationData, validate
@@ -38,21 +59,34 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     Returns a summary: steps, best validation BLEU, checkpoint paths and the validation history.
     Raises TrainingStopped after saving when SIGINT/SIGTERM arrives, and NMTError on user mistakes.
+    Started by torchrun (WORLD_SIZE > 1), it trains with DistributedDataParallel in rank 0's run_dir.
     """
-    run_dir = Path(run_dir)
     check_trainer_options(cfg.trainer, cfg.resume)
+    world, device = init_world(cfg.device)
+    try:
+        return _train(cfg, Path(world.from_main(str(run_dir))), world, device)
+    finally:
+        close_world(world)
+
+
+def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> dict:
     # A throwaway model with a tiny vocabulary reports a bad model option (an unknown attention name)
     # at once instead of after data preparation; it is built before seeding, so it changes nothing.
     build_model(cfg.model, 8, 8, shared_vocab=cfg.tokenizer.joint)
     resume_from = checkpoint_to_resume(cfg.resume, run_dir)
     # Checked before anything is written, so a mistaken resume leaves the run folder as it was.
     resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
-    _open_run_folder(run_dir, cfg)
-    device = resolve_device(cfg.device)
+    if world.is_main:
+        _open_run_folder(run_dir, cfg)
     configure_backends(device)
-    seed_everything(cfg.seed, cfg.trainer.num_threads)
+    # Rank 0's seed is the single-process one; other ranks draw other dropout masks. DDP copies
+    # rank 0's initial weights to every rank.
+    seed_everything(cfg.seed + world.rank, cfg.trainer.num_threads)
 
-    data = prepare_data(cfg, run_dir)
+    # Rank 0 prepares (and caches) the data first, so the other ranks read its cache.
+    data = prepare_data(cfg, run_dir) if world.is_main else None
+    world.barrier()
+    data = data or prepare_data(cfg)
     tokenizers = data.tokenizers
     model = build_model(cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
                         shared_vocab=tokenizers.joint).to(device)
@@ -60,9 +94,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
              cfg.model.decoder_style, cfg.model.attention.name)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     schedule = build_schedule(cfg.scheduler, optimizer)
-    run = Run(cfg, run_dir, device, model, optimizer, schedule, data)
     if resumed is not None:
-        run.progress, run.history = restore(resumed, resume_from, model, optimizer, schedule, tokenizers)
+        progress, history = restore(resumed, resume_from, model, optimizer, schedule, tokenizers, world)
+    run = Run(cfg, run_dir, device, model, optimizer, schedule, data, world)
+    if resumed is not None:
+        run.progress, run.history = progress, history
         p = run.progress
         log.info("resumed from %s at step %d (epoch %d, %d batches into it)", resume_from, p.step,
                  p.epoch + 1, p.batches_done_in_epoch)
@@ -71,25 +107,25 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         log.info("nothing to train: the run already %s", finished)
         return run.summary()
 
-    sampler = TokenBatchSampler([len(s) + 1 for s in data.train_src_ids],
-                                [len(t) + 1 for t in data.train_tgt_ids],
+    sampler = TokenBatchSampler(id_lengths(data.train_src_ids) + 1, id_lengths(data.train_tgt_ids) + 1,
                                 cfg.trainer.batch_tokens, shuffle=True, seed=cfg.seed)
-    total = run.max_steps if run.max_steps < math.inf else run.max_epochs * len(sampler)
-    run.bar = tqdm(total=total, initial=run.progress.step, disable=not cfg.trainer.progress, unit="step",
-                   dynamic_ncols=True, mininterval=1.0)
-    run.logger = TrainingLogger(run_dir, enabled=True)
+    per_epoch = updates_per_epoch(len(sampler), world, cfg.trainer.accumulate)
+    total = run.max_steps if run.max_steps < math.inf else run.max_epochs * per_epoch
+    run.bar = tqdm(total=total, initial=run.progress.step, unit="step", dynamic_ncols=True, mininterval=1.0,
+                   disable=not (cfg.trainer.progress and world.is_main))
+    run.logger = TrainingLogger(run_dir, enabled=world.is_main)
     progress, done = run.progress, False
     try:
         with StopOnSignal() as stop:
             while not done and progress.epoch < run.max_epochs:
                 sampler.set_epoch(progress.epoch)
                 batches = list(sampler)
-                for indices in batches[progress.batches_done_in_epoch:]:
-                    done = run.update(collate([data.train_src_ids[i] for i in indices],
-                                              [data.train_tgt_ids[i] for i in indices], indices))
-                    if stop.received is not None and not done:
+                for update in updates(batches, progress.batches_done_in_epoch, world, cfg.trainer.accumulate):
+                    done = run.update(update)
+                    # A signal may reach one rank only (or reach them at different steps): all stop together.
+                    if world.any(stop.received is not None) and not done:
                         run.save()
-                        raise TrainingStopped(stop.received, progress.step, progress.epoch,
+                        raise TrainingStopped(stop.received or signal.SIGTERM, progress.step, progress.epoch,
                                               progress.batches_done_in_epoch, len(batches), run.last_path)
                     if done:
                         break
@@ -103,33 +139,51 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         run.bar.close()
         run.logger.close()
     summary = run.summary()
-    log.info("done: %d steps, best validation BLEU %.2f, checkpoints in %s", progress.step,
-             progress.best_bleu, run.last_path.parent)
+    if world.is_main:
+        log.info("done: %d steps, best validation BLEU %.2f, checkpoints in %s", progress.step,
+                 progress.best_bleu, run.last_path.parent)
     return summary
 
 
-def train_step(model, optimizer, batch, tcfg, device) -> tuple[float, float]:
-    """One update on one batch; returns the loss per target token and the gradient norm.
+def train_step(model, optimizer, batches, tcfg, device, weights=None, total_tokens=None,
+               world: World = ONE_PROCESS) -> tuple[float, float]:
+    """One update on `batches` (one Batch, or this rank's list of them: gradient accumulation);
+    returns the loss per target token of the whole update (all ranks) and the gradient norm.
 
-    A NaN/Inf loss or gradient norm skips the update (the weights and optimizer state stay as they
-    were); the caller sees it in the returned values.
+    The summed loss is divided by `total_tokens` (default: the tokens of `batches`), the target tokens
+    of every batch of the update on every rank, so the gradient is that of one batch holding them all.
+    `weights` (default 1) is 0 for a rank's stand-in batch. A NaN/Inf loss or gradient norm skips the
+    update (the weights and optimizer state stay as they were); the caller sees it in the values.
     """
+    batches = [batches] if isinstance(batches, Batch) else batches
+    weights = weights or [1.0] * len(batches)
+    total_tokens = total_tokens or sum(b.n_tgt_tokens for b in batches)
     optimizer.zero_grad(set_to_none=True)
-    with autocast_context(device, tcfg.precision):
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
-    # The loss is computed in fp32 and averaged over real target tokens, not sentences.
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD,
-                           label_smoothing=tcfg.label_smoothing, reduction="sum") / batch.n_tgt_tokens
-    if not torch.isfinite(loss):
-        return loss.item(), math.nan
-    loss.backward()
+    loss_sum = torch.zeros((), device=device)
+    for i, (batch, weight) in enumerate(zip(batches, weights, strict=True)):
+        last = i == len(batches) - 1
+        # Only the last accumulated batch all-reduces the gradients (DDP's no_sync skips the others).
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with autocast_context(device, tcfg.precision):
+                logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+            # The loss is computed in fp32 and summed over real target tokens, not sentences.
+            summed = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD,
+                                     label_smoothing=tcfg.label_smoothing, reduction="sum") * weight
+            # DDP averages gradients over ranks; the factor world.size turns the average into the sum.
+            (summed * world.size / total_tokens).backward()
+        loss_sum += summed.detach()
+    loss = (world.sum(loss_sum) / total_tokens).item()
+    if not math.isfinite(loss):
+        optimizer.zero_grad(set_to_none=True)
+        return loss, math.nan
     max_norm = tcfg.clip_grad_norm or math.inf
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     if torch.isfinite(grad_norm):
         optimizer.step()
     else:
         optimizer.zero_grad(set_to_none=True)  # the skipped update's gradients are of no use
-    return loss.item(), grad_norm.item()
+    return loss, grad_norm.item()
 
 
 def _open_run_folder(run_dir: Path, cfg: DictConfig) -> None:
@@ -147,9 +201,14 @@ class Run:
     """A run's state between updates, and the things done with it: update, validate, save."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, device: torch.device, model, optimizer, schedule,
-                 data: PreparedData):
-        self.cfg, self.t, self.device = cfg, cfg.trainer, device
+                 data: PreparedData, world: World = ONE_PROCESS):
+        self.cfg, self.t, self.device, self.world = cfg, cfg.trainer, device, world
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        # `net` is what training calls: the model itself, or its DDP wrapper that all-reduces gradients.
+        self.net = model
+        if world.distributed:
+            self.net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        self.train_src_ids, self.train_tgt_ids = data.train_src_ids, data.train_tgt_ids
         self.tokenizers = data.tokenizers
         n = self.t.valid_max_sentences  # None: all
         self.valid = ValidationData(data.valid_src_ids[:n], data.valid_tgt_ids[:n], data.valid_tgt_text[:n])
@@ -161,16 +220,22 @@ class Run:
         self.bar, self.logger = None, None
         self.tokens_since, self.time_since = 0, time.perf_counter()
 
-    def update(self, batch: Batch) -> bool:
-        """Trains on one batch, then logs, validates and saves when due; True when the run is done."""
+    def update(self, update: Update) -> bool:
+        """Trains on this rank's batches of one update, then logs, validates and saves when due;
+        True when the run is done."""
         p, t = self.progress, self.t
-        size = f"{len(batch)} sentences x {batch.tgt_in.size(1)} tokens"
+        src, tgt = self.train_src_ids, self.train_tgt_ids
+        batches = [collate([src[i] for i in b], [tgt[i] for i in b], b) for b in update.batches]
+        # Target tokens of every rank's batches (collate adds EOS to each target), known to all ranks.
+        total_tokens = sum(len(tgt[i]) + 1 for b in update.group for i in b)
+        size = f"{len(batches[0])} sentences x {batches[0].tgt_in.size(1)} tokens"
         where = f"in training step {p.step + 1} (a batch of {size})"
         advice = f"lower trainer.batch_tokens (now {t.batch_tokens})"
         with out_of_memory_advice(where, advice, self.last_path):
-            batch = batch.to(self.device, non_blocking=True)
-            loss, grad_norm = train_step(self.model.train(), self.optimizer, batch, t, self.device)
-        p.batches_done_in_epoch += 1
+            batches = [batch.to(self.device, non_blocking=True) for batch in batches]
+            loss, grad_norm = train_step(self.net.train(), self.optimizer, batches, t, self.device,
+                                         update.weights, total_tokens, self.world)
+        p.batches_done_in_epoch = update.end
         good = check_finite(loss, grad_norm, p.nonfinite_in_a_row, t.max_nonfinite_steps, p.step + 1,
                             self.last_path)
         p.nonfinite_in_a_row = 0 if good else p.nonfinite_in_a_row + 1
@@ -179,7 +244,7 @@ class Run:
         self.schedule.step()
         p.step += 1
         self.bar.update(1)
-        self.tokens_since += batch.n_tgt_tokens
+        self.tokens_since += total_tokens
         if p.step % t.log_every == 0 or p.step == 1:
             self._log_training(loss, grad_norm)
         stop_early = False
@@ -209,23 +274,29 @@ class Run:
                   f"trainer.batch_tokens (validation batches hold up to 2 x {t.batch_tokens} tokens)")
         where = f"while validating at step {p.step}"
         # Validation must not move the random streams that training draws from.
-        with rng_preserved(), out_of_memory_advice(where, advice, self.last_path):
-            result = validate(self.model, self.valid, self.tokenizers, batch_tokens=t.batch_tokens * 2,
-                              batch_sentences=t.valid_batch_sentences, max_len_b=t.valid_max_len_b,
-                              plot_sentences=t.plot_sentences, device=self.device)
-        improved = result.bleu > p.best_bleu
-        p.best_bleu = max(p.best_bleu, result.bleu)
-        stop = self._steer(result.bleu) if scheduled else False
+        # Rank 0 validates alone (the same BLEU as one process) and sends the figures to the others,
+        # so that the schedule and early stopping take the same decision on every rank.
+        result = None
+        if self.world.is_main:
+            with rng_preserved(), out_of_memory_advice(where, advice, self.last_path):
+                result = validate(self.model, self.valid, self.tokenizers, batch_tokens=t.batch_tokens * 2,
+                                  batch_sentences=t.valid_batch_sentences, max_len_b=t.valid_max_len_b,
+                                  plot_sentences=t.plot_sentences, device=self.device)
+        loss, ppl, bleu = self.world.from_main(result and (result.loss, result.ppl, result.bleu))
+        improved = bleu > p.best_bleu
+        p.best_bleu = max(p.best_bleu, bleu)
+        stop = self._steer(bleu) if scheduled else False
         lr = self.schedule.lr()
-        self.history.append({"step": p.step, "epoch": p.epoch + 1, "valid_loss": result.loss,
-                             "valid_ppl": result.ppl, "valid_bleu": result.bleu, "lr": lr})
-        self.logger.validation(p.step, result)
-        line = (f"step {p.step:>6} | epoch {p.epoch + 1} | valid loss {result.loss:.3f} | "
-                f"ppl {result.ppl:.2f} | BLEU {result.bleu:.2f}{' (best)' if improved else ''} | lr {lr:.2e}")
-        self.bar.write(line)
-        log.info(line)
+        self.history.append({"step": p.step, "epoch": p.epoch + 1, "valid_loss": loss,
+                             "valid_ppl": ppl, "valid_bleu": bleu, "lr": lr})
+        if self.world.is_main:
+            self.logger.validation(p.step, result)
+            line = (f"step {p.step:>6} | epoch {p.epoch + 1} | valid loss {loss:.3f} | "
+                    f"ppl {ppl:.2f} | BLEU {bleu:.2f}{' (best)' if improved else ''} | lr {lr:.2e}")
+            self.bar.write(line)
+            log.info(line)
         self.save(best=improved)
-        if stop:
+        if stop and self.world.is_main:
             log.info("early stopping: no BLEU improvement in %d validations", t.early_stopping_patience)
         return stop
 
@@ -240,8 +311,12 @@ class Run:
         return patience is not None and p.validations_without_improvement >= patience
 
     def save(self, best: bool = False) -> None:
+        """Rank 0 writes the checkpoint(s); every rank must call this (it gathers their RNG states)."""
+        rng_per_rank = self.world.gather(capture_rng_state()) if self.world.distributed else None
+        if not self.world.is_main:
+            return
         state = training_state(self.model, self.optimizer, self.schedule, self.progress, self.history,
-                               self.cfg, self.tokenizers)
+                               self.cfg, self.tokenizers, rng_per_rank)
         # best.pt first: a crash between the two writes leaves last.pt before the new best, so the
         # resumed run repeats that validation and writes best.pt again.
         if best:
@@ -266,5 +341,6 @@ class Run:
         summary = {"steps": p.step, "epochs": p.epoch, "best_bleu": p.best_bleu,
                    "best_checkpoint": str(self.best_path), "last_checkpoint": str(self.last_path),
                    "history": self.history}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if self.world.is_main:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary

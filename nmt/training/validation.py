@@ -1,4 +1,5 @@
-"""Validation: loss and perplexity under teacher forcing, greedy BLEU, attention of a few sentences."""
+"""Validation: loss and perplexity under teacher forcing, greedy BLEU, attention statistics of the
+greedy output, and the attention of a few sentences for plots."""
 
 import math
 from dataclasses import dataclass, field
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from nmt.analysis.attention_stats import AttentionStatistics, corpus_statistics
 from nmt.data.batching import collate, sort_by_length_batches
 from nmt.data.tokenizer import EOS, PAD, Tokenizers
 from nmt.inference.batching import search_many
@@ -27,6 +29,7 @@ class ValidationResult:
     hypotheses: list[str]
     attention: list[tuple[list[str], list[str], torch.Tensor]] = field(default_factory=list)
     # for the first few sentences: (source pieces, target pieces, weights (T, S))
+    attention_stats: AttentionStatistics | None = None  # over the greedy output of every sentence
 
 
 @torch.inference_mode()
@@ -51,12 +54,10 @@ def validate(model, data: ValidationData, tokenizers: Tokenizers, *, batch_token
                        batch_sentences=batch_sentences, device=device)
     best = [nbest[0] if nbest else None for nbest in hyps]
     texts = tokenizers.tgt.decode([h.tokens if h else [] for h in best])
-    attention = []
-    for i in range(min(plot_sentences, len(best))):
-        if best[i] is None:
-            continue
-        src_pieces = tokenizers.src.ids_to_pieces(data.src_ids[i] + [EOS])
-        tgt_pieces = tokenizers.tgt.ids_to_pieces(best[i].tokens + [EOS])
-        attention.append((src_pieces, tgt_pieces, best[i].attention))
+    pieces = [(tokenizers.src.ids_to_pieces(src + [EOS]), tokenizers.tgt.ids_to_pieces(h.tokens + [EOS]))
+              if h is not None else None for src, h in zip(data.src_ids, best, strict=True)]
+    stats = corpus_statistics((h.attention, *p) for h, p in zip(best, pieces, strict=True) if h is not None)
+    attention = [(*pieces[i], best[i].attention) for i in range(min(plot_sentences, len(best)))
+                 if best[i] is not None]
     return ValidationResult(loss=loss, ppl=math.exp(min(loss, 50.0)), bleu=bleu_score(texts, data.references),
-                            hypotheses=texts, attention=attention)
+                            hypotheses=texts, attention=attention, attention_stats=stats)

@@ -12,6 +12,7 @@ import io
 import os
 import textwrap
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def plot_attention(
     title: str | None = None,
     vmax: float | None = None,
     ax=None,
+    colorbar: bool = True,
 ) -> Figure:
     """Draw attention weights as a heatmap and return the figure.
 
@@ -63,6 +65,7 @@ def plot_attention(
         vmax: top of the colour scale (bottom is 0); default 1.0 so plots are comparable.
         ax: draw into these axes (and their figure) instead of a new figure; the figure's size and
             layout are then left to the caller.
+        colorbar: draw a colourbar beside the axes (off when the caller draws one shared bar).
     """
     weights = as_weight_array(weights)
     expected = (len(tgt_tokens), len(src_tokens))
@@ -89,13 +92,65 @@ def plot_attention(
     ax.set_yticks(range(len(tgt_tokens)), labels=tgt_tokens)
     ax.tick_params(length=0)
     if title is not None:
-        # Wrapped to the figure's width (about 11 characters per inch at 10 pt), or small
+        # Wrapped to the width available (about 11 characters per inch at 10 pt), or small
         # plots would cut it off; matplotlib places it above the top tick labels.
-        chars = max(20, int(fig.get_figwidth() * 11))
+        inches = fig.get_figwidth() * (1.0 if own_figure else ax.get_position().width)
+        chars = max(20, int(inches * 11))
         ax.set_title(textwrap.fill(title, width=chars), fontsize=10)
-    fig.colorbar(image, ax=ax)
+    if colorbar:
+        fig.colorbar(image, ax=ax)
     if own_figure:
         fig.tight_layout()
+    return fig
+
+
+@dataclass
+class Panel:
+    """One heatmap of a comparison figure: (T, S) weights and their labels."""
+
+    weights: np.ndarray
+    src_tokens: list[str]
+    tgt_tokens: list[str]
+    title: str | None = None
+
+
+def plot_attention_grid(
+    panels: list[Panel], *, columns: int = 1, vmax: float | None = None, title: str | None = None
+) -> Figure:
+    """Several heatmaps in one figure, filled row by row, on one shared colour scale.
+
+    Args:
+        panels: the heatmaps, in reading order (left to right, then top to bottom).
+        columns: panels per row.
+        vmax: top of the shared colour scale; default the largest weight of any panel, so the
+            panels are comparable with each other (pass 1.0 to compare with other figures too).
+        title: optional title over the whole figure.
+    """
+    if not panels:
+        raise ValueError("no panels to plot")
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    columns = min(columns, len(panels))
+    rows = -(-len(panels) // columns)
+    weights = [as_weight_array(p.weights) for p in panels]
+    if vmax is None:
+        vmax = max((float(w.max()) for w in weights if w.size), default=1.0) or 1.0
+    # Each grid column is as wide as its widest panel and each row as tall as its tallest one.
+    sizes = [_figure_size(p.src_tokens, p.tgt_tokens) for p in panels]
+    widths = [max(sizes[i][0] for i in range(c, len(panels), columns)) for c in range(columns)]
+    heights = [max(sizes[i][1] for i in range(r * columns, min((r + 1) * columns, len(panels))))
+               for r in range(rows)]
+    fig = Figure(figsize=(sum(widths) + 1.0, sum(heights) + (0.5 if title else 0.0)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False, width_ratios=widths, height_ratios=heights)  # (R, C)
+    for ax, panel, w in zip(axes.flat, panels, weights, strict=False):
+        plot_attention(w, panel.src_tokens, panel.tgt_tokens, title=panel.title, vmax=vmax, ax=ax,
+                       colorbar=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    fig.colorbar(axes.flat[0].get_images()[0], ax=axes.ravel().tolist(), shrink=0.8)
+    if title is not None:
+        fig.suptitle(title)
     return fig
 
 

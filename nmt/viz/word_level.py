@@ -79,13 +79,27 @@ def merge_to_words(
             f"attention weights have shape {tuple(weights.shape)} but the pieces give "
             f"(len(tgt_pieces), len(src_pieces)) = {expected}"
         )
-    src_groups, tgt_groups = group_pieces(src_pieces), group_pieces(tgt_pieces)
+    merged = merge_groups(weights, group_pieces(src_pieces), group_pieces(tgt_pieces))
+    return merged, words_from_pieces(src_pieces), words_from_pieces(tgt_pieces)
+
+
+def merge_groups(weights, src_groups: list[list[int]], tgt_groups: list[list[int]]) -> np.ndarray:
+    """Merge (T, S) attention over contiguous index groups into (len(tgt_groups), len(src_groups)):
+    columns of a source group are summed, rows of a target group averaged (see ``merge_to_words``).
+
+    The groups must be non-empty, contiguous, in order and cover every row / column; callers that
+    know the words some other way than by "▁" marks (e.g. alignment on pre-tokenized text) build
+    them themselves.
+    """
+    weights = as_weight_array(weights)
     if not src_groups or not tgt_groups:
         raise ValueError("cannot merge attention over an empty source or target")
+    for groups, size, side in ((src_groups, weights.shape[1], "source"), (tgt_groups, weights.shape[0], "target")):
+        if [i for g in groups for i in g] != list(range(size)):
+            raise ValueError(f"the {side} groups must cover indices 0..{size - 1} contiguously and in order")
     # The groups are contiguous, so reduceat over their start indices sums each group's block.
     src_starts = [g[0] for g in src_groups]
     tgt_starts = [g[0] for g in tgt_groups]
     tgt_sizes = np.array([len(g) for g in tgt_groups], dtype=weights.dtype)
     per_src_word = np.add.reduceat(weights, src_starts, axis=1)  # (T, Sw)
-    merged = np.add.reduceat(per_src_word, tgt_starts, axis=0) / tgt_sizes[:, None]  # (Tw, Sw)
-    return merged, words_from_pieces(src_pieces), words_from_pieces(tgt_pieces)
+    return np.add.reduceat(per_src_word, tgt_starts, axis=0) / tgt_sizes[:, None]  # (Tw, Sw)

@@ -1,0 +1,1 @@
+"""Measuring attention: statistics over weight matrices and word alignments derived from them."""
