@@ -38,14 +38,7 @@ OTHER_SCRIPTS = ["Собака бежит по лугу.", "狗在草地上跑�
 TINY_MODEL = ["model.emb_size=8", "model.enc_hidden=8", "model.dec_hidden=8"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (no OpenMP spin-waiting on a busy 2-core machine), and
-    runs compared bit for bit must use the same count; the suite's count is put back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def one_line_error(capsys, task, *args) -> str:

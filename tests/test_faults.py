@@ -34,14 +34,7 @@ TINY = ["experiment=smoke", "data.max_train_examples=300", "data.max_len=30", "t
         "trainer.progress=false"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (no OpenMP spin-waiting on a busy 2-core machine), and
-    runs compared bit for bit must use the same count; the suite's count is put back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(multi30k_root: Path, cache: Path, *overrides: str):

@@ -26,14 +26,7 @@ from nmt.training.trainer import train
 N, VALID_EVERY = 8, 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (no OpenMP spin-waiting on a busy 2-core machine), and
-    runs compared bit for bit must use the same count; the suite's count is put back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(multi30k_root: Path, cache: Path, *overrides: str):
