@@ -64,7 +64,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     check_trainer_options(cfg.trainer, cfg.resume)
     world, device = init_world(cfg.device)
     try:
-        return _train(cfg, Path(world.from_main(str(run_dir))), world, device)
+        summary = _train(cfg, Path(world.from_main(str(run_dir))), world, device)
+        # All ranks finish before any tears the process group down: a rank whose peers vanished while
+        # it was still closing its own connections was seen to abort (SIGABRT) in CI.
+        world.barrier()
+        return summary
     finally:
         close_world(world)
 
