@@ -36,14 +36,15 @@ def measure(args, corpus: Path, work: Path, run_dir: Path) -> dict:
 
     import nmt.training.trainer as trainer
     from nmt.cli.common import config_dir
-    from nmt.data.pipeline import prepare_data
+    from nmt.data.pipeline import cache_key, prepare_data
 
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         cfg = compose("train", overrides=overrides(args, corpus, work / f"cache_{corpus.name}"))
+    from_cache = (Path(cfg.data.cache_dir) / f"prepared-{cache_key(cfg)}.npz").is_file()
     start = time.perf_counter()
     data = prepare_data(cfg)
     prepare_s = time.perf_counter() - start
-    pairs_read, from_cache = data.stats["train"].read, not isinstance(data.train_src_ids, list)
+    pairs_read = data.stats["train"].read
     del data
     first_step, real_step = [], trainer.train_step
 

@@ -97,14 +97,15 @@ def test_parallel_files_are_aligned(tmp_path):
     assert read_parallel_text(src, tgt) == (["eins", "", "drei"], ["one", "two", "three"])
 
 
-def test_misaligned_files_name_both_files_and_counts(tmp_path):
-    src = write(tmp_path / "c.de", b"eins\nzwei\n")
-    tgt = write(tmp_path / "c.en", b"one\ntwo\nthree\n")
+@pytest.mark.parametrize("shorter", ["src", "tgt"])
+def test_misaligned_files_name_both_files_and_counts(tmp_path, shorter):
+    short = write(tmp_path / "short", b"eins\nzwei\n")
+    long = write(tmp_path / "long", b"one\ntwo\nthree\nfour\nfive\n")
+    src, tgt = (short, long) if shorter == "src" else (long, short)
     with pytest.raises(DataError) as info:
         read_parallel_text(src, tgt)
     message = str(info.value)
-    assert str(src) in message and str(tgt) in message
-    assert "2 lines" in message and "3 lines" in message
+    assert f"{short} has 2 lines" in message and f"{long} has 5 lines" in message
 
 
 def test_parallel_reader_forwards_decode_option(tmp_path):

@@ -1,4 +1,4 @@
-"""Loading one split of a parallel corpus as two aligned lists of raw sentences.
+"""Reading one split of a parallel corpus: raw sentence pairs, streamed in chunks or as two lists.
 
 The ``data`` config section picks where sentences come from (``data.source``):
 
@@ -6,24 +6,28 @@ The ``data`` config section picks where sentences come from (``data.source``):
 - ``hub``: a Hugging Face dataset (``data.name``, ``data.config``, ``data.splits``);
 - ``files``: local files (``data.files`` maps split -> path, ``data.format`` is text, tsv or jsonl).
 
-Every loader returns ``(src, tgt)`` untouched (no stripping or filtering: that is ``cleaning``'s job),
-and ``split_identity`` describes what a split was read from so caches can tell when it changed.
+Training splits are streamed in chunks (``iter_split``), so a corpus never has to fit in memory;
+small splits can be read whole (``load_split``). Every reader returns sentences untouched (no
+stripping or filtering: that is ``cleaning``'s job), and ``split_identity`` describes what a split
+was read from so caches can tell when it changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.data.multi30k import DEFAULT_URL, ensure_multi30k, multi30k_file
-from nmt.data.readers import read_lines, read_parallel_text
+from nmt.data.readers import iter_lines, iter_parallel_text
 from nmt.errors import ConfigError, DataError
 
 SOURCES = ("multi30k", "hub", "files")
 FILE_FORMATS = ("text", "tsv", "jsonl")
+CHUNK_SIZE = 10_000  # pairs per chunk when a split is streamed
 
 
 def _require(cfg: Mapping, key: str) -> Any:
@@ -81,41 +85,87 @@ def _file_paths(cfg: Mapping, split: str) -> list[Path]:
     return [_resolve(template.replace("{lang}", lang)) for lang in (src_lang, tgt_lang)]
 
 
-def pairs_from_dataset(
-    ds, src_lang: str, tgt_lang: str, *, origin: str = "dataset"
-) -> tuple[list[str], list[str]]:
-    """Sentence pairs of a ``datasets.Dataset``.
+def _dataset_languages(ds, batch: Mapping[str, list]) -> tuple[list[str], str]:
+    """Languages a dataset holds and the column prefix to read them under ("translation." or "").
+    Uses the declared features when there are any (a streamed dataset may have none), else ``batch``."""
+    features = getattr(ds, "features", None)
+    if "translation" in batch:
+        feature = features.get("translation") if features else None
+        languages = getattr(feature, "languages", None) or list(feature or {})
+        if not languages:
+            first = next((row for row in batch["translation"] if row), {})
+            languages = list(first)
+        return list(languages), "translation"
+    return list(features or batch), ""
+
+
+def iter_dataset_pairs(
+    ds, src_lang: str, tgt_lang: str, *, origin: str = "dataset", chunk_size: int = CHUNK_SIZE
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Sentence pairs of a ``datasets.Dataset`` (memory-mapped Arrow) or ``IterableDataset`` (a
+    stream), ``chunk_size`` pairs at a time, so no more than one chunk is ever in Python lists.
 
     Accepts the hub's usual shape (a ``translation`` column of ``{lang: text}``, as in wmt14 or
     opus_books) and the flat one (one column per language). ``origin`` names the data in errors.
+    Missing values become empty strings, which cleaning then drops as empty pairs.
     """
-    if "translation" in ds.column_names:
-        feature = ds.features["translation"]
-        present = list(getattr(feature, "languages", None) or feature)
-        prefix = "translation."
-        ds = ds.select_columns(["translation"]).flatten()
-    else:
-        present, prefix = list(ds.column_names), ""
-    missing = [lang for lang in (src_lang, tgt_lang) if lang not in present]
-    if missing:
-        raise DataError(f"{origin}: no {', '.join(missing)} text; languages present: {', '.join(present)}")
-    columns = ds.select_columns([prefix + src_lang, prefix + tgt_lang]).to_dict()
-    src, tgt = columns[prefix + src_lang], columns[prefix + tgt_lang]
-    # Missing values become empty strings, which cleaning then drops as empty pairs.
-    return ["" if s is None else str(s) for s in src], ["" if t is None else str(t) for t in tgt]
+    checked = False
+    for batch in ds.iter(batch_size=chunk_size):
+        if not checked:
+            present, column = _dataset_languages(ds, batch)
+            missing = [lang for lang in (src_lang, tgt_lang) if lang not in present]
+            if missing:
+                raise DataError(
+                    f"{origin}: no {', '.join(missing)} text; languages present: {', '.join(present)}")
+            checked = True
+        if column:
+            rows = [row or {} for row in batch[column]]
+            src, tgt = [row.get(src_lang) for row in rows], [row.get(tgt_lang) for row in rows]
+        else:
+            src, tgt = batch[src_lang], batch[tgt_lang]
+        yield ["" if s is None else str(s) for s in src], ["" if t is None else str(t) for t in tgt]
 
 
-def _load_hub(cfg: Mapping, split: str) -> tuple[list[str], list[str]]:
+def pairs_from_dataset(
+    ds, src_lang: str, tgt_lang: str, *, origin: str = "dataset"
+) -> tuple[list[str], list[str]]:
+    """All pairs of ``iter_dataset_pairs`` in two lists (for small datasets: dev and test sets)."""
+    return _concat(iter_dataset_pairs(ds, src_lang, tgt_lang, origin=origin))
+
+
+def _concat(chunks: Iterable[tuple[list[str], list[str]]]) -> tuple[list[str], list[str]]:
+    src, tgt = [], []
+    for s, t in chunks:
+        src.extend(s)
+        tgt.extend(t)
+    return src, tgt
+
+
+def _chunked(pairs: Iterable[tuple[str, str]], chunk_size: int) -> Iterator[tuple[list[str], list[str]]]:
+    pairs = iter(pairs)
+    while chunk := list(itertools.islice(pairs, chunk_size)):
+        src, tgt = zip(*chunk, strict=True)
+        yield list(src), list(tgt)
+
+
+def is_streamed(cfg: Mapping) -> bool:
+    """Whether the corpus is a hub dataset read in streaming mode (``data.streaming=true``): it is
+    then read once, front to back, and never stored whole on disk."""
+    return cfg.get("source") == "hub" and bool(cfg.get("streaming"))
+
+
+def _open_hub(cfg: Mapping, split: str):
     import datasets  # slow to import; only hub and jsonl corpora need it
 
     name = _require(cfg, "name")
     hub_split = _hub_split(cfg, split)
+    streaming = {"streaming": True} if is_streamed(cfg) else {}
     try:
-        ds = datasets.load_dataset(name, cfg.get("config") or None, split=hub_split)
+        ds = datasets.load_dataset(name, cfg.get("config") or None, split=hub_split, **streaming)
     except Exception as e:  # network, authentication, unknown name: all mean "cannot get it"
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         raise DataError(f"cannot load hub dataset {name} (split {hub_split}): {reason}") from e
-    return pairs_from_dataset(ds, cfg["src_lang"], cfg["tgt_lang"], origin=f"{name}[{hub_split}]")
+    return ds, f"{name}[{hub_split}]"
 
 
 def _hub_split(cfg: Mapping, split: str) -> str:
@@ -123,43 +173,53 @@ def _hub_split(cfg: Mapping, split: str) -> str:
     return split if splits is None else str(_lookup_split(splits, split, "data.splits"))
 
 
-def _read_tsv(path: Path, on_decode_error: str) -> tuple[list[str], list[str]]:
-    src, tgt = [], []
-    for number, line in enumerate(read_lines(path, on_decode_error=on_decode_error), start=1):
+def _iter_tsv(path: Path, on_decode_error: str) -> Iterator[tuple[str, str]]:
+    for number, line in enumerate(iter_lines(path, on_decode_error=on_decode_error), start=1):
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(f"{path}:{number}: expected 'source<TAB>target', found {len(fields)} fields")
-        src.append(fields[0])
-        tgt.append(fields[1])
-    return src, tgt
+        yield fields[0], fields[1]
 
 
-def _read_jsonl(path: Path, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
+def _open_jsonl(path: Path):
     import datasets
 
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        ds = datasets.load_dataset("json", data_files=str(path), split="train")
+        return datasets.load_dataset("json", data_files=str(path), split="train")
     except datasets.exceptions.DatasetGenerationError as e:
         reason = (str(e.__cause__ or e).splitlines() or ["parse error"])[0]
         raise DataError(f"{path}: not valid JSON lines ({reason})") from e
-    return pairs_from_dataset(ds, src_lang, tgt_lang, origin=str(path))
 
 
-def load_split(data_cfg: Mapping, split: str) -> tuple[list[str], list[str]]:
-    """Raw ``(src, tgt)`` sentences of ``split`` (our name: train, val, test...) of the corpus."""
+def iter_split(
+    data_cfg: Mapping, split: str, chunk_size: int = CHUNK_SIZE
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Raw ``(src, tgt)`` sentences of ``split`` (our name: train, val, test...) of the corpus, in
+    chunks of up to ``chunk_size`` pairs, read as they are needed: text and TSV files line by line,
+    JSON lines and hub datasets through ``datasets`` (memory-mapped Arrow, or a stream)."""
     source = _source(data_cfg)
+    src_lang, tgt_lang = _require(data_cfg, "src_lang"), _require(data_cfg, "tgt_lang")
     if source == "hub":
-        return _load_hub(data_cfg, split)
+        ds, origin = _open_hub(data_cfg, split)
+        yield from iter_dataset_pairs(ds, src_lang, tgt_lang, origin=origin, chunk_size=chunk_size)
+        return
     on_decode_error = data_cfg.get("on_decode_error") or "error"
     paths = _file_paths(data_cfg, split)
     fmt = _format(data_cfg)
-    if fmt == "tsv":
-        return _read_tsv(paths[0], on_decode_error)
     if fmt == "jsonl":
-        return _read_jsonl(paths[0], data_cfg["src_lang"], data_cfg["tgt_lang"])
-    return read_parallel_text(paths[0], paths[1], on_decode_error=on_decode_error)
+        ds = _open_jsonl(paths[0])
+        yield from iter_dataset_pairs(ds, src_lang, tgt_lang, origin=str(paths[0]), chunk_size=chunk_size)
+        return
+    pairs = (_iter_tsv(paths[0], on_decode_error) if fmt == "tsv" else
+             iter_parallel_text(paths[0], paths[1], on_decode_error=on_decode_error))
+    yield from _chunked(pairs, chunk_size)
+
+
+def load_split(data_cfg: Mapping, split: str) -> tuple[list[str], list[str]]:
+    """All of ``iter_split`` in two aligned lists (for dev and test sets; training streams)."""
+    return _concat(iter_split(data_cfg, split))
 
 
 def split_identity(data_cfg: Mapping, split: str) -> dict:

@@ -1,23 +1,24 @@
 """From config to training-ready ids: load, clean, train SentencePiece, tokenize, filter, cache.
 
-``prepare_data`` is the only entry point training needs. With ``data.cache`` on, its result is
-stored under the cache folder keyed by a hash of everything that determines it (see
-``cache_key``), so repeated runs with the same data settings skip SentencePiece training and
-tokenization. The cache is a single uncompressed ``.npz`` of flat integer arrays, never pickles; a
-cached training split is memory-mapped from it (``storage.RaggedIds``) instead of read into lists,
-so a corpus larger than memory trains from the page cache.
+``prepare_data`` is the only entry point training needs. The training split is never held whole:
+it is read in chunks of ``ENCODE_CHUNK`` pairs, SentencePiece trains on a seeded sample of it
+(``tokenizer.sample_size`` pairs), and the ids go straight to disk. The result is a single
+uncompressed ``.npz`` of flat integer arrays (never pickles) whose training ids are memory-mapped
+(``storage.RaggedIds``), so a corpus larger than memory trains from the page cache. With
+``data.cache`` on, that file is kept under the cache folder, keyed by a hash of everything that
+determines it (``cache_key``), and later runs with the same data settings skip all of this.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
-import multiprocessing
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,14 +28,15 @@ from omegaconf import DictConfig, OmegaConf
 
 import nmt
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
-from nmt.data.corpus import load_split, split_identity
-from nmt.data.storage import RaggedIds, memmap_npz_member
-from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
+from nmt.data.corpus import is_streamed, iter_split, load_split, split_identity
+from nmt.data.storage import NpzWriter, RaggedIds, memmap_npz_member
+from nmt.data.streaming import IdFile, Reservoir, add_stats, encode_chunks, sample_texts
+from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the cached arrays or the cleaning rules change
+CACHE_FORMAT = 2  # bump when the cached arrays or the cleaning rules change
 
 
 @dataclass
@@ -42,8 +44,8 @@ class PreparedData:
     """Tokenizers plus the cleaned, tokenized train and validation splits (ids without specials)."""
 
     tokenizers: Tokenizers
-    train_src_ids: list[list[int]] | RaggedIds  # RaggedIds (memory-mapped) when read from the cache
-    train_tgt_ids: list[list[int]] | RaggedIds
+    train_src_ids: RaggedIds  # memory-mapped from the prepared-data file
+    train_tgt_ids: RaggedIds
     valid_src_text: list[str]
     valid_tgt_text: list[str]
     valid_src_ids: list[list[int]]
@@ -83,6 +85,7 @@ def cache_key(cfg: Mapping) -> str:
         "on_decode_error": data_cfg.get("on_decode_error") or "error",
         "tokenizer": _plain(cfg["tokenizer"]),
         "seed": cfg["seed"],
+        "streamed": is_streamed(data_cfg),  # a stream samples its head, not a reservoir
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -94,8 +97,7 @@ def _clean(name: str, src: list[str], tgt: list[str]) -> tuple[list[str], list[s
     return src, tgt, stats
 
 
-ENCODE_CHUNK = 20_000  # sentences per task sent to a tokenization worker
-_worker_tokenizer: SubwordTokenizer | None = None
+ENCODE_CHUNK = 10_000  # training pairs read, cleaned and tokenized at a time
 
 
 def _workers(data_cfg: Mapping) -> int:
@@ -107,55 +109,113 @@ def _workers(data_cfg: Mapping) -> int:
     return workers
 
 
-def _start_worker(model_bytes: bytes) -> None:
-    global _worker_tokenizer
-    _worker_tokenizer = SubwordTokenizer.from_bytes(model_bytes)
+def _sample_size(cfg: Mapping) -> int | None:
+    """Sentence pairs SentencePiece trains on (None: all of them)."""
+    n = cfg["tokenizer"].get("sample_size") or 0
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"tokenizer.sample_size must be 0 (all pairs) or a positive integer; got {n!r}")
+    return n or None
 
 
-def _encode_chunk(texts: list[str]) -> list[list[int]]:
-    return _worker_tokenizer.encode(texts)
+def _cleaned_train_chunks(data_cfg: Mapping, stats: CleanStats) -> Iterator[tuple[list[str], list[str]]]:
+    """The training split, chunk by chunk, cut at data.max_train_examples pairs and cleaned; the
+    figures are counted into ``stats`` as chunks go by."""
+    limit = _optional_count(data_cfg, "max_train_examples")
+    for src, tgt in iter_split(data_cfg, _splits(data_cfg)[0], chunk_size=ENCODE_CHUNK):
+        if limit is not None:
+            src, tgt = src[:limit - stats.read], tgt[:limit - stats.read]
+        src, tgt, part = clean_pairs(src, tgt)
+        add_stats(stats, part)
+        if src:
+            yield src, tgt
+        if limit is not None and stats.read >= limit:
+            return
 
 
-def _encode(tokenizer: SubwordTokenizer, texts: list[str], workers: int) -> list[list[int]]:
-    """`tokenizer.encode(texts)`, in `workers` processes for large inputs (same ids, same order)."""
-    if workers <= 1 or len(texts) <= ENCODE_CHUNK:
-        return tokenizer.encode(texts)
-    chunks = [texts[i:i + ENCODE_CHUNK] for i in range(0, len(texts), ENCODE_CHUNK)]
-    # Processes, not threads: encoding a Python list holds the GIL. Each worker loads the model once.
-    with multiprocessing.get_context("spawn").Pool(workers, _start_worker, (tokenizer.to_bytes(),)) as pool:
-        return [ids for chunk in pool.imap(_encode_chunk, chunks) for ids in chunk]
+def _train_tokenizers(cfg: Mapping, stats: CleanStats) -> tuple[Tokenizers, Iterator]:
+    """SentencePiece trained on a seeded random sample of tokenizer.sample_size training pairs, and
+    the cleaned training chunks still to tokenize (their figures go into ``stats``).
+
+    Files and memory-mapped hub datasets are read once for the sample (a reservoir, so the whole
+    corpus is never in memory) and once more to tokenize. A streamed hub dataset is read once: its
+    first sample_size pairs are the sample, and are handed back to be tokenized before the rest.
+    """
+    data_cfg, size = cfg["data"], _sample_size(cfg)
+    if is_streamed(data_cfg):
+        if size is None:
+            raise ConfigError("tokenizer.sample_size must be a positive number of pairs with data.streaming=true")
+        stream, head = _cleaned_train_chunks(data_cfg, stats), []
+        for chunk in stream:
+            head.append(chunk)
+            if sum(len(src) for src, _ in head) >= size:
+                break
+        pairs = [pair for src, tgt in head for pair in zip(src, tgt, strict=True)][:size]
+        rest, sampled = itertools.chain(head, stream), stats
+    else:
+        reservoir, sampled = Reservoir(size, seed=cfg["seed"]), CleanStats()
+        for src, tgt in _cleaned_train_chunks(data_cfg, sampled):
+            reservoir.add(list(zip(src, tgt, strict=True)))
+        pairs, rest = reservoir.items, _cleaned_train_chunks(data_cfg, stats)
+    if not pairs:
+        raise DataError(f"training corpus is empty after cleaning ({sampled})")
+    # The sample is drawn here, in pairs; SentencePiece must not subsample it again.
+    tok_cfg = {**_plain(cfg["tokenizer"]), "sample_size": 0}
+    return Tokenizers.train_from_config(tok_cfg, *sample_texts(pairs), seed=cfg["seed"]), rest
 
 
-def _build(cfg: Mapping) -> PreparedData:
+def _build(cfg: Mapping, path: Path) -> None:
+    """Prepare the data for ``cfg`` and write it to the ``.npz`` file ``path`` (atomically)."""
     data_cfg = cfg["data"]
     train_split, valid_split = _splits(data_cfg)
-    src, tgt = load_split(data_cfg, train_split)
-    n = _optional_count(data_cfg, "max_train_examples")
-    train_src, train_tgt, train_stats = _clean("training", src[:n], tgt[:n])
     valid_src, valid_tgt, valid_stats = _clean("validation", *load_split(data_cfg, valid_split))
-    tokenizers = Tokenizers.train_from_config(cfg["tokenizer"], train_src, train_tgt, seed=cfg["seed"])
-    workers = _workers(data_cfg)
-    # max_len counts subwords, so the filter can only run after tokenization.
-    train_src_ids, train_tgt_ids = drop_long(
-        _encode(tokenizers.src, train_src, workers),
-        _encode(tokenizers.tgt, train_tgt, workers),
-        _optional_count(data_cfg, "max_len"),
-        train_stats,
-    )
-    if not train_src_ids:
-        raise DataError(f"training corpus is empty after cleaning ({train_stats})")
-    log.info("train split %r: %s", train_split, train_stats)
-    log.info("valid split %r: %s", valid_split, valid_stats)
-    return PreparedData(
-        tokenizers,
-        train_src_ids,
-        train_tgt_ids,
-        valid_src,
-        valid_tgt,
-        tokenizers.src.encode(valid_src),
-        tokenizers.tgt.encode(valid_tgt),
-        {"train": train_stats, "valid": valid_stats},
-    )
+    train_stats = CleanStats()
+    tokenizers, chunks = _train_tokenizers(cfg, train_stats)
+    max_len = _optional_count(data_cfg, "max_len")
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".prepare-") as work:
+        with IdFile(Path(work) / "src") as src_file, IdFile(Path(work) / "tgt") as tgt_file:
+            for src_ids, tgt_ids in encode_chunks(tokenizers, chunks, _workers(data_cfg)):
+                # max_len counts subwords, so this filter can only run after tokenization.
+                src_ids, tgt_ids = drop_long(src_ids, tgt_ids, max_len, train_stats)
+                src_file.append(src_ids)
+                tgt_file.append(tgt_ids)
+        if not train_stats.kept:
+            raise DataError(f"training corpus is empty after cleaning ({train_stats})")
+        log.info("train split %r: %s", train_split, train_stats)
+        log.info("valid split %r: %s", valid_split, valid_stats)
+        stats = {"train": train_stats, "valid": valid_stats}
+        valid = {"valid_src_text": valid_src, "valid_tgt_text": valid_tgt,
+                 "valid_src_ids": tokenizers.src.encode(valid_src), "valid_tgt_ids": tokenizers.tgt.encode(valid_tgt)}
+        _write_npz(path, tokenizers, stats, valid, {"train_src_ids": src_file, "train_tgt_ids": tgt_file})
+
+
+def _write_npz(path: Path, tokenizers: Tokenizers, stats: dict[str, CleanStats], valid: dict,
+               train: dict[str, IdFile]) -> None:
+    """The prepared data as one uncompressed ``.npz`` of flat arrays (see ``_load``), written under
+    a temporary name and renamed, so readers see no file or the complete one."""
+    models = tokenizers.to_dict()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            npz = NpzWriter(f)
+            npz.add("meta", np.array(json.dumps({"joint": models["joint"],
+                                                  "stats": {k: asdict(v) for k, v in stats.items()}})))
+            for side in ("src", "tgt"):
+                if side in models:
+                    npz.add(f"model_{side}", np.frombuffer(models[side], dtype=np.uint8))
+            for name, ids_file in train.items():
+                npz.add_file(f"{name}_flat", ids_file.path, np.int32)
+                npz.add(f"{name}_offsets", ids_file.offsets())
+            for name in ("valid_src_ids", "valid_tgt_ids"):
+                for key, array in _pack_ids(name, valid[name]).items():
+                    npz.add(key, array)
+            for name in ("valid_src_text", "valid_tgt_text"):
+                for key, array in _pack_text(name, valid[name]).items():
+                    npz.add(key, array)
+            npz.close()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _pack_ids(prefix: str, seqs: list[list[int]]) -> dict[str, np.ndarray]:
@@ -184,30 +244,8 @@ def _unpack_text(arrays, prefix: str) -> list[str]:
     return [flat[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
-def _save_cache(path: Path, data: PreparedData) -> None:
-    models = data.tokenizers.to_dict()
-    meta = {"joint": models["joint"], "stats": {k: asdict(v) for k, v in data.stats.items()}}
-    arrays = {"meta": np.array(json.dumps(meta))}
-    for side in ("src", "tgt"):
-        if side in models:
-            arrays[f"model_{side}"] = np.frombuffer(models[side], dtype=np.uint8)
-    for name in ("train_src_ids", "train_tgt_ids", "valid_src_ids", "valid_tgt_ids"):
-        arrays.update(_pack_ids(name, getattr(data, name)))
-    for name in ("valid_src_text", "valid_tgt_text"):
-        arrays.update(_pack_text(name, getattr(data, name)))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)  # readers see the old file or the complete new one, never half of it
-    except OSError as e:  # the cache only saves time; a read-only folder must not stop training
-        log.warning("could not write the data cache %s: %s", path, e)
-        return
-    log.info("saved prepared data to %s", path)
-
-
-def _load_cache(path: Path) -> PreparedData | None:
+def _load(path: Path) -> PreparedData | None:
+    """The prepared data in ``path``, its training ids memory-mapped; None if the file is unreadable."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             meta = json.loads(str(arrays["meta"]))
@@ -225,6 +263,34 @@ def _load_cache(path: Path) -> PreparedData | None:
         return None
 
 
+def _writable_folder(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _build_and_load(cfg: Mapping, cache_path: Path | None) -> PreparedData:
+    """Prepare the data into the cache file, or (cache off or not writable) into a temporary file
+    that is deleted once mapped: the mapping stays valid and the disk space is freed at exit."""
+    try:
+        if cache_path is not None and _writable_folder(cache_path.parent):
+            _build(cfg, cache_path)
+            log.info("saved prepared data to %s", cache_path)
+            return _load(cache_path)
+        if cache_path is not None:
+            log.warning("cannot write the data cache folder %s; preparing into a temporary file",
+                        cache_path.parent)
+        with tempfile.TemporaryDirectory(prefix="nmt-prepared-") as folder:
+            path = Path(folder) / "prepared.npz"
+            _build(cfg, path)
+            return _load(path)
+    except OSError as e:  # reading errors are DataErrors already: this is the disk we write to
+        raise DataError(f"cannot write the prepared data ({e.filename or cache_path}): {e.strerror or e}") from e
+
+
 def prepare_data(cfg: Mapping, run_dir: Path | None = None) -> PreparedData:
     """Tokenizers and tokenized train/valid data for ``cfg`` (sections ``data``, ``tokenizer``, key
     ``seed``), from the cache when possible; the SentencePiece model(s) are saved into ``run_dir``."""
@@ -233,13 +299,13 @@ def prepare_data(cfg: Mapping, run_dir: Path | None = None) -> PreparedData:
     if data_cfg.get("cache"):
         cache_dir = data_cfg.get("cache_dir") or Path(data_cfg.get("root") or "data") / "cache"
         cache_path = Path(cache_dir).expanduser().absolute() / f"prepared-{cache_key(cfg)}.npz"
-    data = _load_cache(cache_path) if cache_path is not None and cache_path.exists() else None
+    data = _load(cache_path) if cache_path is not None and cache_path.exists() else None
     if data is not None:
         log.info("loaded cached data from %s", cache_path)
     else:
-        data = _build(cfg)
-        if cache_path is not None:
-            _save_cache(cache_path, data)
+        data = _build_and_load(cfg, cache_path)
+        if data is None:  # the file was written a moment ago: unreadable means a bug, not bad input
+            raise RuntimeError("freshly prepared data could not be read back")
     if run_dir is not None:
         data.tokenizers.save(run_dir)
     return data

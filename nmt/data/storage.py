@@ -6,9 +6,11 @@ it read-only. The operating system then pages ids in as batches need them, and a
 costs only its offsets in memory (8 bytes a sentence and side).
 """
 
+import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -35,6 +37,31 @@ def memmap_npz_member(path: Path, name: str) -> np.ndarray:
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype=dtype)  # np.memmap refuses empty files
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+class NpzWriter:
+    """Writes an uncompressed `.npz` member by member, so an array kept in a file on disk (the ids of
+    a large corpus) is copied into it in blocks instead of being loaded: `np.load` and
+    `memmap_npz_member` read the result."""
+
+    def __init__(self, fileobj: BinaryIO):
+        self._zip = zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+    def add_file(self, name: str, path: Path, dtype: np.dtype) -> None:
+        """A 1-D array of `dtype` whose raw bytes are the whole content of the file `path`."""
+        dtype = np.dtype(dtype)
+        header = np.lib.format.header_data_from_array_1_0(np.empty(0, dtype=dtype))
+        header["shape"] = (path.stat().st_size // dtype.itemsize,)
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as member, open(path, "rb") as data:
+            np.lib.format.write_array_header_2_0(member, header)
+            shutil.copyfileobj(data, member, 1 << 20)
+
+    def close(self) -> None:
+        self._zip.close()
 
 
 class RaggedIds:
