@@ -49,7 +49,7 @@ from nmt.models.attention import available_attentions
 from nmt.models.seq2seq import build_model, count_parameters
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.optim import build_optimizer
-from nmt.training.runtime import configure_backends, resolve_device, seed_everything
+from nmt.training.runtime import resolve_device, seed_everything
 from nmt.training.trainer import train, train_step
 
 IMPORTED_AT = time.perf_counter()
@@ -326,7 +326,6 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     runs = [[]] if not args.all_attention else variants()
     device = resolve_device(args.device)
-    configure_backends(device)
     data = None
     for extra in runs:
         if args.checkpoint:

@@ -102,3 +102,20 @@ def test_invalid_choices_name_the_option_and_the_valid_values(key, value, messag
 def test_tied_embeddings_need_a_joint_vocabulary():
     with pytest.raises(ConfigError, match="tokenizer.joint"):
         build_model(model_cfg(), VOCAB, VOCAB, shared_vocab=False)
+
+
+@pytest.mark.parametrize(("style", "feeding"), [("bahdanau", True), ("luong", False)])
+def test_cpu_rnn_calls_run_without_onednn_and_leave_it_on_for_the_rest(style, feeding):
+    """oneDNN rebuilds its RNN primitive for every new batch shape (seconds per step on CPU), so the
+    whole-sequence nn.GRU calls run with it off; everything else keeps it (bf16 products need it)."""
+    model = build_model(model_cfg(decoder_style=style, input_feeding=feeding), VOCAB, VOCAB, shared_vocab=True)
+    seen = []
+    rnns = [model.encoder.rnn] + ([model.decoder.rnn] if not feeding else [])  # feeding: cells written out
+    for rnn in rnns:
+        rnn.register_forward_pre_hook(lambda module, args: seen.append(torch.backends.mkldnn.enabled))
+    assert torch.backends.mkldnn.enabled
+    logits, _ = model(*batch())
+    assert seen == [False] * len(rnns)
+    assert torch.backends.mkldnn.enabled  # restored afterwards
+    logits.sum().backward()  # the backward follows the native kernels the forward chose
+    assert all(p.grad is not None for p in model.encoder.rnn.parameters())

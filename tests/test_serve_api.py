@@ -23,7 +23,6 @@ from nmt.models.seq2seq import build_model
 from nmt.serve.app import ServeSettings, create_app
 from nmt.serve.batcher import Batcher, Overloaded
 from nmt.training.checkpoint import save_checkpoint
-from nmt.training.runtime import configure_backends
 
 PAIRS = [
     ("Ein Hund rennt über die Wiese.", "A dog runs across the meadow."),
@@ -52,7 +51,6 @@ def build_tiny_checkpoint(path: Path, steps: int = 60) -> Path:
     """A checkpoint of a tiny model trained in-process to memorize PAIRS (a few seconds on a CPU):
     sharp enough that searches end well before the length limit, and no corpus needed."""
     torch.manual_seed(0)
-    configure_backends(torch.device("cpu"))  # as Translator.load does: no oneDNN RNN primitives
     with one_torch_thread():
         return _train_and_save(path, steps)
 

@@ -19,7 +19,7 @@ from nmt.inference.batching import search_many
 from nmt.inference.search import Hypothesis, forced_decode
 from nmt.models.seq2seq import Seq2Seq, build_model
 from nmt.training.checkpoint import load_checkpoint
-from nmt.training.runtime import configure_backends, resolve_device
+from nmt.training.runtime import resolve_device
 
 EOS_PIECE = "</s>"
 
@@ -50,7 +50,6 @@ class Translator:
             first_line = str(exc).strip().splitlines()[0]
             raise CheckpointError(f"checkpoint {path} does not match this version of nmt: {first_line}") from None
         dev = resolve_device(device)
-        configure_backends(dev)
         return cls(model.to(dev), tokenizers, config, dev)
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,

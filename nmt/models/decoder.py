@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.models.attention import Attention
-from nmt.models.encoder import RNN_TYPES
+from nmt.models.encoder import RNN_TYPES, native_cpu_rnn
 from nmt.models.state import DecoderState
 
 
@@ -129,7 +129,8 @@ class RNNDecoder(nn.Module):
         """The whole sequence in one RNN call (when no input depends on the previous output):
         rnn_input (B, T, I) -> top-layer outputs (B, T, H)."""
         initial = (state.hidden, state.cell) if self.is_lstm else state.hidden
-        return self.rnn(rnn_input, initial)[0]
+        with native_cpu_rnn(rnn_input):
+            return self.rnn(rnn_input, initial)[0]
 
     def step(self, embedded: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
         """embedded (B, E) previous target token -> output (B, H_out), new state, weights (B, S)."""

@@ -31,7 +31,8 @@ def seed_everything(seed: int, num_threads: int | None = None) -> None:
 
 
 def autocast_context(device: torch.device, precision: str):
-    """bf16 autocast on CUDA for `auto`/`bf16`; full precision otherwise (CPU bf16 RNNs are slow)."""
+    """bf16 autocast on CUDA for `auto`/`bf16`, on the CPU for `bf16` only; full precision otherwise.
+    (On the CPU bf16 gains little: the RNN kernels stay fp32, see BENCHMARKS.md.)"""
     if precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"trainer.precision={precision!r} is not valid; choose one of: auto, fp32, bf16")
     if device.type == "cuda" and precision in ("auto", "bf16"):
@@ -39,14 +40,3 @@ def autocast_context(device: torch.device, precision: str):
     if device.type == "cpu" and precision == "bf16":
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def configure_backends(device: torch.device) -> None:
-    """On CPU, runs RNNs with PyTorch's native kernels instead of oneDNN.
-
-    oneDNN builds a new RNN primitive for every new (batch, length) shape, costing 0.2-0.8 s each
-    time; length-bucketed batches change shape on nearly every step, which made CPU training ten
-    times slower. The native kernels are as fast once warm and need no warm-up.
-    """
-    if device.type == "cpu":
-        torch.backends.mkldnn.enabled = False

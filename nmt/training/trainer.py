@@ -46,7 +46,7 @@ from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_trainer_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
-from nmt.training.runtime import autocast_context, configure_backends, seed_everything
+from nmt.training.runtime import autocast_context, seed_everything
 from nmt.training.signals import StopOnSignal, TrainingStopped
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import ValidationData, validate
@@ -82,7 +82,6 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
     if world.is_main:
         _open_run_folder(run_dir, cfg)
-    configure_backends(device)
     # Rank 0's seed is the single-process one; other ranks draw other dropout masks. DDP copies
     # rank 0's initial weights to every rank.
     seed_everything(cfg.seed + world.rank, cfg.trainer.num_threads)
