@@ -119,3 +119,33 @@ def test_cpu_rnn_calls_run_without_onednn_and_leave_it_on_for_the_rest(style, fe
     assert torch.backends.mkldnn.enabled  # restored afterwards
     logits.sum().backward()  # the backward follows the native kernels the forward chose
     assert all(p.grad is not None for p in model.encoder.rnn.parameters())
+
+
+def test_cpu_bf16_autocast_keeps_the_rnns_in_fp32_and_the_loss_close():
+    """Under CPU bf16 autocast the nn.GRU calls run in fp32 (their native per-step products in bf16,
+    without oneDNN, would take a kernel ~100x slower); the rest runs in bf16 and the loss stays close."""
+    torch.manual_seed(3)
+    model = build_model(model_cfg(decoder_style="luong", input_feeding=False), VOCAB, VOCAB, shared_vocab=True)
+    src, lengths, tgt_in = batch()
+    seen = []
+    for rnn in (model.encoder.rnn, model.decoder.rnn):
+        rnn.register_forward_hook(lambda module, args, out: seen.append(
+            (torch.is_autocast_enabled("cpu"), out[0].data.dtype if hasattr(out[0], "data") else out[0].dtype)))
+    full, _ = model(src, lengths, tgt_in)
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half, _ = model(src, lengths, tgt_in)
+    assert seen == [(False, torch.float32), (False, torch.float32)]
+    assert half.dtype == torch.bfloat16  # the output layer did run in bf16
+    loss = torch.nn.functional.cross_entropy
+    target = torch.randint(4, VOCAB, tgt_in.shape)
+    full_loss = loss(full.flatten(0, 1), target.flatten())
+    half_loss = loss(half.float().flatten(0, 1), target.flatten())
+    assert abs(full_loss.item() - half_loss.item()) < 0.05
+
+
+def test_fed_weight_slice_is_cast_once_under_autocast():
+    model = build_model(model_cfg(), VOCAB, VOCAB, shared_vocab=True)
+    assert model.decoder._extra_weight().dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.decoder._extra_weight().dtype == torch.bfloat16

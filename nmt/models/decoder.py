@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.models.attention import Attention
-from nmt.models.encoder import RNN_TYPES, native_cpu_rnn
+from nmt.models.encoder import RNN_TYPES, run_rnn
 from nmt.models.state import DecoderState
 
 
@@ -104,8 +104,14 @@ class RNNDecoder(nn.Module):
 
     def _extra_weight(self) -> Tensor:
         """The first layer's input weights acting on `extra`: (G, I - E). Slice once per sequence: a
-        slice taken at every step would add a full-size weight gradient per step in the backward."""
-        return self.rnn.weight_ih_l0[:, self.emb_size :]
+        slice taken at every step would add a full-size weight gradient per step in the backward.
+        Under autocast it is cast once here too: autocast caches the casts of parameters, not of
+        slices, and would otherwise copy this one at every step."""
+        weight = self.rnn.weight_ih_l0[:, self.emb_size :]
+        device = weight.device.type
+        if torch.is_autocast_enabled(device):
+            weight = weight.to(torch.get_autocast_dtype(device))
+        return weight
 
     def _rnn_step(self, gates_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
         """First layer input gates (B, G) -> top output (B, H), hidden (L, B, H), cell (L, B, H) | None."""
@@ -129,8 +135,7 @@ class RNNDecoder(nn.Module):
         """The whole sequence in one RNN call (when no input depends on the previous output):
         rnn_input (B, T, I) -> top-layer outputs (B, T, H)."""
         initial = (state.hidden, state.cell) if self.is_lstm else state.hidden
-        with native_cpu_rnn(rnn_input):
-            return self.rnn(rnn_input, initial)[0]
+        return run_rnn(self.rnn, rnn_input, initial)[0]
 
     def step(self, embedded: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
         """embedded (B, E) previous target token -> output (B, H_out), new state, weights (B, S)."""
