@@ -114,3 +114,10 @@ def test_a_run_needs_a_bound(multi30k_root, tmp_path):
     cfg = tiny_config(multi30k_root, tmp_path, "trainer.max_steps=null", "trainer.max_epochs=null")
     with pytest.raises(ConfigError, match="max_steps"):
         train(cfg, tmp_path / "run")
+
+
+def test_validation_after_the_last_epoch_is_labelled_with_that_epoch(multi30k_root, tmp_path):
+    cfg = tiny_config(multi30k_root, tmp_path, "trainer.max_steps=null", "trainer.max_epochs=2",
+                      "trainer.valid_every=1000")
+    history = train(cfg, tmp_path / "run")["history"]
+    assert [entry["epoch"] for entry in history] == [2]  # only the final validation; it ran after epoch 2

@@ -290,11 +290,13 @@ class Run:
         p.best_bleu = max(p.best_bleu, bleu)
         stop = self._steer(bleu) if scheduled else False
         lr = self.schedule.lr()
-        self.history.append({"step": p.step, "epoch": p.epoch + 1, "valid_loss": loss,
+        # Between epochs (the final validation after the last one) the epoch counter has moved on.
+        epoch = p.epoch + 1 if p.batches_done_in_epoch else max(p.epoch, 1)
+        self.history.append({"step": p.step, "epoch": epoch, "valid_loss": loss,
                              "valid_ppl": ppl, "valid_bleu": bleu, "lr": lr})
         if self.world.is_main:
             self.logger.validation(p.step, result)
-            line = (f"step {p.step:>6} | epoch {p.epoch + 1} | valid loss {loss:.3f} | "
+            line = (f"step {p.step:>6} | epoch {epoch} | valid loss {loss:.3f} | "
                     f"ppl {ppl:.2f} | BLEU {bleu:.2f}{' (best)' if improved else ''} | lr {lr:.2e}")
             self.bar.write(line)
             log.info(line)
