@@ -17,40 +17,23 @@ import json
 import logging
 import os
 import tempfile
-import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import sentencepiece as spm
 from omegaconf import DictConfig, OmegaConf
 
 import nmt
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
 from nmt.data.corpus import is_streamed, iter_split, load_split, split_identity
-from nmt.data.storage import NpzWriter, RaggedIds, memmap_npz_member
+from nmt.data.prepared import PreparedData, read_prepared, write_prepared
 from nmt.data.streaming import IdFile, Reservoir, add_stats, encode_chunks, sample_texts
 from nmt.data.tokenizer import Tokenizers
-from nmt.errors import CheckpointError, ConfigError, DataError
+from nmt.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # bump when the cached arrays or the cleaning rules change
-
-
-@dataclass
-class PreparedData:
-    """Tokenizers plus the cleaned, tokenized train and validation splits (ids without specials)."""
-
-    tokenizers: Tokenizers
-    train_src_ids: RaggedIds  # memory-mapped from the prepared-data file
-    train_tgt_ids: RaggedIds
-    valid_src_text: list[str]
-    valid_tgt_text: list[str]
-    valid_src_ids: list[list[int]]
-    valid_tgt_ids: list[list[int]]
-    stats: dict[str, CleanStats]  # "train" and "valid"
 
 
 def _plain(section) -> dict:
@@ -185,82 +168,7 @@ def _build(cfg: Mapping, path: Path) -> None:
         stats = {"train": train_stats, "valid": valid_stats}
         valid = {"valid_src_text": valid_src, "valid_tgt_text": valid_tgt,
                  "valid_src_ids": tokenizers.src.encode(valid_src), "valid_tgt_ids": tokenizers.tgt.encode(valid_tgt)}
-        _write_npz(path, tokenizers, stats, valid, {"train_src_ids": src_file, "train_tgt_ids": tgt_file})
-
-
-def _write_npz(path: Path, tokenizers: Tokenizers, stats: dict[str, CleanStats], valid: dict,
-               train: dict[str, IdFile]) -> None:
-    """The prepared data as one uncompressed ``.npz`` of flat arrays (see ``_load``), written under
-    a temporary name and renamed, so readers see no file or the complete one."""
-    models = tokenizers.to_dict()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            npz = NpzWriter(f)
-            npz.add("meta", np.array(json.dumps({"joint": models["joint"],
-                                                  "stats": {k: asdict(v) for k, v in stats.items()}})))
-            for side in ("src", "tgt"):
-                if side in models:
-                    npz.add(f"model_{side}", np.frombuffer(models[side], dtype=np.uint8))
-            for name, ids_file in train.items():
-                npz.add_file(f"{name}_flat", ids_file.path, np.int32)
-                npz.add(f"{name}_offsets", ids_file.offsets())
-            for name in ("valid_src_ids", "valid_tgt_ids"):
-                for key, array in _pack_ids(name, valid[name]).items():
-                    npz.add(key, array)
-            for name in ("valid_src_text", "valid_tgt_text"):
-                for key, array in _pack_text(name, valid[name]).items():
-                    npz.add(key, array)
-            npz.close()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _pack_ids(prefix: str, seqs: list[list[int]]) -> dict[str, np.ndarray]:
-    """Ragged id lists as one flat int32 array plus (N + 1,) offsets."""
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum([len(s) for s in seqs], out=offsets[1:])
-    flat = np.fromiter((i for s in seqs for i in s), dtype=np.int32, count=int(offsets[-1]))
-    return {f"{prefix}_flat": flat, f"{prefix}_offsets": offsets}
-
-
-def _unpack_ids(arrays, prefix: str) -> list[list[int]]:
-    flat, offsets = arrays[f"{prefix}_flat"].tolist(), arrays[f"{prefix}_offsets"].tolist()
-    return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-
-
-def _pack_text(prefix: str, texts: list[str]) -> dict[str, np.ndarray]:
-    """Strings as concatenated UTF-8 bytes (uint8) plus byte offsets."""
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return {f"{prefix}_flat": np.frombuffer(b"".join(encoded), dtype=np.uint8), f"{prefix}_offsets": offsets}
-
-
-def _unpack_text(arrays, prefix: str) -> list[str]:
-    flat, offsets = arrays[f"{prefix}_flat"].tobytes(), arrays[f"{prefix}_offsets"].tolist()
-    return [flat[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-
-
-def _load(path: Path) -> PreparedData | None:
-    """The prepared data in ``path``, its training ids memory-mapped; None if the file is unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            meta = json.loads(str(arrays["meta"]))
-            models = {"joint": meta["joint"], "src": arrays["model_src"].tobytes()}
-            if not meta["joint"]:
-                models["tgt"] = arrays["model_tgt"].tobytes()
-            fields = {name: _unpack_ids(arrays, name) for name in ("valid_src_ids", "valid_tgt_ids")}
-            fields.update({name: RaggedIds(memmap_npz_member(path, f"{name}_flat"), arrays[f"{name}_offsets"])
-                           for name in ("train_src_ids", "train_tgt_ids")})
-            fields.update({name: _unpack_text(arrays, name) for name in ("valid_src_text", "valid_tgt_text")})
-        stats = {k: CleanStats(**v) for k, v in meta["stats"].items()}
-        return PreparedData(Tokenizers.from_dict(models), stats=stats, **fields)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, CheckpointError) as e:
-        log.warning("ignoring unreadable data cache %s (%s); rebuilding it", path, e)
-        return None
+        write_prepared(path, tokenizers, stats, valid, {"train_src_ids": src_file, "train_tgt_ids": tgt_file})
 
 
 def _writable_folder(folder: Path) -> bool:
@@ -279,14 +187,14 @@ def _build_and_load(cfg: Mapping, cache_path: Path | None) -> PreparedData:
         if cache_path is not None and _writable_folder(cache_path.parent):
             _build(cfg, cache_path)
             log.info("saved prepared data to %s", cache_path)
-            return _load(cache_path)
+            return read_prepared(cache_path)
         if cache_path is not None:
             log.warning("cannot write the data cache folder %s; preparing into a temporary file",
                         cache_path.parent)
         with tempfile.TemporaryDirectory(prefix="nmt-prepared-") as folder:
             path = Path(folder) / "prepared.npz"
             _build(cfg, path)
-            return _load(path)
+            return read_prepared(path)
     except OSError as e:  # reading errors are DataErrors already: this is the disk we write to
         raise DataError(f"cannot write the prepared data ({e.filename or cache_path}): {e.strerror or e}") from e
 
@@ -299,7 +207,7 @@ def prepare_data(cfg: Mapping, run_dir: Path | None = None) -> PreparedData:
     if data_cfg.get("cache"):
         cache_dir = data_cfg.get("cache_dir") or Path(data_cfg.get("root") or "data") / "cache"
         cache_path = Path(cache_dir).expanduser().absolute() / f"prepared-{cache_key(cfg)}.npz"
-    data = _load(cache_path) if cache_path is not None and cache_path.exists() else None
+    data = read_prepared(cache_path) if cache_path is not None and cache_path.exists() else None
     if data is not None:
         log.info("loaded cached data from %s", cache_path)
     else:
