@@ -22,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt.data.batching import Batch, TokenBatchSampler, collate
-from nmt.data.pipeline import PreparedData, prepare_data
+from nmt.data.pipeline import prepare_data
+from nmt.data.prepared import PreparedData
 from nmt.data.storage import id_lengths
 from nmt.data.tokenizer import PAD
 from nmt.errors import ConfigError
