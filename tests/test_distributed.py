@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_resume import logged_losses
 
 from nmt.cli.common import config_dir
 from nmt.training.checkpoint import load_checkpoint
@@ -78,12 +78,6 @@ def torchrun(root: Path, cache: Path, run_dir: Path, *overrides: str) -> subproc
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
-
-
-def logged_losses(run_dir: Path) -> dict[int, float]:
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    events.Reload()
-    return {event.step: event.value for event in events.Scalars("train/loss")}
 
 
 def assert_close_parameters(a: Path, b: Path) -> None:
