@@ -123,7 +123,7 @@ def test_cpu_rnn_calls_run_without_onednn_and_leave_it_on_for_the_rest(style, fe
 
 def test_cpu_bf16_autocast_keeps_the_rnns_in_fp32_and_the_loss_close():
     """Under CPU bf16 autocast the nn.GRU calls run in fp32 (their native per-step products in bf16,
-    without oneDNN, would take a kernel ~100x slower); the rest runs in bf16 and the loss stays close."""
+    without oneDNN, would run on a far slower kernel); the rest runs in bf16 and the loss stays close."""
     torch.manual_seed(3)
     model = build_model(model_cfg(decoder_style="luong", input_feeding=False), VOCAB, VOCAB, shared_vocab=True)
     src, lengths, tgt_in = batch()

@@ -56,8 +56,8 @@ def _decode_line(raw: bytes, number: int, name: Path, errors: str, hint: str) ->
 
 
 def _lines_of(raw_lines: Iterable[bytes], name: str | Path, on_decode_error: str, hint: str) -> Iterator[str]:
-    """Decoded lines without terminators, the leading byte-order mark dropped."""
-    _check_mode(on_decode_error)
+    """Decoded lines without terminators, the leading byte-order mark dropped (``on_decode_error``
+    already checked by the caller, so a bad mode fails at the call, not at the first line)."""
     errors = "strict" if on_decode_error == "error" else "replace"
     for number, raw in enumerate(raw_lines, start=1):
         line = _decode_line(raw, number, Path(name), errors, hint)
@@ -92,6 +92,7 @@ def decode_lines(data: bytes, name: str | Path, *, on_decode_error: str = "error
                  hint: str = REPLACE_HINT) -> list[str]:
     """The lines of UTF-8 ``data`` as ``read_lines`` splits them (standard input, for instance);
     ``name`` is what errors call the source."""
+    _check_mode(on_decode_error)
     return list(_lines_of(io.BytesIO(data), name, on_decode_error, hint))
 
 

@@ -14,7 +14,8 @@ def run_rnn(rnn: nn.RNNBase, x: Tensor | PackedSequence, hx=None):
     length-bucketed batches change shape on nearly every step (that made CPU training ten times
     slower), so it is switched off for this call only: it stays on for the rest, where bf16 matrix
     products need it. Under bf16 autocast the native kernels' per-step products would run in bf16
-    without oneDNN, about 100 times slower than fp32, so the RNN runs in fp32 (inputs cast to the
+    without oneDNN, on a kernel far slower than fp32 (7 against ~150 GFLOP/s measured, see
+    BENCHMARKS.md), so the RNN runs in fp32 (inputs cast to the
     weights' dtype). The backward follows the kernels the forward chose.
     """
     device = (x.data if isinstance(x, PackedSequence) else x).device
