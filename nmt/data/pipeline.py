@@ -127,10 +127,11 @@ def _train_tokenizers(cfg: Mapping, stats: CleanStats) -> tuple[Tokenizers, Iter
     if is_streamed(data_cfg):
         if size is None:
             raise ConfigError("tokenizer.sample_size must be a positive number of pairs with data.streaming=true")
-        stream, head = _cleaned_train_chunks(data_cfg, stats), []
+        stream, head, held = _cleaned_train_chunks(data_cfg, stats), [], 0
         for chunk in stream:
             head.append(chunk)
-            if sum(len(src) for src, _ in head) >= size:
+            held += len(chunk[0])
+            if held >= size:
                 break
         pairs = [pair for src, tgt in head for pair in zip(src, tgt, strict=True)][:size]
         rest, sampled = itertools.chain(head, stream), stats
