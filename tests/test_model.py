@@ -149,3 +149,14 @@ def test_fed_weight_slice_is_cast_once_under_autocast():
     assert model.decoder._extra_weight().dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model.decoder._extra_weight().dtype == torch.bfloat16
+
+
+def test_logits_can_be_computed_at_the_requested_positions_only():
+    model = build_model(model_cfg(), VOCAB, VOCAB, shared_vocab=True).eval()
+    src, lengths, tgt_in = batch()
+    positions = torch.rand(tgt_in.shape, generator=torch.Generator().manual_seed(1)) < 0.6  # (B, T)
+    with torch.no_grad():
+        full, _ = model(src, lengths, tgt_in)  # (B, T, V)
+        selected, _ = model(src, lengths, tgt_in, positions)  # (N, V)
+    assert selected.shape == (int(positions.sum()), VOCAB)
+    assert torch.allclose(selected, full[positions], atol=1e-6)

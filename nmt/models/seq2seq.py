@@ -54,10 +54,18 @@ class Seq2Seq(nn.Module):
     def reorder_state(self, state: DecoderState, index: Tensor) -> DecoderState:
         return state.index_select(index)
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
-        """Teacher forcing: src (B, S), tgt_in (B, T) = BOS + target -> logits (B, T, V), weights (B, T, S)."""
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, positions: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """Teacher forcing: src (B, S), tgt_in (B, T) = BOS + target -> logits (B, T, V), weights (B, T, S).
+
+        With `positions` (B, T) bool, the logits are computed at those positions only and come back
+        as (N, V), N = positions.sum(), in the order of `tgt_out[positions]`: the output layer is the
+        largest product of a step, and padding positions need none of it.
+        """
         state = self.encode(src, src_lengths)
         outputs, weights = self.decoder(self.embed_dropout(self.tgt_embed(tgt_in)), state)  # (B,T,H_out)
+        if positions is not None:
+            outputs = outputs[positions]  # (N, H_out)
         return self.logits(outputs), weights
 
 

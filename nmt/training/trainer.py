@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -44,6 +43,7 @@ from nmt.training.distributed import (
     updates_per_epoch,
 )
 from nmt.training.guards import check_finite, out_of_memory_advice
+from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_trainer_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
@@ -169,11 +169,11 @@ def train_step(model, optimizer, batches, tcfg, device, weights=None, total_toke
         # Only the last accumulated batch all-reduces the gradients (DDP's no_sync skips the others).
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
+            real = batch.tgt_out != PAD  # (B, T)
             with autocast_context(device, tcfg.precision):
-                logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+                logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)  # (N, V) real tokens
             # The loss is computed in fp32 and summed over real target tokens, not sentences.
-            summed = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=PAD,
-                                     label_smoothing=tcfg.label_smoothing, reduction="sum") * weight
+            summed = label_smoothed_nll(logits, batch.tgt_out[real], tcfg.label_smoothing) * weight
             # DDP averages gradients over ranks; the factor world.size turns the average into the sum.
             (summed * world.size / total_tokens).backward()
         loss_sum += summed.detach()

@@ -5,13 +5,13 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from nmt.analysis.attention_stats import AttentionStatistics, corpus_statistics
 from nmt.data.batching import collate, sort_by_length_batches
 from nmt.data.tokenizer import EOS, PAD, Tokenizers
 from nmt.inference.batching import search_many
 from nmt.inference.metrics import bleu_score
+from nmt.training.loss import label_smoothed_nll
 
 
 @dataclass
@@ -40,9 +40,9 @@ def validation_loss(model, data: ValidationData, batch_tokens: int, device) -> f
     for positions in sort_by_length_batches(lengths, 10**9, batch_tokens):
         batch = collate([data.src_ids[i] for i in positions], [data.tgt_ids[i] for i in positions],
                         positions).to(device)
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(),
-                                 ignore_index=PAD, reduction="sum").item()
+        real = batch.tgt_out != PAD  # (B, T)
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)  # (N, V)
+        total += label_smoothed_nll(logits, batch.tgt_out[real]).item()
         tokens += batch.n_tgt_tokens
     return total / max(tokens, 1)
 
