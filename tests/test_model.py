@@ -104,38 +104,39 @@ def test_tied_embeddings_need_a_joint_vocabulary():
         build_model(model_cfg(), VOCAB, VOCAB, shared_vocab=False)
 
 
-@pytest.mark.parametrize(("style", "feeding"), [("bahdanau", True), ("luong", False)])
-def test_cpu_rnn_calls_run_without_onednn_and_leave_it_on_for_the_rest(style, feeding):
+def test_cpu_rnn_calls_run_without_onednn_and_leave_it_on_for_the_rest():
     """oneDNN rebuilds its RNN primitive for every new batch shape (seconds per step on CPU), so the
-    whole-sequence nn.GRU calls run with it off; everything else keeps it (bf16 products need it)."""
-    model = build_model(model_cfg(decoder_style=style, input_feeding=feeding), VOCAB, VOCAB, shared_vocab=True)
-    seen = []
-    rnns = [model.encoder.rnn] + ([model.decoder.rnn] if not feeding else [])  # feeding: cells written out
-    for rnn in rnns:
-        rnn.register_forward_pre_hook(lambda module, args: seen.append(torch.backends.mkldnn.enabled))
+    whole-sequence nn.GRU call of the Luong decoder without input feeding runs with it off; everything
+    else keeps it (bf16 products need it). The CPU encoder does not call its nn.GRU at all
+    (`padded_recurrence`), but trains its parameters."""
+    model = build_model(model_cfg(decoder_style="luong", input_feeding=False), VOCAB, VOCAB, shared_vocab=True)
+    seen, encoder_calls = [], []
+    model.decoder.rnn.register_forward_pre_hook(lambda module, args: seen.append(torch.backends.mkldnn.enabled))
+    model.encoder.rnn.register_forward_pre_hook(lambda module, args: encoder_calls.append(1))
     assert torch.backends.mkldnn.enabled
     logits, _ = model(*batch())
-    assert seen == [False] * len(rnns)
+    assert seen == [False]
     assert torch.backends.mkldnn.enabled  # restored afterwards
+    assert encoder_calls == []
     logits.sum().backward()  # the backward follows the native kernels the forward chose
     assert all(p.grad is not None for p in model.encoder.rnn.parameters())
+    assert all(p.grad is not None for p in model.decoder.rnn.parameters())
 
 
-def test_cpu_bf16_autocast_keeps_the_rnns_in_fp32_and_the_loss_close():
-    """Under CPU bf16 autocast the nn.GRU calls run in fp32 (their native per-step products in bf16,
+def test_cpu_bf16_autocast_keeps_the_decoder_rnn_call_in_fp32_and_the_loss_close():
+    """Under CPU bf16 autocast the nn.GRU call runs in fp32 (its native per-step products in bf16,
     without oneDNN, would run on a far slower kernel); the rest runs in bf16 and the loss stays close."""
     torch.manual_seed(3)
     model = build_model(model_cfg(decoder_style="luong", input_feeding=False), VOCAB, VOCAB, shared_vocab=True)
     src, lengths, tgt_in = batch()
     seen = []
-    for rnn in (model.encoder.rnn, model.decoder.rnn):
-        rnn.register_forward_hook(lambda module, args, out: seen.append(
-            (torch.is_autocast_enabled("cpu"), out[0].data.dtype if hasattr(out[0], "data") else out[0].dtype)))
+    model.decoder.rnn.register_forward_hook(lambda module, args, out: seen.append(
+        (torch.is_autocast_enabled("cpu"), out[0].dtype)))
     full, _ = model(src, lengths, tgt_in)
     seen.clear()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         half, _ = model(src, lengths, tgt_in)
-    assert seen == [(False, torch.float32), (False, torch.float32)]
+    assert seen == [(False, torch.float32)]
     assert half.dtype == torch.bfloat16  # the output layer did run in bf16
     loss = torch.nn.functional.cross_entropy
     target = torch.randint(4, VOCAB, tgt_in.shape)

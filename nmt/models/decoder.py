@@ -26,26 +26,8 @@ from torch import Tensor, nn
 
 from nmt.models.attention import Attention
 from nmt.models.encoder import RNN_TYPES, run_rnn
+from nmt.models.recurrence import gru_update, lstm_update
 from nmt.models.state import DecoderState
-
-
-def _gru_cell(gates_in: Tensor, hidden: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
-    """One GRU step (PyTorch's gate order r, z, n). gates_in (B, 3H) = W_ih x + b_ih; hidden (B, H)."""
-    gates_h = F.linear(hidden, w_hh, b_hh)  # (B, 3H)
-    size = hidden.shape[-1]
-    reset, update = torch.sigmoid(gates_in[:, : 2 * size] + gates_h[:, : 2 * size]).chunk(2, dim=1)
-    new = torch.tanh(torch.addcmul(gates_in[:, 2 * size :], reset, gates_h[:, 2 * size :]))  # (B, H)
-    return torch.lerp(new, hidden, update)  # (1 - z) n + z h
-
-
-def _lstm_cell(gates_in: Tensor, hidden: Tensor, cell: Tensor, w_hh: Tensor, b_hh: Tensor
-               ) -> tuple[Tensor, Tensor]:
-    """One LSTM step (gate order i, f, g, o). gates_in (B, 4H) = W_ih x + b_ih; hidden, cell (B, H)."""
-    gates = gates_in + F.linear(hidden, w_hh, b_hh)  # (B, 4H)
-    size = hidden.shape[-1]
-    in_gate, forget = torch.sigmoid(gates[:, : 2 * size]).chunk(2, dim=1)  # (B, H) each
-    cell = torch.addcmul(forget * cell, in_gate, torch.tanh(gates[:, 2 * size : 3 * size]))  # (B, H)
-    return torch.sigmoid(gates[:, 3 * size :]) * torch.tanh(cell), cell
 
 
 class RNNDecoder(nn.Module):
@@ -123,11 +105,12 @@ class RNNDecoder(nn.Module):
                 gates_in = F.linear(below, getattr(self.rnn, f"weight_ih_l{layer}"),
                                     getattr(self.rnn, f"bias_ih_l{layer}"))  # (B, G)
             w_hh, b_hh = getattr(self.rnn, f"weight_hh_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+            gates_h = F.linear(hidden, w_hh, b_hh)  # (B, G)
             if self.is_lstm:
-                hidden, cell = _lstm_cell(gates_in, hidden, cell, w_hh, b_hh)
+                hidden, cell = lstm_update(gates_in + gates_h, cell)
                 cells.append(cell)
             else:
-                hidden = _gru_cell(gates_in, hidden, w_hh, b_hh)
+                hidden = gru_update(gates_in, gates_h, hidden)
             hiddens.append(hidden)
         return hiddens[-1], torch.stack(hiddens), torch.stack(cells) if self.is_lstm else None
 

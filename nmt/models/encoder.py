@@ -1,8 +1,10 @@
-"""Bidirectional (or not) GRU/LSTM encoder over packed sequences."""
+"""Bidirectional (or not) GRU/LSTM encoder that skips padding."""
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from nmt.models.recurrence import padded_recurrence
 
 RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -36,8 +38,8 @@ def run_rnn(rnn: nn.RNNBase, x: Tensor | PackedSequence, hx=None):
 class RNNEncoder(nn.Module):
     """Reads embedded source sentences and returns one state per position plus a sentence summary.
 
-    Packing makes the RNN skip padding, so a sentence's states do not depend on how long the other
-    sentences in its batch are.
+    Padding never enters a real position (packing on a GPU, per-sentence reversal on the CPU), so a
+    sentence's states do not depend on how long the other sentences in its batch are.
     """
 
     def __init__(self, rnn_type: str, emb_size: int, hidden_size: int, num_layers: int,
@@ -52,15 +54,20 @@ class RNNEncoder(nn.Module):
     def forward(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """embedded (B, S, E), lengths (B,) -> outputs (B, S, D) and final (B, D), D = output_size.
 
-        `final` concatenates the last layer's final forward and backward states.
+        `final` concatenates the last layer's final forward and backward states. On a GPU the RNN
+        runs as one cuDNN call over the packed batch; on the CPU as `padded_recurrence`, the same
+        maths without the packed backward's per-step zero fill (see nmt/models/recurrence.py).
         """
         batch, max_len, _ = embedded.shape
-        # pack_padded_sequence wants lengths on the CPU; one small copy per batch.
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, hidden = run_rnn(self.rnn, packed)
-        if isinstance(hidden, tuple):  # LSTM: (h, c); the summary uses h
-            hidden = hidden[0]
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=max_len)  # (B, S, D)
+        if embedded.device.type == "cpu":
+            outputs, hidden, _ = padded_recurrence(self.rnn, embedded, lengths)  # (B,S,D), (L*dirs,B,H)
+        else:
+            # pack_padded_sequence wants lengths on the CPU; one small copy per batch.
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, hidden = run_rnn(self.rnn, packed)
+            if isinstance(hidden, tuple):  # LSTM: (h, c); the summary uses h
+                hidden = hidden[0]
+            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=max_len)  # (B,S,D)
         hidden = hidden.view(self.rnn.num_layers, self.num_directions, batch, -1)[-1]  # (dirs, B, H)
         final = torch.cat(list(hidden), dim=-1)  # (B, dirs * H)
         return outputs, final

@@ -1,0 +1,77 @@
+"""The CPU's padded recurrence against nn.GRU/nn.LSTM on packed batches, and the shared cells."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nmt.models.recurrence import padded_recurrence, reversal_index
+
+LENGTHS = torch.tensor([5, 1, 3, 5, 2])
+
+
+def packed_reference(rnn, x, lengths):
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, hidden = rnn(packed)
+    hidden, cell = hidden if isinstance(hidden, tuple) else (hidden, None)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, hidden, cell
+
+
+def test_reversal_index_reverses_within_each_length_and_is_its_own_inverse():
+    index = reversal_index(torch.tensor([3, 1, 4]), 4)
+    assert index.tolist() == [[2, 1, 0, 3], [0, 1, 2, 3], [3, 2, 1, 0]]
+    assert torch.equal(index.gather(1, index), torch.arange(4).expand(3, 4))
+
+
+@pytest.mark.parametrize("cls, bidirectional, layers",
+                         list(itertools.product([nn.GRU, nn.LSTM], [True, False], [1, 2])))
+def test_equals_the_packed_module_outputs_states_and_gradients_in_float64(cls, bidirectional, layers):
+    torch.manual_seed(layers + 2 * bidirectional)
+    rnn = cls(6, 4, layers, batch_first=True, bidirectional=bidirectional).double()
+    x = torch.randn(len(LENGTHS), int(LENGTHS.max()), 6, dtype=torch.float64, requires_grad=True)
+    ours = padded_recurrence(rnn, x, LENGTHS)
+    theirs = packed_reference(rnn, x, LENGTHS)
+    for mine, reference in zip(ours, theirs, strict=True):
+        if reference is None:
+            assert mine is None
+        else:
+            assert mine.shape == reference.shape
+            assert torch.allclose(mine, reference, atol=1e-12)
+    # the gradient of a loss that reads every output and final state, for inputs and parameters
+    upstream = [torch.randn_like(t) for t in theirs if t is not None]
+    params = [x, *rnn.parameters()]
+
+    def grads(outputs):
+        loss = sum((u * t).sum() for u, t in zip(upstream, [t for t in outputs if t is not None], strict=True))
+        return torch.autograd.grad(loss, params)
+
+    for mine, reference in zip(grads(ours), grads(theirs), strict=True):
+        assert torch.allclose(mine, reference, atol=1e-12)
+
+
+def test_padding_values_do_not_reach_real_positions():
+    torch.manual_seed(0)
+    rnn = nn.GRU(6, 4, batch_first=True, bidirectional=True).double()
+    x = torch.randn(len(LENGTHS), int(LENGTHS.max()), 6, dtype=torch.float64)
+    noisy = x.clone()
+    for row, n in enumerate(LENGTHS.tolist()):
+        noisy[row, n:] = 100.0
+    clean_out, clean_h, _ = padded_recurrence(rnn, x, LENGTHS)
+    noisy_out, noisy_h, _ = padded_recurrence(rnn, noisy, LENGTHS)
+    assert torch.equal(clean_out, noisy_out)
+    assert torch.equal(clean_h, noisy_h)
+
+
+def test_runs_under_cpu_bf16_autocast_close_to_fp32():
+    torch.manual_seed(0)
+    rnn = nn.GRU(16, 32, batch_first=True, bidirectional=True)
+    x = torch.randn(len(LENGTHS), int(LENGTHS.max()), 16)
+    full, full_h, _ = padded_recurrence(rnn, x, LENGTHS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half, half_h, _ = padded_recurrence(rnn, x, LENGTHS)
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - full).abs().max() < 0.05
+    assert (half_h.float() - full_h).abs().max() < 0.05
