@@ -145,11 +145,14 @@ def test_cpu_bf16_autocast_keeps_the_decoder_rnn_call_in_fp32_and_the_loss_close
     assert abs(full_loss.item() - half_loss.item()) < 0.05
 
 
-def test_fed_weight_slice_is_cast_once_under_autocast():
-    model = build_model(model_cfg(), VOCAB, VOCAB, shared_vocab=True)
-    assert model.decoder._extra_weight().dtype == torch.float32
+def test_step_weights_are_cast_once_per_sequence_under_autocast():
+    model = build_model(model_cfg(dec_layers=2), VOCAB, VOCAB, shared_vocab=True)
+    products = model.decoder._step_weights()
+    assert {p.weight.dtype for p in [products.extra, *products.hidden, *products.below]} == {torch.float32}
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert model.decoder._extra_weight().dtype == torch.bfloat16
+        products = model.decoder._step_weights()
+    assert {p.weight.dtype for p in [products.extra, *products.hidden, *products.below]} == {torch.bfloat16}
+    assert len(products.hidden) == 2 and len(products.below) == 1
 
 
 def test_logits_can_be_computed_at_the_requested_positions_only():
@@ -161,3 +164,40 @@ def test_logits_can_be_computed_at_the_requested_positions_only():
         selected, _ = model(src, lengths, tgt_in, positions)  # (N, V)
     assert selected.shape == (int(positions.sum()), VOCAB)
     assert torch.allclose(selected, full[positions], atol=1e-6)
+
+
+class PlainProduct:
+    """StepProduct without the deferred weight gradient: autograd's own step-by-step one."""
+
+    def __init__(self, weight, bias=None):
+        self.weight, self.bias = weight, bias
+
+    def __call__(self, x):
+        return x @ self.weight if self.bias is None else x @ self.weight + self.bias
+
+
+@pytest.mark.parametrize("style, feeding, rnn_type", [("bahdanau", True, "gru"), ("luong", True, "lstm"),
+                                                      ("luong", False, "gru")])
+def test_teacher_forcing_gradients_equal_plain_autograd_in_float64(monkeypatch, style, feeding, rnn_type):
+    """The deferred weight gradients (encoder and decoder steps) against plain per-step autograd."""
+    import nmt.models.decoder
+    import nmt.models.recurrence
+
+    torch.manual_seed(5)
+    model = build_model(model_cfg(decoder_style=style, input_feeding=feeding, rnn_type=rnn_type, dec_layers=2,
+                                  enc_layers=2), VOCAB, VOCAB, shared_vocab=True).double()
+    src, lengths, tgt_in = batch()
+
+    def gradients():
+        model.zero_grad()
+        logits, _ = model(src, lengths, tgt_in)
+        (logits * torch.linspace(-1, 1, VOCAB, dtype=torch.float64)).sum().backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    deferred = gradients()
+    monkeypatch.setattr(nmt.models.decoder, "StepProduct", PlainProduct)
+    monkeypatch.setattr(nmt.models.recurrence, "StepProduct", PlainProduct)
+    plain = gradients()
+    assert deferred.keys() == plain.keys()
+    for name in plain:
+        assert torch.allclose(deferred[name], plain[name], atol=1e-10), name

@@ -14,20 +14,31 @@ adds only W_x x. The Bahdanau deep output reads the states but does not feed the
 after the loop for all positions. The step itself (`_rnn_step`) is the RNN cell written out with the
 `nn.GRU`/`nn.LSTM` parameters, so teacher forcing and `step` share one code path and the checkpoint
 layout is that of the `nn` module. Per-position inputs are taken with `unbind`, whose backward writes
-each gradient once (indexing `x[:, t]` would add a full-size gradient at every step). On a CPU this
-trains no faster than per-step `nn.GRU` calls (the time is in the matrix products; BENCHMARKS.md).
+each gradient once (indexing `x[:, t]` would add a full-size gradient at every step), and the weights
+applied at every step are `StepProduct`s, whose gradients are summed in one product per sequence.
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.models.attention import Attention
+from nmt.models.deferred import StepProduct
 from nmt.models.encoder import RNN_TYPES, run_rnn
 from nmt.models.recurrence import gru_update, lstm_update
 from nmt.models.state import DecoderState
+
+
+@dataclass
+class _StepWeights:
+    """The products of one step: first-layer input weights on `extra` (None when there is none),
+    each layer's W_hh h + b_hh, and the input gates W_ih x + b_ih of layers above the first."""
+
+    extra: StepProduct | None
+    hidden: list[StepProduct]
+    below: list[StepProduct]
 
 
 class RNNDecoder(nn.Module):
@@ -84,28 +95,30 @@ class RNNDecoder(nn.Module):
         """The embedding's share of the first layer's input gates, bias included: (..., E) -> (..., G)."""
         return F.linear(embedded, self.rnn.weight_ih_l0[:, : self.emb_size], self.rnn.bias_ih_l0)
 
-    def _extra_weight(self) -> Tensor:
-        """The first layer's input weights acting on `extra`: (G, I - E). Slice once per sequence: a
-        slice taken at every step would add a full-size weight gradient per step in the backward.
-        Under autocast it is cast once here too: autocast caches the casts of parameters, not of
-        slices, and would otherwise copy this one at every step."""
-        weight = self.rnn.weight_ih_l0[:, self.emb_size :]
-        device = weight.device.type
-        if torch.is_autocast_enabled(device):
-            weight = weight.to(torch.get_autocast_dtype(device))
-        return weight
+    def _step_weights(self) -> _StepWeights:
+        """The products every step applies, made once per sequence (`StepProduct`: their weight
+        gradients are summed in one product per sequence, and under autocast the weights are cast
+        once; slicing the first layer's input weights at every step would also add a full-size
+        weight gradient per step)."""
+        rnn = self.rnn
+        extra = rnn.weight_ih_l0[:, self.emb_size :]  # (G, I - E), acting on `extra`
+        return _StepWeights(
+            extra=StepProduct(extra.t()) if extra.shape[1] else None,
+            hidden=[StepProduct(getattr(rnn, f"weight_hh_l{i}").t(), getattr(rnn, f"bias_hh_l{i}"))
+                    for i in range(self.num_layers)],
+            below=[StepProduct(getattr(rnn, f"weight_ih_l{i}").t(), getattr(rnn, f"bias_ih_l{i}"))
+                   for i in range(1, self.num_layers)])
 
-    def _rnn_step(self, gates_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _rnn_step(self, gates_in: Tensor, state: DecoderState, step_weights: _StepWeights
+                  ) -> tuple[Tensor, Tensor, Tensor | None]:
         """First layer input gates (B, G) -> top output (B, H), hidden (L, B, H), cell (L, B, H) | None."""
         hiddens, cells = [], []
         previous_cells = state.cell.unbind(0) if self.is_lstm else [None] * self.num_layers
         for layer, (hidden, cell) in enumerate(zip(state.hidden.unbind(0), previous_cells, strict=True)):
             if layer > 0:
                 below = F.dropout(hiddens[-1], self.rnn_dropout, self.training)  # (B, H)
-                gates_in = F.linear(below, getattr(self.rnn, f"weight_ih_l{layer}"),
-                                    getattr(self.rnn, f"bias_ih_l{layer}"))  # (B, G)
-            w_hh, b_hh = getattr(self.rnn, f"weight_hh_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
-            gates_h = F.linear(hidden, w_hh, b_hh)  # (B, G)
+                gates_in = step_weights.below[layer - 1](below)  # (B, G)
+            gates_h = step_weights.hidden[layer](hidden)  # (B, G)
             if self.is_lstm:
                 hidden, cell = lstm_update(gates_in + gates_h, cell)
                 cells.append(cell)
@@ -139,13 +152,14 @@ class BahdanauDecoder(RNNDecoder):
         # "Deep output": the prediction sees the previous word, the new state and the context.
         self.pre_output = nn.Linear(emb_size + hidden_size + attention.context_dim, hidden_size)
 
-    def _attend_and_step(self, emb_gates: Tensor, w_context: Tensor, state: DecoderState
+    def _attend_and_step(self, emb_gates: Tensor, step_weights: _StepWeights, state: DecoderState
                          ) -> tuple[Tensor, Tensor, Tensor, DecoderState]:
         """emb_gates (B, G) -> top output (B, H), context (B, C), weights (B, S), new state."""
         query = state.hidden[-1].unsqueeze(1)  # (B, 1, H) top layer, previous step
         context, weights = self._attend_rows(query, state)  # (B, 1, C), (B, 1, S)
         context = context.squeeze(1)  # (B, C)
-        out, hidden, cell = self._rnn_step(torch.addmm(emb_gates, context, w_context.t()), state)  # (B, H)
+        gates = emb_gates + step_weights.extra(context)  # (B, G)
+        out, hidden, cell = self._rnn_step(gates, state, step_weights)  # (B, H)
         new_state = replace(state, hidden=hidden, cell=cell)
         return out, context, weights.squeeze(1), new_state
 
@@ -154,15 +168,15 @@ class BahdanauDecoder(RNNDecoder):
         return self.dropout(torch.tanh(self.pre_output(torch.cat([embedded, out, context], dim=-1))))
 
     def step(self, embedded, state):
-        out, context, weights, state = self._attend_and_step(self._input_gates(embedded),
-                                                             self._extra_weight(), state)
-        return self._deep_output(embedded, out, context), state, weights
+        out, context, attention, state = self._attend_and_step(self._input_gates(embedded),
+                                                               self._step_weights(), state)
+        return self._deep_output(embedded, out, context), state, attention
 
     def forward(self, embedded, state):
-        w_context = self._extra_weight()
+        step_weights = self._step_weights()
         outs, contexts, weights = [], [], []
         for emb_gates in self._input_gates(embedded).unbind(1):  # (B, G) per target position
-            out, context, w, state = self._attend_and_step(emb_gates, w_context, state)
+            out, context, w, state = self._attend_and_step(emb_gates, step_weights, state)
             outs.append(out)
             contexts.append(context)
             weights.append(w)
@@ -188,28 +202,28 @@ class LuongDecoder(RNNDecoder):
         att = torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1)))  # (B, T, H)
         return self.dropout(att), weights
 
-    def _step(self, emb_gates: Tensor, w_feed: Tensor, state: DecoderState
+    def _step(self, emb_gates: Tensor, step_weights: _StepWeights, state: DecoderState
               ) -> tuple[Tensor, DecoderState, Tensor]:
         """emb_gates (B, G) -> attentional state (B, H), new state, weights (B, S)."""
-        gates = torch.addmm(emb_gates, state.att_vector, w_feed.t()) if self.input_feeding else emb_gates
-        out, hidden, cell = self._rnn_step(gates, state)  # (B, H)
+        gates = emb_gates + step_weights.extra(state.att_vector) if self.input_feeding else emb_gates
+        out, hidden, cell = self._rnn_step(gates, state, step_weights)  # (B, H)
         att, weights = self._attend(out.unsqueeze(1), state)  # (B, 1, H), (B, 1, S)
         att = att.squeeze(1)  # (B, H)
         new_state = replace(state, hidden=hidden, cell=cell, att_vector=att if self.input_feeding else None)
         return att, new_state, weights.squeeze(1)
 
     def step(self, embedded, state):
-        return self._step(self._input_gates(embedded), self._extra_weight(), state)
+        return self._step(self._input_gates(embedded), self._step_weights(), state)
 
     def forward(self, embedded, state):
         if not self.input_feeding:
             # The RNN does not depend on attention: one RNN call for all steps and one batched
             # attention product for all target positions.
             return self._attend(self._run_rnn(embedded, state), state)  # (B, T, H), (B, T, S)
-        w_feed = self._extra_weight()
+        step_weights = self._step_weights()
         outputs, weights = [], []
         for emb_gates in self._input_gates(embedded).unbind(1):  # (B, G) per target position
-            att, state, w = self._step(emb_gates, w_feed, state)
+            att, state, w = self._step(emb_gates, step_weights, state)
             outputs.append(att)
             weights.append(w)
         return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)  # (B, T, H), (B, T, S)

@@ -7,6 +7,7 @@ time step and adds it up, so the encoder's backward grows with tokens x steps (p
 BENCHMARKS.md). Here both directions run together as one batched product per step, on the padded
 batch: the backward direction reads each sentence reversed within its own length, so padding never
 enters a real position, and each sentence's final state is taken at its last real position. The
+recurrent weights' gradients are summed once per sequence (`StepProduct`). The
 result equals the packed `nn.GRU`/`nn.LSTM` (tests/test_recurrence.py), and the parameters are the
 module's own, so checkpoints do not change.
 """
@@ -14,6 +15,8 @@ module's own, so checkpoints do not change.
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from nmt.models.deferred import StepProduct
 
 
 def gru_update(gates_in: Tensor, gates_h: Tensor, hidden: Tensor) -> Tensor:
@@ -51,16 +54,6 @@ def _take_rows(x: Tensor, index: Tensor) -> Tensor:
     return x[torch.arange(x.shape[0], device=x.device)[:, None], index]
 
 
-def _stacked(tensors: list[Tensor]) -> Tensor:
-    """Stacks per-direction parameters; under autocast, casts the stack once here, since autocast
-    caches the casts of parameters only and would copy a stack again at every step."""
-    stack = torch.stack(tensors)
-    device = stack.device.type
-    if torch.is_autocast_enabled(device):
-        stack = stack.to(torch.get_autocast_dtype(device))
-    return stack
-
-
 def padded_recurrence(rnn: nn.GRU | nn.LSTM, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
     """What `rnn` (batch_first, from a zero state) gives on the packed batch, computed on the padded one.
 
@@ -83,13 +76,13 @@ def padded_recurrence(rnn: nn.GRU | nn.LSTM, x: Tensor, lengths: Tensor) -> tupl
         inputs = [layer_input, _take_rows(layer_input, reverse)] if dirs == 2 else [layer_input]
         gates_in = torch.stack([F.linear(inp, getattr(rnn, "weight_ih" + s), getattr(rnn, "bias_ih" + s))
                                 for inp, s in zip(inputs, suffixes, strict=True)])  # (dirs, B, S, G)
-        w_hh = _stacked([getattr(rnn, "weight_hh" + s) for s in suffixes]).transpose(1, 2)  # (dirs, H, G)
-        b_hh = _stacked([getattr(rnn, "bias_hh" + s) for s in suffixes]).unsqueeze(1)  # (dirs, 1, G)
+        recurrent = StepProduct(torch.stack([getattr(rnn, "weight_hh" + s) for s in suffixes]).transpose(1, 2),
+                                torch.stack([getattr(rnn, "bias_hh" + s) for s in suffixes]).unsqueeze(1))
         hidden = gates_in.new_zeros(dirs, batch, rnn.hidden_size)  # (dirs, B, H)
         cell = torch.zeros_like(hidden) if is_lstm else None
         outputs, cells = [], []
         for step_gates in gates_in.unbind(2):  # (dirs, B, G) per position
-            gates_h = torch.baddbmm(b_hh, hidden, w_hh)  # (dirs, B, G)
+            gates_h = recurrent(hidden)  # (dirs, B, G) = W_hh h + b_hh per direction
             if is_lstm:
                 hidden, cell = lstm_update(step_gates + gates_h, cell)
                 cells.append(cell)
