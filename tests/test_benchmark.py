@@ -77,3 +77,16 @@ def test_full_mode_trains_to_the_end_and_reports_bleu_and_time_to_it(bench, tmp_
     assert 0 <= record["bleu"] <= 100
     assert_positive(record, "time_to_bleu_s", "train_tgt_tokens_per_s", "epoch_s", "decode_beam5_sents_per_s")
     assert record["time_to_bleu_s"] >= record["train_s"]
+
+
+def test_profile_training_prints_throughput_and_a_profile_table(multi30k_root, tmp_path):
+    script = SCRIPT.parent / "profile_training.py"
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    command = [sys.executable, str(script), "--experiment", "smoke", "--precision", "fp32", "--threads", "1",
+               "--batches", "1", "--profile-steps", "1", "--rows", "5", f"data.cache_dir={tmp_path}", *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, *table = result.stdout.strip().splitlines()
+    assert first.startswith("smoke fp32 threads=1: 1 updates, ") and first.endswith(" target tokens/s")
+    assert float(first.split(" = ")[1].split()[0]) > 0
+    assert any("aten::" in line for line in table)  # the profiler saw the operators

@@ -1,0 +1,77 @@
+"""Where a training step's time goes: target tokens/s over a few updates, then a `torch.profiler`
+table of two more (not a test; the figures behind BENCHMARKS.md's "CPU training, second round").
+
+    python scripts/profile_training.py --experiment m30k_deen_ref --precision bf16 --batches 14
+    python scripts/profile_training.py --shapes --rows 40 data.cache_dir=/tmp/cache
+
+The same batches and initial weights every run (the sampler's first epoch, seed from the config), so
+two runs on different code compare the code, not the data. The first update is warm-up and not timed.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch.profiler import profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import compose_config, make_sampler  # noqa: E402
+
+from nmt.data.batching import collate  # noqa: E402
+from nmt.data.pipeline import prepare_data  # noqa: E402
+from nmt.models.seq2seq import build_model  # noqa: E402
+from nmt.training.optim import build_optimizer  # noqa: E402
+from nmt.training.trainer import train_step  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--experiment", default="m30k_deen_ref")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "auto"])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--batches", type=int, default=14, help="updates timed after one warm-up update")
+    parser.add_argument("--profile-steps", type=int, default=2, help="updates profiled (0: no profile)")
+    parser.add_argument("--shapes", action="store_true", help="group the profile by input shapes")
+    parser.add_argument("--rows", type=int, default=30, help="rows of the profile table")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cfg = compose_config(args.experiment, args.device, args.overrides)
+    data = prepare_data(cfg)
+    sampler = make_sampler(cfg, data)
+    sampler.set_epoch(0)
+    wanted = 1 + args.batches + args.profile_steps
+    batches = [collate([data.train_src_ids[j] for j in b], [data.train_tgt_ids[j] for j in b], b).to(device)
+               for b in list(sampler)[:wanted]]
+    torch.manual_seed(cfg.seed)
+    tok = data.tokenizers
+    model = build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size, shared_vocab=tok.joint).to(device)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    tcfg = OmegaConf.merge(cfg.trainer, {"precision": args.precision})
+    train_step(model, optimizer, batches[0], tcfg, device)  # warm-up
+    timed = batches[1 : 1 + args.batches]
+    start = time.perf_counter()
+    for batch in timed:
+        train_step(model, optimizer, batch, tcfg, device)
+    seconds = time.perf_counter() - start
+    tokens = sum(b.n_tgt_tokens for b in timed)
+    print(f"{args.experiment} {args.precision} threads={torch.get_num_threads()}: {len(timed)} updates, "
+          f"{tokens} target tokens in {seconds:.2f} s = {tokens / seconds:.0f} target tokens/s", flush=True)
+    profiled = batches[1 + args.batches :]
+    if profiled:
+        with profile(record_shapes=args.shapes) as prof:
+            for batch in profiled:
+                train_step(model, optimizer, batch, tcfg, device)
+        table = prof.key_averages(group_by_input_shape=args.shapes)
+        print(table.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40,
+                          max_shapes_column_width=70))
+
+
+if __name__ == "__main__":
+    main()
