@@ -49,7 +49,7 @@ from nmt.models.attention import available_attentions
 from nmt.models.seq2seq import build_model, count_parameters
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.optim import build_optimizer
-from nmt.training.runtime import resolve_device, seed_everything
+from nmt.training.runtime import bound_onednn_cache, resolve_device, seed_everything
 from nmt.training.trainer import train, train_step
 
 IMPORTED_AT = time.perf_counter()
@@ -322,6 +322,7 @@ def variants() -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    bound_onednn_cache()  # as the trainer does
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = [[]] if not args.all_attention else variants()

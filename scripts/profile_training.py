@@ -24,6 +24,7 @@ from nmt.data.batching import collate  # noqa: E402
 from nmt.data.pipeline import prepare_data  # noqa: E402
 from nmt.models.seq2seq import build_model  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
+from nmt.training.runtime import bound_onednn_cache  # noqa: E402
 from nmt.training.trainer import train_step  # noqa: E402
 
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=30, help="rows of the profile table")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
     args = parser.parse_args()
+    bound_onednn_cache()  # as the trainer does
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

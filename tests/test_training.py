@@ -2,6 +2,7 @@
 
 import io
 import math
+import os
 
 import pytest
 import torch
@@ -121,3 +122,14 @@ def test_validation_after_the_last_epoch_is_labelled_with_that_epoch(multi30k_ro
                       "trainer.valid_every=1000")
     history = train(cfg, tmp_path / "run")["history"]
     assert [entry["epoch"] for entry in history] == [2]  # only the final validation; it ran after epoch 2
+
+
+def test_onednn_cache_is_bounded_unless_the_user_set_it(monkeypatch):
+    from nmt.training.runtime import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_VARIABLE, bound_onednn_cache
+
+    monkeypatch.delenv(ONEDNN_CACHE_VARIABLE, raising=False)
+    bound_onednn_cache()
+    assert os.environ[ONEDNN_CACHE_VARIABLE] == str(ONEDNN_CACHE_CAPACITY)
+    monkeypatch.setenv(ONEDNN_CACHE_VARIABLE, "7")
+    bound_onednn_cache()
+    assert os.environ[ONEDNN_CACHE_VARIABLE] == "7"
