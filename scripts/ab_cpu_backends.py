@@ -4,8 +4,9 @@ weights, each setting with its own optimizer, taking turns so machine load hits 
     python scripts/ab_cpu_backends.py --experiment m30k_deen_ref --batches 6 --rounds 3
 
 Settings: A = oneDNN off for the whole process, fp32 (what the trainer did before); B = oneDNN on
-except around the nn.GRU/nn.LSTM calls (`nmt.models.encoder.run_rnn`), fp32; C = as B, with bf16
-autocast (the RNN calls themselves stay in fp32).
+except around whole-sequence nn.GRU/nn.LSTM calls (`nmt.models.recurrence.run_cpu_rnn`), fp32; C = as
+B, with bf16 autocast (those calls themselves stay in fp32). Since commit `1a78d5c` the CPU encoder
+makes no such call (`padded_recurrence`), so only the Luong decoder without input feeding still does.
 Prints target tokens/s per setting after every round (the first batch of round 0 is warm-up) and
 the losses, which must agree closely between A and B (same maths) and roughly with C (bf16).
 """

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 from nmt.models.attention import Attention
 from nmt.models.deferred import StepProduct
-from nmt.models.encoder import RNN_TYPES, run_rnn
-from nmt.models.recurrence import gru_update, lstm_update
+from nmt.models.encoder import RNN_TYPES
+from nmt.models.recurrence import gru_update, lstm_update, run_cpu_rnn
 from nmt.models.state import DecoderState
 
 
@@ -131,7 +131,9 @@ class RNNDecoder(nn.Module):
         """The whole sequence in one RNN call (when no input depends on the previous output):
         rnn_input (B, T, I) -> top-layer outputs (B, T, H)."""
         initial = (state.hidden, state.cell) if self.is_lstm else state.hidden
-        return run_rnn(self.rnn, rnn_input, initial)[0]
+        if rnn_input.device.type == "cpu":
+            return run_cpu_rnn(self.rnn, rnn_input, initial)[0]
+        return self.rnn(rnn_input, initial)[0]  # cuDNN
 
     def step(self, embedded: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
         """embedded (B, E) previous target token -> output (B, H_out), new state, weights (B, S)."""

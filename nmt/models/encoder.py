@@ -2,37 +2,11 @@
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.models.recurrence import padded_recurrence
 
 RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM}
-
-
-def run_rnn(rnn: nn.RNNBase, x: Tensor | PackedSequence, hx=None):
-    """`rnn(x, hx)`; on the CPU with PyTorch's own kernels, in fp32, whatever the autocast state.
-
-    oneDNN builds a new RNN primitive for every new (batch, length) shape, 0.2-0.8 s each time, and
-    length-bucketed batches change shape on nearly every step (that made CPU training ten times
-    slower), so it is switched off for this call only: it stays on for the rest, where bf16 matrix
-    products need it. Under bf16 autocast the native kernels' per-step products would run in bf16
-    without oneDNN, on a kernel far slower than fp32 (7 against ~150 GFLOP/s measured, see
-    BENCHMARKS.md), so the RNN runs in fp32 (inputs cast to the
-    weights' dtype). The backward follows the kernels the forward chose.
-    """
-    device = (x.data if isinstance(x, PackedSequence) else x).device
-    if device.type != "cpu":
-        return rnn(x, hx)
-    dtype = rnn.weight_hh_l0.dtype
-    if hx is not None:
-        hx = tuple(h.to(dtype) for h in hx) if isinstance(hx, tuple) else hx.to(dtype)
-    was_enabled = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        with torch.autocast("cpu", enabled=False):
-            return rnn(x.to(dtype), hx)
-    finally:
-        torch.backends.mkldnn.enabled = was_enabled
 
 
 class RNNEncoder(nn.Module):
@@ -64,7 +38,7 @@ class RNNEncoder(nn.Module):
         else:
             # pack_padded_sequence wants lengths on the CPU; one small copy per batch.
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            packed_out, hidden = run_rnn(self.rnn, packed)
+            packed_out, hidden = self.rnn(packed)  # cuDNN
             if isinstance(hidden, tuple):  # LSTM: (h, c); the summary uses h
                 hidden = hidden[0]
             outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=max_len)  # (B,S,D)

@@ -1,5 +1,6 @@
-"""RNN cells written out with the parameters of `nn.GRU`/`nn.LSTM`, and a padded bidirectional
-recurrence built from them for the CPU.
+"""RNN cells written out with the parameters of `nn.GRU`/`nn.LSTM`, a padded bidirectional
+recurrence built from them for the CPU, and `run_cpu_rnn` for the one whole-sequence `nn` RNN call
+left on the CPU (the Luong decoder without input feeding).
 
 Why the CPU encoder does not call `nn.GRU` on a packed batch: PyTorch's native backward of a packed
 RNN writes a zero-filled gradient as large as the whole packed input gates (tokens x 3H) at every
@@ -37,6 +38,30 @@ def lstm_update(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:
     in_gate, forget = torch.sigmoid(gates[..., : 2 * size]).chunk(2, dim=-1)  # (..., H) each
     cell = torch.addcmul(forget * cell, in_gate, torch.tanh(gates[..., 2 * size : 3 * size]))  # (..., H)
     return torch.sigmoid(gates[..., 3 * size :]) * torch.tanh(cell), cell
+
+
+def run_cpu_rnn(rnn: nn.RNNBase, x: Tensor, hx=None):
+    """`rnn(x, hx)` for a whole padded sequence on the CPU, with PyTorch's own kernels, in fp32,
+    whatever the autocast state (the Luong decoder without input feeding makes this call).
+
+    oneDNN builds a new RNN primitive for every new (batch, length) shape, 0.2-0.8 s each time, and
+    length-bucketed batches change shape on nearly every step (that made CPU training ten times
+    slower), so it is switched off for this call only: it stays on for the rest, where bf16 matrix
+    products need it. Under bf16 autocast the native kernels' per-step products would run in bf16
+    without oneDNN, on a kernel far slower than fp32 (7 against ~150 GFLOP/s measured, see
+    BENCHMARKS.md), so the RNN runs in fp32 (inputs cast to the weights' dtype). The backward
+    follows the kernels the forward chose.
+    """
+    dtype = rnn.weight_hh_l0.dtype
+    if hx is not None:
+        hx = tuple(h.to(dtype) for h in hx) if isinstance(hx, tuple) else hx.to(dtype)
+    was_enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        with torch.autocast("cpu", enabled=False):
+            return rnn(x.to(dtype), hx)
+    finally:
+        torch.backends.mkldnn.enabled = was_enabled
 
 
 def reversal_index(lengths: Tensor, max_len: int) -> Tensor:
