@@ -41,9 +41,9 @@ class PreparedData:
 
 
 def write_prepared(path: Path, tokenizers: Tokenizers, stats: dict[str, CleanStats], valid: dict,
-               train: dict[str, IdFile]) -> None:
-    """The prepared data as one uncompressed ``.npz`` of flat arrays (see ``read_prepared``), written under
-    a temporary name and renamed, so readers see no file or the complete one."""
+                   train: dict[str, IdFile]) -> None:
+    """The prepared data as one uncompressed ``.npz`` of flat arrays (see ``read_prepared``), written
+    under a temporary name and renamed, so readers see no file or the complete one."""
     models = tokenizers.to_dict()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
