@@ -46,10 +46,11 @@ from nmt.inference.batching import search_many
 from nmt.inference.metrics import bleu_score
 from nmt.inference.translator import Translator
 from nmt.models.attention import available_attentions
+from nmt.models.fusion import fusion, fusion_wanted
 from nmt.models.seq2seq import build_model, count_parameters
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.optim import build_optimizer
-from nmt.training.runtime import bound_onednn_cache, resolve_device, seed_everything
+from nmt.training.runtime import prepare_cpu_runtime, resolve_device, seed_everything
 from nmt.training.trainer import train, train_step
 
 IMPORTED_AT = time.perf_counter()
@@ -256,7 +257,9 @@ def quick_run(cfg: DictConfig, args, device: torch.device, data, data_s: float, 
     # Decoding first, with the weights as built or loaded; then the training steps change them.
     figures, texts = measure_decoding(model, cfg, tok, device, args.decode_sentences, args.decode_batch)
     bleu = round(bleu_score(*texts["beam5"]), 2) if args.checkpoint else None  # untrained: meaningless
-    result.update(measure_training(model, cfg, data, device, args.steps, args.warmup))
+    fused = fusion_wanted(cfg.trainer.compile, device)
+    with fusion(fused):  # as the trainer does; decoding above is the translate command's, not fused
+        result.update(measure_training(model, cfg, data, device, args.steps, args.warmup), compiled=fused)
     result.update(figures, peak_mem_mb=round(peak_memory_mb(device), 1), bleu=bleu, time_to_bleu_s=None,
                   load_avg_1m_end=round(os.getloadavg()[0], 2))
     return result
@@ -322,7 +325,7 @@ def variants() -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    bound_onednn_cache()  # as the trainer does
+    prepare_cpu_runtime()  # as the trainer does
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = [[]] if not args.all_attention else variants()

@@ -22,9 +22,10 @@ from benchmark import compose_config, make_sampler  # noqa: E402
 
 from nmt.data.batching import collate  # noqa: E402
 from nmt.data.pipeline import prepare_data  # noqa: E402
+from nmt.models.fusion import fusion, fusion_wanted  # noqa: E402
 from nmt.models.seq2seq import build_model  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
-from nmt.training.runtime import bound_onednn_cache  # noqa: E402
+from nmt.training.runtime import prepare_cpu_runtime  # noqa: E402
 from nmt.training.trainer import train_step  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=30, help="rows of the profile table")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
     args = parser.parse_args()
-    bound_onednn_cache()  # as the trainer does
+    prepare_cpu_runtime()  # as the trainer does
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -56,6 +57,12 @@ def main() -> None:
     model = build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size, shared_vocab=tok.joint).to(device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     tcfg = OmegaConf.merge(cfg.trainer, {"precision": args.precision})
+    fused = fusion_wanted(cfg.trainer.compile, device)
+    with fusion(fused):
+        profile_steps(model, optimizer, batches, tcfg, device, args, fused)
+
+
+def profile_steps(model, optimizer, batches, tcfg, device, args, fused: bool) -> None:
     train_step(model, optimizer, batches[0], tcfg, device)  # warm-up
     timed = batches[1 : 1 + args.batches]
     start = time.perf_counter()
@@ -63,7 +70,7 @@ def main() -> None:
         train_step(model, optimizer, batch, tcfg, device)
     seconds = time.perf_counter() - start
     tokens = sum(b.n_tgt_tokens for b in timed)
-    print(f"{args.experiment} {args.precision} threads={torch.get_num_threads()}: {len(timed)} updates, "
+    print(f"{args.experiment} {args.precision} compiled={fused} threads={torch.get_num_threads()}: {len(timed)} updates, "
           f"{tokens} target tokens in {seconds:.2f} s = {tokens / seconds:.0f} target tokens/s", flush=True)
     profiled = batches[1 + args.batches :]
     if profiled:

@@ -133,3 +133,20 @@ def test_onednn_cache_is_bounded_unless_the_user_set_it(monkeypatch):
     monkeypatch.setenv(ONEDNN_CACHE_VARIABLE, "7")
     bound_onednn_cache()
     assert os.environ[ONEDNN_CACHE_VARIABLE] == "7"
+
+
+def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_path, monkeypatch):
+    """trainer.compile=true runs the whole training (and its validations) with fused kernels."""
+    import nmt.training.trainer as trainer_module
+    from nmt.models import fusion
+
+    if not fusion.compiler_available():
+        pytest.skip("no C++ compiler for torch.compile")
+    seen = []
+    real_update = trainer_module.Run.update
+    monkeypatch.setattr(trainer_module.Run, "update",
+                        lambda self, update: seen.append(fusion._enabled) or real_update(self, update))
+    summary = train(tiny_config(multi30k_root, tmp_path, "trainer.compile=true"), tmp_path / "run")
+    assert summary["steps"] == 6 and seen == [True] * 6
+    assert all(math.isfinite(entry["valid_loss"]) for entry in summary["history"])
+    assert not fusion._enabled  # switched back off after the run

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.errors import ConfigError
+from nmt.models.fusion import fusable
 
 _REGISTRY: dict[str, type["Attention"]] = {}
 
@@ -106,10 +107,12 @@ class Attention(nn.Module):
         return torch.bmm(weights, values), weights  # (B, Tq, key_dim), (B, Tq, S)
 
 
-def _additive_scores(query_part: Tensor, key_part: Tensor, v: nn.Linear) -> Tensor:
-    """vᵀ tanh(query_part + key_part) for every (query, key) pair: (B, Tq, A), (B, S, A) -> (B, Tq, S)."""
+@fusable
+def _additive_scores(query_part: Tensor, key_part: Tensor, v: Tensor) -> Tensor:
+    """vᵀ tanh(query_part + key_part) for every (query, key) pair: (B, Tq, A), (B, S, A), v (1, A)
+    -> (B, Tq, S). Fused, the (B, Tq, S, A) tanh layer never reaches memory."""
     hidden = torch.tanh(query_part[:, :, None, :] + key_part[:, None, :, :])  # (B, Tq, S, A)
-    return v(hidden).squeeze(-1)  # (B, Tq, S)
+    return (hidden * v[0].to(hidden.dtype)).sum(-1)  # (B, Tq, S)
 
 
 @register_attention("additive")
@@ -132,7 +135,7 @@ class AdditiveAttention(Attention):
         return self.key_proj(keys)  # (B, S, A)
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return _additive_scores(self.query_proj(query), keys, self.v)
+        return _additive_scores(self.query_proj(query), keys, self.v.weight)
 
 
 @register_attention("concat")
@@ -159,7 +162,7 @@ class ConcatAttention(Attention):
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         query_block = self.W_a.weight[:, : self.query_dim]  # (A, query_dim)
-        return _additive_scores(F.linear(query, query_block), keys, self.v)
+        return _additive_scores(F.linear(query, query_block), keys, self.v.weight)
 
 
 @register_attention("dot")

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.models.deferred import StepProduct
+from nmt.models.fusion import fusable
 
 
+@fusable
 def gru_update(gates_in: Tensor, gates_h: Tensor, hidden: Tensor) -> Tensor:
     """One GRU step from its two gate products (PyTorch's gate order r, z, n).
 
@@ -31,6 +33,7 @@ def gru_update(gates_in: Tensor, gates_h: Tensor, hidden: Tensor) -> Tensor:
     return torch.lerp(new, hidden, update)  # (1 - z) n + z h
 
 
+@fusable
 def lstm_update(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:
     """One LSTM step (gate order i, f, g, o): gates (..., 4H) = W_ih x + b_ih + W_hh h + b_hh,
     cell (..., H) -> new hidden and cell (..., H)."""

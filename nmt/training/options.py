@@ -13,6 +13,7 @@ POSITIVE_INT_OR_NULL = ("max_steps", "max_epochs", "save_every", "valid_max_sent
                         "early_stopping_patience")
 NON_NEGATIVE_INT = ("valid_max_len_b", "plot_sentences")
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_SETTINGS = ("auto", True, False)
 
 
 def _is_int(value) -> bool:
@@ -47,6 +48,8 @@ def check_trainer_options(trainer: Mapping, resume=False) -> None:
         fail("clip_grad_norm", "null or a number >= 0 (0 or null: no clipping)")
     if trainer.get("precision") not in PRECISIONS:
         fail("precision", f"one of {', '.join(PRECISIONS)}")
+    if trainer.get("compile", False) not in COMPILE_SETTINGS:
+        fail("compile", "auto, true or false")
     if not isinstance(trainer.get("progress"), bool):
         fail("progress", "true or false")
     if trainer.get("max_steps") is None and trainer.get("max_epochs") is None:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 TRAINING_KEYS = ("optimizer", "schedule", "progress", "rng")
 # Options a resumed run may change without changing its result (bounds, speed, paths, display).
 FREE_TO_CHANGE = ("resume", "device", "name", "trainer.max_steps", "trainer.max_epochs", "trainer.progress",
-                  "trainer.num_threads", "trainer.save_every", "trainer.log_every", "data.root", "data.cache",
+                  "trainer.num_threads", "trainer.compile", "trainer.save_every", "trainer.log_every", "data.root", "data.cache",
                   "data.cache_dir", "data.url")
 
 

@@ -26,6 +26,7 @@ from nmt.data.prepared import PreparedData
 from nmt.data.storage import id_lengths
 from nmt.data.tokenizer import PAD
 from nmt.errors import ConfigError
+from nmt.models.fusion import fusion, fusion_wanted
 from nmt.models.seq2seq import build_model, count_parameters
 from nmt.training.checkpoint import (
     capture_rng_state,
@@ -47,7 +48,7 @@ from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_trainer_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
-from nmt.training.runtime import autocast_context, bound_onednn_cache, seed_everything
+from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything
 from nmt.training.signals import StopOnSignal, TrainingStopped
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import ValidationData, validate
@@ -65,7 +66,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     check_trainer_options(cfg.trainer, cfg.resume)
     world, device = init_world(cfg.device)
     try:
-        summary = _train(cfg, Path(world.from_main(str(run_dir))), world, device)
+        with fusion(fusion_wanted(cfg.trainer.compile, device)):
+            summary = _train(cfg, Path(world.from_main(str(run_dir))), world, device)
         # All ranks finish before any tears the process group down: a rank whose peers vanished while
         # it was still closing its own connections was seen to abort (SIGABRT) in CI.
         world.barrier()
@@ -75,7 +77,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> dict:
-    bound_onednn_cache()  # before the first product: bf16 CPU training memory grows without it
+    prepare_cpu_runtime()  # before the first product: oneDNN cache bound, freed memory kept
     # A throwaway model with a tiny vocabulary reports a bad model option (an unknown attention name)
     # at once instead of after data preparation; it is built before seeding, so it changes nothing.
     build_model(cfg.model, 8, 8, shared_vocab=cfg.tokenizer.joint)
