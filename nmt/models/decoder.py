@@ -168,7 +168,10 @@ class BahdanauDecoder(RNNDecoder):
 
     def _deep_output(self, embedded: Tensor, out: Tensor, context: Tensor) -> Tensor:
         """(..., E), (..., H), (..., C) -> dropout(tanh(W_p [emb; out; context] + b)) (..., H)."""
-        return self.dropout(torch.tanh(self.pre_output(torch.cat([embedded, out, context], dim=-1))))
+        # Under autocast the embedding is fp32 and the states bf16: concatenated as they are, the
+        # (B, T, 1792) input would be built in fp32 and then cast again for the product.
+        joined = torch.cat([embedded.to(out.dtype), out, context.to(out.dtype)], dim=-1)  # (..., E + H + C)
+        return self.dropout(torch.tanh(self.pre_output(joined)))
 
     def step(self, embedded, state):
         out, context, attention, state = self._attend_and_step(self._input_gates(embedded),

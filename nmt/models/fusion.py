@@ -46,6 +46,11 @@ def fusable(fn):
     return run
 
 
+def fusion_enabled() -> bool:
+    """Whether `@fusable` functions run compiled right now."""
+    return _enabled
+
+
 @contextlib.contextmanager
 def fusion(enabled: bool):
     """Runs `@fusable` functions compiled (enabled=True) or as written inside the block."""
