@@ -103,14 +103,35 @@ def test_fusion_is_scoped_and_fusable_runs_as_written_by_default(monkeypatch):
 
 def test_compile_setting_auto_true_false(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert fusion_wanted(False, cpu) is False and fusion_wanted(True, cuda) is True
+    assert fusion_wanted(False, cpu) is False
     assert fusion_wanted("auto", cuda) is False  # not measured on a GPU yet
-    monkeypatch.setattr(fusion_module, "compiler_available", lambda: False)
-    assert fusion_wanted("auto", cpu) is False
-    with pytest.raises(ConfigError, match=r"trainer.compile=true needs a C\+\+ compiler"):
+    monkeypatch.setattr(fusion_module, "compile_failure", lambda device_type: None)
+    assert fusion_wanted("auto", cpu) is True and fusion_wanted(True, cpu) is True
+    monkeypatch.setattr(fusion_module, "compile_failure", lambda device_type: "no C++ compiler")
+    assert fusion_wanted("auto", cpu) is False  # auto trains on without it
+    with pytest.raises(ConfigError, match=r"trainer.compile=true, but torch.compile does not work here "
+                                          r"\(no C\+\+ compiler\); set trainer.compile=false"):
         fusion_wanted(True, cpu)
+
+
+def test_a_compiler_that_fails_is_reported_not_raised(monkeypatch):
+    def broken(fn, dynamic):
+        raise RuntimeError("C++ compile error\nlong log")
+
+    monkeypatch.setattr(torch, "compile", broken)
     monkeypatch.setattr(fusion_module, "compiler_available", lambda: True)
-    assert fusion_wanted("auto", cpu) is True
+    fusion_module.compile_failure.cache_clear()
+    try:
+        assert fusion_module.compile_failure("cpu") == "RuntimeError: C++ compile error"
+        monkeypatch.setattr(fusion_module, "compiler_available", lambda: False)
+        fusion_module.compile_failure.cache_clear()
+        assert fusion_module.compile_failure("cpu") == "no C++ compiler (g++ or $CXX) for its CPU kernels"
+    finally:
+        fusion_module.compile_failure.cache_clear()
+
+
+def test_torch_compile_works_on_this_machine(compiler):
+    assert fusion_module.compile_failure("cpu") is None
 
 
 def test_freed_memory_is_kept_on_glibc_unless_the_user_tunes_malloc(monkeypatch):

@@ -67,16 +67,38 @@ def compiler_available() -> bool:
     return shutil.which(os.environ.get("CXX", "c++")) is not None or shutil.which("g++") is not None
 
 
+def _probe(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.tanh(x * y).sum()
+
+
+@functools.cache
+def compile_failure(device_type: str) -> str | None:
+    """None when torch.compile builds and runs a small function and its gradient on this device;
+    otherwise what went wrong (a compiler that fails, headers missing, an unsupported platform)."""
+    if device_type == "cpu" and not compiler_available():
+        return "no C++ compiler (g++ or $CXX) for its CPU kernels"
+    try:
+        x = torch.randn(4, 3, device=device_type, requires_grad=True)
+        torch.compile(_probe, dynamic=True)(x, torch.randn(4, 3, device=device_type)).backward()
+    except Exception as exc:  # whatever the backend raises, training goes on without it (auto)
+        return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+    return None
+
+
 def fusion_wanted(setting, device: torch.device) -> bool:
-    """`trainer.compile` (checked by nmt.training.options): auto is on for CPU training when a C++
-    compiler is present and off on CUDA, where it has not been measured yet; true is on (a
-    ConfigError on a CPU without a compiler); false is off."""
+    """`trainer.compile` (checked by nmt.training.options): auto is on for CPU training when
+    torch.compile works here (off with a warning when it does not) and off on CUDA, where it has not
+    been measured yet; true is on, or a ConfigError saying why it cannot be; false is off."""
+    if setting is False or (setting == "auto" and device.type != "cpu"):
+        return False
+    failure = compile_failure(device.type)
+    if failure is None:
+        return True
     if setting == "auto":
-        return device.type == "cpu" and compiler_available()
-    if setting is True and device.type == "cpu" and not compiler_available():
-        raise ConfigError("trainer.compile=true needs a C++ compiler (g++ or $CXX) for torch.compile "
-                          "on the CPU; install one or set trainer.compile=false")
-    return setting is True
+        log.warning("trainer.compile=auto: training without torch.compile (%s)", failure)
+        return False
+    raise ConfigError(f"trainer.compile=true, but torch.compile does not work here ({failure}); "
+                      "set trainer.compile=false")
 
 
 @fusable
