@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from nmt.models.attention import Attention
 from nmt.models.deferred import StepProduct
 from nmt.models.encoder import RNN_TYPES
-from nmt.models.fusion import Dropout
 from nmt.models.recurrence import gru_update, lstm_update, run_cpu_rnn
 from nmt.models.state import DecoderState
 
@@ -65,7 +64,7 @@ class RNNDecoder(nn.Module):
         # The bridge: the decoder starts from a learned function of the encoder summary.
         self.bridge = nn.Linear(encoder_size, num_layers * hidden_size)
         self.cell_bridge = nn.Linear(encoder_size, num_layers * hidden_size) if self.is_lstm else None
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.output_size = hidden_size
 
     def init_state(self, encoder_final: Tensor, memory: Tensor, mask: Tensor) -> DecoderState:

@@ -20,8 +20,6 @@ import os
 import shutil
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from nmt.errors import ConfigError
 
@@ -99,18 +97,3 @@ def fusion_wanted(setting, device: torch.device) -> bool:
         return False
     raise ConfigError(f"trainer.compile=true, but torch.compile does not work here ({failure}); "
                       "set trainer.compile=false")
-
-
-@fusable
-def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    return F.dropout(x, p, training=True)
-
-
-class Dropout(nn.Dropout):
-    """`nn.Dropout` whose training-time mask, when fused, comes from inductor's vectorised random
-    numbers instead of the CPU's `bernoulli_` (~4% of a bf16 training step, 5 ns per element)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return _dropout(x, self.p)

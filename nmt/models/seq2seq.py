@@ -14,7 +14,6 @@ from nmt.errors import ConfigError
 from nmt.models.attention import build_attention
 from nmt.models.decoder import DECODER_STYLES, RNNDecoder
 from nmt.models.encoder import RNN_TYPES, RNNEncoder
-from nmt.models.fusion import Dropout
 from nmt.models.state import DecoderState
 
 
@@ -26,7 +25,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.src_embed, self.tgt_embed = src_embed, tgt_embed
         self.encoder, self.decoder = encoder, decoder
-        self.embed_dropout = Dropout(dropout)
+        self.embed_dropout = nn.Dropout(dropout)
         emb_size, vocab = tgt_embed.embedding_dim, tgt_embed.num_embeddings
         # A tied output layer reuses the target embedding matrix, so its input must have the
         # embedding size: project the decoder output down first when sizes differ.
