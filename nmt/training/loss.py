@@ -44,9 +44,11 @@ def _slice_loss(part: Tensor, target: Tensor, smoothing: float) -> tuple[Tensor,
 @fusable
 def _slice_gradient(part: Tensor, log_norm: Tensor, target: Tensor, smoothing: float, scale: Tensor) -> Tensor:
     """(softmax(part) - q) * scale for part (n, V), its log-normalisers (n,), target (n,); part's dtype."""
-    probs = torch.exp(part.float() - log_norm[:, None]) - smoothing / part.shape[1]  # (n, V)
-    gold = torch.full_like(log_norm[:, None], -(1.0 - smoothing))  # (n, 1)
-    return (probs.scatter_add(1, target[:, None], gold) * scale).to(part.dtype)
+    probs = torch.exp(part.float() - log_norm[:, None])  # (n, V) softmax
+    # In place on the fresh fp32 slice: eagerly each out-of-place step would be another (n, V) copy.
+    probs.sub_(smoothing / part.shape[1])
+    probs.scatter_add_(1, target[:, None], torch.full_like(log_norm[:, None], -(1.0 - smoothing)))
+    return probs.mul_(scale).to(part.dtype)
 
 
 class _LabelSmoothedNLL(torch.autograd.Function):
