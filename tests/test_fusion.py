@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from nmt.errors import ConfigError
 from nmt.models import fusion as fusion_module
 from nmt.models.attention import _additive_scores
-from nmt.models.fusion import compiler_available, fusable, fusion, fusion_wanted
+from nmt.models.fusion import compiler_available, fusable, fusion, fusion_enabled, fusion_wanted
 from nmt.models.recurrence import gru_update, lstm_update
 from nmt.training.loss import label_smoothed_nll
 from nmt.training.runtime import keep_freed_memory
@@ -81,9 +81,9 @@ def test_fusion_is_scoped_and_fusable_runs_as_written_by_default(monkeypatch):
     with fusion(True):
         double(torch.ones(2))
         with fusion(False):
-            assert not fusion_module._enabled
-        assert fusion_module._enabled
-    assert not fusion_module._enabled and calls == [True]  # compiled once, with dynamic shapes
+            assert not fusion_enabled()
+        assert fusion_enabled()
+    assert not fusion_enabled() and calls == [True]  # compiled once, with dynamic shapes
 
 
 def test_compile_setting_auto_true_false(monkeypatch):

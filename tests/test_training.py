@@ -145,8 +145,8 @@ def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_
     seen = []
     real_update = trainer_module.Run.update
     monkeypatch.setattr(trainer_module.Run, "update",
-                        lambda self, update: seen.append(fusion._enabled) or real_update(self, update))
+                        lambda self, update: seen.append(fusion.fusion_enabled()) or real_update(self, update))
     summary = train(tiny_config(multi30k_root, tmp_path, "trainer.compile=true"), tmp_path / "run")
     assert summary["steps"] == 6 and seen == [True] * 6
     assert all(math.isfinite(entry["valid_loss"]) for entry in summary["history"])
-    assert not fusion._enabled  # switched back off after the run
+    assert not fusion.fusion_enabled()  # switched back off after the run
