@@ -11,7 +11,7 @@ from nmt.errors import ConfigError
 POSITIVE_INT = ("batch_tokens", "accumulate", "valid_every", "log_every", "valid_batch_sentences", "max_nonfinite_steps")
 POSITIVE_INT_OR_NULL = ("max_steps", "max_epochs", "save_every", "valid_max_sentences", "num_threads",
                         "early_stopping_patience")
-NON_NEGATIVE_INT = ("valid_max_len_b", "plot_sentences")
+NON_NEGATIVE_INT = ("valid_max_len_b", "plot_sentences", "keep_best_checkpoints")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_SETTINGS = ("auto", True, False)
 

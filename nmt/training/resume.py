@@ -9,7 +9,7 @@ checkpoint therefore ends with the same parameters, bit for bit, as one trained 
 
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 TRAINING_KEYS = ("optimizer", "schedule", "progress", "rng")
 # Options a resumed run may change without changing its result (bounds, speed, paths, display).
 FREE_TO_CHANGE = ("resume", "device", "name", "trainer.max_steps", "trainer.max_epochs", "trainer.progress",
-                  "trainer.num_threads", "trainer.compile", "trainer.save_every", "trainer.log_every", "data.root", "data.cache",
-                  "data.cache_dir", "data.url")
+                  "trainer.num_threads", "trainer.compile", "trainer.keep_best_checkpoints", "trainer.save_every",
+                  "trainer.log_every", "data.root", "data.cache", "data.cache_dir", "data.url")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Progress:
     stopping_best: float = -math.inf  # best BLEU of the scheduled validations: decides early stopping
     validations_without_improvement: int = 0
     nonfinite_in_a_row: int = 0
+    kept: list = field(default_factory=list)  # [BLEU, step] of the step-<S>.pt files kept (nmt.training.kept)
 
 
 def last_checkpoint(run_dir: Path) -> Path:

@@ -47,6 +47,7 @@ from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_trainer_options
+from nmt.training.kept import keep_if_among_best
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
 from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything
 from nmt.training.signals import StopOnSignal, TrainingStopped
@@ -304,6 +305,9 @@ class Run:
                     f"ppl {ppl:.2f} | BLEU {bleu:.2f}{' (best)' if improved else ''} | lr {lr:.2e}")
             self.bar.write(line)
             log.info(line)
+        if self.world.is_main and t.keep_best_checkpoints:
+            p.kept = keep_if_among_best(p.kept, bleu, p.step, t.keep_best_checkpoints, self.last_path.parent,
+                                        self.model, self.cfg, self.tokenizers)
         self.save(best=improved)
         if stop and self.world.is_main:
             log.info("early stopping: no BLEU improvement in %d validations", t.early_stopping_patience)

@@ -1,0 +1,38 @@
+"""The N best validation checkpoints of a run, kept for checkpoint averaging (`nmt-average`).
+
+With `trainer.keep_best_checkpoints=N`, every validation whose BLEU is among the N best so far
+writes `checkpoints/step-<S>.pt`; the one it pushes out of the N is deleted afterwards, so a crash
+between the two leaves one file too many, never one too few. Each file holds the weights, the config
+and the tokenizers, not the optimizer, so it is a third of `last.pt`'s size and loads anywhere a
+checkpoint does (`nmt-evaluate`, `nmt-translate`).
+
+Which files are kept is part of the run's progress (a list of [BLEU, step] pairs), so a resumed run
+goes on pruning the same set.
+"""
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.data.tokenizer import Tokenizers
+from nmt.training.checkpoint import save_checkpoint
+
+
+def kept_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"step-{step}.pt"
+
+
+def keep_if_among_best(kept: list[list], bleu: float, step: int, limit: int, folder: Path, model,
+                       cfg: DictConfig, tokenizers: Tokenizers) -> list[list]:
+    """Saves the model as step-<step>.pt when `bleu` ranks among the `limit` best of `kept` plus this
+    one; returns the new list of [bleu, step] pairs, best first (ties: the later step first)."""
+    ranked = sorted([*kept, [bleu, step]], key=lambda pair: (pair[0], pair[1]), reverse=True)
+    new, dropped = ranked[:limit], ranked[limit:]
+    if [bleu, step] in new:
+        state = {"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
+                 "tokenizers": tokenizers.to_dict(), "step": step, "valid_bleu": bleu}
+        save_checkpoint(state, kept_path(folder, step))
+    for _, old_step in dropped:
+        if old_step != step:
+            kept_path(folder, old_step).unlink(missing_ok=True)
+    return new
