@@ -110,6 +110,7 @@ def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tm
     ("trainer.max_steps=abc", "trainer.max_steps must be null or a positive integer; got 'abc'"),
     ("trainer.label_smoothing=1.5", "trainer.label_smoothing must be a number in [0, 1); got 1.5"),
     ("trainer.compile=yes", "trainer.compile must be auto, true or false; got 'yes'"),
+    ("trainer.keep_best_checkpoints=-1", "trainer.keep_best_checkpoints must be an integer >= 0; got -1"),
     ("model.attention.name=bogus", f"unknown attention 'bogus'; choose one of: {ATTENTIONS}"),
 ])
 def test_bad_option_values_fail_before_any_data_is_read(capsys, tmp_path, override, message):

@@ -140,7 +140,7 @@ def test_corrupt_checkpoint_is_refused_without_traceback(env, tmp_path):
 
 
 def test_console_scripts_are_installed():
-    for name in ("nmt-train", "nmt-evaluate", "nmt-translate", "nmt-plot"):
+    for name in ("nmt-train", "nmt-evaluate", "nmt-translate", "nmt-plot", "nmt-average"):
         assert Path(sys.executable).with_name(name).exists() or _on_path(name), name
 
 

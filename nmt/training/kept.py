@@ -17,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from nmt.data.tokenizer import Tokenizers
 from nmt.training.checkpoint import save_checkpoint
 
+KEPT_PATTERN = "step-*.pt"
+
 
 def kept_path(folder: Path, step: int) -> Path:
     return Path(folder) / f"step-{step}.pt"

@@ -44,10 +44,10 @@ from nmt.training.distributed import (
     updates_per_epoch,
 )
 from nmt.training.guards import check_finite, out_of_memory_advice
+from nmt.training.kept import keep_if_among_best
 from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_trainer_options
-from nmt.training.kept import keep_if_among_best
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
 from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything
 from nmt.training.signals import StopOnSignal, TrainingStopped
