@@ -90,7 +90,7 @@ ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"
 @pytest.mark.parametrize(("args", "message"), [
     (["trainer.max_stepz=3"], "trainer.max_stepz is not an option (did you mean trainer.max_steps?)"),
     (["model/attention=bogus"], f"model/attention=bogus is not an option; choose one of: {ATTENTIONS}"),
-    (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_ref, "),
+    (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_best, m30k_deen_ref, m30k_deen_small, m30k_ende_best, smoke"),
     (["trainer.max_steps"], "cannot parse the override 'trainer.max_steps' (missing EQUAL at '<EOF>')"),
 ])
 def test_unknown_config_key_or_group_option_is_one_line_with_the_choices(capsys, monkeypatch, args, message):
