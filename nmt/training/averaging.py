@@ -9,14 +9,14 @@ from pathlib import Path
 
 from nmt.errors import CheckpointError
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
-from nmt.training.kept import KEPT_PATTERN
+from nmt.training.kept import KEPT_PATTERN, kept_step
 
 
 def checkpoints_to_average(target: str | Path | list) -> list[Path]:
     """A folder means the step-<S>.pt files that training kept in it (trainer.keep_best_checkpoints),
     oldest first; otherwise `target` is a list of checkpoint files."""
     if isinstance(target, str | Path) and Path(target).is_dir():
-        paths = sorted(Path(target).glob(KEPT_PATTERN), key=lambda p: int(p.stem.split("-")[1]))
+        paths = sorted(Path(target).glob(KEPT_PATTERN), key=kept_step)
         if not paths:
             raise CheckpointError(f"no {KEPT_PATTERN} checkpoints in {target}: train with "
                                   "trainer.keep_best_checkpoints=N to keep some, or list the files to average")

@@ -24,6 +24,11 @@ def kept_path(folder: Path, step: int) -> Path:
     return Path(folder) / f"step-{step}.pt"
 
 
+def kept_step(path: Path) -> int:
+    """The update count in a kept checkpoint's name: step-<S>.pt -> S."""
+    return int(Path(path).stem.removeprefix("step-"))
+
+
 def keep_if_among_best(kept: list[list], bleu: float, step: int, limit: int, folder: Path, model,
                        cfg: DictConfig, tokenizers: Tokenizers) -> list[list]:
     """Saves the model as step-<step>.pt when `bleu` ranks among the `limit` best of `kept` plus this
