@@ -46,6 +46,7 @@ def test_a_folder_means_its_kept_checkpoints_in_step_order(tmp_path):
     for step in (250, 1000, 500):
         make_checkpoint(tmp_path / f"step-{step}.pt")
     (tmp_path / "best.pt").write_bytes((tmp_path / "step-250.pt").read_bytes())
+    (tmp_path / "step-old.pt").write_bytes((tmp_path / "step-250.pt").read_bytes())
     assert [p.name for p in checkpoints_to_average(tmp_path)] == ["step-250.pt", "step-500.pt", "step-1000.pt"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no step-"):
