@@ -1,0 +1,32 @@
+"""The shipped experiment recipes build the models their comments and the benchmarks promise."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from nmt.cli.common import config_dir
+from nmt.models.seq2seq import build_model, count_parameters
+
+
+def experiment_model(name: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("train", overrides=[f"experiment={name}"])
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    vocab = cfg.tokenizer.vocab_size
+    return model_cfg, build_model(model_cfg, vocab, vocab, shared_vocab=cfg.tokenizer.joint)
+
+
+def test_reference_is_joey_nmt_s_recurrent_model():
+    """Issue #3 compares against Joey NMT's 12.6M-parameter model: it attends after the RNN step
+    (Luong style) and feeds the attentional vector back, with additive scoring."""
+    cfg, model = experiment_model("m30k_deen_ref")
+    assert (cfg["decoder_style"], cfg["input_feeding"], cfg["attention"]["name"]) == ("luong", True, "additive")
+    assert count_parameters(model) == 12_577_280
+
+
+@pytest.mark.parametrize("name", ["m30k_deen_best", "m30k_ende_best"])
+def test_quality_recipes_stay_within_twice_the_reference(name):
+    _, reference = experiment_model("m30k_deen_ref")
+    cfg, model = experiment_model(name)
+    assert cfg["decoder_style"] == "luong"
+    assert count_parameters(reference) < count_parameters(model) <= 2 * count_parameters(reference)
