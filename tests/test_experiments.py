@@ -30,3 +30,10 @@ def test_quality_recipes_stay_within_twice_the_reference(name):
     cfg, model = experiment_model(name)
     assert cfg["decoder_style"] == "luong"
     assert count_parameters(reference) < count_parameters(model) <= 2 * count_parameters(reference)
+
+
+def test_small_recipe_is_the_model_the_readme_shows():
+    """README's command examples print this model's line: 3,376,384 parameters, Bahdanau style."""
+    cfg, model = experiment_model("m30k_deen_small")
+    assert cfg["decoder_style"] == "bahdanau"
+    assert count_parameters(model) == 3_376_384
