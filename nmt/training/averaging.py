@@ -9,16 +9,14 @@ from pathlib import Path
 
 from nmt.errors import CheckpointError
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
-from nmt.training.kept import KEPT_PATTERN, kept_step
+from nmt.training.kept import KEPT_PATTERN, kept_checkpoints
 
 
 def checkpoints_to_average(target: str | Path | list) -> list[Path]:
     """A folder means the step-<S>.pt files that training kept in it (trainer.keep_best_checkpoints),
     oldest first; otherwise `target` is a list of checkpoint files."""
     if isinstance(target, str | Path) and Path(target).is_dir():
-        # Only names training writes (step-<number>.pt); a user's step-old.pt is not one of them.
-        kept = [p for p in Path(target).glob(KEPT_PATTERN) if p.stem.removeprefix("step-").isdigit()]
-        paths = sorted(kept, key=kept_step)
+        paths = kept_checkpoints(target)
         if not paths:
             raise CheckpointError(f"no {KEPT_PATTERN} checkpoints in {target}: train with "
                                   "trainer.keep_best_checkpoints=N to keep some, or list the files to average")

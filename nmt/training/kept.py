@@ -29,6 +29,13 @@ def kept_step(path: Path) -> int:
     return int(Path(path).stem.removeprefix("step-"))
 
 
+def kept_checkpoints(folder: Path) -> list[Path]:
+    """The step-<S>.pt files in `folder`, oldest first. Only names kept_path() writes count: a user's
+    step-old.pt does not."""
+    named = [p for p in Path(folder).glob(KEPT_PATTERN) if p.stem.removeprefix("step-").isdigit()]
+    return sorted(named, key=kept_step)
+
+
 def keep_if_among_best(kept: list[list], bleu: float, step: int, limit: int, folder: Path, model,
                        cfg: DictConfig, tokenizers: Tokenizers) -> list[list]:
     """Saves the model as step-<step>.pt when `bleu` ranks among the `limit` best of `kept` plus this
