@@ -91,8 +91,23 @@ def test_gradients_reach_every_parameter():
     assert missing == []
 
 
+def test_word_dropout_blanks_whole_tokens_in_training_only():
+    model = build_model(model_cfg(word_dropout=0.5), VOCAB, VOCAB, True)
+    src, _, _ = batch()
+    torch.manual_seed(1)
+    embedded = model._embed(model.src_embed, src)  # (B, S, E)
+    blank = embedded.abs().sum(-1) == 0  # (B, S): a token is blanked in every dimension or in none
+    real = src != model.pad_id
+    assert 0 < blank[real].float().mean() < 1
+    kept = real & ~blank
+    assert torch.equal(embedded[kept], model.src_embed(src)[kept])  # kept tokens are not rescaled
+    model.eval()
+    assert torch.equal(model._embed(model.src_embed, src), model.src_embed(src))
+
+
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("rnn_type", "transformer", "rnn_type"), ("decoder_style", "vaswani", "bahdanau, luong"),
+    ("word_dropout", 1.0, "model.word_dropout"), ("word_dropout", "high", "model.word_dropout"),
 ])
 def test_invalid_choices_name_the_option_and_the_valid_values(key, value, message):
     with pytest.raises(ConfigError, match=message):

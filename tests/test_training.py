@@ -50,8 +50,56 @@ def test_plateau_decays_after_patience_and_restores_from_state():
 def test_unknown_optimizer_and_schedule_names_list_the_choices():
     with pytest.raises(ConfigError, match="adam, adamw"):
         build_optimizer({"name": "sgd", "lr": 1, "betas": [0.9, 0.9], "weight_decay": 0}, [])
-    with pytest.raises(ConfigError, match="plateau, inverse_sqrt"):
-        build_schedule({"name": "cosine"}, optimizer())
+    with pytest.raises(ConfigError, match="plateau, inverse_sqrt, cosine"):
+        build_schedule({"name": "linear"}, optimizer())
+
+
+def cosine(opt, total_steps=None, warmup_steps=2, min_lr=0.01):
+    return build_schedule({"name": "cosine", "warmup_steps": warmup_steps, "min_lr": min_lr,
+                           "total_steps": total_steps}, opt)
+
+
+def test_cosine_warms_up_then_anneals_to_min_lr_at_the_planned_last_update():
+    opt = optimizer()
+    schedule = cosine(opt)
+    schedule.plan(12)  # the trainer's bound: 2 warmup updates, then 10 of decay
+    rates = []
+    for _ in range(14):
+        rates.append(opt.param_groups[0]["lr"])
+        schedule.step()
+    assert rates[:2] == pytest.approx([0.5, 1.0])
+    assert rates[6] == pytest.approx(0.01 + 0.99 * 0.5)  # halfway through the decay
+    assert all(a > b for a, b in zip(rates[1:11], rates[2:12]))
+    assert rates[11:] == pytest.approx([0.01] * 3)  # the last planned update (the 12th) and any after
+
+
+def test_cosine_total_steps_given_in_the_config_wins_over_the_trainers_bound_and_survives_resume():
+    opt = optimizer()
+    schedule = cosine(opt, total_steps=6, warmup_steps=0, min_lr=0.0)
+    schedule.plan(1000)
+    for _ in range(2):  # the 3rd update of 6 runs at half the rate
+        schedule.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    fresh_opt = optimizer()
+    fresh = cosine(fresh_opt, total_steps=6, warmup_steps=0, min_lr=0.0)
+    fresh.load_state_dict(schedule.state_dict())
+    fresh.plan(1000)
+    assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_cosine_without_a_finite_bound_keeps_the_base_rate():
+    opt = optimizer()
+    schedule = cosine(opt, warmup_steps=0)
+    schedule.plan(math.inf)
+    for _ in range(5):
+        schedule.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("total", [0, -3, 2.5, True, "ten"])
+def test_cosine_total_steps_must_be_a_positive_whole_number(total):
+    with pytest.raises(ConfigError, match="scheduler.total_steps"):
+        cosine(optimizer(), total_steps=total)
 
 
 def minimal_state():
@@ -122,6 +170,16 @@ def test_validation_after_the_last_epoch_is_labelled_with_that_epoch(multi30k_ro
                       "trainer.valid_every=1000")
     history = train(cfg, tmp_path / "run")["history"]
     assert [entry["epoch"] for entry in history] == [2]  # only the final validation; it ran after epoch 2
+
+
+def test_a_cosine_run_bounded_by_epochs_ends_at_min_lr(multi30k_root, tmp_path):
+    """The trainer tells the schedule its last update (epochs x updates per epoch), with word dropout on."""
+    cfg = tiny_config(multi30k_root, tmp_path, "trainer.max_steps=null", "trainer.max_epochs=2",
+                      "trainer.valid_every=1000", "scheduler=cosine", "scheduler.min_lr=1e-5",
+                      "model.word_dropout=0.2")
+    summary = train(cfg, tmp_path / "run")
+    assert summary["steps"] > 2
+    assert summary["history"][-1]["lr"] == pytest.approx(1e-5)
 
 
 def test_onednn_cache_is_bounded_unless_the_user_set_it(monkeypatch):

@@ -21,11 +21,12 @@ class Seq2Seq(nn.Module):
     pad_id, bos_id, eos_id = PAD, BOS, EOS
 
     def __init__(self, src_embed: nn.Embedding, tgt_embed: nn.Embedding, encoder: RNNEncoder,
-                 decoder: RNNDecoder, tie_output: bool, dropout: float):
+                 decoder: RNNDecoder, tie_output: bool, dropout: float, word_dropout: float = 0.0):
         super().__init__()
         self.src_embed, self.tgt_embed = src_embed, tgt_embed
         self.encoder, self.decoder = encoder, decoder
         self.embed_dropout = nn.Dropout(dropout)
+        self.word_dropout = word_dropout
         emb_size, vocab = tgt_embed.embedding_dim, tgt_embed.num_embeddings
         # A tied output layer reuses the target embedding matrix, so its input must have the
         # embedding size: project the decoder output down first when sizes differ.
@@ -38,8 +39,21 @@ class Seq2Seq(nn.Module):
     def encode(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
         """src (B, S) ids, src_lengths (B,) -> the decoder's initial state (holding the encoder states)."""
         mask = src != self.pad_id  # (B, S)
-        memory, final = self.encoder(self.embed_dropout(self.src_embed(src)), src_lengths)  # (B,S,D), (B,D)
+        memory, final = self.encoder(self._embed(self.src_embed, src), src_lengths)  # (B,S,D), (B,D)
         return self.decoder.init_state(final, memory, mask)
+
+    def _embed(self, table: nn.Embedding, ids: Tensor) -> Tensor:
+        """ids (B, ...) -> dropped-out embeddings (B, ..., E).
+
+        In training, word dropout first blanks whole tokens (their embedding becomes 0, unscaled, as
+        a word the model has never seen), so the encoder learns to read past a missing word and the
+        decoder leans on the source more than on its own previous words.
+        """
+        embedded = table(ids)  # (B, ..., E)
+        if self.training and self.word_dropout > 0:
+            kept = torch.rand(ids.shape, device=ids.device) >= self.word_dropout  # (B, ...)
+            embedded = embedded * kept.unsqueeze(-1).to(embedded.dtype)
+        return self.embed_dropout(embedded)
 
     def logits(self, decoder_output: Tensor) -> Tensor:
         """(..., H_out) -> (..., V) unnormalised scores."""
@@ -47,7 +61,7 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
         """prev_tokens (B,) -> log-probs (B, V), new state, attention weights (B, S)."""
-        embedded = self.embed_dropout(self.tgt_embed(prev_tokens))  # (B, E)
+        embedded = self._embed(self.tgt_embed, prev_tokens)  # (B, E)
         output, state, weights = self.decoder.step(embedded, state)  # (B, H_out)
         return F.log_softmax(self.logits(output).float(), dim=-1), state, weights
 
@@ -63,7 +77,7 @@ class Seq2Seq(nn.Module):
         largest product of a step, and padding positions need none of it.
         """
         state = self.encode(src, src_lengths)
-        outputs, weights = self.decoder(self.embed_dropout(self.tgt_embed(tgt_in)), state)  # (B,T,H_out)
+        outputs, weights = self.decoder(self._embed(self.tgt_embed, tgt_in), state)  # (B,T,H_out)
         if positions is not None:
             outputs = outputs[positions]  # (N, H_out)
         return self.logits(outputs), weights
@@ -94,7 +108,10 @@ def build_model(cfg: Mapping, src_vocab: int, tgt_vocab: int, shared_vocab: bool
                                 **{k: v for k, v in att_cfg.items() if v is not None})
     decoder = decoder_cls(cfg["rnn_type"], emb, cfg["dec_hidden"], cfg["dec_layers"], encoder.output_size,
                           attention, cfg["dropout"], input_feeding=cfg.get("input_feeding", True))
-    model = Seq2Seq(src_embed, tgt_embed, encoder, decoder, cfg["tie_output"], cfg["dropout"])
+    word_dropout = cfg.get("word_dropout", 0.0)  # absent from checkpoints older than the option
+    if not isinstance(word_dropout, (int, float)) or isinstance(word_dropout, bool) or not 0 <= word_dropout < 1:
+        raise ConfigError(f"model.word_dropout={word_dropout!r} is not valid; give a number in [0, 1)")
+    model = Seq2Seq(src_embed, tgt_embed, encoder, decoder, cfg["tie_output"], cfg["dropout"], word_dropout)
     _init_weights(model)
     return model
 

@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules (linear warmup, then plateau or inverse-sqrt decay)."""
+"""Optimizers and learning-rate schedules (linear warmup, then plateau, inverse-sqrt or cosine decay)."""
 
 import math
 from collections.abc import Mapping
@@ -53,6 +53,9 @@ class WarmupSchedule:
     def on_validation(self, score: float) -> None:
         """Called with the validation score (higher is better) after each validation."""
 
+    def plan(self, total_steps: int | float) -> None:
+        """Called once the trainer knows how many updates the run will make (inf: no bound)."""
+
     def state_dict(self) -> dict:
         return {k: v for k, v in vars(self).items() if k != "optimizer"}
 
@@ -91,10 +94,45 @@ class InverseSqrtSchedule(WarmupSchedule):
         return min(1.0, math.sqrt(warm / max(self.step_count + 1, 1)))
 
 
+class CosineSchedule(WarmupSchedule):
+    """After warmup the rate falls along half a cosine from base_lr to min_lr at the run's last update.
+
+    The last update is `total_steps` when set, else the trainer's bound (trainer.max_steps, or
+    trainer.max_epochs x updates per epoch), so a run that ends on its bound ends fully annealed.
+    """
+
+    def __init__(self, optimizer, warmup_steps: int, min_lr: float, total_steps: int | None):
+        self.min_lr, self.fixed_total, self.total_steps = min_lr, total_steps, total_steps
+        super().__init__(optimizer, warmup_steps)
+
+    def plan(self, total_steps):
+        # A bound raised on resume stretches the curve (the rate rises a little to meet it).
+        if self.fixed_total is None and math.isfinite(total_steps):
+            self.total_steps = int(total_steps)
+            self._apply()
+
+    def decay(self) -> float:
+        if not self.total_steps:
+            return 1.0  # no bound known yet: the warmup alone
+        span = max(self.total_steps - self.warmup_steps, 1)
+        # The warmup's last update runs at base_lr; the decay starts with the next and ends on the last.
+        progress = min(max(self.step_count + 1 - self.warmup_steps, 0) / span, 1.0)
+        floor = min(self.min_lr / self.base_lr, 1.0)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+SCHEDULES = ("plateau", "inverse_sqrt", "cosine")
+
+
 def build_schedule(cfg: Mapping, optimizer: torch.optim.Optimizer) -> WarmupSchedule:
     name = cfg["name"]
     if name == "plateau":
         return PlateauSchedule(optimizer, cfg["warmup_steps"], cfg["factor"], cfg["patience"], cfg["min_lr"])
     if name == "inverse_sqrt":
         return InverseSqrtSchedule(optimizer, cfg["warmup_steps"])
-    raise ConfigError(f"scheduler.name={name!r} is not valid; choose one of: plateau, inverse_sqrt")
+    if name == "cosine":
+        total = cfg.get("total_steps")
+        if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 1):
+            raise ConfigError(f"scheduler.total_steps={total!r} is not valid; give a positive whole number or null")
+        return CosineSchedule(optimizer, cfg["warmup_steps"], cfg["min_lr"], total)
+    raise ConfigError(f"scheduler.name={name!r} is not valid; choose one of: {', '.join(SCHEDULES)}")
