@@ -69,7 +69,7 @@ def test_cosine_warms_up_then_anneals_to_min_lr_at_the_planned_last_update():
         schedule.step()
     assert rates[:2] == pytest.approx([0.5, 1.0])
     assert rates[6] == pytest.approx(0.01 + 0.99 * 0.5)  # halfway through the decay
-    assert all(a > b for a, b in zip(rates[1:11], rates[2:12]))
+    assert all(a > b for a, b in zip(rates[1:11], rates[2:12], strict=True))
     assert rates[11:] == pytest.approx([0.01] * 3)  # the last planned update (the 12th) and any after
 
 
