@@ -30,6 +30,7 @@ from nmt.data.prepared import PreparedData, read_prepared, write_prepared
 from nmt.data.streaming import IdFile, Reservoir, add_stats, encode_chunks, sample_texts
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import ConfigError, DataError
+from nmt.values import is_int
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _splits(data_cfg: Mapping) -> tuple[str, str]:
 def _optional_count(data_cfg: Mapping, key: str) -> int | None:
     """``data.<key>``, which must be null or a positive integer (max_train_examples, max_len)."""
     n = data_cfg.get(key)
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+    if n is not None and not (is_int(n) and n > 0):
         raise ConfigError(f"data.{key} must be null or a positive integer; got {n!r}")
     return n
 
@@ -87,7 +88,7 @@ def _workers(data_cfg: Mapping) -> int:
     workers = data_cfg.get("num_workers", 1)
     if workers is None:
         return os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
+    if not (is_int(workers) and workers > 0):
         raise ConfigError(f"data.num_workers must be null (all cores) or a positive integer; got {workers!r}")
     return workers
 

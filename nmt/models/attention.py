@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from nmt.errors import ConfigError
 from nmt.models.fusion import fusable
+from nmt.values import is_int
 
 _REGISTRY: dict[str, type["Attention"]] = {}
 
@@ -57,7 +58,7 @@ def build_attention(name: str, query_dim: int, key_dim: int, **options) -> "Atte
 
 
 def _positive_int(attention: str, option: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not (is_int(value) and value > 0):
         raise ConfigError(f"attention '{attention}': {option} must be a positive integer, got {value!r}")
     return value
 

@@ -15,6 +15,7 @@ from nmt.models.attention import build_attention
 from nmt.models.decoder import DECODER_STYLES, RNNDecoder
 from nmt.models.encoder import RNN_TYPES, RNNEncoder
 from nmt.models.state import DecoderState
+from nmt.values import is_number
 
 
 class Seq2Seq(nn.Module):
@@ -109,8 +110,8 @@ def build_model(cfg: Mapping, src_vocab: int, tgt_vocab: int, shared_vocab: bool
     decoder = decoder_cls(cfg["rnn_type"], emb, cfg["dec_hidden"], cfg["dec_layers"], encoder.output_size,
                           attention, cfg["dropout"], input_feeding=cfg.get("input_feeding", True))
     word_dropout = cfg.get("word_dropout", 0.0)  # absent from checkpoints older than the option
-    if not isinstance(word_dropout, (int, float)) or isinstance(word_dropout, bool) or not 0 <= word_dropout < 1:
-        raise ConfigError(f"model.word_dropout={word_dropout!r} is not valid; give a number in [0, 1)")
+    if not (is_number(word_dropout) and 0 <= word_dropout < 1):
+        raise ConfigError(f"model.word_dropout must be a number in [0, 1); got {word_dropout!r}")
     model = Seq2Seq(src_embed, tgt_embed, encoder, decoder, cfg["tie_output"], cfg["dropout"], word_dropout)
     _init_weights(model)
     return model

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import torch
 
 from nmt.errors import ConfigError
+from nmt.values import is_int
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -132,7 +133,7 @@ def build_schedule(cfg: Mapping, optimizer: torch.optim.Optimizer) -> WarmupSche
         return InverseSqrtSchedule(optimizer, cfg["warmup_steps"])
     if name == "cosine":
         total = cfg.get("total_steps")
-        if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 1):
-            raise ConfigError(f"scheduler.total_steps={total!r} is not valid; give a positive whole number or null")
+        if total is not None and not (is_int(total) and total > 0):
+            raise ConfigError(f"scheduler.total_steps must be null or a positive integer; got {total!r}")
         return CosineSchedule(optimizer, cfg["warmup_steps"], cfg["min_lr"], total)
     raise ConfigError(f"scheduler.name={name!r} is not valid; choose one of: {', '.join(SCHEDULES)}")

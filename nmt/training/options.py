@@ -7,6 +7,7 @@ Hydra rejects unknown keys; this rejects known keys with values of the wrong kin
 from collections.abc import Mapping
 
 from nmt.errors import ConfigError
+from nmt.values import is_int, is_number
 
 POSITIVE_INT = ("batch_tokens", "accumulate", "valid_every", "log_every", "valid_batch_sentences", "max_nonfinite_steps")
 POSITIVE_INT_OR_NULL = ("max_steps", "max_epochs", "save_every", "valid_max_sentences", "num_threads",
@@ -16,14 +17,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_SETTINGS = ("auto", True, False)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def check_trainer_options(trainer: Mapping, resume=False) -> None:
     """Raises a ConfigError naming the first `trainer.*` option (or `resume`) with an invalid value."""
 
@@ -31,20 +24,20 @@ def check_trainer_options(trainer: Mapping, resume=False) -> None:
         raise ConfigError(f"trainer.{key} must be {wanted}; got {trainer.get(key)!r}")
 
     for key in POSITIVE_INT:
-        if not (_is_int(trainer.get(key)) and trainer.get(key) > 0):
+        if not (is_int(trainer.get(key)) and trainer.get(key) > 0):
             fail(key, "a positive integer")
     for key in POSITIVE_INT_OR_NULL:
         value = trainer.get(key)
-        if value is not None and not (_is_int(value) and value > 0):
+        if value is not None and not (is_int(value) and value > 0):
             fail(key, "null or a positive integer")
     for key in NON_NEGATIVE_INT:
-        if not (_is_int(trainer.get(key)) and trainer.get(key) >= 0):
+        if not (is_int(trainer.get(key)) and trainer.get(key) >= 0):
             fail(key, "an integer >= 0")
     smoothing = trainer.get("label_smoothing")
-    if not (_is_number(smoothing) and 0 <= smoothing < 1):
+    if not (is_number(smoothing) and 0 <= smoothing < 1):
         fail("label_smoothing", "a number in [0, 1)")
     clip = trainer.get("clip_grad_norm")
-    if clip is not None and not (_is_number(clip) and clip >= 0):
+    if clip is not None and not (is_number(clip) and clip >= 0):
         fail("clip_grad_norm", "null or a number >= 0 (0 or null: no clipping)")
     if trainer.get("precision") not in PRECISIONS:
         fail("precision", f"one of {', '.join(PRECISIONS)}")

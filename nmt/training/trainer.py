@@ -118,8 +118,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     sampler = TokenBatchSampler(id_lengths(data.train_src_ids) + 1, id_lengths(data.train_tgt_ids) + 1,
                                 cfg.trainer.batch_tokens, shuffle=True, seed=cfg.seed)
     per_epoch = updates_per_epoch(len(sampler), world, cfg.trainer.accumulate)
-    total = run.max_steps if run.max_steps < math.inf else run.max_epochs * per_epoch
-    schedule.plan(min(total, run.max_epochs * per_epoch))
+    total = min(run.max_steps, run.max_epochs * per_epoch)  # the run's last update: whichever bound comes first
+    schedule.plan(total)
     run.bar = tqdm(total=total, initial=run.progress.step, unit="step", dynamic_ncols=True, mininterval=1.0,
                    disable=not (cfg.trainer.progress and world.is_main))
     run.logger = TrainingLogger(run_dir, enabled=world.is_main)
