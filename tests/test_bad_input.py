@@ -112,6 +112,7 @@ def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tm
     ("trainer.compile=yes", "trainer.compile must be auto, true or false; got 'yes'"),
     ("trainer.keep_best_checkpoints=-1", "trainer.keep_best_checkpoints must be an integer >= 0; got -1"),
     ("model.attention.name=bogus", f"unknown attention 'bogus'; choose one of: {ATTENTIONS}"),
+    ("tokenizer.subword_alpha=2", "tokenizer.subword_alpha must be a number from 0 (off) to 1; got 2"),
 ])
 def test_bad_option_values_fail_before_any_data_is_read(capsys, tmp_path, override, message):
     missing = tmp_path / "no_corpus_here"  # reading it would be a different error

@@ -93,6 +93,8 @@ def test_cache_key_follows_what_determines_the_data(toy_corpus, tmp_path):
     assert cache_key(make_cfg({**toy_corpus, "max_len": 50})) != base
     assert cache_key(make_cfg({**toy_corpus, "max_train_examples": 10})) != base
     assert cache_key(make_cfg({**toy_corpus, "src_lang": "zz"})) != base
+    # Subword sampling resegments in the trainer: the same prepared data serves it.
+    assert cache_key(make_cfg(toy_corpus, subword_alpha=0.1, subword_nbest=-1)) == base
     os.utime(tmp_path / "val.tsv", ns=(1, 1))
     assert cache_key(make_cfg(toy_corpus)) != base
 

@@ -160,3 +160,22 @@ def test_resume_with_another_model_is_refused_and_leaves_the_run_folder_alone(mu
     with pytest.raises(CheckpointError, match=expected):
         train(config(multi30k_root, cache, "model.emb_size=32", "resume=true"), baseline["dir"])
     assert (baseline["dir"] / "config.yaml").read_text() == saved_config
+
+
+def test_subword_sampling_trains_on_other_batches_and_resumes_to_the_same_ones(multi30k_root, cache, baseline,
+                                                                                tmp_path, caplog):
+    """With tokenizer.subword_alpha each epoch is segmented again; a run stopped inside the first epoch
+    samples that epoch again on resume, exactly as the uninterrupted run did."""
+    sampled = "tokenizer.subword_alpha=0.1"
+    with caplog.at_level(logging.INFO, logger="nmt.training.trainer"):
+        one_go = train(config(multi30k_root, cache, sampled), tmp_path / "one_go")
+    resamples = [r for r in caplog.records if "sampled a segmentation" in r.getMessage()]
+    assert len(resamples) == one_go["epochs"] + 1  # every epoch begun, the unfinished last one included
+    first = train(config(multi30k_root, cache, sampled, "trainer.max_steps=3"), tmp_path / "resumed")
+    assert first["steps"] == 3
+    second = train(config(multi30k_root, cache, sampled, "resume=true"), tmp_path / "resumed")
+    assert_same_parameters(tmp_path / "one_go/checkpoints/last.pt", tmp_path / "resumed/checkpoints/last.pt")
+    assert [h for h in second["history"] if h["step"] % VALID_EVERY == 0] == one_go["history"]
+    # The sampled segmentation gave other batches than the prepared one: other weights.
+    with pytest.raises(AssertionError, match="parameters differ"):
+        assert_same_parameters(baseline["dir"] / "checkpoints/last.pt", tmp_path / "one_go/checkpoints/last.pt")

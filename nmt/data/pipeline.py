@@ -28,6 +28,7 @@ from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
 from nmt.data.corpus import is_streamed, iter_split, load_split, split_identity
 from nmt.data.prepared import PreparedData, read_prepared, write_prepared
 from nmt.data.streaming import IdFile, Reservoir, add_stats, encode_chunks, sample_texts
+from nmt.data.subword_sampling import OPTIONS as SAMPLING_OPTIONS
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import ConfigError, DataError
 from nmt.values import is_int
@@ -67,7 +68,8 @@ def cache_key(cfg: Mapping) -> str:
         "max_train_examples": _optional_count(data_cfg, "max_train_examples"),
         "max_len": _optional_count(data_cfg, "max_len"),
         "on_decode_error": data_cfg.get("on_decode_error") or "error",
-        "tokenizer": _plain(cfg["tokenizer"]),
+        # Subword sampling resegments each epoch in the trainer: the prepared ids do not depend on it.
+        "tokenizer": {k: v for k, v in _plain(cfg["tokenizer"]).items() if k not in SAMPLING_OPTIONS},
         "seed": cfg["seed"],
         "streamed": is_streamed(data_cfg),  # a stream samples its head, not a reservoir
     }

@@ -91,6 +91,12 @@ class SubwordTokenizer:
         """Subword ids of each text, without BOS/EOS (``collate`` adds those)."""
         return self._sp.encode(list(texts), out_type=int)
 
+    def sample(self, texts: Sequence[str], alpha: float, nbest: int) -> list[list[int]]:
+        """Like ``encode``, but each text's segmentation is drawn at random (subword regularization;
+        see nmt/data/subword_sampling.py). One thread: with more, the draws would depend on timing."""
+        return self._sp.encode(list(texts), out_type=int, enable_sampling=True, alpha=alpha,
+                               nbest_size=nbest, num_threads=1)
+
     def decode(self, ids_batch: Sequence[Sequence[int]]) -> list[str]:
         """Detokenized text of each id sequence; PAD, BOS and EOS are skipped."""
         return self._sp.decode([[int(i) for i in ids if i not in SPECIAL_IDS] for ids in ids_batch])

@@ -24,6 +24,7 @@ from nmt.data.batching import Batch, TokenBatchSampler, collate
 from nmt.data.pipeline import prepare_data
 from nmt.data.prepared import PreparedData
 from nmt.data.storage import id_lengths
+from nmt.data.subword_sampling import SubwordSampling
 from nmt.data.tokenizer import PAD
 from nmt.errors import ConfigError
 from nmt.models.fusion import fusion, fusion_wanted
@@ -82,6 +83,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     # A throwaway model with a tiny vocabulary reports a bad model option (an unknown attention name)
     # at once instead of after data preparation; it is built before seeding, so it changes nothing.
     build_model(cfg.model, 8, 8, shared_vocab=cfg.tokenizer.joint)
+    sampling = SubwordSampling.from_config(cfg.tokenizer)  # None: the prepared segmentation every epoch
     resume_from = checkpoint_to_resume(cfg.resume, run_dir)
     # Checked before anything is written, so a mistaken resume leaves the run folder as it was.
     resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
@@ -115,8 +117,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         log.info("nothing to train: the run already %s", finished)
         return run.summary()
 
-    sampler = TokenBatchSampler(id_lengths(data.train_src_ids) + 1, id_lengths(data.train_tgt_ids) + 1,
-                                cfg.trainer.batch_tokens, shuffle=True, seed=cfg.seed)
+    sampler = _batch_sampler(data.train_src_ids, data.train_tgt_ids, cfg)
+    # With subword sampling each epoch's batch count differs a little from this one (its lengths do).
     per_epoch = updates_per_epoch(len(sampler), world, cfg.trainer.accumulate)
     total = min(run.max_steps, run.max_epochs * per_epoch)  # the run's last update: whichever bound comes first
     schedule.plan(total)
@@ -127,6 +129,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     try:
         with StopOnSignal() as stop:
             while not done and progress.epoch < run.max_epochs:
+                if sampling is not None:
+                    run.resegment(sampling, data)
+                    sampler = _batch_sampler(run.train_src_ids, run.train_tgt_ids, cfg)
                 sampler.set_epoch(progress.epoch)
                 batches = list(sampler)
                 for update in updates(batches, progress.batches_done_in_epoch, world, cfg.trainer.accumulate):
@@ -152,6 +157,11 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         log.info("done: %d steps, best validation BLEU %.2f, checkpoints in %s", progress.step,
                  progress.best_bleu, run.last_path.parent)
     return summary
+
+
+def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
+    return TokenBatchSampler(id_lengths(src_ids) + 1, id_lengths(tgt_ids) + 1, cfg.trainer.batch_tokens,
+                             shuffle=True, seed=cfg.seed)
 
 
 def train_step(model, optimizer, batches, tcfg, device, weights=None, total_tokens=None,
@@ -228,6 +238,15 @@ class Run:
         self.progress, self.history = Progress(), []
         self.bar, self.logger = None, None
         self.tokens_since, self.time_since = 0, time.perf_counter()
+
+    def resegment(self, sampling: SubwordSampling, data: PreparedData) -> None:
+        """This epoch's sampled segmentation of the training data (tokenizer.subword_alpha)."""
+        start = time.perf_counter()
+        self.train_src_ids, self.train_tgt_ids = sampling.resegment(
+            self.tokenizers, data.train_src_ids, data.train_tgt_ids, self.cfg.seed, self.progress.epoch)
+        grown = len(self.train_tgt_ids.flat) / len(data.train_tgt_ids.flat)
+        log.info("epoch %d: sampled a segmentation in %.1f s (target subwords x%.2f)", self.progress.epoch + 1,
+                 time.perf_counter() - start, grown)
 
     def update(self, update: Update) -> bool:
         """Trains on this rank's batches of one update, then logs, validates and saves when due;
