@@ -20,18 +20,13 @@ def read_lines(multi30k_root, lang: str) -> list[str]:
         return [next(f).strip() for _ in range(N_PAIRS)]
 
 
-def ragged(seqs: list[list[int]]) -> RaggedIds:
-    offsets = np.cumsum([0, *map(len, seqs)])
-    return RaggedIds(np.array([i for s in seqs for i in s], dtype=np.int32), offsets)
-
-
 @pytest.fixture(scope="module", params=["unigram", "bpe"])
 def prepared(request, multi30k_root) -> dict:
     """A joint tokenizer of the given type and the deterministic ids of 2,000 Multi30k pairs."""
     de, en = read_lines(multi30k_root, "de"), read_lines(multi30k_root, "en")
     tokenizer = SubwordTokenizer.train([*de, *en], vocab_size=1_000, model_type=request.param, seed=3)
     tokenizers = Tokenizers(tokenizer, tokenizer, joint=True)
-    return {"type": request.param, "tokenizers": tokenizers, "src": ragged(tokenizer.encode(de)), "tgt": ragged(tokenizer.encode(en))}
+    return {"type": request.param, "tokenizers": tokenizers, "src": RaggedIds.from_lists(tokenizer.encode(de)), "tgt": RaggedIds.from_lists(tokenizer.encode(en))}
 
 
 def test_off_unless_alpha_is_set():

@@ -72,10 +72,8 @@ def write_prepared(path: Path, tokenizers: Tokenizers, stats: dict[str, CleanSta
 
 def _pack_ids(prefix: str, seqs: list[list[int]]) -> dict[str, np.ndarray]:
     """Ragged id lists as one flat int32 array plus (N + 1,) offsets."""
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum([len(s) for s in seqs], out=offsets[1:])
-    flat = np.fromiter((i for s in seqs for i in s), dtype=np.int32, count=int(offsets[-1]))
-    return {f"{prefix}_flat": flat, f"{prefix}_offsets": offsets}
+    ids = RaggedIds.from_lists(seqs)
+    return {f"{prefix}_flat": ids.flat, f"{prefix}_offsets": ids.offsets}
 
 
 def _unpack_ids(arrays, prefix: str) -> list[list[int]]:

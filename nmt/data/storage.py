@@ -6,6 +6,7 @@ it read-only. The operating system then pages ids in as batches need them, and a
 costs only its offsets in memory (8 bytes a sentence and side).
 """
 
+import itertools
 import shutil
 import zipfile
 from collections.abc import Iterator
@@ -69,6 +70,14 @@ class RaggedIds:
 
     def __init__(self, flat: np.ndarray, offsets: np.ndarray):
         self.flat, self.offsets = flat, np.asarray(offsets, dtype=np.int64)  # (total,), (N + 1,)
+
+    @classmethod
+    def from_lists(cls, seqs: list[list[int]]) -> "RaggedIds":
+        """Id lists packed into one int32 array and their offsets."""
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)  # (N + 1,)
+        np.cumsum([len(s) for s in seqs], out=offsets[1:])
+        flat = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(offsets[-1]))
+        return cls(flat, offsets)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -64,7 +64,4 @@ class SubwordSampling:
             flat = ids.flat[ids.offsets[start]:ids.offsets[end]].tolist()  # Python ints decode fast
             texts = tokenizer.decode([flat[a:b] for a, b in itertools.pairwise(bounds)])
             sampled.extend(tokenizer.sample(texts, self.alpha, self.nbest))
-        offsets = np.zeros(len(sampled) + 1, dtype=np.int64)  # (N + 1,)
-        np.cumsum([len(s) for s in sampled], out=offsets[1:])
-        flat = np.fromiter(itertools.chain.from_iterable(sampled), dtype=np.int32, count=int(offsets[-1]))
-        return RaggedIds(flat, offsets)
+        return RaggedIds.from_lists(sampled)
