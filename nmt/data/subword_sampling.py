@@ -1,10 +1,10 @@
 """Subword regularization: a fresh sampled segmentation of the training data every epoch.
 
 A unigram SentencePiece model gives every sentence many segmentations with a probability each
-(Kudo, 2018); a BPE model gets others by skipping merges (BPE-dropout). Training on a different sample of them each epoch, instead of always the most likely
-one, shows the model the same words in several pieces, which regularizes a small-data model; the
-same option as OpenNMT-py's ``subword_alpha``/``subword_nbest`` and fairseq's
-``--sentencepiece-alpha``. Validation, evaluation and translation keep the one best segmentation.
+(Kudo, 2018); a BPE model gets others by skipping merges (BPE-dropout). Training on a different
+sample of them each epoch, instead of always the most likely one, shows the model the same words in
+several pieces, which regularizes a small-data model; the same option as OpenNMT-py's
+``subword_alpha``/``subword_nbest`` and fairseq's ``--sentencepiece-alpha``. Validation, evaluation and translation keep the one best segmentation.
 
 The prepared data holds ids, not texts, so each epoch decodes the ids back to (normalized) text and
 samples it again. The sample depends on ``(seed, epoch)`` only, so a resumed run sees the epoch it
