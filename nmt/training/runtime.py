@@ -35,8 +35,8 @@ def seed_everything(seed: int, num_threads: int | None = None) -> None:
 
 def autocast_context(device: torch.device, precision: str):
     """bf16 autocast on CUDA for `auto`/`bf16`, on the CPU for `bf16` only; full precision otherwise.
-    (On the CPU, bf16 trains the reference model 1.3-1.4x faster than fp32 and trains it stably, but
-    no fp32 run of it was made to compare BLEU, so `auto` stays fp32 there: see BENCHMARKS.md.)"""
+    (On a CPU with bf16 instructions, bf16 trains the reference model 1.3-2.4x faster than fp32 and
+    trains it stably; without them it is 3x slower. `auto` stays fp32 on the CPU: see BENCHMARKS.md.)"""
     if precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"trainer.precision={precision!r} is not valid; choose one of: auto, fp32, bf16")
     if device.type == "cuda" and precision in ("auto", "bf16"):
@@ -44,6 +44,32 @@ def autocast_context(device: torch.device, precision: str):
     if device.type == "cpu" and precision == "bf16":
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# Without bf16 instructions (AVX512-BF16, AMX, or AVX-NE-CONVERT) an x86 CPU emulates bf16 products:
+# the reference model trained at 838 target tokens/s in bf16 against 2,727 in fp32 on a 2-core Xeon
+# that exposes AVX-512 but neither (BENCHMARKS.md, fifth round).
+_NATIVE_BF16_FEATURES = ("avx512_bf16", "amx_bf16", "avx_ne_convert")
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this x86 CPU computes bf16 products in hardware; None where torch cannot say (other
+    architectures, or a torch without `torch.cpu.get_capabilities`)."""
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if get_capabilities is None:
+        return None
+    capabilities = get_capabilities()
+    if capabilities.get("architecture") != "x86_64":
+        return None
+    return any(capabilities.get(feature, False) for feature in _NATIVE_BF16_FEATURES)
+
+
+def slow_bf16_warning(device: torch.device, precision: str) -> str | None:
+    """The one-line warning for bf16 asked of a CPU that would emulate it, else None."""
+    if device.type != "cpu" or precision != "bf16" or cpu_has_native_bf16() is not False:
+        return None
+    return ("trainer.precision=bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 "
+            "products are emulated, about 3x slower than fp32; use trainer.precision=fp32 (or auto) here")
 
 
 # oneDNN keeps every matrix-product primitive it builds, up to 1,024 by default. bf16 products on the

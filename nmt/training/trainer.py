@@ -50,7 +50,7 @@ from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_trainer_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
-from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything
+from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything, slow_bf16_warning
 from nmt.training.signals import StopOnSignal, TrainingStopped
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import ValidationData, validate
@@ -80,6 +80,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> dict:
     prepare_cpu_runtime()  # before the first product: oneDNN cache bound, freed memory kept
+    if (warning := slow_bf16_warning(device, cfg.trainer.precision)) and world.is_main:
+        log.warning(warning)
     # A throwaway model with a tiny vocabulary reports a bad model option (an unknown attention name)
     # at once instead of after data preparation; it is built before seeding, so it changes nothing.
     build_model(cfg.model, 8, 8, shared_vocab=cfg.tokenizer.joint)
