@@ -1,5 +1,6 @@
 """scripts/benchmark.py runs end to end on a tiny model and prints sane JSON (no timing assertions)."""
 
+import importlib.util
 import json
 import math
 import os
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch.profiler import profile
 
 from nmt.models.attention import available_attentions
 
@@ -91,3 +94,41 @@ def test_profile_training_prints_throughput_and_a_profile_table(multi30k_root, t
     assert first.startswith("smoke fp32 compiled=False threads=1: 1 updates, ") and first.endswith(" target tokens/s")
     assert float(first.split(" = ")[1].split()[0]) > 0
     assert any("aten::" in line for line in table)  # the profiler saw the operators
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_ceiling_reads_batch_m_k_n_off_every_kind_of_matrix_product():
+    ceiling = load_script("cpu_ceiling")
+    x, w, bias = torch.randn(5, 7), torch.randn(7, 3), torch.randn(3)
+    left, right = torch.randn(2, 4, 6), torch.randn(2, 6, 9)
+    with profile(record_shapes=True, with_flops=True) as prof:
+        torch.mm(x, w)
+        torch.mm(x, w)
+        torch.addmm(bias, x, w)
+        torch.bmm(left, right)
+        torch.baddbmm(torch.zeros(2, 4, 9), left, right)
+    assert dict(ceiling.count_products(prof)) == {(1, 5, 7, 3): 3, (2, 4, 6, 9): 2}
+
+
+def test_cpu_ceiling_prints_the_products_of_a_training_step_and_the_ceiling(multi30k_root, tmp_path):
+    script = SCRIPT.parent / "cpu_ceiling.py"
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    command = [sys.executable, str(script), "--experiment", "smoke", "--precision", "fp32", "--threads", "1",
+               "--batches", "1", "--repeats", "1", "--rows", "100", f"data.cache_dir={tmp_path}", *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.strip().splitlines() if not line.startswith(("USDT", "["))]
+    assert lines[0].startswith("smoke, fp32, 1 threads"), lines
+    # The output layer (target tokens x 16 -> 300-piece vocabulary) is one of the products seen.
+    tokens = int(lines[0].split(" target tokens")[0].split()[-1])
+    assert any(line.split()[:7] == ["1", "x", str(tokens), "x", "16", "x", "300"] for line in lines[2:-1]), lines
+    summary = lines[-1]
+    assert summary.startswith("matrix products: ") and summary.endswith(" target tokens/s")
+    assert float(summary.split(" MFLOP")[0].split()[-1]) > 0
+    assert int(summary.split("ceiling ")[1].split()[0].replace(",", "")) > 0
