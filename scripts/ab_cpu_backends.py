@@ -21,11 +21,9 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import compose_config, make_sampler  # noqa: E402
+from benchmark import compose_config, first_batches, seeded_model  # noqa: E402
 
-from nmt.data.batching import collate  # noqa: E402
 from nmt.data.pipeline import prepare_data  # noqa: E402
-from nmt.models.seq2seq import build_model  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
 from nmt.training.trainer import train_step  # noqa: E402
 
@@ -44,13 +42,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = compose_config(args.experiment, "cpu", args.overrides)
     data = prepare_data(cfg)
-    sampler = make_sampler(cfg, data)
-    sampler.set_epoch(0)
-    batches = [collate([data.train_src_ids[j] for j in b], [data.train_tgt_ids[j] for j in b], b)
-               for b in list(sampler)[: args.batches]]
-    torch.manual_seed(cfg.seed)
-    base = build_model(cfg.model, data.tokenizers.src.vocab_size, data.tokenizers.tgt.vocab_size,
-                       shared_vocab=data.tokenizers.joint).train()
+    batches = first_batches(cfg, data, args.batches)
+    base = seeded_model(cfg, data).train()
     models = {name: copy.deepcopy(base) for name in SETTINGS}
     optimizers = {name: build_optimizer(cfg.optimizer, models[name].parameters()) for name in SETTINGS}
     seconds, tokens, losses = dict.fromkeys(SETTINGS, 0.0), dict.fromkeys(SETTINGS, 0), {n: [] for n in SETTINGS}

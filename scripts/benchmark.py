@@ -163,6 +163,21 @@ def make_sampler(cfg: DictConfig, data) -> TokenBatchSampler:
                              cfg.trainer.batch_tokens, shuffle=True, seed=cfg.seed)
 
 
+def first_batches(cfg: DictConfig, data, count: int) -> list:
+    """The first `count` batches of the trainer's first epoch, collated: the same ones every run."""
+    sampler = make_sampler(cfg, data)
+    sampler.set_epoch(0)
+    return [collate([data.train_src_ids[j] for j in b], [data.train_tgt_ids[j] for j in b], b)
+            for b in list(sampler)[:count]]
+
+
+def seeded_model(cfg: DictConfig, data) -> torch.nn.Module:
+    """The experiment's model with the initial weights of the config's seed."""
+    torch.manual_seed(cfg.seed)
+    tok = data.tokenizers
+    return build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size, shared_vocab=tok.joint)
+
+
 def measure_training(model, cfg: DictConfig, data, device: torch.device, steps: int, warmup: int) -> dict:
     """Target tokens/s over `steps` updates after `warmup` ones, on the trainer's own batches."""
     optimizer = build_optimizer(cfg.optimizer, model.parameters())

@@ -25,11 +25,9 @@ from omegaconf import OmegaConf
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import compose_config, make_sampler  # noqa: E402
+from benchmark import compose_config, first_batches, seeded_model  # noqa: E402
 
-from nmt.data.batching import collate  # noqa: E402
 from nmt.data.pipeline import prepare_data  # noqa: E402
-from nmt.models.seq2seq import build_model  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
 from nmt.training.runtime import prepare_cpu_runtime  # noqa: E402
 from nmt.training.trainer import train_step  # noqa: E402
@@ -58,13 +56,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = compose_config(args.experiment, "cpu", args.overrides)
     data = prepare_data(cfg)
-    sampler = make_sampler(cfg, data)
-    sampler.set_epoch(0)
-    batches = [collate([data.train_src_ids[j] for j in b], [data.train_tgt_ids[j] for j in b], b)
-               for b in list(sampler)[: 1 + args.batches]]
-    torch.manual_seed(cfg.seed)
-    tok = data.tokenizers
-    model = build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size, shared_vocab=tok.joint)
+    batches = first_batches(cfg, data, 1 + args.batches)
+    model = seeded_model(cfg, data)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     tcfg = OmegaConf.merge(cfg.trainer, {"precision": args.precision})
     device = torch.device("cpu")

@@ -18,12 +18,10 @@ from omegaconf import OmegaConf
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import compose_config, make_sampler  # noqa: E402
+from benchmark import compose_config, first_batches, seeded_model  # noqa: E402
 
-from nmt.data.batching import collate  # noqa: E402
 from nmt.data.pipeline import prepare_data  # noqa: E402
 from nmt.models.fusion import fusion, fusion_wanted  # noqa: E402
-from nmt.models.seq2seq import build_model  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
 from nmt.training.runtime import prepare_cpu_runtime  # noqa: E402
 from nmt.training.trainer import train_step  # noqa: E402
@@ -47,14 +45,8 @@ def main() -> None:
     device = torch.device(args.device)
     cfg = compose_config(args.experiment, args.device, args.overrides)
     data = prepare_data(cfg)
-    sampler = make_sampler(cfg, data)
-    sampler.set_epoch(0)
-    wanted = 1 + args.batches + args.profile_steps
-    batches = [collate([data.train_src_ids[j] for j in b], [data.train_tgt_ids[j] for j in b], b).to(device)
-               for b in list(sampler)[:wanted]]
-    torch.manual_seed(cfg.seed)
-    tok = data.tokenizers
-    model = build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size, shared_vocab=tok.joint).to(device)
+    batches = [b.to(device) for b in first_batches(cfg, data, 1 + args.batches + args.profile_steps)]
+    model = seeded_model(cfg, data).to(device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     tcfg = OmegaConf.merge(cfg.trainer, {"precision": args.precision})
     fused = fusion_wanted(cfg.trainer.compile, device)

@@ -83,14 +83,20 @@ def test_full_mode_trains_to_the_end_and_reports_bleu_and_time_to_it(bench, tmp_
     assert record["time_to_bleu_s"] >= record["train_s"]
 
 
-def test_profile_training_prints_throughput_and_a_profile_table(multi30k_root, tmp_path):
-    script = SCRIPT.parent / "profile_training.py"
-    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
-    command = [sys.executable, str(script), "--experiment", "smoke", "--precision", "fp32", "--threads", "1",
-               "--batches", "1", "--profile-steps", "1", "--rows", "5", f"data.cache_dir={tmp_path}", *TINY]
+def run_tiny(script: str, data_root, cache, *args: str) -> str:
+    """stdout of scripts/`script` on the tiny smoke model, fp32, 1 thread; it must exit 0."""
+    env = {**os.environ, "NMT_DATA_DIR": str(data_root)}
+    command = [sys.executable, str(SCRIPT.parent / script), "--experiment", "smoke", "--precision", "fp32",
+               "--threads", "1", *args, f"data.cache_dir={cache}", *TINY]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    first, *table = result.stdout.strip().splitlines()
+    return result.stdout
+
+
+def test_profile_training_prints_throughput_and_a_profile_table(multi30k_root, tmp_path):
+    stdout = run_tiny("profile_training.py", multi30k_root, tmp_path, "--batches", "1", "--profile-steps", "1",
+                      "--rows", "5")
+    first, *table = stdout.strip().splitlines()
     assert first.startswith("smoke fp32 compiled=False threads=1: 1 updates, ") and first.endswith(" target tokens/s")
     assert float(first.split(" = ")[1].split()[0]) > 0
     assert any("aten::" in line for line in table)  # the profiler saw the operators
@@ -117,13 +123,8 @@ def test_cpu_ceiling_reads_batch_m_k_n_off_every_kind_of_matrix_product():
 
 
 def test_cpu_ceiling_prints_the_products_of_a_training_step_and_the_ceiling(multi30k_root, tmp_path):
-    script = SCRIPT.parent / "cpu_ceiling.py"
-    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
-    command = [sys.executable, str(script), "--experiment", "smoke", "--precision", "fp32", "--threads", "1",
-               "--batches", "1", "--repeats", "1", "--rows", "100", f"data.cache_dir={tmp_path}", *TINY]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [line for line in result.stdout.strip().splitlines() if not line.startswith(("USDT", "["))]
+    stdout = run_tiny("cpu_ceiling.py", multi30k_root, tmp_path, "--batches", "1", "--repeats", "1", "--rows", "100")
+    lines = [line for line in stdout.strip().splitlines() if not line.startswith(("USDT", "["))]
     assert lines[0].startswith("smoke, fp32, 1 threads"), lines
     # The output layer (target tokens x 16 -> 300-piece vocabulary) is one of the products seen.
     tokens = int(lines[0].split(" target tokens")[0].split()[-1])
