@@ -4,11 +4,12 @@ if nothing but its matrix products ran, each at the speed it reaches alone (not 
     python scripts/cpu_ceiling.py --experiment m30k_deen_ref --precision bf16 data.cache_dir=/tmp/cache
 
 It profiles `--batches` eager training updates (the trainer's `train_step`, the sampler's first
-batches) with FLOP counting, so every matrix product of the forward and the backward is seen with its
-shape; times each shape alone in the same precision and thread count (median of `--repeats`); and
-prints, per shape, the GFLOP per target token, the GFLOP/s it reaches alone and its share of the time,
-then the sum: the seconds of matrix products per update and the tokens/s they allow. A measured
-throughput above that ceiling is impossible; one far below it says where else the time goes. Shapes
+batches) recording input shapes, so every matrix product of the forward and the backward is seen with
+its shape, and its FLOPs follow from that; times each shape alone in the same precision and thread
+count (median of `--repeats`); and prints, per shape, the MFLOP per target token, the GFLOP/s it
+reaches alone and its share of the time, then the sum: the seconds of matrix products per update and
+the tokens/s they allow. Training cannot be expected to beat that ceiling; a throughput far below it
+says the time goes elsewhere (profile_training.py shows where). Shapes
 are timed with contiguous operands (the backward's transposed ones may run a little slower), so the
 ceiling is, if anything, a little high.
 """
@@ -63,7 +64,7 @@ def main() -> None:
     device = torch.device("cpu")
 
     train_step(model, optimizer, batches[0], tcfg, device)  # warm-up
-    with profile(record_shapes=True, with_flops=True) as prof:
+    with profile(record_shapes=True) as prof:
         for batch in batches[1:]:
             train_step(model, optimizer, batch, tcfg, device)
     tokens = sum(b.n_tgt_tokens for b in batches[1:])
