@@ -42,6 +42,7 @@ from nmt.cli.common import config_dir
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.pipeline import cache_key, load_test_split, prepare_data
 from nmt.data.tokenizer import Tokenizers
+from nmt.errors import NMTError
 from nmt.inference.batching import search_many
 from nmt.inference.metrics import bleu_score
 from nmt.inference.translator import Translator
@@ -370,4 +371,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NMTError as exc:  # a user mistake (an option, missing data, no GPU): one line, no traceback
+        sys.exit(f"error: {exc}")

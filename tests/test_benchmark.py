@@ -133,3 +133,13 @@ def test_cpu_ceiling_prints_the_products_of_a_training_step_and_the_ceiling(mult
     assert summary.startswith("matrix products: ") and summary.endswith(" target tokens/s")
     assert float(summary.split(" MFLOP")[0].split()[-1]) > 0
     assert int(summary.split("ceiling ")[1].split()[0].replace(",", "")) > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without a GPU")
+def test_benchmark_on_a_missing_gpu_is_one_error_line(multi30k_root, tmp_path):
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    command = [sys.executable, str(SCRIPT), "--device", "cuda", "--steps", "1", f"data.cache_dir={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: device=cuda was requested but no CUDA GPU is available; use device=cpu"]

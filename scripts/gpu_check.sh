@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU checks of issue #3, prepared for one call of the device tool each (never run in CI).
+#
+# Here, once:   bash ../shared/tools/device-prep.sh        (wheels into .whl/, corpus into data/multi30k/)
+# Device call:  bash scripts/gpu_check.sh quick   (timeout_s 420; carry [".whl", "data/multi30k"])
+#               bash scripts/gpu_check.sh full    (timeout_s 480: train the reference to the end, BLEU, time)
+#
+# quick: tests/test_cuda.py (GPU path = CPU path), then scripts/benchmark.py on the reference: bf16 with
+# the issue's default 4096-token batches and all 1,000 test sentences, bf16 with 16,384-token batches and
+# 500-sentence decoding batches (the issue's best case), fp32, and --all-attention. full: one --full run.
+# Every step has its own time limit, so one that hangs or fails does not cost the others. Results go to
+# $OUT (the device tool's folder that comes back): gpu_check.log (all output) and bench.jsonl (one JSON
+# line per benchmark run), to be copied into BENCHMARKS.md with the card's name.
+set -u
+stage=${1:-quick}
+case $stage in quick | full) ;; *) echo "usage: bash scripts/gpu_check.sh quick|full" >&2; exit 2 ;; esac
+out=${OUT:-/tmp/gpu_check}
+mkdir -p "$out"
+log=$out/gpu_check.log
+jsonl=$out/bench.jsonl
+if [ -d .whl ]; then  # the GPU image lacks hydra, omegaconf and datasets
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+export NMT_DATA_DIR=$PWD/data
+cache=data.cache_dir=/tmp/nmt_cache
+
+step() {  # step SECONDS COMMAND...: run with a limit, log everything, keep benchmark JSON lines
+  local limit=$1
+  shift
+  echo "== $(date -u +%H:%M:%S) $* (limit ${limit} s)" | tee -a "$log"
+  timeout "$limit" "$@" > >(tee -a "$log" | grep '^{' >> "$jsonl") 2>> "$log"
+  echo "== rc=$?" | tee -a "$log"
+}
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  git log --oneline -1 2>/dev/null; } 2>&1 | tee -a "$log"
+python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; \
+print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())" 2>&1 | tail -1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" = 0 ] || exit 1
+
+bench=(python3 scripts/benchmark.py --experiment m30k_deen_ref --device cuda)
+case $stage in
+  quick)
+    step 90 python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda.py
+    step 75 "${bench[@]}" --steps 50 --warmup 10 trainer.precision=bf16 $cache
+    step 60 "${bench[@]}" --steps 20 --warmup 5 --decode-batch 500 trainer.precision=bf16 trainer.batch_tokens=16384 $cache
+    step 60 "${bench[@]}" --steps 30 --warmup 5 --decode-sentences 200 trainer.precision=fp32 $cache
+    step 120 python3 scripts/benchmark.py --all-attention --device cuda --steps 10 --warmup 3 --decode-sentences 200 \
+      trainer.precision=bf16 $cache
+    ;;
+  full)
+    step 450 "${bench[@]}" --full --run-dir /tmp/gpu_full trainer.precision=bf16 $cache
+    ;;
+esac
+echo "done: $(cat "$jsonl" 2>/dev/null | wc -l) benchmark lines in $jsonl" | tee -a "$log"

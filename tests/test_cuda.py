@@ -1,0 +1,79 @@
+"""The GPU path against the CPU path, on the same weights and batches.
+
+On a GPU the encoder runs as one cuDNN call over the packed batch and the Luong decoder without input
+feeding as one cuDNN call over the target; on the CPU both are written out (`padded_recurrence`,
+`run_cpu_rnn`). In fp32 the two must give the same logits, attention and gradients, and the same
+search results. Skipped without a CUDA device (CI has none); `scripts/gpu_check.sh` runs this file first
+on the GPU machine.
+"""
+
+import copy
+
+import pytest
+import torch
+from test_model import VARIANTS, VOCAB, batch, model_cfg
+
+from nmt.inference.search import beam_search, greedy_search
+from nmt.models.seq2seq import build_model
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(autouse=True)
+def full_fp32():
+    """TF32 off, so that cuDNN and cuBLAS compute in full fp32 like the CPU."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def cpu_and_cuda_models(**overrides):
+    torch.manual_seed(1)
+    cpu = build_model(model_cfg(**overrides), VOCAB, VOCAB, shared_vocab=True)
+    return cpu, copy.deepcopy(cpu).to(CUDA)
+
+
+def loss_and_grads(model, device):
+    src, lengths, tgt_in = batch()
+    logits, weights = model(src.to(device), lengths.to(device), tgt_in.to(device))  # (B, T, V), (B, T, S)
+    loss = (logits.log_softmax(-1) * torch.linspace(0.5, 1.5, VOCAB, device=device)).sum()
+    loss.backward()
+    return logits.detach().cpu(), weights.detach().cpu(), {n: p.grad.cpu() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize(("attention", "style", "feeding", "rnn"), VARIANTS)
+def test_cuda_forward_and_gradients_equal_the_cpu_ones(attention, style, feeding, rnn):
+    cpu, cuda = cpu_and_cuda_models(attention={"name": attention}, decoder_style=style, input_feeding=feeding,
+                                    rnn_type=rnn, dec_layers=2)
+    logits_cpu, weights_cpu, grads_cpu = loss_and_grads(cpu, torch.device("cpu"))
+    logits_gpu, weights_gpu, grads_gpu = loss_and_grads(cuda, CUDA)
+    torch.testing.assert_close(logits_gpu, logits_cpu, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(weights_gpu, weights_cpu, atol=1e-5, rtol=1e-4)
+    assert grads_gpu.keys() == grads_cpu.keys()
+    for name, grad in grads_cpu.items():
+        torch.testing.assert_close(grads_gpu[name], grad, atol=1e-4, rtol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize("style, feeding", [("bahdanau", True), ("luong", True), ("luong", False)])
+def test_cuda_greedy_and_beam_search_return_the_cpu_hypotheses(style, feeding):
+    cpu, cuda = cpu_and_cuda_models(decoder_style=style, input_feeding=feeding)
+    src, lengths, _ = batch((9, 6, 6, 3, 1))
+    for search in (greedy_search, beam_search):
+        on_cpu = search(cpu.eval(), src, lengths)
+        on_gpu = search(cuda.eval(), src.to(CUDA), lengths.to(CUDA))
+        assert [[h.tokens for h in hyps] for hyps in on_gpu] == [[h.tokens for h in hyps] for hyps in on_cpu]
+        for hyps_gpu, hyps_cpu in zip(on_gpu, on_cpu, strict=True):
+            assert hyps_gpu[0].score == pytest.approx(hyps_cpu[0].score, abs=1e-4)
+
+
+def test_cuda_bf16_autocast_loss_is_close_to_fp32():
+    _, cuda = cpu_and_cuda_models(decoder_style="luong", input_feeding=True)
+    src, lengths, tgt_in = (t.to(CUDA) for t in batch())
+    with torch.no_grad():
+        fp32, _ = cuda(src, lengths, tgt_in)  # (B, T, V)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            bf16, _ = cuda(src, lengths, tgt_in)
+    assert bf16.dtype == torch.bfloat16 and torch.isfinite(bf16.float()).all()
+    torch.testing.assert_close(bf16.float().log_softmax(-1), fp32.log_softmax(-1), atol=0.05, rtol=0.05)
