@@ -2,8 +2,11 @@
 # The GPU checks of issue #3, prepared for one call of the device tool each (never run in CI).
 #
 # Here, once:   bash ../shared/tools/device-prep.sh        (wheels into .whl/, corpus into data/multi30k/)
-# Device call:  bash scripts/gpu_check.sh quick   (timeout_s 420; carry [".whl", "data/multi30k"])
-#               bash scripts/gpu_check.sh full    (timeout_s 480: train the reference to the end, BLEU, time)
+# Device call:  bash scripts/gpu_check.sh quick   (timeout_s 480; carry [".whl", "data/multi30k"])
+#               bash scripts/gpu_check.sh full    (timeout_s 500: train the reference to the end, BLEU, time)
+# The steps' limits add up to 405 s for quick and 450 s for full. With 15 minutes of device time per
+# session and a minute or more to start a machine, run quick first; full fits only on the machine
+# while it is still warm, or in another session.
 #
 # quick: tests/test_cuda.py (GPU path = CPU path), then scripts/benchmark.py on the reference: bf16 with
 # the issue's default 4096-token batches and all 1,000 test sentences, bf16 with 16,384-token batches and
