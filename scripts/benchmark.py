@@ -164,6 +164,34 @@ def make_sampler(cfg: DictConfig, data) -> TokenBatchSampler:
                              cfg.trainer.batch_tokens, shuffle=True, seed=cfg.seed)
 
 
+def helper_parser(doc: str, precisions: list[str]) -> argparse.ArgumentParser:
+    """The options of the helper scripts that time or profile fixed training updates
+    (profile_training.py, cpu_ceiling.py): the experiment, precision, threads and config overrides."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--experiment", default="m30k_deen_ref")
+    parser.add_argument("--precision", default="bf16", choices=precisions)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
+    return parser
+
+
+def fixed_updates(args: argparse.Namespace, device: torch.device, count: int):
+    """What those scripts train on, the same every run: the trainer's CPU runtime with `args.threads`,
+    the config of `args.experiment` with `args.overrides`, its first `count` batches on `device`, the
+    seeded model and its optimizer, and the trainer options with `args.precision`.
+    Returns (cfg, model, optimizer, batches, tcfg)."""
+    prepare_cpu_runtime()  # as the trainer does
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = compose_config(args.experiment, str(device), args.overrides)
+    data = prepare_data(cfg)
+    batches = [b.to(device) for b in first_batches(cfg, data, count)]
+    model = seeded_model(cfg, data).to(device)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    tcfg = OmegaConf.merge(cfg.trainer, {"precision": args.precision})
+    return cfg, model, optimizer, batches, tcfg
+
+
 def first_batches(cfg: DictConfig, data, count: int) -> list:
     """The first `count` batches of the trainer's first epoch, collated: the same ones every run."""
     sampler = make_sampler(cfg, data)

@@ -14,7 +14,6 @@ are timed with contiguous operands (the backward's transposed ones may run a lit
 ceiling is, if anything, a little high.
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -22,15 +21,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import compose_config, first_batches, seeded_model  # noqa: E402
+from benchmark import fixed_updates, helper_parser  # noqa: E402
 
-from nmt.data.pipeline import prepare_data  # noqa: E402
-from nmt.training.optim import build_optimizer  # noqa: E402
-from nmt.training.runtime import prepare_cpu_runtime  # noqa: E402
 from nmt.training.trainer import train_step  # noqa: E402
 
 # The profiler's matrix-product operators, and how to read (batch, m, k, n) off their input shapes.
@@ -43,25 +38,13 @@ PRODUCTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--experiment", default="m30k_deen_ref")
-    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser = helper_parser(__doc__, ["fp32", "bf16"])
     parser.add_argument("--batches", type=int, default=2, help="updates profiled, after one warm-up")
     parser.add_argument("--repeats", type=int, default=7, help="timings per shape (the median is used)")
     parser.add_argument("--rows", type=int, default=12, help="shapes listed (by share of the time)")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
     args = parser.parse_args()
-    prepare_cpu_runtime()  # as the trainer does
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = compose_config(args.experiment, "cpu", args.overrides)
-    data = prepare_data(cfg)
-    batches = first_batches(cfg, data, 1 + args.batches)
-    model = seeded_model(cfg, data)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    tcfg = OmegaConf.merge(cfg.trainer, {"precision": args.precision})
     device = torch.device("cpu")
+    _, model, optimizer, batches, tcfg = fixed_updates(args, device, 1 + args.batches)
 
     train_step(model, optimizer, batches[0], tcfg, device)  # warm-up
     with profile(record_shapes=True) as prof:

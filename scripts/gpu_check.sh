@@ -49,8 +49,7 @@ case $stage in
     step 75 "${bench[@]}" --steps 50 --warmup 10 trainer.precision=bf16 $cache
     step 60 "${bench[@]}" --steps 20 --warmup 5 --decode-batch 500 trainer.precision=bf16 trainer.batch_tokens=16384 $cache
     step 60 "${bench[@]}" --steps 30 --warmup 5 --decode-sentences 200 trainer.precision=fp32 $cache
-    step 120 python3 scripts/benchmark.py --all-attention --device cuda --steps 10 --warmup 3 --decode-sentences 200 \
-      trainer.precision=bf16 $cache
+    step 120 "${bench[@]}" --all-attention --steps 10 --warmup 3 --decode-sentences 200 trainer.precision=bf16 $cache
     ;;
   full)
     step 450 "${bench[@]}" --full --run-dir /tmp/gpu_full trainer.precision=bf16 $cache

@@ -8,47 +8,30 @@ The same batches and initial weights every run (the sampler's first epoch, seed 
 two runs on different code compare the code, not the data. The first update is warm-up and not timed.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import compose_config, first_batches, seeded_model  # noqa: E402
+from benchmark import fixed_updates, helper_parser  # noqa: E402
 
-from nmt.data.pipeline import prepare_data  # noqa: E402
 from nmt.models.fusion import fusion, fusion_wanted  # noqa: E402
-from nmt.training.optim import build_optimizer  # noqa: E402
-from nmt.training.runtime import prepare_cpu_runtime  # noqa: E402
 from nmt.training.trainer import train_step  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--experiment", default="m30k_deen_ref")
+    parser = helper_parser(__doc__, ["fp32", "bf16", "auto"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "auto"])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--batches", type=int, default=14, help="updates timed after one warm-up update")
     parser.add_argument("--profile-steps", type=int, default=2, help="updates profiled (0: no profile)")
     parser.add_argument("--shapes", action="store_true", help="group the profile by input shapes")
     parser.add_argument("--rows", type=int, default=30, help="rows of the profile table")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
     args = parser.parse_args()
-    prepare_cpu_runtime()  # as the trainer does
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = compose_config(args.experiment, args.device, args.overrides)
-    data = prepare_data(cfg)
-    batches = [b.to(device) for b in first_batches(cfg, data, 1 + args.batches + args.profile_steps)]
-    model = seeded_model(cfg, data).to(device)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    tcfg = OmegaConf.merge(cfg.trainer, {"precision": args.precision})
+    cfg, model, optimizer, batches, tcfg = fixed_updates(args, device, 1 + args.batches + args.profile_steps)
     fused = fusion_wanted(cfg.trainer.compile, device)
     with fusion(fused):
         profile_steps(model, optimizer, batches, tcfg, device, args, fused)
