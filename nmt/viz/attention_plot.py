@@ -37,6 +37,19 @@ def as_weight_array(weights) -> np.ndarray:
     return np.asarray(weights, dtype=np.float64)
 
 
+def weights_for(weights, tgt_labels: list[str], src_labels: list[str], what: str) -> np.ndarray:
+    """`as_weight_array`, checked to have one row per target label and one column per source label;
+    `what` names the labels in the error ("tokens", "pieces")."""
+    weights = as_weight_array(weights)
+    expected = (len(tgt_labels), len(src_labels))
+    if weights.shape != expected:
+        raise ValueError(
+            f"attention weights have shape {tuple(weights.shape)} but the {what} give "
+            f"(len(tgt_{what}), len(src_{what})) = {expected}"
+        )
+    return weights
+
+
 def _figure_size(src_tokens: list[str], tgt_tokens: list[str]) -> tuple[float, float]:
     longest_src = max((len(t) for t in src_tokens), default=0)  # rotated labels eat height
     longest_tgt = max((len(t) for t in tgt_tokens), default=0)  # y labels eat width
@@ -67,13 +80,7 @@ def plot_attention(
             layout are then left to the caller.
         colorbar: draw a colourbar beside the axes (off when the caller draws one shared bar).
     """
-    weights = as_weight_array(weights)
-    expected = (len(tgt_tokens), len(src_tokens))
-    if weights.shape != expected:
-        raise ValueError(
-            f"attention weights have shape {tuple(weights.shape)} but the tokens give "
-            f"(len(tgt_tokens), len(src_tokens)) = {expected}"
-        )
+    weights = weights_for(weights, tgt_tokens, src_tokens, "tokens")
     vmax = 1.0 if vmax is None else float(vmax)
     if vmax <= 0:
         raise ValueError(f"vmax must be positive, got {vmax}")

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from nmt.viz.attention_plot import as_weight_array
+from nmt.viz.attention_plot import as_weight_array, weights_for
 
 WORD_START = "\u2581"  # "▁"
 
@@ -72,13 +72,7 @@ def merge_to_words(
     Returns:
         (weights_w, src_words, tgt_words) with weights_w of shape (len(tgt_words), len(src_words)).
     """
-    weights = as_weight_array(weights)
-    expected = (len(tgt_pieces), len(src_pieces))
-    if weights.shape != expected:
-        raise ValueError(
-            f"attention weights have shape {tuple(weights.shape)} but the pieces give "
-            f"(len(tgt_pieces), len(src_pieces)) = {expected}"
-        )
+    weights = weights_for(weights, tgt_pieces, src_pieces, "pieces")
     merged = merge_groups(weights, group_pieces(src_pieces), group_pieces(tgt_pieces))
     return merged, words_from_pieces(src_pieces), words_from_pieces(tgt_pieces)
 
