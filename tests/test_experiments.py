@@ -37,3 +37,15 @@ def test_small_recipe_is_the_model_the_readme_shows():
     cfg, model = experiment_model("m30k_deen_small")
     assert cfg["decoder_style"] == "bahdanau"
     assert count_parameters(model) == 3_376_384
+
+
+def test_english_german_recipe_is_the_german_english_one_reversed():
+    """README reports both directions as one recipe: only the name and the language pair may differ."""
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        de_en = OmegaConf.to_container(compose("train", overrides=["experiment=m30k_deen_best"]), resolve=True)
+        en_de = OmegaConf.to_container(compose("train", overrides=["experiment=m30k_ende_best"]), resolve=True)
+    assert (de_en["data"]["src_lang"], de_en["data"]["tgt_lang"]) == ("de", "en")
+    assert (en_de["data"]["src_lang"], en_de["data"]["tgt_lang"]) == ("en", "de")
+    for cfg in (de_en, en_de):
+        del cfg["name"], cfg["data"]["src_lang"], cfg["data"]["tgt_lang"]
+    assert de_en == en_de
