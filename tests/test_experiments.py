@@ -8,12 +8,15 @@ from nmt.cli.common import config_dir
 from nmt.models.seq2seq import build_model, count_parameters
 
 
-def experiment_model(name: str):
+def experiment_config(name: str) -> dict:
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        cfg = compose("train", overrides=[f"experiment={name}"])
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    vocab = cfg.tokenizer.vocab_size
-    return model_cfg, build_model(model_cfg, vocab, vocab, shared_vocab=cfg.tokenizer.joint)
+        return OmegaConf.to_container(compose("train", overrides=[f"experiment={name}"]), resolve=True)
+
+
+def experiment_model(name: str):
+    cfg = experiment_config(name)
+    vocab = cfg["tokenizer"]["vocab_size"]
+    return cfg["model"], build_model(cfg["model"], vocab, vocab, shared_vocab=cfg["tokenizer"]["joint"])
 
 
 def test_reference_is_joey_nmt_s_recurrent_model():
@@ -41,9 +44,7 @@ def test_small_recipe_is_the_model_the_readme_shows():
 
 def test_english_german_recipe_is_the_german_english_one_reversed():
     """README reports both directions as one recipe: only the name and the language pair may differ."""
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        de_en = OmegaConf.to_container(compose("train", overrides=["experiment=m30k_deen_best"]), resolve=True)
-        en_de = OmegaConf.to_container(compose("train", overrides=["experiment=m30k_ende_best"]), resolve=True)
+    de_en, en_de = experiment_config("m30k_deen_best"), experiment_config("m30k_ende_best")
     assert (de_en["data"]["src_lang"], de_en["data"]["tgt_lang"]) == ("de", "en")
     assert (en_de["data"]["src_lang"], en_de["data"]["tgt_lang"]) == ("en", "de")
     for cfg in (de_en, en_de):
