@@ -111,6 +111,8 @@ def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tm
     ("trainer.label_smoothing=1.5", "trainer.label_smoothing must be a number in [0, 1); got 1.5"),
     ("trainer.compile=yes", "trainer.compile must be auto, true or false; got 'yes'"),
     ("trainer.keep_best_checkpoints=-1", "trainer.keep_best_checkpoints must be an integer >= 0; got -1"),
+    ("trainer.ema_decay=1", "trainer.ema_decay must be null (no weight averaging) or a number in (0, 1), "
+                            "e.g. 0.999; got 1"),
     ("model.attention.name=bogus", f"unknown attention 'bogus'; choose one of: {ATTENTIONS}"),
     ("tokenizer.subword_alpha=2", "tokenizer.subword_alpha must be a number from 0 (off) to 1; got 2"),
 ])

@@ -39,6 +39,9 @@ def check_trainer_options(trainer: Mapping, resume=False) -> None:
     clip = trainer.get("clip_grad_norm")
     if clip is not None and not (is_number(clip) and clip >= 0):
         fail("clip_grad_norm", "null or a number >= 0 (0 or null: no clipping)")
+    decay = trainer.get("ema_decay")
+    if decay is not None and not (is_number(decay) and 0 < decay < 1):
+        fail("ema_decay", "null (no weight averaging) or a number in (0, 1), e.g. 0.999")
     if trainer.get("precision") not in PRECISIONS:
         fail("precision", f"one of {', '.join(PRECISIONS)}")
     if trainer.get("compile", False) not in COMPILE_SETTINGS:

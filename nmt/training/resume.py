@@ -70,15 +70,18 @@ def checkpoint_to_resume(resume, run_dir: Path) -> Path | None:
 
 
 def training_state(model, optimizer, schedule, progress: Progress, history: list[dict], cfg: DictConfig,
-                   tokenizers: Tokenizers, rng_per_rank: list[dict] | None = None) -> dict:
+                   tokenizers: Tokenizers, rng_per_rank: list[dict] | None = None, ema=None) -> dict:
     """The checkpoint contents: tensors and plain data only. Under DDP `rng_per_rank` holds every
-    rank's RNG states (their dropout masks differ), and "rng" is rank 0's."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+    rank's RNG states (their dropout masks differ), and "rng" is rank 0's. With an `ema`
+    (nmt.training.ema.WeightAverage) "model" is the average and "training_weights" the weights."""
+    state = {"model": model.state_dict() if ema is None else ema.state_dict(model), "optimizer": optimizer.state_dict(),
              "schedule": schedule.state_dict(), "progress": asdict(progress), "history": list(history),
              "rng": rng_per_rank[0] if rng_per_rank else capture_rng_state(),
              "config": OmegaConf.to_container(cfg, resolve=True), "tokenizers": tokenizers.to_dict()}
     if rng_per_rank:
         state["rng_per_rank"] = rng_per_rank
+    if ema is not None:
+        state["training_weights"] = model.state_dict()
     return state
 
 
@@ -116,7 +119,7 @@ def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tok
         raise CheckpointError(f"checkpoint {path} was trained with other SentencePiece models than the "
                               f"current data and tokenizer settings give; {_settings_hint(path)}")
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("training_weights", state["model"]))  # not the EMA (nmt.training.ema)
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:

@@ -44,6 +44,7 @@ from nmt.training.distributed import (
     updates,
     updates_per_epoch,
 )
+from nmt.training.ema import WeightAverage
 from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.kept import keep_if_among_best
 from nmt.training.loss import label_smoothed_nll
@@ -112,6 +113,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     if resumed is not None:
         run.progress, run.history = progress, history
         p = run.progress
+        if run.ema is not None:
+            run.ema.load(resumed["model"], p.step)  # from a run without EMA: starts at its weights
         log.info("resumed from %s at step %d (epoch %d, %d batches into it)", resume_from, p.step,
                  p.epoch + 1, p.batches_done_in_epoch)
     finished = run.finished_because()
@@ -238,6 +241,8 @@ class Run:
         self.max_steps = self.t.max_steps or math.inf
         self.max_epochs = self.t.max_epochs or math.inf
         self.progress, self.history = Progress(), []
+        # trainer.ema_decay: validation and the saved "model" use an average of the weights (nmt.training.ema).
+        self.ema = WeightAverage(model, self.t.ema_decay) if self.t.get("ema_decay") else None
         self.bar, self.logger = None, None
         self.tokens_since, self.time_since = 0, time.perf_counter()
 
@@ -271,6 +276,8 @@ class Run:
         p.nonfinite_in_a_row = 0 if good else p.nonfinite_in_a_row + 1
         if not good:
             return False
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.schedule.step()
         p.step += 1
         self.bar.update(1)
@@ -308,7 +315,7 @@ class Run:
         # so that the schedule and early stopping take the same decision on every rank.
         result = None
         if self.world.is_main:
-            with rng_preserved(), out_of_memory_advice(where, advice, self.last_path):
+            with rng_preserved(), out_of_memory_advice(where, advice, self.last_path), self._scored_weights():
                 result = validate(self.model, self.valid, self.tokenizers, batch_tokens=t.batch_tokens * 2,
                                   batch_sentences=t.valid_batch_sentences, max_len_b=t.valid_max_len_b,
                                   plot_sentences=t.plot_sentences, device=self.device)
@@ -328,12 +335,17 @@ class Run:
             self.bar.write(line)
             log.info(line)
         if self.world.is_main and t.keep_best_checkpoints:
-            p.kept = keep_if_among_best(p.kept, bleu, p.step, t.keep_best_checkpoints, self.last_path.parent,
-                                        self.model, self.cfg, self.tokenizers)
+            with self._scored_weights():
+                p.kept = keep_if_among_best(p.kept, bleu, p.step, t.keep_best_checkpoints, self.last_path.parent,
+                                            self.model, self.cfg, self.tokenizers)
         self.save(best=improved)
         if stop and self.world.is_main:
             log.info("early stopping: no BLEU improvement in %d validations", t.early_stopping_patience)
         return stop
+
+    def _scored_weights(self):
+        """The weights that validation scores and kept checkpoints hold: the EMA's when there is one."""
+        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
     def _steer(self, bleu: float) -> bool:
         """Feeds a scheduled validation's BLEU to the schedule and early stopping; True to stop."""
@@ -351,7 +363,7 @@ class Run:
         if not self.world.is_main:
             return
         state = training_state(self.model, self.optimizer, self.schedule, self.progress, self.history,
-                               self.cfg, self.tokenizers, rng_per_rank)
+                               self.cfg, self.tokenizers, rng_per_rank, self.ema)
         # best.pt first: a crash between the two writes leaves last.pt before the new best, so the
         # resumed run repeats that validation and writes best.pt again.
         if best:
