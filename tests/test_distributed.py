@@ -3,7 +3,8 @@
 `torchrun --nproc_per_node=2 -m nmt.train` trains a tiny dropout-free model; rank r takes batches
 r, r + 2, ... of each update's group of 2, so its updates see the same batches as one process with
 `trainer.accumulate=2`, and the parameters, the logged losses and the validations must agree within
-float tolerance (the all-reduce sums in another order). The 2-process run then stops at max_steps
+float tolerance (the all-reduce sums in another order); with trainer.ema_decay the validated and
+saved weights are a moving average, which must agree as well. The 2-process run then stops at max_steps
 and `resume=true` continues it to the end of the one-process run. The batch-sharing rule itself is
 checked without processes.
 """
@@ -32,6 +33,7 @@ OVERRIDES = [
     "trainer.batch_tokens=128", "trainer.valid_every=2", "trainer.valid_max_sentences=4",
     "trainer.valid_max_len_b=2", "trainer.plot_sentences=0", "trainer.log_every=1", "trainer.progress=false",
     "trainer.num_threads=1", "scheduler.patience=0", "scheduler.factor=0.5",
+    "trainer.ema_decay=0.5",  # the saved "model" is the weights' moving average, kept on every rank
 ]
 HALF, FULL = 2, 5  # the 2-process run stops after HALF updates and is resumed to FULL
 
@@ -81,10 +83,12 @@ def torchrun(root: Path, cache: Path, run_dir: Path, *overrides: str) -> subproc
 
 
 def assert_close_parameters(a: Path, b: Path) -> None:
-    first, second = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
-    assert first.keys() == second.keys()
-    for name in first:
-        torch.testing.assert_close(first[name], second[name], rtol=1e-4, atol=1e-5, msg=name)
+    """The moving averages ("model") and the weights training goes on from agree."""
+    for key in ("model", "training_weights"):
+        first, second = load_checkpoint(a)[key], load_checkpoint(b)[key]
+        assert first.keys() == second.keys()
+        for name in first:
+            torch.testing.assert_close(first[name], second[name], rtol=1e-4, atol=1e-5, msg=f"{key}: {name}")
 
 
 @pytest.fixture(scope="module")
