@@ -15,6 +15,7 @@ from test_model import VARIANTS, VOCAB, batch, model_cfg
 
 from nmt.inference.search import beam_search, greedy_search
 from nmt.models.seq2seq import build_model
+from nmt.training.ema import WeightAverage
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -77,3 +78,19 @@ def test_cuda_bf16_autocast_loss_is_close_to_fp32():
             bf16, _ = cuda(src, lengths, tgt_in)
     assert bf16.dtype == torch.bfloat16 and torch.isfinite(bf16.float()).all()
     torch.testing.assert_close(bf16.float().log_softmax(-1), fp32.log_softmax(-1), atol=0.05, rtol=0.05)
+
+
+def test_cuda_moving_average_of_the_weights_equals_the_cpu_one():
+    """trainer.ema_decay: the fused multi-tensor update on the GPU follows the same recurrence."""
+    cpu, cuda = cpu_and_cuda_models(decoder_style="luong", input_feeding=True)
+    averages = WeightAverage(cpu, 0.9), WeightAverage(cuda, 0.9)
+    for _ in range(5):
+        step = {name: torch.randn_like(p) for name, p in cpu.named_parameters()}
+        with torch.no_grad():
+            for model in (cpu, cuda):
+                for name, p in model.named_parameters():
+                    p.add_(step[name].to(p.device))
+        for model, average in zip((cpu, cuda), averages, strict=True):
+            average.update(model)
+    for name, value in averages[0].average.items():
+        torch.testing.assert_close(averages[1].average[name].cpu(), value, msg=name)
