@@ -3,8 +3,9 @@
 After every update the average moves towards the new weights: avg <- d * avg + (1 - d) * weights.
 Validation, best.pt and the kept step-<S>.pt files use the average, which is smoother than the
 weights of any one update (the practice of fairseq's --ema-decay and OpenNMT-py's average_decay);
-training goes on from the weights themselves. The decay warms up as min(d, (1 + n) / (10 + n)) over
-the first n updates, so the average soon forgets the random initial weights.
+training goes on from the weights themselves. After n updates the decay is min(d, (1 + n) / (10 + n)),
+so the average soon forgets the random initial weights and then covers the last ~n/9 updates until
+the decay reaches d (0.999 after 8,990 updates).
 
 In a checkpoint the average is "model" (what nmt-evaluate, nmt-translate and nmt-average load) and
 the weights that training continues from are "training_weights".

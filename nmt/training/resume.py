@@ -74,7 +74,8 @@ def training_state(model, optimizer, schedule, progress: Progress, history: list
     """The checkpoint contents: tensors and plain data only. Under DDP `rng_per_rank` holds every
     rank's RNG states (their dropout masks differ), and "rng" is rank 0's. With an `ema`
     (nmt.training.ema.WeightAverage) "model" is the average and "training_weights" the weights."""
-    state = {"model": model.state_dict() if ema is None else ema.state_dict(model), "optimizer": optimizer.state_dict(),
+    weights = model.state_dict() if ema is None else ema.state_dict(model)
+    state = {"model": weights, "optimizer": optimizer.state_dict(),
              "schedule": schedule.state_dict(), "progress": asdict(progress), "history": list(history),
              "rng": rng_per_rank[0] if rng_per_rank else capture_rng_state(),
              "config": OmegaConf.to_container(cfg, resolve=True), "tokenizers": tokenizers.to_dict()}
