@@ -84,13 +84,13 @@ def test_cuda_moving_average_of_the_weights_equals_the_cpu_one():
     """trainer.ema_decay: the fused multi-tensor update on the GPU follows the same recurrence."""
     cpu, cuda = cpu_and_cuda_models(decoder_style="luong", input_feeding=True)
     averages = WeightAverage(cpu, 0.9), WeightAverage(cuda, 0.9)
-    for _ in range(5):
+    for n in range(5):
         step = {name: torch.randn_like(p) for name, p in cpu.named_parameters()}
         with torch.no_grad():
             for model in (cpu, cuda):
                 for name, p in model.named_parameters():
                     p.add_(step[name].to(p.device))
         for model, average in zip((cpu, cuda), averages, strict=True):
-            average.update(model)
+            average.update(model, n)
     for name, value in averages[0].average.items():
         torch.testing.assert_close(averages[1].average[name].cpu(), value, msg=name)

@@ -21,21 +21,20 @@ class WeightAverage:
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
-        self.updates = 0
         self.average = {name: value.detach().float().clone() for name, value in _averaged(model)}
 
-    def step_decay(self) -> float:
-        """The decay of the next update: warmed up over the first updates, then `decay`."""
-        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+    def step_decay(self, step: int) -> float:
+        """The decay of the update after `step` earlier ones: warmed up over the first updates, then `decay`."""
+        return min(self.decay, (1 + step) / (10 + step))
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        """Moves the average towards the model's current weights (after an optimizer step)."""
-        weight = 1.0 - self.step_decay()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        """Moves the average towards the model's current weights, after the optimizer step that follows
+        `step` earlier updates (the run's update count, so a resumed run goes on with the same decay)."""
+        weight = 1.0 - self.step_decay(step)
         values = [value.float() for _, value in _averaged(model)]
         # One fused kernel per group of tensors on CUDA, instead of one per tensor.
         torch._foreach_lerp_(list(self.average.values()), values, weight)
-        self.updates += 1
 
     def state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """`model`'s state dict with the averaged values in place, each in the model's dtype."""
@@ -52,11 +51,10 @@ class WeightAverage:
         finally:
             model.load_state_dict(weights)
 
-    def load(self, averaged_state: dict[str, torch.Tensor], updates: int) -> None:
-        """Restores the average from a checkpoint's "model" entry and the run's update count."""
+    def load(self, averaged_state: dict[str, torch.Tensor]) -> None:
+        """Restores the average from a checkpoint's "model" entry."""
         for name, value in self.average.items():
             value.copy_(averaged_state[name])
-        self.updates = updates
 
 
 def _averaged(model: torch.nn.Module):

@@ -36,14 +36,15 @@ def kept_checkpoints(folder: Path) -> list[Path]:
     return sorted(named, key=kept_step)
 
 
-def keep_if_among_best(kept: list[list], bleu: float, step: int, limit: int, folder: Path, model,
-                       cfg: DictConfig, tokenizers: Tokenizers) -> list[list]:
-    """Saves the model as step-<step>.pt when `bleu` ranks among the `limit` best of `kept` plus this
-    one; returns the new list of [bleu, step] pairs, best first (ties: the later step first)."""
+def keep_if_among_best(kept: list[list], bleu: float, step: int, limit: int, folder: Path,
+                       weights: dict, cfg: DictConfig, tokenizers: Tokenizers) -> list[list]:
+    """Saves `weights` (the state dict that was validated) as step-<step>.pt when `bleu` ranks among
+    the `limit` best of `kept` plus this one; returns the new list of [bleu, step] pairs, best first
+    (ties: the later step first)."""
     ranked = sorted([*kept, [bleu, step]], key=lambda pair: (pair[0], pair[1]), reverse=True)
     new, dropped = ranked[:limit], ranked[limit:]
     if [bleu, step] in new:
-        state = {"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
+        state = {"model": weights, "config": OmegaConf.to_container(cfg, resolve=True),
                  "tokenizers": tokenizers.to_dict(), "step": step, "valid_bleu": bleu}
         save_checkpoint(state, kept_path(folder, step))
     for _, old_step in dropped:

@@ -114,7 +114,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         run.progress, run.history = progress, history
         p = run.progress
         if run.ema is not None:
-            run.ema.load(resumed["model"], p.step)  # from a run without EMA: starts at its weights
+            run.ema.load(resumed["model"])  # from a run without EMA: starts at its weights
         log.info("resumed from %s at step %d (epoch %d, %d batches into it)", resume_from, p.step,
                  p.epoch + 1, p.batches_done_in_epoch)
     finished = run.finished_because()
@@ -277,7 +277,7 @@ class Run:
         if not good:
             return False
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, p.step)
         self.schedule.step()
         p.step += 1
         self.bar.update(1)
@@ -335,16 +335,16 @@ class Run:
             self.bar.write(line)
             log.info(line)
         if self.world.is_main and t.keep_best_checkpoints:
-            with self._scored_weights():
-                p.kept = keep_if_among_best(p.kept, bleu, p.step, t.keep_best_checkpoints, self.last_path.parent,
-                                            self.model, self.cfg, self.tokenizers)
+            weights = self.model.state_dict() if self.ema is None else self.ema.state_dict(self.model)
+            p.kept = keep_if_among_best(p.kept, bleu, p.step, t.keep_best_checkpoints, self.last_path.parent,
+                                        weights, self.cfg, self.tokenizers)
         self.save(best=improved)
         if stop and self.world.is_main:
             log.info("early stopping: no BLEU improvement in %d validations", t.early_stopping_patience)
         return stop
 
     def _scored_weights(self):
-        """The weights that validation scores and kept checkpoints hold: the EMA's when there is one."""
+        """The weights that validation scores: the EMA's when there is one."""
         return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
     def _steer(self, bleu: float) -> bool:
