@@ -57,6 +57,12 @@ class WeightAverage:
             value.copy_(averaged_state[name])
 
 
+def scored_state(model: torch.nn.Module, ema: WeightAverage | None) -> dict[str, torch.Tensor]:
+    """The state dict that validation scores and checkpoints save as "model": the average's with an
+    `ema`, the model's own without."""
+    return model.state_dict() if ema is None else ema.state_dict(model)
+
+
 def _averaged(model: torch.nn.Module):
     """(name, tensor) of the state entries that are averaged: the floating-point ones."""
     return ((name, value) for name, value in model.state_dict().items() if value.is_floating_point())

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError
 from nmt.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+from nmt.training.ema import scored_state
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,7 @@ def training_state(model, optimizer, schedule, progress: Progress, history: list
     """The checkpoint contents: tensors and plain data only. Under DDP `rng_per_rank` holds every
     rank's RNG states (their dropout masks differ), and "rng" is rank 0's. With an `ema`
     (nmt.training.ema.WeightAverage) "model" is the average and "training_weights" the weights."""
-    weights = model.state_dict() if ema is None else ema.state_dict(model)
-    state = {"model": weights, "optimizer": optimizer.state_dict(),
+    state = {"model": scored_state(model, ema), "optimizer": optimizer.state_dict(),
              "schedule": schedule.state_dict(), "progress": asdict(progress), "history": list(history),
              "rng": rng_per_rank[0] if rng_per_rank else capture_rng_state(),
              "config": OmegaConf.to_container(cfg, resolve=True), "tokenizers": tokenizers.to_dict()}

@@ -44,7 +44,7 @@ from nmt.training.distributed import (
     updates,
     updates_per_epoch,
 )
-from nmt.training.ema import WeightAverage
+from nmt.training.ema import WeightAverage, scored_state
 from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.kept import keep_if_among_best
 from nmt.training.loss import label_smoothed_nll
@@ -335,9 +335,8 @@ class Run:
             self.bar.write(line)
             log.info(line)
         if self.world.is_main and t.keep_best_checkpoints:
-            weights = self.model.state_dict() if self.ema is None else self.ema.state_dict(self.model)
             p.kept = keep_if_among_best(p.kept, bleu, p.step, t.keep_best_checkpoints, self.last_path.parent,
-                                        weights, self.cfg, self.tokenizers)
+                                        scored_state(self.model, self.ema), self.cfg, self.tokenizers)
         self.save(best=improved)
         if stop and self.world.is_main:
             log.info("early stopping: no BLEU improvement in %d validations", t.early_stopping_patience)
