@@ -96,7 +96,9 @@ def checkpoint(tmp_path_factory) -> Path:
     path = build_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "best.pt")
     report = {"test_set": "test_2016_flickr", "beam_size": 5,
               "scores": {"bleu": {"score": 12.5, "signature": "nrefs:1|case:mixed|tok:13a"}}}
-    (path.parent / "best.test_2016_flickr.beam5.json").write_text(json.dumps(report))
+    (path.parent / "best.test_2016_flickr.beam5.json").write_text(json.dumps(report))  # no length_penalty: an older report
+    tuned = {**report, "length_penalty": 1.5, "scores": {"bleu": {"score": 13.0, "signature": "nrefs:1"}}}
+    (path.parent / "best.test_2016_flickr.beam5.lp1.5.json").write_text(json.dumps(tuned))
     return path
 
 
@@ -209,8 +211,10 @@ def test_health_model_docs_and_unknown_paths(client, checkpoint):
     assert info["checkpoint"] == "best.pt" and info["direction"] == "de-en"
     assert info["attention"] == "additive" and info["bidirectional_encoder"] is True
     assert info["parameters"] == sum(p.numel() for p in Translator.load(checkpoint, "cpu").model.parameters())
-    assert info["bleu"] == [{"test_set": "test_2016_flickr", "beam_size": 5, "bleu": 12.5,
-                             "signature": "nrefs:1|case:mixed|tok:13a"}]
+    assert info["bleu"] == [{"test_set": "test_2016_flickr", "beam_size": 5, "length_penalty": 1.0, "bleu": 12.5,
+                             "signature": "nrefs:1|case:mixed|tok:13a"},
+                            {"test_set": "test_2016_flickr", "beam_size": 5, "length_penalty": 1.5, "bleu": 13.0,
+                             "signature": "nrefs:1"}]
     assert info["limits"]["max_beam_size"] == 4 and info["default_beam_size"] == 2
     assert client.get("/docs").status_code == 200
     assert "/translate" in client.get("/openapi.json").json()["paths"]

@@ -49,6 +49,9 @@ def evaluate(cfg: DictConfig) -> dict:
     checkpoint = Path(cfg.checkpoint)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoint.parent
     stem = f"{checkpoint.stem}.{test_name}.beam{cfg.beam_size}"
+    if cfg.length_penalty != 1.0:
+        # Tuning the penalty on val means several runs per beam size: each keeps its own report.
+        stem += f".lp{cfg.length_penalty:g}"
     report = {"checkpoint": str(checkpoint), "test_set": test_name, "sentences": len(sources),
               "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",

@@ -132,13 +132,14 @@ def to_hypothesis(translation: Translation) -> Hypothesis:
 
 
 def recorded_bleu(checkpoint: Path) -> list[BleuRecord]:
-    """BLEU that nmt-evaluate wrote next to the checkpoint, as `<stem>.<test set>.beam<k>.json`."""
+    """BLEU that nmt-evaluate wrote next to the checkpoint, as `<stem>.<test set>.beam<k>[.lp<alpha>].json`."""
     records = []
     for path in sorted(checkpoint.parent.glob(f"{glob.escape(checkpoint.stem)}.*.beam*.json")):
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
             bleu = report["scores"]["bleu"]
             records.append(BleuRecord(test_set=report["test_set"], beam_size=report["beam_size"],
+                                      length_penalty=report.get("length_penalty", 1.0),
                                       bleu=bleu["score"], signature=bleu.get("signature", "")))
         except (OSError, ValueError, KeyError, TypeError) as exc:  # pydantic's errors are ValueErrors
             log.warning("ignoring %s: not an nmt-evaluate report (%s)", path, exc)

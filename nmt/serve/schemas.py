@@ -43,6 +43,7 @@ class TranslateResponse(BaseModel):
 class BleuRecord(BaseModel):
     test_set: str
     beam_size: int
+    length_penalty: float
     bleu: float
     signature: str
 

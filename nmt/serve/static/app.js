@@ -168,7 +168,10 @@ function describe(info) {
     `${info.bidirectional_encoder ? "bidirectional " : ""}${info.rnn_type.toUpperCase()} encoder`,
     `${millions} M parameters`,
   ];
-  for (const b of info.bleu) parts.push(`BLEU ${b.bleu.toFixed(1)} on ${b.test_set} (beam ${b.beam_size})`);
+  for (const b of info.bleu) {
+    const penalty = b.length_penalty === 1 ? "" : `, length penalty ${b.length_penalty}`;
+    parts.push(`BLEU ${b.bleu.toFixed(1)} on ${b.test_set} (beam ${b.beam_size}${penalty})`);
+  }
   return `${info.checkpoint}: ${parts.join(" · ")}`;
 }
 

@@ -1,0 +1,37 @@
+"""Where nmt-evaluate writes its hypotheses and report, and what the report says."""
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from tiny_checkpoint import make_checkpoint
+
+from nmt.cli.common import config_dir
+from nmt.inference.evaluate import evaluate
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
+
+
+def evaluate_files(checkpoint, tmp_path, *overrides):
+    (tmp_path / "src.txt").write_text("ein hund läuft\neine frau\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("a dog runs\na woman\n", encoding="utf-8")
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
+                                             f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
+                                             "device=cpu", *overrides])
+    return evaluate(cfg)
+
+
+def test_each_length_penalty_keeps_its_own_report(checkpoint, tmp_path):
+    plain = evaluate_files(checkpoint, tmp_path, "beam_size=2")
+    tuned = evaluate_files(checkpoint, tmp_path, "beam_size=2", "length_penalty=1.5")
+    reports = {path.name: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
+    assert set(reports) == {"best.src.txt.beam2.json", "best.src.txt.beam2.lp1.5.json"}
+    assert reports["best.src.txt.beam2.json"] == plain and plain["length_penalty"] == 1.0
+    assert reports["best.src.txt.beam2.lp1.5.json"] == tuned and tuned["length_penalty"] == 1.5
+    hypotheses = (tmp_path / "best.src.txt.beam2.lp1.5.hyp").read_text(encoding="utf-8").splitlines()
+    assert len(hypotheses) == 2 and (tmp_path / "best.src.txt.beam2.hyp").is_file()
