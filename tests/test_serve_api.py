@@ -94,12 +94,17 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     path = build_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "best.pt")
+    write_bleu_reports(path.parent)
+    return path
+
+
+def write_bleu_reports(folder: Path) -> None:
+    """Two nmt-evaluate reports for best.pt: an older one without length_penalty, and one tuned to 1.5."""
     report = {"test_set": "test_2016_flickr", "beam_size": 5,
               "scores": {"bleu": {"score": 12.5, "signature": "nrefs:1|case:mixed|tok:13a"}}}
-    (path.parent / "best.test_2016_flickr.beam5.json").write_text(json.dumps(report))  # no length_penalty: an older report
+    (folder / "best.test_2016_flickr.beam5.json").write_text(json.dumps(report))
     tuned = {**report, "length_penalty": 1.5, "scores": {"bleu": {"score": 13.0, "signature": "nrefs:1"}}}
-    (path.parent / "best.test_2016_flickr.beam5.lp1.5.json").write_text(json.dumps(tuned))
-    return path
+    (folder / "best.test_2016_flickr.beam5.lp1.5.json").write_text(json.dumps(tuned))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_serve_api import SOURCES, build_tiny_checkpoint
+from test_serve_api import SOURCES, build_tiny_checkpoint, write_bleu_reports
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless, and quiet: with no network here, Chromium's background services would only fail to connect.
@@ -38,6 +38,7 @@ def server(tmp_path_factory):
     """Base URL of nmt-serve on a tiny checkpoint; the server is stopped after the module."""
     folder = tmp_path_factory.mktemp("serve_browser")
     checkpoint = build_tiny_checkpoint(folder / "best.pt")
+    write_bleu_reports(folder)
     port = free_port()
     log = (folder / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "nmt.cli.serve", f"checkpoint={checkpoint}", f"port={port}",
@@ -95,7 +96,9 @@ def test_a_typed_sentence_gets_its_translation_and_an_interactive_heatmap(browse
     page.on("request", lambda request: requested.append(request.url))
     page.goto(server)
     page.wait_for_selector("body[data-state=ready]")
-    assert "additive attention" in page.inner_text("#model-info")
+    info = page.inner_text("#model-info")
+    assert "additive attention" in info
+    assert "BLEU 12.5 on test_2016_flickr (beam 5) · BLEU 13.0 on test_2016_flickr (beam 5, length penalty 1.5)" in info
 
     page.fill("#source", SOURCES[0])
     page.fill("#beam", "3")
