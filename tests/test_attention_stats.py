@@ -1,5 +1,5 @@
 """Attention statistics (nmt.analysis.attention_stats) on hand-made matrices, and where they are reported:
-validation results, TensorBoard and nmt-evaluate."""
+validation results and TensorBoard (nmt-evaluate's report: test_evaluate_reports.py)."""
 
 import math
 
@@ -141,22 +141,3 @@ def test_validation_reports_statistics_and_tensorboard_logs_them(checkpoint, tmp
         [event] = events.Scalars(f"attention_stats/{name}")
         assert event.step == 7 and event.value == pytest.approx(getattr(stats, name), rel=1e-5), name
     assert "valid/bleu" in tags
-
-
-def test_evaluate_prints_and_reports_the_statistics(checkpoint, tmp_path, capsys):
-    from hydra import compose, initialize_config_dir
-
-    from nmt.cli.common import config_dir
-    from nmt.inference.evaluate import evaluate
-
-    (tmp_path / "src.txt").write_text("ein hund läuft\n\neine frau\n", encoding="utf-8")
-    (tmp_path / "ref.txt").write_text("a dog runs\n\na woman\n", encoding="utf-8")
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
-                                             f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
-                                             "beam_size=2", "device=cpu"])
-    report = evaluate(cfg)
-    assert report["attention"]["sentences"] == 2  # the blank line has no attention
-    assert set(report["attention"]) == {"sentences", "entropy", "coverage_min", "coverage_max", "coverage_low",
-                                        "diagonal_distance"}
-    assert "attention (2 sentences, word level): entropy" in capsys.readouterr().out

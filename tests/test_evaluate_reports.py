@@ -17,8 +17,8 @@ def checkpoint(tmp_path_factory):
 
 
 def evaluate_files(checkpoint, tmp_path, *overrides):
-    (tmp_path / "src.txt").write_text("ein hund läuft\neine frau\n", encoding="utf-8")
-    (tmp_path / "ref.txt").write_text("a dog runs\na woman\n", encoding="utf-8")
+    (tmp_path / "src.txt").write_text("ein hund läuft\n\neine frau\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("a dog runs\n\na woman\n", encoding="utf-8")
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
                                              f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
@@ -34,4 +34,12 @@ def test_each_length_penalty_keeps_its_own_report(checkpoint, tmp_path):
     assert reports["best.src.txt.beam2.json"] == plain and plain["length_penalty"] == 1.0
     assert reports["best.src.txt.beam2.lp1.5.json"] == tuned and tuned["length_penalty"] == 1.5
     hypotheses = (tmp_path / "best.src.txt.beam2.lp1.5.hyp").read_text(encoding="utf-8").splitlines()
-    assert len(hypotheses) == 2 and (tmp_path / "best.src.txt.beam2.hyp").is_file()
+    assert len(hypotheses) == 3 and (tmp_path / "best.src.txt.beam2.hyp").is_file()
+
+
+def test_evaluate_prints_and_reports_the_attention_statistics(checkpoint, tmp_path, capsys):
+    report = evaluate_files(checkpoint, tmp_path, "beam_size=2")
+    assert report["attention"]["sentences"] == 2  # the blank line has no attention
+    assert set(report["attention"]) == {"sentences", "entropy", "coverage_min", "coverage_max", "coverage_low",
+                                        "diagonal_distance"}
+    assert "attention (2 sentences, word level): entropy" in capsys.readouterr().out
