@@ -42,6 +42,21 @@ def test_average_is_the_elementwise_mean_in_each_weights_dtype(tmp_path):
     assert averaged["tokenizers"] == load_checkpoint(first)["tokenizers"]
 
 
+def test_tied_float64_weights_are_averaged_once(tmp_path):
+    # A float64 weight's .double() is the tensor itself; tied names must still get separate sums.
+    state = load_checkpoint(make_checkpoint(tmp_path / "source.pt"))
+    state.pop("format_version")
+    state["model"] = {k: v.double() if v.is_floating_point() else v for k, v in state["model"].items()}
+    tied = state["model"]["src_embed.weight"]
+    state["model"]["tgt_embed.weight"] = tied  # one storage under two names, as the tied model saves it
+    for name in ("a.pt", "b.pt"):
+        save_checkpoint(state, tmp_path / name)
+    averaged = average_checkpoints([tmp_path / "a.pt", tmp_path / "b.pt"])
+    for name in ("src_embed.weight", "tgt_embed.weight"):
+        assert averaged["model"][name].dtype == torch.float64
+        torch.testing.assert_close(averaged["model"][name], tied, rtol=0, atol=0)
+
+
 def test_a_folder_means_its_kept_checkpoints_in_step_order(tmp_path):
     for step in (250, 1000, 500):
         make_checkpoint(tmp_path / f"step-{step}.pt")

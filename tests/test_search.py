@@ -43,13 +43,17 @@ def all_sequences(model: ToyModel, max_len: int) -> list[list[int]]:
     return [list(seq) for n in range(max_len + 1) for seq in itertools.product(words, repeat=n)]
 
 
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_beam_size_one_equals_greedy(seed):
+def test_beam_size_one_equals_greedy(seed, alpha):
     model = ToyModel(seed=seed)
     src, lengths = pad_batch(SENTENCES)
-    greedy = greedy_search(model, src, lengths, return_attention=True)
-    beam = beam_search(model, src, lengths, beam_size=1, length_penalty=0.0, return_attention=True)
+    greedy = greedy_search(model, src, lengths, length_penalty=alpha, return_attention=True)
+    beam = beam_search(model, src, lengths, beam_size=1, length_penalty=alpha, return_attention=True)
     assert_same(beam, greedy)
+    raw = greedy_search(model, src, lengths)  # the default: the unpenalised sum
+    for g, r in zip(greedy, raw, strict=True):
+        assert g[0].score == pytest.approx(r[0].score / lp(len(r[0].tokens) + 1, alpha), rel=1e-9)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])

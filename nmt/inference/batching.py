@@ -28,7 +28,8 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
             batch = collate([src_ids[i] for i in indices], None, indices).to(device)
             if beam_size == 1 and nbest == 1:
                 hyps = greedy_search(model, batch.src, batch.src_lengths, max_len_a=max_len_a,
-                                     max_len_b=max_len_b, return_attention=return_attention)
+                                     max_len_b=max_len_b, length_penalty=length_penalty,
+                                     return_attention=return_attention)
             else:
                 hyps = beam_search(model, batch.src, batch.src_lengths, beam_size=beam_size, nbest=nbest,
                                    length_penalty=length_penalty, max_len_a=max_len_a,

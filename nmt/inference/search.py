@@ -96,15 +96,17 @@ def greedy_search(
     *,
     max_len_a: float = 1.5,
     max_len_b: float = 10,
+    length_penalty: float = 0.0,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
-    """Most probable next token at every step. Returns one single-item list per sentence, with the
-    raw (unpenalised) sum of log-probs as score."""
+    """Most probable next token at every step. Returns one single-item list per sentence, scored as
+    beam_search(beam_size=1) scores it: sum of log-probs / lp(length) (the raw sum with the default 0).
+    The penalty only scales the score: with one hypothesis it cannot change the choice of token."""
     max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
     beams = _search(
         model, src, src_lengths, _select_greedy, k=1, max_lens=max_lens, return_attention=return_attention
     )
-    return _finalize(beams, src_lengths, nbest=1, length_penalty=0.0)
+    return _finalize(beams, src_lengths, nbest=1, length_penalty=length_penalty)
 
 
 @torch.inference_mode()

@@ -66,14 +66,15 @@ class Translator:
         return [[self._to_translation(ids, h) for h in nbest_list] or [Translation("", 0.0, [], [], None)]
                 for ids, nbest_list in zip(src_ids, hyps, strict=True)]
 
-    def force(self, src_text: str, tgt_text: str) -> Translation:
-        """Scores a given translation and returns the attention the model pays while producing it."""
+    def force(self, src_text: str, tgt_text: str, *, length_penalty: float = 1.0) -> Translation:
+        """Scores a given translation (as `translate` scores its outputs) and returns the attention
+        the model pays while producing it."""
         src_ids = self.tokenizers.src.encode([src_text.strip()])[0]
         tgt_ids = self.tokenizers.tgt.encode([tgt_text.strip()])[0]
         if not src_ids:
             raise ConfigError("the source sentence is empty")
         batch = collate([src_ids], None, [0]).to(self.device)
-        hyp = forced_decode(self.model, batch.src, batch.src_lengths, [tgt_ids])[0]
+        hyp = forced_decode(self.model, batch.src, batch.src_lengths, [tgt_ids], length_penalty=length_penalty)[0]
         return self._to_translation(src_ids, hyp)
 
     def _to_translation(self, src_ids: list[int], hyp: Hypothesis) -> Translation:

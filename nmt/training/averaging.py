@@ -7,6 +7,8 @@ averaging scripts). The checkpoints must hold the same model with the same token
 
 from pathlib import Path
 
+import torch
+
 from nmt.errors import CheckpointError
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 from nmt.training.kept import KEPT_PATTERN, kept_checkpoints
@@ -31,7 +33,10 @@ def average_checkpoints(paths: list[Path]) -> dict:
     """The mean of the checkpoints' floating-point weights; integer buffers, config and tokenizers
     come from the last checkpoint. Means are summed in float64, then cast back to each weight's dtype."""
     first = load_checkpoint(paths[0])
-    sums = {name: value.double() if value.is_floating_point() else value for name, value in first["model"].items()}
+    # copy=True: a float64 weight's .double() is the tensor itself, and tied weights would then share
+    # one sum, adding every later checkpoint into it once per name.
+    sums = {name: value.to(torch.float64, copy=True) if value.is_floating_point() else value
+            for name, value in first["model"].items()}
     last = first
     for path in paths[1:]:
         state = load_checkpoint(path)
