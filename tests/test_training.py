@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nmt.cli.common import config_dir
 from nmt.errors import CheckpointError, ConfigError
@@ -172,14 +173,28 @@ def test_validation_after_the_last_epoch_is_labelled_with_that_epoch(multi30k_ro
     assert [entry["epoch"] for entry in history] == [2]  # only the final validation; it ran after epoch 2
 
 
-def test_a_cosine_run_bounded_by_epochs_ends_at_min_lr(multi30k_root, tmp_path):
-    """The trainer tells the schedule its last update (epochs x updates per epoch), with word dropout on."""
+@pytest.mark.parametrize("noise", ["model.word_dropout=0.2", "tokenizer.subword_alpha=0.5"])
+def test_a_cosine_run_bounded_by_epochs_ends_at_min_lr(multi30k_root, tmp_path, noise):
+    """The trainer tells the schedule its last update (epochs x updates per epoch), with word dropout
+    on, or with subword sampling, whose epochs hold more batches than the prepared segmentation's."""
     cfg = tiny_config(multi30k_root, tmp_path, "trainer.max_steps=null", "trainer.max_epochs=2",
-                      "trainer.valid_every=1000", "scheduler=cosine", "scheduler.min_lr=1e-5",
-                      "model.word_dropout=0.2")
+                      "trainer.valid_every=1000", "trainer.batch_tokens=256", "scheduler=cosine", "scheduler.min_lr=1e-5",
+                      noise)
     summary = train(cfg, tmp_path / "run")
     assert summary["steps"] > 2
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["schedule"]["total_steps"] == summary["steps"]
     assert summary["history"][-1]["lr"] == pytest.approx(1e-5)
+
+
+def test_logged_rates_are_those_the_updates_ran_at(multi30k_root, tmp_path):
+    cfg = tiny_config(multi30k_root, tmp_path, "scheduler=inverse_sqrt", "scheduler.warmup_steps=4",
+                      "optimizer.lr=1e-3", "trainer.log_every=1")
+    train(cfg, tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run/tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = {event.step: event.value for event in events.Scalars("train/lr")}
+    warmup_then_decay = [1 / 4, 2 / 4, 3 / 4, 1.0, math.sqrt(4 / 5), math.sqrt(4 / 6)]  # updates 1..6
+    assert logged == pytest.approx({step: 1e-3 * f for step, f in enumerate(warmup_then_decay, 1)}, rel=1e-6)
 
 
 def test_onednn_cache_is_bounded_unless_the_user_set_it(monkeypatch):

@@ -66,7 +66,8 @@ class WarmupSchedule:
 
 
 class PlateauSchedule(WarmupSchedule):
-    """Multiplies the rate by `factor` after `patience` validations without a better score."""
+    """Multiplies the rate by `factor` at the (patience + 1)-th validation in a row without a better
+    score, as torch's ReduceLROnPlateau does (trainer.early_stopping_patience=N stops at the N-th)."""
 
     def __init__(self, optimizer, warmup_steps: int, factor: float, patience: int, min_lr: float):
         self.factor, self.patience, self.min_lr = factor, patience, min_lr

@@ -123,10 +123,10 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         return run.summary()
 
     sampler = _batch_sampler(data.train_src_ids, data.train_tgt_ids, cfg)
-    # With subword sampling each epoch's batch count differs a little from this one (its lengths do).
     per_epoch = updates_per_epoch(len(sampler), world, cfg.trainer.accumulate)
     total = min(run.max_steps, run.max_epochs * per_epoch)  # the run's last update: whichever bound comes first
-    schedule.plan(total)
+    if sampling is None:
+        schedule.plan(total)  # sampled epochs plan their own below: their batch counts differ from this one
     run.bar = tqdm(total=total, initial=run.progress.step, unit="step", dynamic_ncols=True, mininterval=1.0,
                    disable=not (cfg.trainer.progress and world.is_main))
     run.logger = TrainingLogger(run_dir, enabled=world.is_main)
@@ -137,6 +137,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
                 if sampling is not None:
                     run.resegment(sampling, data)
                     sampler = _batch_sampler(run.train_src_ids, run.train_tgt_ids, cfg)
+                    if progress.batches_done_in_epoch == 0:  # mid-epoch, the checkpoint holds this epoch's plan
+                        schedule.plan(_planned_total(run, len(sampler), world, cfg.trainer.accumulate))
                 sampler.set_epoch(progress.epoch)
                 batches = list(sampler)
                 for update in updates(batches, progress.batches_done_in_epoch, world, cfg.trainer.accumulate):
@@ -162,6 +164,13 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         log.info("done: %d steps, best validation BLEU %.2f, checkpoints in %s", progress.step,
                  progress.best_bleu, run.last_path.parent)
     return summary
+
+
+def _planned_total(run: "Run", n_batches: int, world: World, accumulate: int) -> float:
+    """The run's last update as seen at the start of a sampled epoch: its remaining epochs are
+    assumed as long as this one, so the estimate is exact by the last epoch."""
+    epochs_left = run.max_epochs - run.progress.epoch
+    return min(run.max_steps, run.progress.step + epochs_left * updates_per_epoch(n_batches, world, accumulate))
 
 
 def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
@@ -278,24 +287,28 @@ class Run:
             return False
         if self.ema is not None:
             self.ema.update(self.model, p.step)
+        lr = self.schedule.lr()  # this update's rate; after step() the schedule gives the next one's
         self.schedule.step()
         p.step += 1
         self.bar.update(1)
         self.tokens_since += total_tokens
         if p.step % t.log_every == 0 or p.step == 1:
-            self._log_training(loss, grad_norm)
-        stop_early = False
+            self._log_training(loss, grad_norm, lr)
+        stop_early, paused = False, time.perf_counter()
         if p.step % t.valid_every == 0:
             stop_early = self.validate(scheduled=True)
         elif t.save_every and p.step % t.save_every == 0:
             self.save()
+        self.time_since += time.perf_counter() - paused  # tokens/s is of training: validating and saving left out
         return stop_early or p.step >= self.max_steps
 
-    def _log_training(self, loss: float, grad_norm: float) -> None:
+    def _log_training(self, loss: float, grad_norm: float, lr: float) -> None:
         tok_s = self.tokens_since / max(time.perf_counter() - self.time_since, 1e-9)
         self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:,.0f}", epoch=self.progress.epoch + 1)
         self.logger.scalars(self.progress.step, {
-            "train/loss": loss, "train/ppl": math.exp(min(loss, 50)), "train/lr": self.schedule.lr(),
+            # No train/ppl: the loss is label-smoothed, and exp of it would overstate the perplexity
+            # that valid/ppl reports (exp of the plain NLL).
+            "train/loss": loss, "train/lr": lr,
             "train/grad_norm": grad_norm, "train/tokens_per_s": tok_s})
         self.tokens_since, self.time_since = 0, time.perf_counter()
 
