@@ -1,9 +1,12 @@
 """The Python API's scores: every beam size and forced decoding divide by the same length penalty."""
 
 import pytest
+import torch
 from tiny_checkpoint import make_checkpoint
 
+from nmt.errors import CheckpointError
 from nmt.inference.translator import Translator
+from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,3 +38,22 @@ def test_forced_score_uses_the_penalty_translate_uses(translator, alpha):
     assert penalised.score == pytest.approx(raw.score / gnmt_penalty(len(raw.tgt_pieces), alpha), rel=1e-6)
     assert translator.force(SOURCE, TRANSLATION).score == pytest.approx(
         raw.score / gnmt_penalty(len(raw.tgt_pieces), 1.0), rel=1e-6)  # the default is translate's 1.0
+
+
+def broken_copy(source, target, **changes):
+    state = load_checkpoint(source)
+    state.pop("format_version")
+    save_checkpoint({**state, **changes}, target)
+    return target
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_names_the_file_and_the_weight(tmp_path):
+    source = make_checkpoint(tmp_path / "good.pt")
+    weights = {**load_checkpoint(source)["model"], "src_embed.weight": torch.zeros(3, 3)}
+    path = broken_copy(source, tmp_path / "shape.pt", model=weights)
+    with pytest.raises(CheckpointError, match=f"^checkpoint {path} does not match this version of nmt: "
+                                              "size mismatch for src_embed.weight"):
+        Translator.load(path, "cpu")
+    path = broken_copy(source, tmp_path / "tokenizer.pt", tokenizers={"joint": True, "src": b"garbage"})
+    with pytest.raises(CheckpointError, match=f"^{path}: checkpoint has no usable tokenizer models"):
+        Translator.load(path, "cpu")

@@ -41,14 +41,16 @@ class Translator:
     def load(cls, path: str | Path, device: str = "auto") -> "Translator":
         """Rebuilds the model from the checkpoint alone (config, weights and SentencePiece models)."""
         state = load_checkpoint(path)
-        config, tokenizers = state["config"], Tokenizers.from_dict(state["tokenizers"])
+        try:
+            config, tokenizers = state["config"], Tokenizers.from_dict(state["tokenizers"])
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
         try:
             model = build_model(config["model"], tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
                                 shared_vocab=tokenizers.joint)
             model.load_state_dict(state["model"])
         except (KeyError, RuntimeError, ConfigError) as exc:
-            first_line = str(exc).strip().splitlines()[0]
-            raise CheckpointError(f"checkpoint {path} does not match this version of nmt: {first_line}") from None
+            raise CheckpointError(f"checkpoint {path} does not match this version of nmt: {_detail(exc)}") from None
         dev = resolve_device(device)
         return cls(model.to(dev), tokenizers, config, dev)
 
@@ -84,3 +86,8 @@ class Translator:
             tgt_pieces=self.tokenizers.tgt.ids_to_pieces(hyp.tokens) + [EOS_PIECE],
             attention=hyp.attention)
 
+
+def _detail(exc: Exception) -> str:
+    """The line of an error that says what differs: load_state_dict's first line only names the model."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    return lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]

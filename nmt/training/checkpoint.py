@@ -9,6 +9,7 @@ import contextlib
 import os
 import random
 import secrets
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,14 @@ def save_checkpoint(state: dict, path: Path) -> None:
     path = Path(path)
     # Named after our process id, so a later run can tell a dead writer's leftovers from a live one.
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    writer = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # os.open with 0o666 lets the umask decide the permissions, as for any other output file.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            writer = _RecordingWriter(f)
+            torch.save({"format_version": FORMAT_VERSION, **state}, writer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -44,9 +47,33 @@ def save_checkpoint(state: dict, path: Path) -> None:
     except OSError as exc:
         _remove(tmp)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    except RuntimeError:
+        _remove(tmp)
+        if writer is None or writer.error is None:
+            raise
+        error = writer.error  # torch.save reports a failed write as a RuntimeError about file positions
+        raise CheckpointError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
     except BaseException:
         _remove(tmp)
         raise
+
+
+class _RecordingWriter:
+    """A file wrapper that keeps the OSError of a failed write: torch.save replaces it with a
+    RuntimeError that no longer says why (disk full, quota)."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def _remove(path: Path) -> None:
@@ -91,15 +118,21 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot load checkpoint {path}: the file is empty")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise CheckpointError(f"cannot load checkpoint {path}: not a file written by torch.save")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in reason or "weights_only" in reason:
+        message = " ".join(str(exc).split())
+        reason = str(exc).strip().splitlines()[0] if message else type(exc).__name__
+        if "Unsupported global" in message:
             reason = "it contains pickled Python objects, which are refused for safety"
         raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from None
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
-        raise CheckpointError(f"{path} is not an nmt checkpoint (missing {', '.join(REQUIRED_KEYS)})")
+    missing = [k for k in REQUIRED_KEYS if k not in state] if isinstance(state, dict) else list(REQUIRED_KEYS)
+    if missing:
+        raise CheckpointError(f"{path} is not an nmt checkpoint (missing {', '.join(missing)})")
     if state["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {state['format_version']}, "
                               f"this nmt reads format {FORMAT_VERSION}")

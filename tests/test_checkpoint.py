@@ -1,0 +1,72 @@
+"""Checkpoint writes that fail: one clear error, the previous checkpoint kept, no stray file."""
+
+import errno
+import os
+
+import pytest
+import torch
+
+import nmt.training.checkpoint as checkpoint_module
+from nmt.errors import CheckpointError
+from nmt.training.checkpoint import load_checkpoint, save_checkpoint
+
+
+class FillingDisk:
+    """A file that accepts `room` bytes, then fails as a full disk does."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def state(value: float) -> dict:
+    return {"model": {"w": torch.full((50_000,), value)}, "config": {}, "tokenizers": {}}
+
+
+def test_a_full_disk_is_one_error_that_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(state(1.0), path)
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(checkpoint_module.os, "fdopen", lambda fd, mode: FillingDisk(real_fdopen(fd, mode), 4096))
+    with pytest.raises(CheckpointError, match=f"^cannot write checkpoint {path}: No space left on device$"):
+        save_checkpoint(state(2.0), path)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # the temporary file is gone
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((50_000,), 1.0))
+
+
+class Payload:
+    """Any pickled object; a weights-only load must refuse to construct it."""
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", "cannot load checkpoint {path}: the file is empty"),
+    (b"step 100: loss 2.31\n", "cannot load checkpoint {path}: not a file written by torch.save"),
+    ({"format_version": 1, "model": {}, "config": {}, "tokenizers": {}, "payload": Payload()},
+     "cannot load checkpoint {path}: it contains pickled Python objects, which are refused for safety"),
+    ({"format_version": 1, "config": {}, "tokenizers": {}}, "{path} is not an nmt checkpoint (missing model)"),
+    ([torch.ones(1)], "{path} is not an nmt checkpoint (missing format_version, model, config, tokenizers)"),
+])
+def test_files_that_are_not_checkpoints_say_what_is_wrong(tmp_path, content, reason):
+    path = tmp_path / "x.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert str(error.value) == reason.format(path=path)
