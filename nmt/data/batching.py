@@ -47,9 +47,11 @@ def _pack(order: np.ndarray, widths: np.ndarray, max_tokens: int | None, max_sen
 class TokenBatchSampler:
     """Length-bucketed training batches under a token budget (a ``batch_sampler`` for DataLoader).
 
-    ``src_lengths``/``tgt_lengths`` are id counts without specials; a batch of n examples satisfies
-    ``n * max(len + EXTRA_TOKENS over both sides) <= batch_tokens``. With ``shuffle`` the tie-break
-    among equal lengths and the order of batches are random, determined by ``(seed, epoch)``.
+    A batch of n examples satisfies ``n * max(length + EXTRA_TOKENS over both sides) <= batch_tokens``.
+    The trainer passes lengths that already count EOS, so its batches stay one token per sentence
+    under the padded size collate builds (about 6% on Multi30k). Kept so: every recorded run used it.
+    With ``shuffle`` the tie-break among equal lengths and the order of batches are random,
+    determined by ``(seed, epoch)``.
     """
 
     def __init__(
