@@ -7,6 +7,7 @@ Hydra runs), or the console-script `main()` for mistakes caught before Hydra sta
 
 import contextlib
 import io
+import socket
 import sys
 from pathlib import Path
 
@@ -17,9 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+import nmt.cli.align
+import nmt.cli.average
+import nmt.cli.evaluate
+import nmt.cli.plot
+import nmt.cli.serve
 import nmt.cli.train
 import nmt.cli.translate
-from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.cli.common import config_dir, exit_on_user_error, quote_text_overrides
 from nmt.data.pipeline import prepare_data
 from nmt.data.readers import decode_lines, read_lines
 from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
@@ -332,3 +338,139 @@ def test_translate_file_input_and_stdin_split_lines_alike(checkpoint, tmp_path):
     out = translate_stdin(translate_config(checkpoint), data)
     assert out.count("\n") == 3
 
+
+
+# --- the inference commands' options --------------------------------------------------------------
+
+def command_config(name: str, *overrides: str):
+    """configs/<name>.yaml as the command composes it, free text quoted as nmt-plot does."""
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        device = ["device=cpu"] if name != "average" else []
+        return compose(name, overrides=quote_text_overrides([*overrides, *device], {"src", "ref"}))
+
+
+@pytest.mark.parametrize(("main", "args", "message"), [
+    (nmt.cli.translate.main, [], "checkpoint is required: nmt-translate checkpoint=PATH < input.txt"),
+    (nmt.cli.evaluate.main, ["beam_size=1"], "checkpoint is required: nmt-evaluate checkpoint=PATH"),
+    (nmt.cli.average.main, [], "checkpoints is required: nmt-average checkpoints=FOLDER"),
+    (nmt.cli.align.main, ["checkpoint=x.pt", "src_file=s.de"], "tgt_file is required: nmt-align checkpoint=PATH"),
+    (nmt.cli.align.main, [], "src_file and tgt_file are required: nmt-align"),
+    (nmt.cli.plot.main, ["src=Ein Hund."], "checkpoint is required: nmt-plot checkpoint=PATH"),
+    (nmt.cli.serve.main, [], "checkpoint is required: nmt-serve checkpoint=PATH"),
+    (nmt.cli.train.main, ["data=files"], "data.files.train and data.files.val are required; add "
+                                         "data.files.train=... data.files.val=..."),
+])
+def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch, main, args, message):
+    assert main_error(capsys, monkeypatch, main, *args).startswith(message)
+
+
+@pytest.mark.parametrize(("command", "overrides", "message"), [
+    ("translate", ["beam_size=abc"], "beam_size must be a positive integer; got 'abc'"),
+    ("translate", ["beam_size=2.5"], "beam_size must be a positive integer; got 2.5"),
+    ("translate", ["beam_size=0"], "beam_size must be a positive integer; got 0"),
+    ("translate", ["beam_size=-3"], "beam_size must be a positive integer; got -3"),
+    ("translate", ["nbest=abc"], "nbest must be a positive integer; got 'abc'"),
+    ("translate", ["nbest=6"], "nbest=6 needs beam_size >= 6, got beam_size=5"),
+    ("translate", ["length_penalty=abc"], "length_penalty must be a number >= 0; got 'abc'"),
+    ("translate", ["max_len_a=abc"], "max_len_a must be a number >= 0; got 'abc'"),
+    ("translate", ["max_len_b=-1"], "max_len_b must be an integer >= 0; got -1"),
+    ("translate", ["max_len_a=0", "max_len_b=0"], "max_len_a=0 and max_len_b=0 allow no output at all"),
+    ("translate", ["batch_sentences=0"], "batch_sentences must be a positive integer; got 0"),
+    ("evaluate", ["beam_size=abc"], "beam_size must be a positive integer; got 'abc'"),
+    ("evaluate", ["attention_stats=maybe"], "attention_stats must be true or false; got 'maybe'"),
+    ("align", ["src_file=s.de", "tgt_file=s.en", "batch_sentences=abc"],
+     "batch_sentences must be a positive integer; got 'abc'"),
+    ("plot", ["src=Ein Hund.", "vmax=abc"], "vmax must be null (the largest weight) or a number > 0; got 'abc'"),
+    ("plot", ["src=Ein Hund.", "vmax=0"], "vmax must be null (the largest weight) or a number > 0; got 0"),
+    ("plot", ["src=Ein Hund.", "vmax=-1"], "vmax must be null (the largest weight) or a number > 0; got -1"),
+    ("plot", ["src=Ein Hund.", "ref="], "ref= is empty; give the translation to plot"),
+    ("plot", ["src=", "output=a.png"], "src= is empty; give the sentence to plot"),
+    ("serve", ["port=abc"], "port must be an integer from 0 to 65535 (0: any free port); got 'abc'"),
+    ("serve", ["port=-1"], "port must be an integer from 0 to 65535 (0: any free port); got -1"),
+    ("serve", ["port=99999"], "port must be an integer from 0 to 65535 (0: any free port); got 99999"),
+    ("serve", ["host=999.1.1.1"], "host must be an IP address (four numbers from 0 to 255) or a host name"),
+    ("serve", ["log_level=loud"], "log_level must be one of critical, error, warning, info, debug, trace; got 'loud'"),
+    ("serve", ["limits.max_texts=abc"], "limits.max_texts must be a positive integer; got 'abc'"),
+    ("serve", ["beam_size=abc"], "beam_size must be a positive integer; got 'abc'"),
+])
+def test_bad_inference_options_fail_before_the_checkpoint_is_loaded(capsys, command, overrides, message):
+    # The checkpoint does not exist: loading it first would be a different error.
+    cfg = command_config(command, "checkpoint=/nonexistent/model.pt", *overrides)
+    run = getattr(nmt.cli, command).run
+    assert one_line_error(capsys, run, cfg).startswith(message)
+
+
+@pytest.mark.parametrize("command", ["translate", "align", "plot"])
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(capsys, tmp_path, command):
+    files = ["src_file=s.de", "tgt_file=s.en"] if command == "align" else ["src=Ein Hund."] * (command == "plot")
+    cfg = command_config(command, "checkpoint=/nonexistent/model.pt", f"output={tmp_path}/nowhere/out.png", *files)
+    message = one_line_error(capsys, getattr(nmt.cli, command).run, cfg)
+    assert message == f"cannot write output={tmp_path}/nowhere/out.png: No such file or directory"
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_serve_names_an_address_it_cannot_listen_on(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = command_config("serve", "checkpoint=/nonexistent/model.pt", f"port={port}")
+        message = one_line_error(capsys, nmt.cli.serve.run, cfg)
+    assert message == f"cannot listen on host=127.0.0.1 port={port}: Address already in use"
+
+
+def evaluate_files(tmp_path: Path, src: bytes, ref: bytes, *overrides: str):
+    (tmp_path / "src.txt").write_bytes(src)
+    (tmp_path / "ref.txt").write_bytes(ref)
+    return command_config("evaluate", f"src_file={tmp_path}/src.txt", f"ref_file={tmp_path}/ref.txt",
+                          f"output_dir={tmp_path}", "beam_size=1", *overrides)
+
+
+def test_evaluate_on_empty_files_names_them(capsys, checkpoint, tmp_path):
+    cfg = evaluate_files(tmp_path, b"", b"", f"checkpoint={checkpoint}")
+    assert one_line_error(capsys, nmt.cli.evaluate.run, cfg) == (
+        f"src_file={tmp_path}/src.txt and ref_file={tmp_path}/ref.txt are empty: nothing to score")
+
+
+UTF8_HINT = "invalid UTF-8 (byte 0xfc at byte column 2); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+
+
+def test_evaluate_and_plot_on_invalid_utf8_give_a_hint_they_can_follow(capsys, checkpoint, tmp_path):
+    cfg = evaluate_files(tmp_path, b"gut\nB\xfcch\n", b"good\nbook\n", f"checkpoint={checkpoint}")
+    assert one_line_error(capsys, nmt.cli.evaluate.run, cfg) == f"{tmp_path}/src.txt:2: {UTF8_HINT}"
+    cfg = command_config("plot", f"checkpoint={checkpoint}", f"src_file={tmp_path}/src.txt",
+                         f"output={tmp_path}/a.png")
+    assert one_line_error(capsys, nmt.cli.plot.run, cfg) == f"{tmp_path}/src.txt:2: {UTF8_HINT}"
+
+
+def test_average_never_overwrites_a_checkpoint_training_resumes_from(capsys, checkpoint, tmp_path):
+    last = tmp_path / "last.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    save_checkpoint({**state, "optimizer": {}, "progress": {"step": 3}}, last)
+    before = last.read_bytes()
+    cfg = command_config("average", f"checkpoints=[{checkpoint},{checkpoint}]", f"output={last}")
+    assert one_line_error(capsys, nmt.cli.average.run, cfg) == (
+        f"will not overwrite output={last}: it holds training state (optimizer, progress) that a run "
+        "resumes from; choose another output")
+    assert last.read_bytes() == before
+    averaged = command_config("average", f"checkpoints=[{checkpoint},{checkpoint}]", f"output={tmp_path}/avg.pt")
+    nmt.cli.average.run(averaged)
+    nmt.cli.average.run(averaged)  # an earlier average may be replaced
+    assert "into" in capsys.readouterr().out
+
+
+# --- data=files paths with {lang} -----------------------------------------------------------------
+
+def test_path_templates_with_braces_work_unquoted_as_the_readme_writes_them(capsys, monkeypatch):
+    args = ["data=files", "data.files.train=corpus/train.{lang}.gz", "data.files.val=corpus/dev.{lang}",
+            "+data.files.test=null", "+data.files.extra=x/{lang}"]
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *args, "--cfg", "job"])
+    nmt.cli.train.main()
+    printed = OmegaConf.create(capsys.readouterr().out)
+    assert printed.data.files == {"train": "corpus/train.{lang}.gz", "val": "corpus/dev.{lang}", "test": None,
+                                  "extra": "x/{lang}"}
+
+
+def test_a_parse_error_hint_mentions_braces(capsys, monkeypatch):
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "trainer.max_steps=[1")
+    assert message.endswith("quote values with spaces, commas, brackets or braces: key='a, b'")

@@ -16,7 +16,8 @@ from nmt.analysis.alignment import (
     read_gold,
     word_attention,
 )
-from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.checks import check_decoding_options
+from nmt.cli.common import CONVERT_TO_UTF8, check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translator
@@ -51,7 +52,12 @@ def run(cfg) -> None:
         raise ConfigError(f"method={cfg.method!r} is not valid; choose one of: {', '.join(METHODS)}")
     if cfg.symmetrize not in SYMMETRIZE:
         raise ConfigError(f"symmetrize={cfg.symmetrize!r} is not valid; choose one of: {', '.join(SYMMETRIZE)}")
-    src_lines, tgt_lines = read_lines(cfg.src_file), read_lines(cfg.tgt_file)  # a leading BOM is dropped
+    check_decoding_options(cfg)
+    if cfg.output is not None:
+        check_output_file(cfg.output, "output")
+    # A leading BOM is dropped.
+    src_lines = read_lines(cfg.src_file, hint=CONVERT_TO_UTF8)
+    tgt_lines = read_lines(cfg.tgt_file, hint=CONVERT_TO_UTF8)
     if len(src_lines) != len(tgt_lines):
         raise DataError(f"{cfg.src_file} has {len(src_lines)} lines but {cfg.tgt_file} has {len(tgt_lines)}")
     src_words, tgt_words = [line.split() for line in src_lines], [line.split() for line in tgt_lines]
@@ -79,7 +85,7 @@ def run(cfg) -> None:
               file=sys.stdout if cfg.output is not None else sys.stderr)
 
 
-main = hydra_command("align", run)
+main = hydra_command("align", run, usage="nmt-align checkpoint=PATH src_file=PATH tgt_file=PATH")
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,30 @@
 """nmt-average: `nmt-average checkpoints=runs/NAME/TIME/checkpoints` writes their averaged weights."""
 
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
 from nmt.cli.common import hydra_command, log_to_stderr
-from nmt.training.averaging import write_average
+from nmt.errors import CheckpointError
+from nmt.training.averaging import checkpoints_to_average, write_average
+from nmt.training.checkpoint import load_checkpoint
+from nmt.training.resume import TRAINING_KEYS
+
+
+def check_output(target, output: str | None) -> None:
+    """Refuses to overwrite a file training needs (a run's last.pt) or one that is no checkpoint;
+    an earlier average (weights only) may be replaced."""
+    path = Path(output) if output else checkpoints_to_average(target)[0].parent / "averaged.pt"  # as write_average
+    if not path.exists():
+        return
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"will not overwrite output={path}: {exc}; choose another output") from None
+    training = [key for key in TRAINING_KEYS if key in state]
+    if training:
+        raise CheckpointError(f"will not overwrite output={path}: it holds training state ({', '.join(training)}) "
+                              "that a run resumes from; choose another output")
 
 
 def run(cfg) -> None:
@@ -11,11 +32,12 @@ def run(cfg) -> None:
     target = cfg.checkpoints
     if OmegaConf.is_list(target):
         target = list(target)
+    check_output(target, cfg.output)
     output, paths = write_average(target, cfg.output)
     print(f"averaged {len(paths)} checkpoints ({', '.join(path.name for path in paths)}) into {output}")
 
 
-main = hydra_command("average", run)
+main = hydra_command("average", run, usage="nmt-average checkpoints=FOLDER (or checkpoints=[a.pt,b.pt])")
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,8 @@
 """What every command shares: where the configs live, free-text options, and user-error handling."""
 
 import difflib
+import errno
+import fnmatch
 import functools
 import logging
 import os
@@ -38,12 +40,24 @@ def hydra_quote(value: str) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
 
-def quote_text_overrides(argv: list[str], keys: Iterable[str]) -> list[str]:
-    """Rewrites `key=free text` arguments into quoted overrides (already quoted values are left as is)."""
+# Paths with a `{lang}` placeholder (data=files): Hydra's grammar reads an unquoted `{` as a dict.
+PATH_TEMPLATE_KEYS = ("data.files.*",)
+# Inference commands cannot set data.on_decode_error, so they point to converting the file instead.
+CONVERT_TO_UTF8 = "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+
+
+def quote_text_overrides(argv: list[str], keys: Iterable[str], only_with: str = "") -> list[str]:
+    """Rewrites `key=free text` arguments into quoted overrides (already quoted values are left as is).
+
+    `keys` may hold glob patterns (`data.files.*`); with `only_with`, only values containing one of
+    its characters are quoted (so that `data.files.test=null` stays null).
+    """
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key in keys and not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
+        if (sep and any(fnmatch.fnmatchcase(key.lstrip("+~"), pattern) for pattern in keys)
+                and not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"")
+                and (not only_with or any(char in value for char in only_with))):
             arg = f"{key}={hydra_quote(value)}"
         out.append(arg)
     return out
@@ -66,13 +80,16 @@ def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictCo
     return wrapper
 
 
-def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_keys: Iterable[str] = ()):
-    """Builds a console-script `main()` running `task` under Hydra with `config_name`."""
+def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_keys: Iterable[str] = (),
+                  usage: str = ""):
+    """Builds a console-script `main()` running `task` under Hydra with `config_name`; `usage` (the
+    command with its required options) completes the message for a required option left out."""
 
     def main() -> None:
-        sys.argv = [sys.argv[0], *quote_text_overrides(sys.argv[1:], set(text_keys))]
+        argv = quote_text_overrides(sys.argv[1:], set(text_keys))
+        sys.argv = [sys.argv[0], *quote_text_overrides(argv, PATH_TEMPLATE_KEYS, only_with="{}")]
         try:
-            check_command_line(config_name, sys.argv[1:])
+            check_command_line(config_name, sys.argv[1:], usage)
         except NMTError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
@@ -82,12 +99,13 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
     return main
 
 
-def check_command_line(config_name: str, overrides: list[str]) -> None:
+def check_command_line(config_name: str, overrides: list[str], usage: str = "") -> None:
     """Composes the config once before Hydra does, so that a mistake on the command line is one
     line naming it: Hydra's own report spans several lines and talks about stack traces.
 
-    Also checks that the run folder (hydra.run.dir) can be created, which Hydra would report with a
-    traceback. Flags (`--help`, `--cfg job`, `-m`) are left to Hydra.
+    Also checks that no required option (`???`) is left out, which the task would only notice with a
+    traceback when it reads the option, and that the run folder (hydra.run.dir) can be created, which
+    Hydra would report with a traceback. Flags (`--help`, `--cfg job`, `-m`) are left to Hydra.
     """
     if any(arg.startswith("-") for arg in overrides):
         return
@@ -100,8 +118,21 @@ def check_command_line(config_name: str, overrides: list[str]) -> None:
         raise ConfigError(_parse_error_message(overrides)) from None
     except HydraException as exc:
         raise ConfigError(_composition_message(config_name, exc)) from None
+    check_required(cfg, usage)
     if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
         check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+
+
+def check_required(cfg: DictConfig, usage: str = "") -> None:
+    """ConfigError naming the required options (`???` in the config) the command line left out."""
+    body = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # hydra.* has its own ???
+    missing = sorted(OmegaConf.missing_keys(body))
+    if not missing:
+        return
+    names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+    verb = "are" if len(missing) > 1 else "is"
+    hint = f": {usage}" if usage else f"; add {' '.join(f'{key}=...' for key in missing)}"
+    raise ConfigError(f"{names} {verb} required{hint}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -119,7 +150,7 @@ def _parse_error_message(overrides: list[str]) -> str:
                      if line.strip() and not line.startswith(("Error parsing override", "See https"))]
             reason = f" ({lines[0].strip()})" if lines else ""
             return (f"cannot parse the override {arg!r}{reason}; write key=value, and quote values with "
-                    "spaces, commas or brackets: key='a, b'")
+                    "spaces, commas, brackets or braces: key='a, b'")
     return "cannot parse the command line; see https://hydra.cc/docs/advanced/override_grammar/basic"
 
 
@@ -164,6 +195,27 @@ def check_writable_folder(folder: str, option: str) -> None:
         raise ConfigError(f"cannot create {option}={folder}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot create {option}={folder}: {existing} is not writable")
+
+
+def check_output_file(path: str, option: str) -> None:
+    """ConfigError unless a file could be written at `path`, checked before the work that fills it.
+
+    The folder must exist: a typo in it should not silently create a tree of folders.
+    """
+    target = Path(path).expanduser().absolute()
+    folder = target.parent
+    reason = None
+    if not folder.exists():
+        existing = next(parent for parent in folder.parents if parent.exists())
+        reason = errno.ENOENT if existing.is_dir() else errno.ENOTDIR
+    elif not folder.is_dir():
+        reason = errno.ENOTDIR
+    elif target.is_dir():
+        reason = errno.EISDIR
+    elif not os.access(target if target.exists() else folder, os.W_OK):
+        reason = errno.EACCES
+    if reason is not None:
+        raise ConfigError(f"cannot write {option}={path}: {os.strerror(reason)}")
 
 
 def log_to_stderr() -> None:

@@ -1,15 +1,21 @@
 """nmt-evaluate: `nmt-evaluate checkpoint=PATH split=test_2016_flickr beam_size=5`."""
 
-from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.checks import check_bool, check_decoding_options
+from nmt.cli.common import check_writable_folder, hydra_command, log_to_stderr
 from nmt.inference.evaluate import evaluate
 
 
 def run(cfg) -> None:
     log_to_stderr()
+    check_decoding_options(cfg)
+    check_bool(cfg, "attention_stats")
+    if cfg.output_dir:
+        check_writable_folder(cfg.output_dir, "output_dir")
     evaluate(cfg)
 
 
-main = hydra_command("evaluate", run)
+main = hydra_command("evaluate", run,
+                     usage="nmt-evaluate checkpoint=PATH split=test_2016_flickr (or src_file=PATH ref_file=PATH)")
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import ListConfig
 
-from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.checks import check_decoding_options, check_vmax
+from nmt.cli.common import CONVERT_TO_UTF8, check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translation, Translator
@@ -24,6 +25,8 @@ from nmt.viz.word_level import merge_to_words
 log = logging.getLogger(__name__)
 LEVELS = ("subword", "word")
 WEIGHT_FORMATS = ("npy", "json")
+EMPTY_TEXT_FIXES = {"src": 'give the sentence to plot: src="Ein Hund rennt."',
+                    "ref": "give the translation to plot, or leave ref= out to plot the model's own"}
 MAX_PANELS = 36  # beyond this a figure is unreadable (and can exceed what Agg renders)
 
 
@@ -38,6 +41,11 @@ class PlotItem:
 
 
 def check_options(cfg) -> None:
+    check_decoding_options(cfg)
+    check_vmax(cfg)
+    for option, fix in EMPTY_TEXT_FIXES.items():
+        if cfg.get(option) is not None and not str(cfg.get(option)).strip():
+            raise ConfigError(f"{option}= is empty; {fix}")
     if cfg.level not in LEVELS:
         raise ConfigError(f"level={cfg.level!r} is not valid; choose one of: {', '.join(LEVELS)}")
     suffix = str(cfg.output).rsplit(".", 1)[-1].lower()
@@ -46,6 +54,7 @@ def check_options(cfg) -> None:
     if cfg.save_weights is not None and cfg.save_weights not in WEIGHT_FORMATS:
         raise ConfigError(f"save_weights={cfg.save_weights!r} is not valid; choose one of: "
                           f"{', '.join(WEIGHT_FORMATS)} (or null)")
+    check_output_file(str(cfg.output), "output")
 
 
 def checkpoint_paths(cfg) -> list[str]:
@@ -66,8 +75,8 @@ def sentences(cfg) -> list[tuple[str, str | None]]:
         return [(cfg.src, cfg.ref)]
     if cfg.ref is not None:
         raise ConfigError("ref= goes with src=; with src_file= give ref_file=PATH")
-    sources = read_lines(cfg.src_file)
-    refs = read_lines(cfg.ref_file) if cfg.ref_file is not None else [None] * len(sources)
+    sources = read_lines(cfg.src_file, hint=CONVERT_TO_UTF8)
+    refs = read_lines(cfg.ref_file, hint=CONVERT_TO_UTF8) if cfg.ref_file is not None else [None] * len(sources)
     if len(refs) != len(sources):
         raise DataError(f"{cfg.src_file} has {len(sources)} lines but {cfg.ref_file} has {len(refs)}")
     pairs = [(s, r) for s, r in zip(sources, refs, strict=True) if s.strip()]
@@ -162,7 +171,8 @@ def run(cfg) -> None:
         print(f"attention weights: {path}")
 
 
-main = hydra_command("plot", run, text_keys=("src", "ref"))
+main = hydra_command("plot", run, text_keys=("src", "ref"),
+                     usage='nmt-plot checkpoint=PATH src="..." output=attention.png')
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.checks import check_decoding_options, check_nbest
+from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import decode_lines, read_lines
 from nmt.errors import ConfigError
 from nmt.inference.translator import Translator
@@ -27,10 +28,13 @@ def format_lines(nbest_lists, nbest: int) -> list[str]:
 
 def run(cfg) -> None:
     log_to_stderr()
+    check_decoding_options(cfg)
+    check_nbest(cfg)
+    if cfg.output is not None:
+        check_output_file(cfg.output, "output")
     lines = read_input(cfg.input)
     translator = Translator.load(cfg.checkpoint, cfg.device)
-    beam = max(cfg.beam_size, cfg.nbest)
-    nbest_lists = translator.translate(lines, beam_size=beam, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
+    nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences)
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
@@ -45,7 +49,7 @@ def run(cfg) -> None:
         raise ConfigError(f"cannot write output={cfg.output}: {exc.strerror}") from None
 
 
-main = hydra_command("translate", run)
+main = hydra_command("translate", run, usage="nmt-translate checkpoint=PATH < input.txt")
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.analysis.attention_stats import corpus_statistics, format_statistics
+from nmt.cli.common import CONVERT_TO_UTF8
 from nmt.data.pipeline import load_test_split
 from nmt.data.readers import read_lines
 from nmt.errors import ConfigError, DataError
@@ -24,15 +25,19 @@ def load_references(cfg: DictConfig, translator: Translator) -> tuple[list[str],
     if cfg.src_file or cfg.ref_file:
         if not (cfg.src_file and cfg.ref_file):
             raise ConfigError("give both src_file=... and ref_file=... (or neither, to use split=...)")
-        src, ref = read_lines(cfg.src_file), read_lines(cfg.ref_file)
+        src, ref = read_lines(cfg.src_file, hint=CONVERT_TO_UTF8), read_lines(cfg.ref_file, hint=CONVERT_TO_UTF8)
         if len(src) != len(ref):
             raise DataError(f"{cfg.src_file} has {len(src)} lines but {cfg.ref_file} has {len(ref)}")
+        if not src:
+            raise DataError(f"src_file={cfg.src_file} and ref_file={cfg.ref_file} are empty: nothing to score")
         return src, ref, Path(cfg.src_file).name
     train_cfg = OmegaConf.create(translator.config)
     root = cfg.data_root or os.environ.get("NMT_DATA_DIR")
     if root:
         train_cfg.data.root = root
     src, ref = load_test_split(train_cfg, cfg.split, translator.tokenizers)
+    if not src:
+        raise DataError(f"split={cfg.split} holds no sentences: nothing to score")
     return src, ref, cfg.split
 
 

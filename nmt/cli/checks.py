@@ -1,0 +1,53 @@
+"""Checks of the inference commands' options at start-up, before a checkpoint is loaded.
+
+Hydra accepts any value for a known key; these reject values of the wrong kind or range
+(`beam_size=abc`, `beam_size=0`) with one line naming the option, instead of a TypeError deep in the
+search or a silently different decoding.
+"""
+
+from omegaconf import OmegaConf
+
+from nmt.errors import ConfigError
+from nmt.values import is_int, is_number
+
+
+def fail(option: str, wanted: str, value) -> None:
+    raise ConfigError(f"{option} must be {wanted}; got {value!r}")
+
+
+def check_positive_int(cfg, option: str) -> None:
+    value = OmegaConf.select(cfg, option)
+    if not (is_int(value) and value >= 1):
+        fail(option, "a positive integer", value)
+
+
+def check_decoding_options(cfg) -> None:
+    """The options every inference command shares (configs/_inference.yaml)."""
+    check_positive_int(cfg, "beam_size")
+    check_positive_int(cfg, "batch_sentences")
+    for option in ("length_penalty", "max_len_a"):
+        if not (is_number(cfg.get(option)) and cfg.get(option) >= 0):
+            fail(option, "a number >= 0", cfg.get(option))
+    if not (is_int(cfg.get("max_len_b")) and cfg.get("max_len_b") >= 0):
+        fail("max_len_b", "an integer >= 0", cfg.get("max_len_b"))
+    if cfg.max_len_a == 0 and cfg.max_len_b == 0:
+        # The limit max_len_a x source length + max_len_b would allow no output token at all.
+        raise ConfigError("max_len_a=0 and max_len_b=0 allow no output at all; raise one of them")
+
+
+def check_nbest(cfg) -> None:
+    """nbest <= beam_size, as nmt-serve requires: a larger beam than asked for would decode differently."""
+    check_positive_int(cfg, "nbest")
+    if cfg.nbest > cfg.beam_size:
+        raise ConfigError(f"nbest={cfg.nbest} needs beam_size >= {cfg.nbest}, got beam_size={cfg.beam_size}")
+
+
+def check_bool(cfg, option: str) -> None:
+    if not isinstance(cfg.get(option), bool):
+        fail(option, "true or false", cfg.get(option))
+
+
+def check_vmax(cfg) -> None:
+    vmax = cfg.get("vmax")
+    if vmax is not None and not (is_number(vmax) and vmax > 0):
+        fail("vmax", "null (the largest weight) or a number > 0", vmax)
