@@ -7,15 +7,21 @@ plateau schedule that reacts to every validation, and an epoch boundary inside t
 piece of saved state matter.
 """
 
+import hashlib
+import json
 import logging
+import os
 import signal
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import nmt.cli.train as cli_train
 import nmt.training.trainer as trainer_module
 from nmt.cli.common import config_dir
 from nmt.errors import CheckpointError, ConfigError
@@ -165,7 +171,8 @@ def test_resume_with_another_model_is_refused_and_leaves_the_run_folder_alone(mu
 def test_subword_sampling_trains_on_other_batches_and_resumes_to_the_same_ones(multi30k_root, cache, baseline,
                                                                                 tmp_path, caplog):
     """With tokenizer.subword_alpha each epoch is segmented again; a run stopped inside the first epoch
-    samples that epoch again on resume, exactly as the uninterrupted run did."""
+    samples that epoch again on resume, exactly as the uninterrupted run did. Only within one process:
+    SentencePiece's draws do not repeat in another (README, "A resumed run is exact")."""
     sampled = "tokenizer.subword_alpha=0.1"
     with caplog.at_level(logging.INFO, logger="nmt.training.trainer"):
         one_go = train(config(multi30k_root, cache, sampled), tmp_path / "one_go")
@@ -179,3 +186,78 @@ def test_subword_sampling_trains_on_other_batches_and_resumes_to_the_same_ones(m
     # The sampled segmentation gave other batches than the prepared one: other weights.
     with pytest.raises(AssertionError, match="parameters differ"):
         assert_same_parameters(baseline["dir"] / "checkpoints/last.pt", tmp_path / "one_go/checkpoints/last.pt")
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_resume_with_other_tokenizer_settings_leaves_the_run_folder_byte_for_byte(multi30k_root, cache,
+                                                                                 baseline):
+    """Only the data tells that the SentencePiece models differ: nothing is written before that."""
+    before = folder_hashes(baseline["dir"])
+    with pytest.raises(CheckpointError, match="was trained with other SentencePiece models"):
+        train(config(multi30k_root, cache, "tokenizer.vocab_size=150", "resume=true"), baseline["dir"])
+    assert folder_hashes(baseline["dir"]) == before
+
+
+CLI_TINY = ["experiment=smoke", "data.max_train_examples=150", "data.max_len=30", "tokenizer.vocab_size=200",
+            "model.emb_size=16", "model.enc_hidden=16", "model.dec_hidden=16", "trainer.batch_tokens=256",
+            "trainer.max_steps=2", "trainer.valid_every=2", "trainer.valid_max_sentences=4",
+            "trainer.valid_max_len_b=2", "trainer.plot_sentences=0", "trainer.progress=false",
+            "trainer.num_threads=1"]
+
+
+def test_a_refused_resume_through_the_command_leaves_hydras_files_too(multi30k_root, cache, tmp_path):
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    args = ["nmt-train", *CLI_TINY, f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"]
+    subprocess.run(args, env=env, check=True, capture_output=True, timeout=300)
+    before = folder_hashes(tmp_path / "run")
+    assert {".hydra/overrides.yaml", "train.log", "config.yaml", "spm.model"} <= before.keys()
+    refused = subprocess.run([*args, "tokenizer.vocab_size=150", "resume=true"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert refused.stderr.endswith("\n") and "Traceback" not in refused.stderr
+    assert refused.stderr.splitlines()[-1].startswith("error: checkpoint ") and "other SentencePiece" in \
+        refused.stderr.splitlines()[-1]
+    assert folder_hashes(tmp_path / "run") == before
+
+
+def test_sigterm_in_the_final_validation_completes_the_run_and_is_reported(multi30k_root, cache, tmp_path,
+                                                                          monkeypatch):
+    """The run ends between validations (6 is no multiple of 4): SIGTERM during the extra validation
+    finishes it and saves it, and the summary says a signal came, for the exit status."""
+    real_validate = trainer_module.Run.validate
+
+    def validate(self, scheduled):
+        if not scheduled:
+            signal.raise_signal(signal.SIGTERM)
+        return real_validate(self, scheduled)
+
+    monkeypatch.setattr(trainer_module.Run, "validate", validate)
+    summary = train(config(multi30k_root, cache, "trainer.max_steps=6"), tmp_path)
+    assert summary["stopped_by"] == signal.SIGTERM
+    assert summary["steps"] == 6 and summary["history"][-1]["step"] == 6
+    assert load_checkpoint(tmp_path / "checkpoints/last.pt")["progress"]["step"] == 6
+    assert "stopped_by" not in json.loads((tmp_path / "summary.json").read_text())
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers are put back
+
+
+@pytest.mark.parametrize(("signum", "status"), [(None, None), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_the_command_exits_with_the_signals_status_after_a_run_it_completed(monkeypatch, tmp_path, capsys,
+                                                                           signum, status):
+    summary = {"best_bleu": 1.5, **({"stopped_by": signum} if signum else {})}
+    monkeypatch.setattr(cli_train, "train", lambda cfg, run_dir: summary)
+    runtime = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path)))
+    monkeypatch.setattr(cli_train, "HydraConfig", SimpleNamespace(get=lambda: runtime))
+    if status is None:
+        cli_train.run(None)
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_train.run(None)
+        assert exit_info.value.code == status
+    out, err = capsys.readouterr()
+    assert "best validation BLEU 1.50" in out  # the summary comes first either way
+    name = signal.Signals(signum).name if signum else "SIG"
+    assert (f"{name} received as the run finished" in err) == (status is not None)

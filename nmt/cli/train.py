@@ -1,14 +1,22 @@
 """nmt-train: `nmt-train [group=option ...] [key=value ...]`, e.g. `nmt-train experiment=smoke`."""
 
+import contextlib
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from nmt.cli.common import hydra_command
+from nmt.cli.common import PATH_TEMPLATE_KEYS, config_dir, hydra_command, quote_text_overrides
+from nmt.errors import NMTError
+from nmt.training.options import check_run_options
+from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import TrainingStopped
 from nmt.training.trainer import train
 
@@ -21,6 +29,10 @@ def run(cfg: DictConfig) -> None:
         print(f"{stop}\nto continue: {resume_command(run_dir)}", file=sys.stderr, flush=True)
         sys.exit(128 + stop.signum)  # the shell's convention for "ended by signal N"
     print(f"best validation BLEU {summary['best_bleu']:.2f}; checkpoints: {run_dir / 'checkpoints'}")
+    if "stopped_by" in summary:  # the run had finished; the job was still asked to end
+        print(f"{signal.Signals(summary['stopped_by']).name} received as the run finished; it is complete",
+              file=sys.stderr, flush=True)
+        sys.exit(128 + summary["stopped_by"])
 
 
 def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
@@ -33,7 +45,73 @@ def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
     return shlex.join(["nmt-train", *keep, f"hydra.run.dir={folder}", "resume=true"])
 
 
-main = hydra_command("train", run)
+def check_before_start(overrides: list[str]) -> Path | None:
+    """Checks the options and `resume` as `train` will, but before Hydra creates the run folder, so a
+    mistaken value leaves no folder behind; returns the run folder, or None where Hydra has the say
+    (flags such as --cfg and -m, or a command line that does not compose)."""
+    if any(arg.startswith("-") for arg in overrides):
+        return None
+    overrides = quote_text_overrides(overrides, PATH_TEMPLATE_KEYS, only_with="{}")  # as hydra_command does
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base=None):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        run_dir = Path(cfg.hydra.run.dir).absolute()
+    except (HydraException, OmegaConfBaseException):
+        return None  # hydra_command's check names the mistake in one line
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    check_run_options(job)
+    checkpoint_to_resume(job.resume, run_dir)  # resume=true without a run; a new run over an old one
+    return run_dir
+
+
+def _hydra_files(run_dir: Path) -> dict[Path, bytes]:
+    """What Hydra writes into a run folder before nmt starts: .hydra/*.yaml and the log."""
+    return {path: path.read_bytes() for path in [*run_dir.glob(".hydra/*"), *run_dir.glob("*.log")]
+            if path.is_file()}
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    return (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
+
+
+@contextlib.contextmanager
+def undone_if_refused(run_dir: Path | None):
+    """Takes back what Hydra wrote into the run folder when `train` refuses to start (exit status 2
+    before it wrote config.yaml, its first write): a refused resume, e.g. with other tokenizer
+    settings, which only the data can tell, leaves the run byte for byte as it was, and a refused
+    new run leaves no folder."""
+    if run_dir is None:
+        yield
+        return
+    before, settings = _hydra_files(run_dir), _stat(run_dir / "config.yaml")
+    created = [folder for folder in (run_dir / ".hydra", run_dir, *run_dir.parents) if not folder.exists()]
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code == 2 and _stat(run_dir / "config.yaml") == settings:
+            for path, content in _hydra_files(run_dir).items():
+                if path not in before:
+                    path.unlink()
+                elif content != before[path]:
+                    path.write_bytes(before[path])
+            for folder in created:  # innermost first; one that holds anything else stays
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+
+
+_hydra_main = hydra_command("train", run)
+
+
+def main() -> None:
+    try:
+        run_dir = check_before_start(sys.argv[1:])
+    except NMTError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    with undone_if_refused(run_dir):
+        _hydra_main()
+
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from nmt.data.pipeline import prepare_data
 from nmt.data.prepared import PreparedData
 from nmt.data.storage import id_lengths
 from nmt.data.subword_sampling import SubwordSampling
-from nmt.data.tokenizer import PAD
+from nmt.data.tokenizer import PAD, Tokenizers
 from nmt.errors import ConfigError
 from nmt.models.fusion import fusion, fusion_wanted
 from nmt.models.seq2seq import build_model, count_parameters
@@ -49,7 +50,7 @@ from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.kept import keep_if_among_best
 from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
-from nmt.training.options import check_trainer_options
+from nmt.training.options import check_run_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
 from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything, slow_bf16_warning
 from nmt.training.signals import StopOnSignal, TrainingStopped
@@ -64,9 +65,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     Returns a summary: steps, best validation BLEU, checkpoint paths and the validation history.
     Raises TrainingStopped after saving when SIGINT/SIGTERM arrives, and NMTError on user mistakes.
+    A signal that arrives once the run is complete (in its last update or final validation) stops
+    nothing; the summary's "stopped_by" then holds its number.
     Started by torchrun (WORLD_SIZE > 1), it trains with DistributedDataParallel in rank 0's run_dir.
     """
-    check_trainer_options(cfg.trainer, cfg.resume)
+    check_run_options(cfg)
     world, device = init_world(cfg.device)
     try:
         with fusion(fusion_wanted(cfg.trainer.compile, device)):
@@ -83,21 +86,19 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     prepare_cpu_runtime()  # before the first product: oneDNN cache bound, freed memory kept
     if (warning := slow_bf16_warning(device, cfg.trainer.precision)) and world.is_main:
         log.warning(warning)
-    # A throwaway model with a tiny vocabulary reports a bad model option (an unknown attention name)
-    # at once instead of after data preparation; it is built before seeding, so it changes nothing.
-    build_model(cfg.model, 8, 8, shared_vocab=cfg.tokenizer.joint)
     sampling = SubwordSampling.from_config(cfg.tokenizer)  # None: the prepared segmentation every epoch
-    resume_from = checkpoint_to_resume(cfg.resume, run_dir)
-    # Checked before anything is written, so a mistaken resume leaves the run folder as it was.
-    resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
+    # Nothing is written into the run folder until every check has passed, the resumed checkpoint's
+    # tokenizers and weights included: a refused command leaves an existing run as it was.
     if world.is_main:
-        _open_run_folder(run_dir, cfg)
+        _check_writable(run_dir)
+    resume_from = checkpoint_to_resume(cfg.resume, run_dir)
+    resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
     # Rank 0's seed is the single-process one; other ranks draw other dropout masks. DDP copies
     # rank 0's initial weights to every rank.
     seed_everything(cfg.seed + world.rank, cfg.trainer.num_threads)
 
     # Rank 0 prepares (and caches) the data first, so the other ranks read its cache.
-    data = prepare_data(cfg, run_dir) if world.is_main else None
+    data = prepare_data(cfg) if world.is_main else None
     world.barrier()
     data = data or prepare_data(cfg)
     tokenizers = data.tokenizers
@@ -109,6 +110,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     schedule = build_schedule(cfg.scheduler, optimizer)
     if resumed is not None:
         progress, history = restore(resumed, resume_from, model, optimizer, schedule, tokenizers, world)
+    if world.is_main:
+        _open_run_folder(run_dir, cfg, tokenizers)
     run = Run(cfg, run_dir, device, model, optimizer, schedule, data, world)
     if resumed is not None:
         run.progress, run.history = progress, history
@@ -156,10 +159,15 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
             run.bar.close()
             if not run.history or run.history[-1]["step"] != progress.step:
                 run.validate(scheduled=False)  # the run ended between two validations: score the final model
+            # A signal during the run's last update or validation: the run is complete, but the job was
+            # asked to end, and the caller's exit status says so (130/143), as after any stop.
+            signum = (stop.received or signal.SIGTERM) if world.any(stop.received is not None) else None
     finally:
         run.bar.close()
         run.logger.close()
     summary = run.summary()
+    if signum is not None:
+        summary["stopped_by"] = signum  # not in summary.json: the run's results do not depend on it
     if world.is_main:
         log.info("done: %d steps, best validation BLEU %.2f, checkpoints in %s", progress.step,
                  progress.best_bleu, run.last_path.parent)
@@ -219,10 +227,21 @@ def train_step(model, optimizer, batches, tcfg, device, weights=None, total_toke
     return loss, grad_norm.item()
 
 
-def _open_run_folder(run_dir: Path, cfg: DictConfig) -> None:
+def _check_writable(run_dir: Path) -> None:
+    """The run folder is written only after the checks and the data; whether it can be is known now."""
+    existing = run_dir.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        raise ConfigError(f"cannot write the run folder {run_dir}: {existing} is not a writable folder")
+
+
+def _open_run_folder(run_dir: Path, cfg: DictConfig, tokenizers: Tokenizers) -> None:
+    """Writes the run's settings and SentencePiece models: the first write, once every check passed."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tokenizers.save(run_dir)
     except OSError as exc:
         raise ConfigError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}") from None
     removed = remove_stale_temporaries(run_dir / "checkpoints")
