@@ -14,6 +14,7 @@ import pytest
 from datasets import Features, Translation
 from omegaconf import OmegaConf
 
+from nmt.cli.common import exit_on_user_error
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
 from nmt.data.corpus import load_split, pairs_from_dataset, split_identity
 from nmt.data.multi30k import ensure_multi30k, multi30k_file
@@ -218,23 +219,66 @@ def test_tsv_line_without_one_tab_names_file_and_line(tmp_path):
         load_split(files_cfg("tsv", str(path)), "train")
 
 
+def write_jsonl(path: Path, rows: list) -> Path:
+    """One JSON value a line; a str row is written as it is (a broken line)."""
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows))
+    return path
+
+
 @pytest.mark.parametrize("nested", [True, False])
-def test_jsonl_files_go_through_datasets(tmp_path, nested):
-    path = tmp_path / "train.jsonl"
-    rows = [
-        {"translation": {"de": d, "en": e}} if nested else {"de": d, "en": e}
-        for d, e in zip(DE, EN, strict=True)
-    ]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+def test_jsonl_files_nested_or_flat(tmp_path, nested):
+    rows = [{"translation": {"de": d, "en": e}} if nested else {"de": d, "en": e, "id": 1}
+            for d, e in zip(DE, EN, strict=True)]
+    path = write_jsonl(tmp_path / "train.jsonl", [rows[0], "", rows[1], "  ", rows[2]])  # blank lines skipped
     assert load_split(files_cfg("jsonl", str(path)), "train") == (DE, EN)
 
 
-def test_malformed_jsonl_is_a_data_error(tmp_path):
-    path = tmp_path / "train.jsonl"
-    path.write_text('{"de": "a", "en": "b"}\n{"de": \n')
-    with pytest.raises(DataError, match="not valid JSON lines"):
+def test_jsonl_null_text_is_an_empty_side_and_gzip_is_read(tmp_path):
+    path = tmp_path / "train.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"de": "a", "en": null}\n{"translation": {"de": null, "en": "b"}}\n'))
+    assert load_split(files_cfg("jsonl", str(path)), "train") == (["a", ""], ["", "b"])
+
+
+GOOD_ROW = {"translation": {"de": "a", "en": "b"}}
+
+
+@pytest.mark.parametrize(("bad_row", "message"), [
+    ('{"de": "a", "en": ', "invalid JSON (Expecting value at column 19)"),
+    ('{"de": "a" "en": "b"}', "invalid JSON (Expecting ',' delimiter at column 12)"),
+    ({"translation": {"de": "a"}}, 'no "en" in the translation (found: de)'),
+    ({"translation": {}}, 'no "de" or "en" in the translation (found: nothing)'),
+    ({"de": "a", "fr": "b"}, 'no "en" in the row (found: de, fr)'),
+    (["a", "b"], "expected a JSON object, found list"),
+    ({"translation": "a b"}, "expected a JSON object as translation, found str"),
+])
+def test_bad_jsonl_line_is_named(tmp_path, bad_row, message):
+    path = write_jsonl(tmp_path / "train.jsonl", [GOOD_ROW, GOOD_ROW, "", GOOD_ROW, bad_row, GOOD_ROW])
+    with pytest.raises(DataError) as error:
         load_split(files_cfg("jsonl", str(path)), "train")
-    with pytest.raises(DataError, match="no such file"):
+    assert str(error.value) == f"{path}:5: {message}"
+
+
+def test_bad_jsonl_is_one_error_line_with_exit_2(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "train.jsonl", [GOOD_ROW, "{"])
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(lambda _: load_split(files_cfg("jsonl", str(path)), "train"))(None)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: {path}:2: invalid JSON (Expecting property name enclosed in " \
+        "double quotes at column 2)\n"
+
+
+def test_jsonl_invalid_utf8_names_the_line_or_is_replaced(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"de": "a", "en": "b"}\n{"de": "M\xfcnchen", "en": "Munich"}\n')
+    with pytest.raises(DataError, match=r"^.*train\.jsonl:2: invalid UTF-8 \(byte 0xfc at byte column 10\); set "
+                       r"data.on_decode_error=replace"):
+        load_split(files_cfg("jsonl", str(path)), "train")
+    replaced = load_split(files_cfg("jsonl", str(path), on_decode_error="replace"), "train")
+    assert replaced == (["a", "M\ufffdnchen"], ["b", "Munich"])
+
+
+def test_missing_jsonl_file_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"missing\.jsonl: no such file"):
         load_split(files_cfg("jsonl", str(tmp_path / "missing.jsonl")), "train")
 
 
@@ -256,13 +300,35 @@ def test_split_identity_tracks_file_changes(tmp_path):
     path.write_text("a\tb\nc\td\n")
     os.utime(path, ns=(1, 1))
     assert split_identity(cfg, "train") != before
+
+
+def test_split_identity_of_a_hub_name_is_its_coordinates(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no local folder called wmt14
     hub = {"source": "hub", "name": "wmt14", "config": "de-en", "splits": {"train": "train"}}
-    assert split_identity(hub, "train") == {
-        "source": "hub",
-        "name": "wmt14",
-        "config": "de-en",
-        "split": "train",
-    }
+    assert split_identity(hub, "train") == {"source": "hub", "name": "wmt14", "config": "de-en", "split": "train"}
+
+
+def test_split_identity_of_a_local_hub_dataset_tracks_its_files(tmp_path, monkeypatch):
+    folder = tmp_path / "my_corpus"
+    (folder / "data").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    write_jsonl(folder / "train.jsonl", [GOOD_ROW])
+    write_jsonl(folder / "data" / "valid.jsonl", [GOOD_ROW])
+    (folder / ".cache" / "lock").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    hub = {"source": "hub", "name": "my_corpus", "config": None}
+    before = split_identity(hub, "train")
+    assert [f["path"] for f in before["files"]] == [str(folder / "data" / "valid.jsonl"), str(folder / "train.jsonl")]
+    assert split_identity({**hub, "name": str(folder)}, "train") == {**before, "name": str(folder)}
+    (folder / ".cache" / "lock").write_text("changed")  # hidden files are not data (datasets skips them)
+    assert split_identity(hub, "train") == before
+    os.utime(folder / "train.jsonl", ns=(1, 1))  # same size, another modification time
+    touched = split_identity(hub, "train")
+    assert touched != before and touched["files"][1]["mtime_ns"] == 1
+    write_jsonl(folder / "data" / "valid.jsonl", [GOOD_ROW, GOOD_ROW])
+    assert split_identity(hub, "train")["files"][0]["size"] > before["files"][0]["size"]
+    single = {**hub, "name": str(folder / "train.jsonl")}
+    assert [f["path"] for f in split_identity(single, "train")["files"]] == [str(folder / "train.jsonl")]
 
 
 # ---- cleaning --------------------------------------------------------------------------------------

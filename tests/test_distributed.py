@@ -11,6 +11,7 @@ checked without processes.
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -126,3 +127,17 @@ def test_two_processes_equal_one_process_with_accumulation_and_resume(multi30k_r
     assert [h["step"] for h in history] == [h["step"] for h in expected]
     assert [h["valid_bleu"] for h in history] == pytest.approx([h["valid_bleu"] for h in expected])
     assert [h["lr"] for h in history] == pytest.approx([h["lr"] for h in expected])
+
+
+def test_two_processes_with_subword_sampling_train_on_rank_zeros_sample(multi30k_root, tmp_path):
+    """SentencePiece's samples differ between processes; each rank cutting its own sample into batches
+    would give the ranks different batch lists (pairs seen twice or never, unequal update counts)."""
+    run_dir = tmp_path / "ddp_sampled"
+    torchrun(multi30k_root, tmp_path / "cache", run_dir, "tokenizer.subword_alpha=0.5",
+                    "trainer.max_steps=null", "trainer.max_epochs=2", "trainer.valid_every=1000")
+    # Each rank logs the sample it trains on (both ranks write train.log): the same one, every epoch.
+    found = re.findall(r"epoch (\d+): sampled a segmentation .*\(target subwords x([\d.]+)\)",
+                       (run_dir / "train.log").read_text())
+    growth = {epoch: sorted(x for e, x in found if e == epoch) for epoch, _ in found}
+    assert sorted(growth) == ["1", "2"] and all(len(set(xs)) == 1 and len(xs) == 2 for xs in growth.values())
+    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 2

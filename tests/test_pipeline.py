@@ -99,11 +99,13 @@ def test_cache_key_follows_what_determines_the_data(toy_corpus, tmp_path):
     assert cache_key(make_cfg(toy_corpus)) != base
 
 
-def test_corrupt_cache_is_rebuilt(toy_corpus, tmp_path, caplog):
+@pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])
+def test_corrupt_cache_is_rebuilt(toy_corpus, tmp_path, caplog, damage):
     cfg = make_cfg({**toy_corpus, "cache": True, "cache_dir": str(tmp_path / "cache")})
     first = [ids.tolist() for ids in prepare_data(cfg).train_src_ids]  # copied: the file is overwritten below
     (cache_file,) = (tmp_path / "cache").iterdir()
-    cache_file.write_bytes(b"garbage")
+    whole = cache_file.read_bytes()
+    cache_file.write_bytes({"garbage": b"garbage", "empty": b"", "truncated": whole[:len(whole) // 2]}[damage])
     with caplog.at_level(logging.WARNING, logger="nmt.data.pipeline"):
         again = prepare_data(cfg)
     assert "ignoring unreadable data cache" in caplog.text

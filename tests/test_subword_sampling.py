@@ -9,7 +9,7 @@ import pytest
 
 from nmt.data.storage import RaggedIds
 from nmt.data.subword_sampling import SubwordSampling
-from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
+from nmt.data.tokenizer import UNK, SubwordTokenizer, Tokenizers
 from nmt.errors import ConfigError
 
 N_PAIRS = 2_000
@@ -77,3 +77,42 @@ def test_alpha_sets_how_far_the_samples_stray(prepared):
         assert growth[0] > growth[1] > growth[2] >= 1.0
     else:
         assert 1.0 < growth[0] < growth[1] < growth[2]
+
+
+def with_unk(ids: RaggedIds, rows: list[int]) -> RaggedIds:
+    """``ids`` with the first piece of each sentence in ``rows`` replaced by UNK."""
+    seqs = [list(map(int, s)) for s in ids]
+    for i in rows:
+        seqs[i][0] = UNK
+    return RaggedIds.from_lists(seqs)
+
+
+def test_pairs_holding_an_unknown_piece_keep_their_prepared_ids(prepared):
+    """Decoding turns UNK into " ⁇ ", which would be sampled back as other text: such a pair (both
+    sides) keeps its prepared ids; every other pair is still sampled as before."""
+    tokenizers, sampling = prepared["tokenizers"], SubwordSampling(0.1, 64)
+    src, tgt = with_unk(prepared["src"], [3, 50]), with_unk(prepared["tgt"], [50, 700])
+    new_src, new_tgt = sampling.resegment(tokenizers, src, tgt, seed=0, epoch=0)
+    for i in (3, 50, 700):
+        assert new_src[i].tolist() == src[i].tolist() and new_tgt[i].tolist() == tgt[i].tolist()
+    assert tokenizers.src.decode(list(new_src)) == tokenizers.src.decode(list(src))
+    assert tokenizers.tgt.decode(list(new_tgt)) == tokenizers.tgt.decode(list(tgt))
+    changed = sum(not np.array_equal(a, b) for a, b in zip(new_src, src, strict=True))
+    assert changed > N_PAIRS // 2
+
+
+def test_pairs_whose_sample_exceeds_max_len_keep_their_prepared_ids(prepared):
+    """data.max_len holds for sampled pairs too: a pair whose sample has a side over it gets its
+    prepared ids back (within max_len), and a pair within it keeps the very same sample."""
+    tokenizers, sampling, max_len = prepared["tokenizers"], SubwordSampling(0.1, 64), 24
+    keep = [i for i in range(N_PAIRS) if max(len(prepared["src"][i]), len(prepared["tgt"][i])) <= max_len]
+    src, tgt = (RaggedIds.from_lists([prepared[side][i].tolist() for i in keep]) for side in ("src", "tgt"))
+    free_src, free_tgt = sampling.resegment(tokenizers, src, tgt, seed=1, epoch=2)
+    new_src, new_tgt = sampling.resegment(tokenizers, src, tgt, seed=1, epoch=2, max_len=max_len)
+    assert len(new_src) == len(new_tgt) == len(keep) > N_PAIRS // 3
+    assert new_src.lengths().max() <= max_len and new_tgt.lengths().max() <= max_len
+    over = (free_src.lengths() > max_len) | (free_tgt.lengths() > max_len)  # (N,)
+    assert 0 < over.sum() < len(keep)  # some pairs fall back, not all
+    for i in range(len(keep)):
+        expected = (src[i], tgt[i]) if over[i] else (free_src[i], free_tgt[i])
+        assert new_src[i].tolist() == expected[0].tolist() and new_tgt[i].tolist() == expected[1].tolist()

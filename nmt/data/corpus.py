@@ -15,6 +15,7 @@ was read from so caches can tell when it changed.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,7 @@ def is_streamed(cfg: Mapping) -> bool:
 
 
 def _open_hub(cfg: Mapping, split: str):
-    import datasets  # slow to import; only hub and jsonl corpora need it
+    import datasets  # slow to import; only hub corpora need it
 
     name = _require(cfg, "name")
     hub_split = _hub_split(cfg, split)
@@ -181,24 +182,44 @@ def _iter_tsv(path: Path, on_decode_error: str) -> Iterator[tuple[str, str]]:
         yield fields[0], fields[1]
 
 
-def _open_jsonl(path: Path):
-    import datasets
-
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+def _jsonl_pair(line: str, src_lang: str, tgt_lang: str) -> tuple[str, str]:
+    """The pair on one JSON line, nested (``{"translation": {lang: text}}``) or flat (``{lang: text}``);
+    ValueError says what is wrong with the line. Null text becomes "", which cleaning drops."""
     try:
-        return datasets.load_dataset("json", data_files=str(path), split="train")
-    except datasets.exceptions.DatasetGenerationError as e:
-        reason = (str(e.__cause__ or e).splitlines() or ["parse error"])[0]
-        raise DataError(f"{path}: not valid JSON lines ({reason})") from e
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from e
+    nested = isinstance(row, dict) and "translation" in row
+    row = row["translation"] if nested else row
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object{' as translation' if nested else ''}, found {type(row).__name__}")
+    missing = [json.dumps(lang) for lang in (src_lang, tgt_lang) if lang not in row]
+    if missing:
+        where = "in the translation" if nested else "in the row"
+        raise ValueError(f"no {' or '.join(missing)} {where} (found: {', '.join(row) or 'nothing'})")
+    src, tgt = row[src_lang], row[tgt_lang]
+    return "" if src is None else str(src), "" if tgt is None else str(tgt)
+
+
+def _iter_jsonl(path: Path, src_lang: str, tgt_lang: str, on_decode_error: str) -> Iterator[tuple[str, str]]:
+    """Pairs of a JSON-lines file, read line by line (not through ``datasets``) so that an error can
+    name its line and bytes are decoded as in the other text formats; blank lines are skipped."""
+    for number, line in enumerate(iter_lines(path, on_decode_error=on_decode_error), start=1):
+        if not line.strip():
+            continue
+        try:
+            pair = _jsonl_pair(line, src_lang, tgt_lang)
+        except ValueError as e:
+            raise DataError(f"{path}:{number}: {e}") from e
+        yield pair
 
 
 def iter_split(
     data_cfg: Mapping, split: str, chunk_size: int = CHUNK_SIZE
 ) -> Iterator[tuple[list[str], list[str]]]:
     """Raw ``(src, tgt)`` sentences of ``split`` (our name: train, val, test...) of the corpus, in
-    chunks of up to ``chunk_size`` pairs, read as they are needed: text and TSV files line by line,
-    JSON lines and hub datasets through ``datasets`` (memory-mapped Arrow, or a stream)."""
+    chunks of up to ``chunk_size`` pairs, read as they are needed: text, TSV and JSON-lines files line
+    by line, hub datasets through ``datasets`` (memory-mapped Arrow, or a stream)."""
     source = _source(data_cfg)
     src_lang, tgt_lang = _require(data_cfg, "src_lang"), _require(data_cfg, "tgt_lang")
     if source == "hub":
@@ -209,11 +230,11 @@ def iter_split(
     paths = _file_paths(data_cfg, split)
     fmt = _format(data_cfg)
     if fmt == "jsonl":
-        ds = _open_jsonl(paths[0])
-        yield from iter_dataset_pairs(ds, src_lang, tgt_lang, origin=str(paths[0]), chunk_size=chunk_size)
-        return
-    pairs = (_iter_tsv(paths[0], on_decode_error) if fmt == "tsv" else
-             iter_parallel_text(paths[0], paths[1], on_decode_error=on_decode_error))
+        pairs = _iter_jsonl(paths[0], src_lang, tgt_lang, on_decode_error)
+    elif fmt == "tsv":
+        pairs = _iter_tsv(paths[0], on_decode_error)
+    else:
+        pairs = iter_parallel_text(paths[0], paths[1], on_decode_error=on_decode_error)
     yield from _chunked(pairs, chunk_size)
 
 
@@ -222,22 +243,39 @@ def load_split(data_cfg: Mapping, split: str) -> tuple[list[str], list[str]]:
     return _concat(iter_split(data_cfg, split))
 
 
+def _file_identity(path: Path) -> dict:
+    """A file's path, size and modification time: they change when it is edited (hashing the
+    contents would read a whole corpus on every run)."""
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _local_dataset_files(name: str) -> list[Path] | None:
+    """The files of a hub dataset given as a local path (a folder or a file), as ``datasets`` reads
+    them (hidden files and folders skipped); None for a name on the hub."""
+    path = _resolve(name)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return None
+    return sorted(p for p in path.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
 def split_identity(data_cfg: Mapping, split: str) -> dict:
-    """What ``split`` is read from, as plain JSON-able data: files with their sizes and
-    modification times, or the hub coordinates. Equal identities mean equal raw sentences."""
+    """What ``split`` is read from, as plain JSON-able data: files with their sizes and modification
+    times, or the hub coordinates (plus the files, for a dataset in a local folder). Equal identities
+    mean equal raw sentences, except for a hub name whose dataset changed on the hub (no revision is
+    pinned, and the cache key must not need the network)."""
     source = _source(data_cfg)
     if source == "hub":
-        return {
-            "source": source,
-            "name": _require(data_cfg, "name"),
-            "config": data_cfg.get("config") or None,
-            "split": _hub_split(data_cfg, split),
-        }
-    files = []
-    for path in _file_paths(data_cfg, split):
-        try:
-            stat = path.stat()
-        except OSError as e:
-            raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
-        files.append({"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        name = _require(data_cfg, "name")
+        identity = {"source": source, "name": name, "config": data_cfg.get("config") or None,
+                    "split": _hub_split(data_cfg, split)}
+        local = _local_dataset_files(name)
+        return identity if local is None else {**identity, "files": [_file_identity(p) for p in local]}
+    files = [_file_identity(path) for path in _file_paths(data_cfg, split)]
     return {"source": source, "format": _format(data_cfg), "files": files}

@@ -108,6 +108,7 @@ def read_prepared(path: Path) -> PreparedData | None:
             fields.update({name: _unpack_text(arrays, name) for name in ("valid_src_text", "valid_tgt_text")})
         stats = {k: CleanStats(**v) for k, v in meta["stats"].items()}
         return PreparedData(Tokenizers.from_dict(models), stats=stats, **fields)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, CheckpointError) as e:
+    # EOFError: np.load's answer to an empty file (a crash while the cache was first written, a full disk).
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, CheckpointError) as e:
         log.warning("ignoring unreadable data cache %s (%s); rebuilding it", path, e)
         return None

@@ -277,8 +277,13 @@ class Run:
     def resegment(self, sampling: SubwordSampling, data: PreparedData) -> None:
         """This epoch's sampled segmentation of the training data (tokenizer.subword_alpha)."""
         start = time.perf_counter()
-        self.train_src_ids, self.train_tgt_ids = sampling.resegment(
-            self.tokenizers, data.train_src_ids, data.train_tgt_ids, self.cfg.seed, self.progress.epoch)
+        sampled = None
+        if self.world.is_main:
+            sampled = sampling.resegment(self.tokenizers, data.train_src_ids, data.train_tgt_ids, self.cfg.seed,
+                                         self.progress.epoch, max_len=self.cfg.data.get("max_len"))
+        # Every rank trains on rank 0's sample: SentencePiece's draws are repeatable within a process
+        # but not across processes, and the ranks must cut the epoch into the same batches.
+        self.train_src_ids, self.train_tgt_ids = self.world.from_main(sampled)
         grown = len(self.train_tgt_ids.flat) / len(data.train_tgt_ids.flat)
         log.info("epoch %d: sampled a segmentation in %.1f s (target subwords x%.2f)", self.progress.epoch + 1,
                  time.perf_counter() - start, grown)
