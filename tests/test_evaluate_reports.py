@@ -43,3 +43,21 @@ def test_evaluate_prints_and_reports_the_attention_statistics(checkpoint, tmp_pa
     assert set(report["attention"]) == {"sentences", "entropy", "coverage_min", "coverage_max", "coverage_low",
                                         "diagonal_distance"}
     assert "attention (2 sentences, word level): entropy" in capsys.readouterr().out
+
+
+def test_a_report_without_any_attention_is_still_json(checkpoint, tmp_path):
+    """Blank sources give empty translations and no attention: its statistics are null, not NaN."""
+    (tmp_path / "src.txt").write_text("\n \n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("a dog\ntwo men\n", encoding="utf-8")
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
+                                             f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
+                                             "device=cpu", "beam_size=2"])
+    evaluate(cfg)
+    [report_file] = tmp_path.glob("*.json")
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    report = json.loads(report_file.read_text(encoding="utf-8"), parse_constant=refuse)
+    assert report["attention"]["entropy"] is None

@@ -17,8 +17,8 @@ from nmt.analysis.alignment import (
     word_attention,
 )
 from nmt.cli.checks import check_decoding_options
-from nmt.cli.common import CONVERT_TO_UTF8, check_output_file, hydra_command, log_to_stderr
-from nmt.data.readers import read_lines
+from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
+from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translator
 

@@ -42,8 +42,6 @@ def hydra_quote(value: str) -> str:
 
 # Paths with a `{lang}` placeholder (data=files): Hydra's grammar reads an unquoted `{` as a dict.
 PATH_TEMPLATE_KEYS = ("data.files.*",)
-# Inference commands cannot set data.on_decode_error, so they point to converting the file instead.
-CONVERT_TO_UTF8 = "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
 
 
 def quote_text_overrides(argv: list[str], keys: Iterable[str], only_with: str = "") -> list[str]:

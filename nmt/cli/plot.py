@@ -15,8 +15,8 @@ import numpy as np
 from omegaconf import ListConfig
 
 from nmt.cli.checks import check_decoding_options, check_vmax
-from nmt.cli.common import CONVERT_TO_UTF8, check_output_file, hydra_command, log_to_stderr
-from nmt.data.readers import read_lines
+from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
+from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translation, Translator
 from nmt.viz.attention_plot import SAVE_FORMATS, Panel, as_weight_array, plot_attention_grid, save_figure

@@ -20,6 +20,8 @@ from nmt.errors import ConfigError, DataError
 
 DECODE_ERROR_MODES = ("error", "replace")
 REPLACE_HINT = "set data.on_decode_error=replace to replace bad bytes"
+# Inference commands cannot set data.on_decode_error, so they point to converting the file instead.
+CONVERT_TO_UTF8 = "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
 _BOM = "\ufeff"
 
 

@@ -3,6 +3,7 @@ of the output, a JSON report."""
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -10,9 +11,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.analysis.attention_stats import corpus_statistics, format_statistics
-from nmt.cli.common import CONVERT_TO_UTF8
 from nmt.data.pipeline import load_test_split
-from nmt.data.readers import read_lines
+from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.metrics import corpus_scores, format_scores
 from nmt.inference.translator import Translator
@@ -70,7 +70,8 @@ def evaluate(cfg: DictConfig) -> dict:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{stem}.hyp").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
-        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (out_dir / f"{stem}.json").write_text(json.dumps(_without_nan(report), indent=2, ensure_ascii=False) + "\n",
+                                              encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write results to {out_dir}: {exc.strerror}") from None
     print(f"{test_name}: {len(sources)} sentences, beam {cfg.beam_size}, "
@@ -80,3 +81,12 @@ def evaluate(cfg: DictConfig) -> dict:
         print(format_statistics(attention))
     print(f"hypotheses and report: {out_dir / stem}.hyp / .json")
     return report
+
+
+def _without_nan(value):
+    """The report with NaN (attention statistics of no sentence) as null: NaN is not JSON."""
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value

@@ -114,10 +114,21 @@ def check_request(texts: list[str], beam_size: int, nbest: int, settings: ServeS
         if len(text) > settings.max_text_chars:
             raise ApiError(413, "text_too_long", f"text {i} has {len(text)} characters; "
                                                  f"the limit is {settings.max_text_chars}")
+        if not text.isascii() and not _encodes_as_utf8(text):
+            # JSON may escape a lone surrogate ("\ud800"); SentencePiece would fail the whole batch on it.
+            raise ApiError(422, "invalid_request", f"text {i} holds a lone surrogate, which is not text")
     if beam_size > settings.max_beam_size:
         raise ApiError(422, "beam_size_too_large", f"beam_size={beam_size}; the limit is {settings.max_beam_size}")
     if nbest > beam_size:
         raise ApiError(422, "nbest_above_beam_size", f"nbest={nbest} needs beam_size >= {nbest}, got {beam_size}")
+
+
+def _encodes_as_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def to_hypothesis(translation: Translation) -> Hypothesis:
