@@ -135,6 +135,13 @@ def test_a_typed_sentence_gets_its_translation_and_an_interactive_heatmap(browse
     # Nothing but the server itself: no CDN, fonts or trackers.
     assert requested and all(url.startswith(server + "/") for url in requested), requested
 
+    # Zero-width spaces are not blank to the page but encode to nothing: no attention comes back, and
+    # the previous sentence's heatmap must go.
+    page.fill("#source", "\u200b\u200b")
+    page.click("#translate")
+    page.locator("#heatmap td.cell").first.wait_for(state="detached", timeout=30_000)  # (no eval: the page's CSP)
+    assert page.inner_text("#translation") == "" and page.locator("#src-tokens .tok").count() == 0
+
 
 def test_a_limit_shows_the_servers_error_on_the_page(browser, server):
     page = browser.new_page()

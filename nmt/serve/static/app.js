@@ -111,7 +111,12 @@ function drawHeatmap(v) {
 }
 
 function draw() {
-  if (!current || !current.attention) return;
+  if (!current || !current.attention) {
+    // An answer without attention (a text of zero-width or control characters only) must not
+    // leave the previous sentence's tokens and heatmap on the page.
+    for (const id of ["src-tokens", "tgt-tokens", "heatmap"]) $(id).replaceChildren();
+    return;
+  }
   const v = view(current);
   drawTokens(v);
   drawHeatmap(v);
