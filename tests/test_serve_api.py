@@ -207,6 +207,15 @@ def test_a_body_over_the_size_limit_is_refused_before_parsing(client):
     assert answer.status_code == 413 and answer.json()["error"] == "body_too_large"
 
 
+def test_a_body_of_texts_within_the_limits_is_never_too_large(translator, checkpoint):
+    """Characters outside the BMP (emoji) take 12 bytes each as JSON escapes; the body limit allows for it."""
+    with make_client(translator, checkpoint, "limits.max_text_chars=1000", "limits.max_texts=64") as client:
+        body = json.dumps({"text": ["\U0001f600" * 1000] * 64, "beam_size": 1}).encode()
+        assert len(body) > 8 * 1000 * 64 + 64 * 1024  # over the earlier limit
+        answer = client.post("/translate", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+
+
 def test_malformed_json_is_a_json_error(client):
     answer = client.post("/translate", content=b"{not json", headers={"content-type": "application/json"})
     assert answer.status_code == 422 and answer.json()["error"] == "invalid_request"

@@ -92,9 +92,10 @@ class ServeSettings:
 
     @property
     def limits(self) -> Limits:
-        # JSON may spell a character as a 6-byte \uXXXX escape (12 for a surrogate pair); allow 8 a
-        # character plus room for the other fields, so any body within the text limits gets through.
-        body = 8 * self.max_text_chars * self.max_texts + 64 * 1024
+        # JSON may spell a character as a 6-byte \uXXXX escape, 12 for one outside the BMP (a surrogate
+        # pair, e.g. an emoji, as json.dumps writes it); allow 12 a character plus room for the other
+        # fields, so any body within the text limits gets through.
+        body = 12 * self.max_text_chars * self.max_texts + 64 * 1024
         return Limits(max_text_chars=self.max_text_chars, max_texts=self.max_texts,
                       max_beam_size=self.max_beam_size, max_body_bytes=body)
 
