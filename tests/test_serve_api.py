@@ -179,7 +179,10 @@ def test_a_blank_text_gives_an_empty_translation(client):
     ({"text": "Ein Hund.", "beam_size": 0}, 422, "invalid_request"),
     ({"text": []}, 422, "invalid_request"),
     ({"text": 42}, 422, "invalid_request"),
-    ({"text": ["Ein Hund.", "\ud800"]}, 422, "invalid_request"),  # valid JSON, not text: SentencePiece fails on it
+    ({"text": ["Ein Hund.", "\ud800"]}, 422, "invalid_request"),
+    ({"text": "Ein Hund.", "beam_size": "3"}, 422, "invalid_request"),  # JSON types are not converted
+    ({"text": "Ein Hund.", "beam_size": True}, 422, "invalid_request"),
+    ({"text": "Ein Hund.", "return_attention": "yes"}, 422, "invalid_request"),  # valid JSON, not text: SentencePiece fails on it
     ({"beam_size": 2}, 422, "invalid_request"),
     # The model is fixed at start: a request cannot name a checkpoint (or any other unknown field).
     ({"text": "Ein Hund.", "checkpoint": "/etc/passwd"}, 422, "invalid_request"),
@@ -219,6 +222,10 @@ def test_a_body_of_texts_within_the_limits_is_never_too_large(translator, checkp
 def test_malformed_json_is_a_json_error(client):
     answer = client.post("/translate", content=b"{not json", headers={"content-type": "application/json"})
     assert answer.status_code == 422 and answer.json()["error"] == "invalid_request"
+    latin1 = '{"text": "Ein Hund läuft."}'.encode("latin-1")  # not UTF-8
+    answer = client.post("/translate", content=latin1, headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json() == {"error": "invalid_request",
+                                                           "detail": "the body is not UTF-8 encoded JSON"}
 
 
 def test_health_model_docs_and_unknown_paths(client, checkpoint):

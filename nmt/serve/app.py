@@ -203,6 +203,9 @@ def error_json(exc: HTTPException) -> JSONResponse:
 
 
 async def error_response(_request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400 and not isinstance(exc, ApiError):
+        # FastAPI's answer to a body it cannot decode (not UTF-8): malformed, like any other bad body.
+        return JSONResponse({"error": "invalid_request", "detail": "the body is not UTF-8 encoded JSON"}, 422)
     return error_json(exc)
 
 

@@ -6,8 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class TranslateRequest(BaseModel):
-    # Unknown fields are an error, so a request cannot think it chose a checkpoint or a device.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are an error, so a request cannot think it chose a checkpoint or a device; strict,
+    # so "3" or true is not taken for a beam of 3 or 1, nor "yes" for true.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str | Annotated[list[str], Field(min_length=1)] = Field(
         description="One text, or a list of texts translated independently.",
