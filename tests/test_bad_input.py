@@ -129,10 +129,11 @@ def test_bad_option_values_fail_before_any_data_is_read(capsys, tmp_path, overri
 
 # --- data -----------------------------------------------------------------------------------------
 
-def test_missing_data_file_is_named(capsys, corpus, tmp_path):
+@pytest.mark.parametrize("cache", ["false", "true"])  # with a cache, the file is first met by its key
+def test_missing_data_file_is_named(capsys, corpus, tmp_path, cache):
     (corpus / "val.en").unlink()
-    message = one_line_error(capsys, train, files_config(corpus), tmp_path / "run")
-    assert message == f"{corpus}/val.en: no such file"
+    config = files_config(corpus, f"data.cache={cache}", f"data.cache_dir={tmp_path / 'cache'}")
+    assert one_line_error(capsys, train, config, tmp_path / "run") == f"{corpus}/val.en: no such file"
 
 
 def test_missing_data_folder_is_named(capsys, tmp_path):
@@ -457,6 +458,10 @@ def test_average_never_overwrites_a_checkpoint_training_resumes_from(capsys, che
     nmt.cli.average.run(averaged)
     nmt.cli.average.run(averaged)  # an earlier average may be replaced
     assert "into" in capsys.readouterr().out
+    missing = command_config("average", f"checkpoints=[{checkpoint},{checkpoint}]", f"output={tmp_path}/typo/avg.pt")
+    assert one_line_error(capsys, nmt.cli.average.run, missing) == (
+        f"cannot write output={tmp_path}/typo/avg.pt: No such file or directory")
+    assert not (tmp_path / "typo").exists()
 
 
 # --- data=files paths with {lang} -----------------------------------------------------------------

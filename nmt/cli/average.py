@@ -4,7 +4,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.errors import CheckpointError
 from nmt.training.averaging import checkpoints_to_average, write_average
 from nmt.training.checkpoint import load_checkpoint
@@ -15,6 +15,7 @@ def check_output(target, output: str | None) -> None:
     """Refuses to overwrite a file training needs (a run's last.pt) or one that is no checkpoint;
     an earlier average (weights only) may be replaced."""
     path = Path(output) if output else checkpoints_to_average(target)[0].parent / "averaged.pt"  # as write_average
+    check_output_file(str(path), "output")  # its folder must exist: a typo should not create folders
     if not path.exists():
         return
     try:

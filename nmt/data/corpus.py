@@ -248,6 +248,8 @@ def _file_identity(path: Path) -> dict:
     contents would read a whole corpus on every run)."""
     try:
         stat = path.stat()
+    except FileNotFoundError as e:
+        raise DataError(f"{path}: no such file") from e  # as the readers say it
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
