@@ -308,6 +308,23 @@ def test_split_identity_of_a_hub_name_is_its_coordinates(tmp_path, monkeypatch):
     assert split_identity(hub, "train") == {"source": "hub", "name": "wmt14", "config": "de-en", "split": "train"}
 
 
+def test_a_pinned_hub_revision_is_loaded_and_part_of_the_identity(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake_load_dataset(name, config, split, **options):
+        calls.append(options)
+        return wmt14_like()
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    hub = {"source": "hub", "name": "wmt14", "config": "de-en", "src_lang": "en", "tgt_lang": "de",
+           "splits": {"train": "train"}}
+    pinned = {**hub, "revision": "v1.0"}
+    assert load_split(pinned, "train") == (EN, DE) and calls == [{"revision": "v1.0"}]
+    assert split_identity(pinned, "train") == {**split_identity(hub, "train"), "revision": "v1.0"}
+    assert split_identity({**pinned, "revision": "v2.0"}, "train") != split_identity(pinned, "train")
+
+
 def test_split_identity_of_a_local_hub_dataset_tracks_its_files(tmp_path, monkeypatch):
     folder = tmp_path / "my_corpus"
     (folder / "data").mkdir(parents=True)

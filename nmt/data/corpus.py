@@ -161,8 +161,9 @@ def _open_hub(cfg: Mapping, split: str):
     name = _require(cfg, "name")
     hub_split = _hub_split(cfg, split)
     streaming = {"streaming": True} if is_streamed(cfg) else {}
+    revision = {"revision": str(cfg["revision"])} if cfg.get("revision") else {}
     try:
-        ds = datasets.load_dataset(name, cfg.get("config") or None, split=hub_split, **streaming)
+        ds = datasets.load_dataset(name, cfg.get("config") or None, split=hub_split, **streaming, **revision)
     except Exception as e:  # network, authentication, unknown name: all mean "cannot get it"
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         raise DataError(f"cannot load hub dataset {name} (split {hub_split}): {reason}") from e
@@ -270,13 +271,15 @@ def _local_dataset_files(name: str) -> list[Path] | None:
 def split_identity(data_cfg: Mapping, split: str) -> dict:
     """What ``split`` is read from, as plain JSON-able data: files with their sizes and modification
     times, or the hub coordinates (plus the files, for a dataset in a local folder). Equal identities
-    mean equal raw sentences, except for a hub name whose dataset changed on the hub (no revision is
-    pinned, and the cache key must not need the network)."""
+    mean equal raw sentences, except for a hub name whose dataset changed on the hub when no
+    `data.revision` pins it (the cache key must not need the network)."""
     source = _source(data_cfg)
     if source == "hub":
         name = _require(data_cfg, "name")
         identity = {"source": source, "name": name, "config": data_cfg.get("config") or None,
                     "split": _hub_split(data_cfg, split)}
+        if data_cfg.get("revision"):  # only when set: caches of unpinned datasets keep their keys
+            identity["revision"] = str(data_cfg["revision"])
         local = _local_dataset_files(name)
         return identity if local is None else {**identity, "files": [_file_identity(p) for p in local]}
     files = [_file_identity(path) for path in _file_paths(data_cfg, split)]
