@@ -24,6 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import nmt.cli.train as cli_train
 import nmt.training.trainer as trainer_module
 from nmt.cli.common import config_dir
+from nmt.data.subword_sampling import SubwordSampling
 from nmt.errors import CheckpointError, ConfigError
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.signals import TrainingStopped
@@ -166,6 +167,24 @@ def test_resume_with_another_model_is_refused_and_leaves_the_run_folder_alone(mu
     with pytest.raises(CheckpointError, match=expected):
         train(config(multi30k_root, cache, "model.emb_size=32", "resume=true"), baseline["dir"])
     assert (baseline["dir"] / "config.yaml").read_text() == saved_config
+
+
+def test_a_run_resumed_inside_a_sampled_epoch_finishes_it_on_the_sample_it_began_with(multi30k_root, cache,
+                                                                                     tmp_path, monkeypatch):
+    """SentencePiece samples differently in a new process, so the epoch's sample is kept beside the
+    checkpoints; here any new sampling on resume fails the test, as another process's would differ."""
+    sampled = "tokenizer.subword_alpha=0.1"
+    train(config(multi30k_root, cache, sampled, "trainer.max_steps=4"), tmp_path / "one_go")
+    train(config(multi30k_root, cache, sampled, "trainer.max_steps=2"), tmp_path / "resumed")
+    assert (tmp_path / "resumed/checkpoints/epoch-sample.npz").is_file()
+
+    def another_process(*args, **kwargs):
+        raise AssertionError("the epoch in progress was sampled again")
+
+    monkeypatch.setattr(SubwordSampling, "resegment", another_process)
+    summary = train(config(multi30k_root, cache, sampled, "trainer.max_steps=4", "resume=true"), tmp_path / "resumed")
+    assert summary["epochs"] == 0  # still inside the first epoch
+    assert_same_parameters(tmp_path / "one_go/checkpoints/last.pt", tmp_path / "resumed/checkpoints/last.pt")
 
 
 def test_subword_sampling_trains_on_other_batches_and_resumes_to_the_same_ones(multi30k_root, cache, baseline,

@@ -12,7 +12,7 @@ unknown piece, whose text does not survive decoding, and those whose sample is l
 ``data.max_len``, which the prepared data promises to respect. SentencePiece is seeded from
 ``(seed, epoch)``, which makes the sample repeatable within a process only: its draws differ between
 processes (sentencepiece 0.2.3). So under torchrun rank 0 samples for every rank (the trainer), and a
-run resumed in a new process trains on another sample of the epoch it was stopped in.
+run resumed inside an epoch finishes it on the sample kept on disk (nmt.data.epoch_sample).
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt.data.batching import Batch, TokenBatchSampler, collate
+from nmt.data.epoch_sample import FILE_NAME as EPOCH_SAMPLE
+from nmt.data.epoch_sample import load_epoch_sample, save_epoch_sample
 from nmt.data.pipeline import prepare_data
 from nmt.data.prepared import PreparedData
 from nmt.data.storage import id_lengths
@@ -277,10 +279,17 @@ class Run:
     def resegment(self, sampling: SubwordSampling, data: PreparedData) -> None:
         """This epoch's sampled segmentation of the training data (tokenizer.subword_alpha)."""
         start = time.perf_counter()
-        sampled = None
+        sampled, p, max_len = None, self.progress, self.cfg.data.get("max_len")
         if self.world.is_main:
-            sampled = sampling.resegment(self.tokenizers, data.train_src_ids, data.train_tgt_ids, self.cfg.seed,
-                                         self.progress.epoch, max_len=self.cfg.data.get("max_len"))
+            path = self.last_path.with_name(EPOCH_SAMPLE)
+            key = {"seed": self.cfg.seed, "epoch": p.epoch, "alpha": sampling.alpha, "nbest": sampling.nbest,
+                   "max_len": max_len, "pairs": len(data.train_src_ids)}
+            if p.batches_done_in_epoch > 0:  # resumed inside the epoch: finish it on the sample it began with
+                sampled = load_epoch_sample(path, key)
+            if sampled is None:
+                sampled = sampling.resegment(self.tokenizers, data.train_src_ids, data.train_tgt_ids, self.cfg.seed,
+                                             p.epoch, max_len=max_len)
+                save_epoch_sample(path, key, *sampled)
         # Every rank trains on rank 0's sample: SentencePiece's draws are repeatable within a process
         # but not across processes, and the ranks must cut the epoch into the same batches.
         self.train_src_ids, self.train_tgt_ids = self.world.from_main(sampled)
