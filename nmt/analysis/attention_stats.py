@@ -7,8 +7,9 @@ words first (``nmt.viz.word_level``) and averages over a test set:
 - entropy: mean over target rows of -sum_s a_ts ln a_ts, in nats (0: every row on one source
   word; ln S: uniform). Rows are the full distributions, the source </s> column included.
 - coverage: the total attention a source word receives, summed over all target rows (the
-  "fertility" the model gives it). A word under 0.5 was hardly looked at. The source </s> is not
-  a word and is left out. Reported per test set as the mean over sentences of the least and the most
+  "fertility" the model gives it). A word under 0.5 was hardly looked at. Special tokens are not
+  words and are left out: the source </s>, and <unk>, which also splits the word it stands in
+  ("19<unk>4" is "19", "<unk>", "4"; nmt.viz.word_level). Multi30k's default vocabulary has none. Reported per test set as the mean over sentences of the least and the most
   covered word, and the share of all source words below the threshold.
 - diagonal distance: both axes scaled to [0, 1] (position p of n at (p + 0.5) / n), the expected
   |source position - target position| under each row, averaged over rows. 0 for a monotonic
