@@ -1,6 +1,8 @@
 """Kinds of config values as YAML and the command line deliver them, where true/false must not pass
 for 1/0 (`isinstance(True, int)` holds in Python)."""
 
+from nmt.errors import ConfigError
+
 
 def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -8,3 +10,8 @@ def is_int(value) -> bool:
 
 def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def invalid(option: str, wanted: str, value) -> ConfigError:
+    """The one-line error for an option whose value is of the wrong kind or out of range."""
+    return ConfigError(f"{option} must be {wanted}; got {value!r}")

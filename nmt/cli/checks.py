@@ -8,11 +8,11 @@ search or a silently different decoding.
 from omegaconf import OmegaConf
 
 from nmt.errors import ConfigError
-from nmt.values import is_int, is_number
+from nmt.values import invalid, is_int, is_number
 
 
 def fail(option: str, wanted: str, value) -> None:
-    raise ConfigError(f"{option} must be {wanted}; got {value!r}")
+    raise invalid(option, wanted, value)
 
 
 def check_positive_int(cfg, option: str) -> None:
