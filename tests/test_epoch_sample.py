@@ -19,3 +19,11 @@ def test_a_sample_reads_back_under_its_key_only(tmp_path):
     path.write_bytes(b"cut off")
     assert load_epoch_sample(path, key) is None  # unreadable: sample anew
     assert load_epoch_sample(tmp_path / "none.npz", key) is None
+
+
+def test_a_sample_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path, caplog):
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "epoch-sample.npz"  # its folder is a file
+    save_epoch_sample(path, {"epoch": 0}, RaggedIds.from_lists([[5]]), RaggedIds.from_lists([[6]]))
+    assert "a run resumed inside the epoch will sample it anew" in caplog.text
+    assert load_epoch_sample(path, {"epoch": 0}) is None
