@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-import nmt.training.checkpoint as checkpoint_module
+import nmt.files as files_module
 from nmt.errors import CheckpointError
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -40,8 +40,8 @@ def state(value: float) -> dict:
 def test_a_full_disk_is_one_error_that_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint(state(1.0), path)
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(checkpoint_module.os, "fdopen", lambda fd, mode: FillingDisk(real_fdopen(fd, mode), 4096))
+    # atomic_write opens its temporary file with the builtin open; the module-level name shadows it.
+    monkeypatch.setattr(files_module, "open", lambda path, mode: FillingDisk(open(path, mode), 4096), raising=False)
     with pytest.raises(CheckpointError, match=f"^cannot write checkpoint {path}: No space left on device$"):
         save_checkpoint(state(2.0), path)
     monkeypatch.undo()

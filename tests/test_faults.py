@@ -56,6 +56,7 @@ def _die() -> None:
 
 def _install_kill_hook(hook: str, nth: int) -> None:
     """Makes this (child) process SIGKILL itself inside its `nth` checkpoint write, at a given point."""
+    import nmt.files as files
     import nmt.training.checkpoint as checkpoint
 
     calls = {"n": 0}
@@ -80,10 +81,11 @@ def _install_kill_hook(hook: str, nth: int) -> None:
     elif hook == "before_rename":  # complete and fsynced, not yet renamed over last.pt
         real_replace = os.replace
         # Only checkpoint renames count: the data cache is written with os.replace too.
-        checkpoint.os.replace = lambda a, b: _die() if str(b).endswith(".pt") and due() else real_replace(a, b)
+        files.os.replace = lambda a, b: _die() if str(b).endswith(".pt") and due() else real_replace(a, b)
     elif hook == "after_rename":  # renamed, the folder not yet fsynced
-        real_fsync_dir = checkpoint._fsync_dir
-        checkpoint._fsync_dir = lambda folder: _die() if due() else real_fsync_dir(folder)
+        # Only checkpoints are written durably, so only their renames reach this.
+        real_fsync_folder = files._fsync_folder
+        files._fsync_folder = lambda folder: _die() if due() else real_fsync_folder(folder)
 
 
 def _train_child(cfg: dict, run_dir: str, hook: str | None, nth: int) -> None:

@@ -8,17 +8,15 @@ run resumed inside the epoch finishes it on that sample. Later epochs are sample
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import secrets
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from nmt.data.storage import RaggedIds
+from nmt.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +24,14 @@ FILE_NAME = "epoch-sample.npz"
 
 
 def save_epoch_sample(path: Path, key: dict, src: RaggedIds, tgt: RaggedIds) -> None:
-    """Writes the sample under `key` (what decides it: seed, epoch, settings) through a temporary
-    file, so `path` is always a whole sample (named as checkpoints' temporaries, which a resumed run
-    removes when a killed writer left one)."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    """Writes the sample under `key` (what decides it: seed, epoch, settings) with `atomic_write`, so
+    `path` is always a whole sample (a killed writer's temporary is removed when the run resumes)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             np.savez(f, key=np.array(json.dumps(key, sort_keys=True)), src_flat=src.flat, src_offsets=src.offsets,
                      tgt_flat=tgt.flat, tgt_offsets=tgt.offsets)
-        os.replace(tmp, path)
     except OSError as exc:  # only a resume inside this epoch needs it: it then samples anew
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         log.warning("could not keep this epoch's sample in %s (%s); a run resumed inside the epoch will "
                     "sample it anew", path, exc.strerror or exc)
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import shutil
-import tempfile
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
 from nmt.errors import ConfigError, DataError
+from nmt.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +38,16 @@ def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
 def _download(url: str, dest: Path) -> None:
     """Fetch ``url`` into ``dest`` through a temporary file, so ``dest`` is complete or absent."""
     log.info("downloading %s -> %s", url, dest)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
+        with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
             shutil.copyfileobj(response, out)
-        # An error page or a cut-off transfer is not gzip; catching it now keeps junk out of the
-        # cache folder, where it would otherwise fail every later run.
-        with gzip.open(tmp, "rb") as f:
-            while f.read(1 << 20):
-                pass
-        os.replace(tmp, dest)
+            out.flush()
+            # An error page or a cut-off transfer is not gzip; catching it now keeps junk out of the
+            # cache folder, where it would otherwise fail every later run.
+            with gzip.open(out.name, "rb") as f:
+                while f.read(1 << 20):
+                    pass
     except Exception as e:
-        tmp.unlink(missing_ok=True)
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(
             f"could not download {url} ({reason}); download it by hand and save it as {dest}"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from nmt.data.storage import NpzWriter, RaggedIds, memmap_npz_member
 from nmt.data.streaming import IdFile
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError
+from nmt.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +44,23 @@ def write_prepared(path: Path, tokenizers: Tokenizers, stats: dict[str, CleanSta
     """The prepared data as one uncompressed ``.npz`` of flat arrays (see ``read_prepared``), written
     under a temporary name and renamed, so readers see no file or the complete one."""
     models = tokenizers.to_dict()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            npz = NpzWriter(f)
-            npz.add("meta", np.array(json.dumps({"joint": models["joint"],
-                                                  "stats": {k: asdict(v) for k, v in stats.items()}})))
-            for side in ("src", "tgt"):
-                if side in models:
-                    npz.add(f"model_{side}", np.frombuffer(models[side], dtype=np.uint8))
-            for name, ids_file in train.items():
-                npz.add_file(f"{name}_flat", ids_file.path, np.int32)
-                npz.add(f"{name}_offsets", ids_file.offsets())
-            for name in ("valid_src_ids", "valid_tgt_ids"):
-                for key, array in _pack_ids(name, valid[name]).items():
-                    npz.add(key, array)
-            for name in ("valid_src_text", "valid_tgt_text"):
-                for key, array in _pack_text(name, valid[name]).items():
-                    npz.add(key, array)
-            npz.close()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        npz = NpzWriter(f)
+        npz.add("meta", np.array(json.dumps({"joint": models["joint"],
+                                              "stats": {k: asdict(v) for k, v in stats.items()}})))
+        for side in ("src", "tgt"):
+            if side in models:
+                npz.add(f"model_{side}", np.frombuffer(models[side], dtype=np.uint8))
+        for name, ids_file in train.items():
+            npz.add_file(f"{name}_flat", ids_file.path, np.int32)
+            npz.add(f"{name}_offsets", ids_file.offsets())
+        for name in ("valid_src_ids", "valid_tgt_ids"):
+            for key, array in _pack_ids(name, valid[name]).items():
+                npz.add(key, array)
+        for name in ("valid_src_text", "valid_tgt_text"):
+            for key, array in _pack_text(name, valid[name]).items():
+                npz.add(key, array)
+        npz.close()
 
 
 def _pack_ids(prefix: str, seqs: list[list[int]]) -> dict[str, np.ndarray]:

@@ -6,9 +6,7 @@ weights_only=True)` can open it and a translation needs nothing else.
 """
 
 import contextlib
-import os
 import random
-import secrets
 import zipfile
 from pathlib import Path
 
@@ -16,46 +14,32 @@ import numpy as np
 import torch
 
 from nmt.errors import CheckpointError
+from nmt.files import atomic_write, stale_temporaries
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model", "config", "tokenizers")
-TEMP_SUFFIX = ".tmp"
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """Writes to a temporary file in the same folder, fsyncs it, then renames it over `path`.
-
-    A crash at any moment leaves either the old complete file or the new complete file (plus, at
-    worst, a stray temporary file that `remove_stale_temporaries` deletes). A write that fails
-    (disk full, no permission) is a CheckpointError and leaves the old file in place.
+    """Writes `state` through `atomic_write` (durable): a crash at any moment leaves either the old
+    complete file or the new complete file (plus, at worst, a stray temporary file that
+    `remove_stale_temporaries` deletes). A write that fails (disk full, no permission) is a
+    CheckpointError and leaves the old file in place.
     """
     path = Path(path)
-    # Named after our process id, so a later run can tell a dead writer's leftovers from a live one.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     writer = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # os.open with 0o666 lets the umask decide the permissions, as for any other output file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path, durable=True) as f:
             writer = _RecordingWriter(f)
             torch.save({"format_version": FORMAT_VERSION, **state}, writer)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)  # make the rename itself durable
     except OSError as exc:
-        _remove(tmp)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     except RuntimeError:
-        _remove(tmp)
         if writer is None or writer.error is None:
             raise
         error = writer.error  # torch.save reports a failed write as a RuntimeError about file positions
         raise CheckpointError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 class _RecordingWriter:
@@ -76,39 +60,14 @@ class _RecordingWriter:
         self.file.flush()
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Deletes temporary checkpoint files left by writers that were killed mid-write."""
     removed = []
-    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
-        pid = tmp.name.split(".")[-3]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue  # another process is writing it right now
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
+    for tmp in stale_temporaries(folder):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

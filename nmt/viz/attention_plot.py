@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import textwrap
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imread
+
+from nmt.files import atomic_write
 
 SAVE_FORMATS = ("png", "svg", "pdf")
 
@@ -174,15 +175,8 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
             f"cannot save a figure as {path.name!r}: the suffix must be one of {list(SAVE_FORMATS)}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its 0600 mode would survive the rename; "xb" honours the umask.
-    tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp_path, "xb") as tmp:
-            fig.savefig(tmp, format=fmt)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        fig.savefig(file, format=fmt)
     return path
 
 

@@ -1,0 +1,78 @@
+"""Writing a file so that readers see the old complete file or the new complete one, never a part.
+
+Every file the package writes that a later run reads back (checkpoints, the prepared-data cache, an
+epoch's sample, a downloaded corpus file, a figure) goes through `atomic_write`: the bytes go to a
+temporary file in the same folder, which is renamed over the target only once it is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temporary_path(path: Path) -> Path:
+    """A fresh temporary name beside `path`: hidden, and carrying our process id, so a later process can
+    tell a dead writer's leftovers (`stale_temporaries`) from a file being written right now."""
+    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, *, durable: bool = False) -> Iterator[BinaryIO]:
+    """Yields a binary file to write; on a clean exit it replaces `path`, on any exception it is removed
+    and `path` is left as it was. `durable` also flushes the file and the rename to disk (fsync), so
+    the new file survives a power cut, not only a crash of this process.
+
+    The folder must exist. The file gets the permissions the umask gives any new file (not
+    `tempfile.mkstemp`'s 0600, which would survive the rename).
+    """
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "xb") as file:
+            yield file
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(tmp, path)
+        if durable:
+            _fsync_folder(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def stale_temporaries(folder: Path) -> list[Path]:
+    """Temporary files in `folder` left by writers that are no longer running (killed mid-write)."""
+    stale = []
+    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        pid = tmp.name.split(".")[-3]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another process is writing it right now
+        stale.append(tmp)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

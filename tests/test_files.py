@@ -1,0 +1,67 @@
+"""atomic_write: readers see the old file or the new one, never a part; leftovers of dead writers."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nmt.files import atomic_write, stale_temporaries, temporary_path
+from nmt.training.checkpoint import remove_stale_temporaries
+
+
+def test_a_clean_exit_replaces_the_file(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    with atomic_write(path) as f:
+        f.write(b"new ")
+        assert path.read_bytes() == b"old"  # nothing is visible before the block ends
+        f.write(b"bytes")
+    assert path.read_bytes() == b"new bytes"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_an_exception_keeps_the_old_file_and_removes_the_temporary(tmp_path, durable):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), atomic_write(path, durable=durable) as f:
+        f.write(b"half of it")
+        raise KeyboardInterrupt
+    assert path.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_the_new_file_has_the_permissions_the_umask_gives(tmp_path):
+    old_umask = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "out.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
+
+
+def test_only_temporaries_of_writers_no_longer_running_are_stale(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        of_dead = tmp_path / f".last.pt.{dead_pid}.0a1b2c3d.tmp"
+        of_live = tmp_path / f".last.pt.{live.pid}.0a1b2c3d.tmp"
+        for leftover in (of_dead, of_live):
+            leftover.write_bytes(b"part")
+        (tmp_path / "last.pt").write_bytes(b"whole")
+        assert stale_temporaries(tmp_path) == [of_dead]
+        assert remove_stale_temporaries(tmp_path) == [of_dead]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.pt", of_live.name])
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_temporary_names_are_hidden_fresh_and_carry_the_process_id(tmp_path):
+    first, second = temporary_path(tmp_path / "a.pt"), temporary_path(tmp_path / "a.pt")
+    assert first != second
+    assert first.name.startswith(".a.pt.") and first.name.split(".")[-3] == str(os.getpid())
