@@ -27,7 +27,8 @@ def sentences() -> list[str]:
 
 
 def make_checkpoint(path: Path, *, attention: str = "additive", decoder_style: str = "bahdanau",
-                    src_lang: str = "de", tgt_lang: str = "en", seed: int = 0) -> Path:
+                    src_lang: str = "de", tgt_lang: str = "en", seed: int = 0,
+                    vocab_size: int = 40) -> Path:
     import torch
 
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
@@ -37,7 +38,7 @@ def make_checkpoint(path: Path, *, attention: str = "additive", decoder_style: s
             "model.enc_hidden=8", "model.dec_hidden=8"])
     config = OmegaConf.to_container(cfg, resolve=True)
     texts = sentences() + [" ".join(pair) for pair in itertools.product(GERMAN, ENGLISH)]
-    tokenizer = SubwordTokenizer.train(texts, vocab_size=40, seed=seed)
+    tokenizer = SubwordTokenizer.train(texts, vocab_size=vocab_size, seed=seed)
     tokenizers = Tokenizers(tokenizer, tokenizer, joint=True)
     torch.manual_seed(seed)
     model = build_model(config["model"], tokenizer.vocab_size, tokenizer.vocab_size, shared_vocab=True)

@@ -16,7 +16,7 @@ from nmt.analysis.alignment import (
     read_gold,
     word_attention,
 )
-from nmt.cli.checks import check_decoding_options
+from nmt.cli.checks import check_decoding_options, check_single_checkpoint
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
@@ -53,6 +53,8 @@ def run(cfg) -> None:
     if cfg.symmetrize not in SYMMETRIZE:
         raise ConfigError(f"symmetrize={cfg.symmetrize!r} is not valid; choose one of: {', '.join(SYMMETRIZE)}")
     check_decoding_options(cfg)
+    check_single_checkpoint(cfg)
+    check_single_checkpoint(cfg, "reverse_checkpoint")
     if cfg.output is not None:
         check_output_file(cfg.output, "output")
     # A leading BOM is dropped.

@@ -5,7 +5,7 @@ Hydra accepts any value for a known key; these reject values of the wrong kind o
 search or a silently different decoding.
 """
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from nmt.errors import ConfigError
 from nmt.values import invalid, is_int, is_number
@@ -51,3 +51,21 @@ def check_vmax(cfg) -> None:
     vmax = cfg.get("vmax")
     if vmax is not None and not (is_number(vmax) and vmax > 0):
         fail("vmax", "null (the largest weight) or a number > 0", vmax)
+
+
+def checkpoint_list(cfg) -> list[str]:
+    """`checkpoint=PATH` or, for an ensemble, `checkpoint=[A,B,...]`: the paths, at least one."""
+    value = cfg.checkpoint
+    paths = [str(p) for p in value] if isinstance(value, ListConfig) else [value]
+    if not paths:
+        raise ConfigError("checkpoint=[] names no checkpoint")
+    if not all(isinstance(p, str) and p for p in paths):
+        fail("checkpoint", "a path or a list of paths", value)
+    return paths
+
+
+def check_single_checkpoint(cfg, option: str = "checkpoint") -> None:
+    """For commands that take one model: a list (an ensemble) is for nmt-evaluate and nmt-translate."""
+    if isinstance(cfg.get(option), ListConfig):
+        raise ConfigError(f"{option}= takes one checkpoint here; a list of checkpoints (an ensemble) is for "
+                          "nmt-evaluate and nmt-translate")

@@ -8,7 +8,7 @@ import sys
 import uvicorn
 from uvicorn.config import LOG_LEVELS
 
-from nmt.cli.checks import check_decoding_options, check_positive_int, fail
+from nmt.cli.checks import check_decoding_options, check_positive_int, check_single_checkpoint, fail
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.errors import ConfigError
 from nmt.inference.translator import Translator
@@ -63,6 +63,7 @@ def bind(host: str, port: int) -> socket.socket:
 def run(cfg) -> None:
     log_to_stderr()
     check_server_options(cfg)
+    check_single_checkpoint(cfg)
     check_decoding_options(cfg)
     check_serve_limits(cfg)
     settings = ServeSettings.from_config(cfg)  # before loading the model: a bad limit fails at once

@@ -1,9 +1,12 @@
-"""nmt-translate: `nmt-translate checkpoint=PATH < input.txt`; one output line per input line."""
+"""nmt-translate: `nmt-translate checkpoint=PATH < input.txt`; one output line per input line.
+
+`checkpoint=[A,B,...]` translates with the ensemble of those models (nmt.inference.ensemble).
+"""
 
 import sys
 from pathlib import Path
 
-from nmt.cli.checks import check_decoding_options, check_nbest
+from nmt.cli.checks import check_decoding_options, check_nbest, checkpoint_list
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import decode_lines, read_lines
 from nmt.errors import ConfigError
@@ -30,10 +33,11 @@ def run(cfg) -> None:
     log_to_stderr()
     check_decoding_options(cfg)
     check_nbest(cfg)
+    checkpoints = checkpoint_list(cfg)
     if cfg.output is not None:
         check_output_file(cfg.output, "output")
     lines = read_input(cfg.input)
-    translator = Translator.load(cfg.checkpoint, cfg.device)
+    translator = Translator.load(checkpoints, cfg.device)
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences)

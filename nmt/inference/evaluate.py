@@ -1,6 +1,7 @@
 """Scores a checkpoint on a test set: hypotheses, BLEU/chrF/TER with signatures, attention statistics
 of the output, a JSON report."""
 
+import hashlib
 import json
 import logging
 import math
@@ -42,7 +43,8 @@ def load_references(cfg: DictConfig, translator: Translator) -> tuple[list[str],
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    translator = Translator.load(cfg.checkpoint, cfg.device)
+    checkpoints = [Path(p) for p in (cfg.checkpoint if OmegaConf.is_list(cfg.checkpoint) else [cfg.checkpoint])]
+    translator = Translator.load(checkpoints, cfg.device)
     sources, references, test_name = load_references(cfg, translator)
     start = time.perf_counter()
     nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
@@ -51,13 +53,13 @@ def evaluate(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - start
     hypotheses = [nbest[0].text for nbest in nbest_lists]
     scores = corpus_scores(hypotheses, references)
-    checkpoint = Path(cfg.checkpoint)
-    out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoint.parent
-    stem = f"{checkpoint.stem}.{test_name}.beam{cfg.beam_size}"
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoints[0].parent
+    stem = f"{_model_name(checkpoints)}.{test_name}.beam{cfg.beam_size}"
     if cfg.length_penalty != 1.0:
         # Tuning the penalty on val means several runs per beam size: each keeps its own report.
         stem += f".lp{cfg.length_penalty:g}"
-    report = {"checkpoint": str(checkpoint), "test_set": test_name, "sentences": len(sources),
+    checkpoint = str(checkpoints[0]) if len(checkpoints) == 1 else [str(p) for p in checkpoints]
+    report = {"checkpoint": checkpoint, "test_set": test_name, "sentences": len(sources),
               "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
               "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
@@ -81,6 +83,15 @@ def evaluate(cfg: DictConfig) -> dict:
         print(format_statistics(attention))
     print(f"hypotheses and report: {out_dir / stem}.hyp / .json")
     return report
+
+
+def _model_name(checkpoints: list[Path]) -> str:
+    """The checkpoint's stem; for an ensemble `ensemble<M>-<hash of its paths>`, so that reports of
+    different ensembles written to one folder do not overwrite each other."""
+    if len(checkpoints) == 1:
+        return checkpoints[0].stem
+    digest = hashlib.sha256("\n".join(str(p.resolve()) for p in checkpoints).encode()).hexdigest()[:8]
+    return f"ensemble{len(checkpoints)}-{digest}"
 
 
 def _without_nan(value):

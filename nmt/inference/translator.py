@@ -16,6 +16,7 @@ from nmt.data.batching import collate
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError
 from nmt.inference.batching import search_many
+from nmt.inference.ensemble import Ensemble
 from nmt.inference.search import Hypothesis, forced_decode
 from nmt.models.seq2seq import Seq2Seq, build_model
 from nmt.training.checkpoint import load_checkpoint
@@ -34,24 +35,32 @@ class Translation:
 
 
 class Translator:
-    def __init__(self, model: Seq2Seq, tokenizers: Tokenizers, config: dict, device: torch.device):
+    def __init__(self, model: Seq2Seq | Ensemble, tokenizers: Tokenizers, config: dict, device: torch.device):
         self.model, self.tokenizers, self.config, self.device = model.eval(), tokenizers, config, device
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "Translator":
-        """Rebuilds the model from the checkpoint alone (config, weights and SentencePiece models)."""
-        state = load_checkpoint(path)
-        try:
-            config, tokenizers = state["config"], Tokenizers.from_dict(state["tokenizers"])
-        except CheckpointError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
-        try:
-            model = build_model(config["model"], tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
-                                shared_vocab=tokenizers.joint)
-            model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError, ConfigError) as exc:
-            raise CheckpointError(f"checkpoint {path} does not match this version of nmt: {_detail(exc)}") from None
+    def load(cls, path: str | Path | Sequence[str | Path], device: str = "auto") -> "Translator":
+        """Rebuilds the model from the checkpoint alone (config, weights and SentencePiece models).
+
+        Several paths make an ensemble (`nmt.inference.ensemble`): their models must translate the same
+        direction with the same SentencePiece models; the first one's config is the translator's.
+        """
+        paths = [path] if isinstance(path, str | Path) else list(path)
+        if not paths:
+            raise ConfigError("no checkpoint given")
+        loaded = [_load_model(p) for p in paths]
+        _, config, tokenizers = loaded[0]
+        for other_path, (_, other_config, other_tokenizers) in zip(paths[1:], loaded[1:], strict=True):
+            if _direction(other_config) != _direction(config):
+                raise CheckpointError(f"{other_path} translates {_direction(other_config)} but {paths[0]} "
+                                      f"translates {_direction(config)}: an ensemble needs one direction")
+            if other_tokenizers.to_dict() != tokenizers.to_dict():
+                raise CheckpointError(f"{other_path} and {paths[0]} use different SentencePiece models: an "
+                                      "ensemble needs the same vocabulary (models trained on the same data "
+                                      "with the same tokenizer settings)")
+        models = [model for model, _, _ in loaded]
         dev = resolve_device(device)
+        model = models[0] if len(models) == 1 else Ensemble(models)
         return cls(model.to(dev), tokenizers, config, dev)
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
@@ -85,6 +94,26 @@ class Translator:
             src_pieces=self.tokenizers.src.ids_to_pieces(src_ids) + [EOS_PIECE],
             tgt_pieces=self.tokenizers.tgt.ids_to_pieces(hyp.tokens) + [EOS_PIECE],
             attention=hyp.attention)
+
+
+def _load_model(path: str | Path) -> tuple[Seq2Seq, dict, Tokenizers]:
+    """The model of one checkpoint, its training config and its tokenizers."""
+    state = load_checkpoint(path)
+    try:
+        config, tokenizers = state["config"], Tokenizers.from_dict(state["tokenizers"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    try:
+        model = build_model(config["model"], tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
+                            shared_vocab=tokenizers.joint)
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, ConfigError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not match this version of nmt: {_detail(exc)}") from None
+    return model, config, tokenizers
+
+
+def _direction(config: dict) -> str:
+    return f"{config['data']['src_lang']}->{config['data']['tgt_lang']}"
 
 
 def _detail(exc: Exception) -> str:
