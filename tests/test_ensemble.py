@@ -100,7 +100,7 @@ def test_members_must_share_direction_and_vocabulary(checkpoints, tmp_path):
         Translator.load([checkpoints[0], other_vocabulary], "cpu")
 
 
-def test_nmt_evaluate_scores_an_ensemble_and_names_its_members(checkpoints, tmp_path):
+def test_nmt_evaluate_scores_an_ensemble_and_names_its_members(checkpoints, tmp_path, capsys):
     (tmp_path / "src.txt").write_text("\n".join(SOURCES) + "\n", encoding="utf-8")
     (tmp_path / "ref.txt").write_text("a dog runs\ntwo men play football\na woman\n", encoding="utf-8")
     members = f"[{checkpoints[0]},{checkpoints[1]}]"
@@ -109,6 +109,7 @@ def test_nmt_evaluate_scores_an_ensemble_and_names_its_members(checkpoints, tmp_
                                              f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
                                              "device=cpu", "beam_size=3"])
     report = evaluate(cfg)
+    assert capsys.readouterr().out.startswith(f"ensemble of 2 models: {checkpoints[0]}, {checkpoints[1]}\n")
     [report_file] = tmp_path.glob("ensemble2-*.src.txt.beam3.json")
     assert json.loads(report_file.read_text()) == report
     assert report["checkpoint"] == [str(checkpoints[0]), str(checkpoints[1])]

@@ -76,6 +76,8 @@ def evaluate(cfg: DictConfig) -> dict:
                                               encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write results to {out_dir}: {exc.strerror}") from None
+    if len(checkpoints) > 1:
+        print(f"ensemble of {len(checkpoints)} models: {', '.join(str(p) for p in checkpoints)}")
     print(f"{test_name}: {len(sources)} sentences, beam {cfg.beam_size}, "
           f"{report['sentences_per_second']} sentences/s")
     print(format_scores(scores))
