@@ -53,17 +53,6 @@ def check_vmax(cfg) -> None:
         fail("vmax", "null (the largest weight) or a number > 0", vmax)
 
 
-def checkpoint_list(cfg) -> list[str]:
-    """`checkpoint=PATH` or, for an ensemble, `checkpoint=[A,B,...]`: the paths, at least one."""
-    value = cfg.checkpoint
-    paths = [str(p) for p in value] if isinstance(value, ListConfig) else [value]
-    if not paths:
-        raise ConfigError("checkpoint=[] names no checkpoint")
-    if not all(isinstance(p, str) and p for p in paths):
-        fail("checkpoint", "a path or a list of paths", value)
-    return paths
-
-
 def check_single_checkpoint(cfg, option: str = "checkpoint") -> None:
     """For commands that take one model: a list (an ensemble) is for nmt-evaluate and nmt-translate."""
     if isinstance(cfg.get(option), ListConfig):

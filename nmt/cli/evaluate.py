@@ -3,7 +3,7 @@
 `checkpoint=[A,B,...]` scores the ensemble of those models (nmt.inference.ensemble).
 """
 
-from nmt.cli.checks import check_bool, check_decoding_options, checkpoint_list
+from nmt.cli.checks import check_bool, check_decoding_options
 from nmt.cli.common import check_writable_folder, hydra_command, log_to_stderr
 from nmt.inference.evaluate import evaluate
 
@@ -12,7 +12,6 @@ def run(cfg) -> None:
     log_to_stderr()
     check_decoding_options(cfg)
     check_bool(cfg, "attention_stats")
-    checkpoint_list(cfg)
     if cfg.output_dir:
         check_writable_folder(cfg.output_dir, "output_dir")
     evaluate(cfg)

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import ListConfig
 
 from nmt.cli.checks import check_decoding_options, check_vmax
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translation, Translator
+from nmt.values import path_list
 from nmt.viz.attention_plot import SAVE_FORMATS, Panel, as_weight_array, plot_attention_grid, save_figure
 from nmt.viz.word_level import merge_to_words
 
@@ -55,14 +55,6 @@ def check_options(cfg) -> None:
         raise ConfigError(f"save_weights={cfg.save_weights!r} is not valid; choose one of: "
                           f"{', '.join(WEIGHT_FORMATS)} (or null)")
     check_output_file(str(cfg.output), "output")
-
-
-def checkpoint_paths(cfg) -> list[str]:
-    """`checkpoint=PATH` or `checkpoint=[A,B,...]`."""
-    paths = list(cfg.checkpoint) if isinstance(cfg.checkpoint, ListConfig) else [cfg.checkpoint]
-    if not paths:
-        raise ConfigError("checkpoint=[] names no checkpoint")
-    return [str(p) for p in paths]
 
 
 def sentences(cfg) -> list[tuple[str, str | None]]:
@@ -150,7 +142,7 @@ def save_weights(items: list[PlotItem], image: Path, fmt: str, figure_title: str
 def run(cfg) -> None:
     log_to_stderr()
     check_options(cfg)
-    paths, pairs = checkpoint_paths(cfg), sentences(cfg)
+    paths, pairs = path_list("checkpoint", cfg.checkpoint), sentences(cfg)
     if len(paths) * len(pairs) > MAX_PANELS:
         raise ConfigError(f"{len(paths)} checkpoints x {len(pairs)} sentences would make "
                           f"{len(paths) * len(pairs)} panels; at most {MAX_PANELS} fit in one figure")

@@ -6,11 +6,12 @@
 import sys
 from pathlib import Path
 
-from nmt.cli.checks import check_decoding_options, check_nbest, checkpoint_list
+from nmt.cli.checks import check_decoding_options, check_nbest
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import decode_lines, read_lines
 from nmt.errors import ConfigError
 from nmt.inference.translator import Translator
+from nmt.values import path_list
 
 
 def read_input(path: str | None) -> list[str]:
@@ -33,7 +34,7 @@ def run(cfg) -> None:
     log_to_stderr()
     check_decoding_options(cfg)
     check_nbest(cfg)
-    checkpoints = checkpoint_list(cfg)
+    checkpoints = path_list("checkpoint", cfg.checkpoint)
     if cfg.output is not None:
         check_output_file(cfg.output, "output")
     lines = read_input(cfg.input)

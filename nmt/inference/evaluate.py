@@ -17,6 +17,7 @@ from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.metrics import corpus_scores, format_scores
 from nmt.inference.translator import Translator
+from nmt.values import path_list
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def load_references(cfg: DictConfig, translator: Translator) -> tuple[list[str],
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    checkpoints = [Path(p) for p in (cfg.checkpoint if OmegaConf.is_list(cfg.checkpoint) else [cfg.checkpoint])]
+    checkpoints = [Path(p) for p in path_list("checkpoint", cfg.checkpoint)]
     translator = Translator.load(checkpoints, cfg.device)
     sources, references, test_name = load_references(cfg, translator)
     start = time.perf_counter()
