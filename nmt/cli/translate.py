@@ -10,6 +10,7 @@ from nmt.cli.checks import check_decoding_options, check_nbest
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import decode_lines, read_lines
 from nmt.errors import ConfigError
+from nmt.inference.progress import DecodingProgress
 from nmt.inference.translator import Translator
 from nmt.values import path_list
 
@@ -41,7 +42,8 @@ def run(cfg) -> None:
     translator = Translator.load(checkpoints, cfg.device)
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
-                                       batch_sentences=cfg.batch_sentences)
+                                       batch_sentences=cfg.batch_sentences,
+                                       on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
     text = "".join(line + "\n" for line in format_lines(nbest_lists, cfg.nbest))

@@ -1,6 +1,6 @@
 """Runs greedy or beam search over many sentences in length-sorted batches, in input order."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -11,8 +11,10 @@ from nmt.inference.search import Hypothesis, beam_search, greedy_search
 def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, nbest: int = 1,
                 length_penalty: float = 1.0, max_len_a: float = 1.5, max_len_b: int = 10,
                 return_attention: bool = False, batch_sentences: int = 128, batch_tokens: int = 16384,
-                device: torch.device | str = "cpu") -> list[list[Hypothesis]]:
+                device: torch.device | str = "cpu",
+                on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """Translates tokenized sources; the i-th result holds the n-best list of the i-th source.
+    `on_batch` is called with the number of sentences of each finished batch (progress reports).
 
     Sorting by length keeps padding (and wasted decoder steps) small; results go back to input order.
     Empty sources get an empty hypothesis list.
@@ -36,6 +38,8 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
                                    max_len_b=max_len_b, return_attention=return_attention)
             for i, nbest_list in zip(indices, hyps, strict=True):
                 results[i] = nbest_list
+            if on_batch is not None:
+                on_batch(len(indices))
     finally:
         model.train(was_training)
     return results

@@ -16,6 +16,7 @@ from nmt.data.pipeline import load_test_split
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.metrics import corpus_scores, format_scores
+from nmt.inference.progress import DecodingProgress
 from nmt.inference.translator import Translator
 from nmt.values import path_list
 
@@ -50,7 +51,8 @@ def evaluate(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
-                                       batch_sentences=cfg.batch_sentences, return_attention=cfg.attention_stats)
+                                       batch_sentences=cfg.batch_sentences, return_attention=cfg.attention_stats,
+                                       on_batch=DecodingProgress(sum(1 for text in sources if text.strip())))
     seconds = time.perf_counter() - start
     hypotheses = [nbest[0].text for nbest in nbest_lists]
     scores = corpus_scores(hypotheses, references)

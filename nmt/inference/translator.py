@@ -6,7 +6,7 @@
     print(best.text, best.score, best.attention.shape)   # (target pieces + EOS, source pieces + EOS)
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,15 +65,17 @@ class Translator:
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
                   max_len_a: float = 1.5, max_len_b: int = 10, return_attention: bool = False,
-                  batch_sentences: int = 128) -> list[list[Translation]]:
-        """One n-best list per input text (best first). Blank inputs give one empty translation."""
+                  batch_sentences: int = 128, on_batch: Callable[[int], None] | None = None,
+                  ) -> list[list[Translation]]:
+        """One n-best list per input text (best first). Blank inputs give one empty translation.
+        `on_batch` is called with the number of sentences of each finished batch."""
         if beam_size < 1 or nbest < 1 or nbest > beam_size:
             raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                            max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
-                           batch_sentences=batch_sentences, device=self.device)
+                           batch_sentences=batch_sentences, device=self.device, on_batch=on_batch)
         return [[self._to_translation(ids, h) for h in nbest_list] or [Translation("", 0.0, [], [], None)]
                 for ids, nbest_list in zip(src_ids, hyps, strict=True)]
 
