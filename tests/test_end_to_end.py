@@ -1,5 +1,6 @@
 """The four commands a user runs, as subprocesses, on the real Multi30k: train, evaluate, translate, plot."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -66,6 +67,22 @@ def test_evaluate_reports_bleu_chrf_ter_with_signatures(trained, env, tmp_path):
     hyps = (trained / "checkpoints/best.test_2017_mscoco.beam2.hyp").read_text().splitlines()
     assert len(hyps) == 461
     assert list(tmp_path.iterdir()) == []  # no stray Hydra output folders
+
+
+def test_evaluate_scores_the_references_as_training_validated_them(trained, env, multi30k_root, tmp_path):
+    """The perplexity nmt-evaluate reports for the validation sentences training used (the first
+    trainer.valid_max_sentences) is the one training logged at its last validation, for last.pt."""
+    for lang in ("de", "en"):
+        with gzip.open(multi30k_root / "multi30k" / f"val.{lang}.gz", "rt", encoding="utf-8") as f:
+            (tmp_path / f"val40.{lang}").write_text("".join(f.readline() for _ in range(40)), encoding="utf-8")
+    result = run(["nmt-evaluate", f"checkpoint={trained / 'checkpoints/last.pt'}", f"src_file={tmp_path / 'val40.de'}",
+                  f"ref_file={tmp_path / 'val40.en'}", "beam_size=1", "reference_perplexity=true",
+                  f"output_dir={tmp_path / 'out'}"], env, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "out/last.val40.de.beam1.json").read_text())
+    logged = json.loads((trained / "summary.json").read_text())["history"][-1]
+    assert report["references"]["nll_per_subword"] == pytest.approx(logged["valid_loss"], rel=1e-4)
+    assert "references: perplexity" in result.stdout
 
 
 def test_translate_keeps_one_line_per_input_line(trained, env, tmp_path):

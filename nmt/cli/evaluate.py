@@ -12,6 +12,7 @@ def run(cfg) -> None:
     log_to_stderr()
     check_decoding_options(cfg)
     check_bool(cfg, "attention_stats")
+    check_bool(cfg, "reference_perplexity")
     if cfg.output_dir:
         check_writable_folder(cfg.output_dir, "output_dir")
     evaluate(cfg)

@@ -1,18 +1,22 @@
 """nmt-translate: `nmt-translate checkpoint=PATH < input.txt`; one output line per input line.
 
 `checkpoint=[A,B,...]` translates with the ensemble of those models (nmt.inference.ensemble).
+`reference=FILE` scores the given translations in FILE instead of translating.
 """
 
+import logging
 import sys
 from pathlib import Path
 
 from nmt.cli.checks import check_decoding_options, check_nbest
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
-from nmt.data.readers import decode_lines, read_lines
-from nmt.errors import ConfigError
+from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
+from nmt.errors import ConfigError, DataError
 from nmt.inference.progress import DecodingProgress
-from nmt.inference.translator import Translator
+from nmt.inference.translator import Translator, perplexity
 from nmt.values import path_list
+
+log = logging.getLogger(__name__)
 
 
 def read_input(path: str | None) -> list[str]:
@@ -39,6 +43,9 @@ def run(cfg) -> None:
     if cfg.output is not None:
         check_output_file(cfg.output, "output")
     lines = read_input(cfg.input)
+    if cfg.reference is not None:
+        write_output(cfg.output, score_references(cfg, checkpoints, lines))
+        return
     translator = Translator.load(checkpoints, cfg.device)
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
@@ -46,14 +53,37 @@ def run(cfg) -> None:
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
-    text = "".join(line + "\n" for line in format_lines(nbest_lists, cfg.nbest))
-    if cfg.output is None:
+    write_output(cfg.output, format_lines(nbest_lists, cfg.nbest))
+
+
+def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]:
+    """`log-probability<TAB>subwords<TAB>translation` for each line of the reference file, and the
+    perplexity of them all logged."""
+    if cfg.nbest != 1:
+        raise ConfigError(f"nbest={cfg.nbest} lists translations, but reference= scores the given ones "
+                          "instead: drop one of the two")
+    references = read_lines(cfg.reference, hint=CONVERT_TO_UTF8)
+    source = cfg.input or "<stdin>"
+    if len(references) != len(lines):
+        raise DataError(f"reference={cfg.reference} has {len(references):,} lines but the input ({source}) has "
+                        f"{len(lines):,}: one translation per input line")
+    translator = Translator.load(checkpoints, cfg.device)
+    scores = translator.score(lines, references, batch_sentences=cfg.batch_sentences,
+                              on_batch=DecodingProgress(len(lines), verb="scored"))
+    log.info(f"scored {len(scores):,} translations: {sum(s.tokens for s in scores):,} subwords (EOS included), "
+             f"perplexity {perplexity(scores):.2f}")
+    return [f"{s.log_prob:.4f}\t{s.tokens}\t{ref.strip()}" for s, ref in zip(scores, references, strict=True)]
+
+
+def write_output(path: str | None, lines: list[str]) -> None:
+    text = "".join(line + "\n" for line in lines)
+    if path is None:
         sys.stdout.write(text)
         return
     try:
-        Path(cfg.output).write_text(text, encoding="utf-8")
+        Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write output={cfg.output}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write output={path}: {exc.strerror}") from None
 
 
 main = hydra_command("translate", run, usage="nmt-translate checkpoint=PATH < input.txt")

@@ -1,11 +1,12 @@
-"""Runs greedy or beam search over many sentences in length-sorted batches, in input order."""
+"""Runs greedy or beam search, or forced decoding of given targets, over many sentences in
+length-sorted batches; results come back in input order."""
 
 from collections.abc import Callable, Sequence
 
 import torch
 
 from nmt.data.batching import collate, sort_by_length_batches
-from nmt.inference.search import Hypothesis, beam_search, greedy_search
+from nmt.inference.search import Hypothesis, beam_search, forced_decode, greedy_search
 
 
 def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, nbest: int = 1,
@@ -43,3 +44,29 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
     finally:
         model.train(was_training)
     return results
+
+
+def score_many(model, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], *,
+               batch_sentences: int = 128, batch_tokens: int = 16384, device: torch.device | str = "cpu",
+               on_batch: Callable[[int], None] | None = None) -> list[float]:
+    """The log-probability (natural log, summed over the subwords and EOS) the model gives each
+    target tgt_ids[i] as the translation of src_ids[i]: the teacher-forced score of a given output.
+    An empty source is scored as EOS alone, as the model would read it."""
+    if len(src_ids) != len(tgt_ids):
+        raise ValueError(f"{len(src_ids)} sources but {len(tgt_ids)} targets")
+    scores = [0.0] * len(src_ids)
+    # Batches are bounded by the longer side: forced decoding runs one step per target token.
+    lengths = [max(len(s), len(t)) + 1 for s, t in zip(src_ids, tgt_ids, strict=True)]
+    was_training = model.training
+    model.eval()
+    try:
+        for positions in sort_by_length_batches(lengths, batch_sentences, batch_tokens):
+            batch = collate([src_ids[i] for i in positions], None, positions).to(device)
+            hyps = forced_decode(model, batch.src, batch.src_lengths, [list(tgt_ids[i]) for i in positions])
+            for i, hyp in zip(positions, hyps, strict=True):
+                scores[i] = hyp.score
+            if on_batch is not None:
+                on_batch(len(positions))
+    finally:
+        model.train(was_training)
+    return scores

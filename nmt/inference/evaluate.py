@@ -1,5 +1,5 @@
 """Scores a checkpoint on a test set: hypotheses, BLEU/chrF/TER with signatures, attention statistics
-of the output, a JSON report."""
+of the output, optionally the perplexity of the references, a JSON report."""
 
 import hashlib
 import json
@@ -17,7 +17,7 @@ from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.metrics import corpus_scores, format_scores
 from nmt.inference.progress import DecodingProgress
-from nmt.inference.translator import Translator
+from nmt.inference.translator import Translator, perplexity
 from nmt.values import path_list
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ def evaluate(cfg: DictConfig) -> dict:
         attention = corpus_statistics((best.attention, best.src_pieces, best.tgt_pieces)
                                       for best in (nbest[0] for nbest in nbest_lists) if best.attention is not None)
         report["attention"] = attention.as_dict()
+    if cfg.reference_perplexity:
+        report["references"] = reference_perplexity(translator, sources, references, cfg.batch_sentences)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{stem}.hyp").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
@@ -86,8 +88,22 @@ def evaluate(cfg: DictConfig) -> dict:
     print(format_scores(scores))
     if cfg.attention_stats:
         print(format_statistics(attention))
+    if cfg.reference_perplexity:
+        refs = report["references"]
+        print(f"references: perplexity {refs['perplexity']:.2f} ({refs['nll_per_subword']:.3f} nats per subword "
+              f"over {refs['subwords']:,} subwords, EOS included)")
     print(f"hypotheses and report: {out_dir / stem}.hyp / .json")
     return report
+
+
+def reference_perplexity(translator: Translator, sources: list[str], references: list[str],
+                         batch_sentences: int) -> dict:
+    """How likely the model finds the references (teacher forcing), as training's validation reports it."""
+    scores = translator.score(sources, references, batch_sentences=batch_sentences,
+                              on_batch=DecodingProgress(len(sources), verb="scored"))
+    subwords = sum(s.tokens for s in scores)
+    nll = -sum(s.log_prob for s in scores) / max(subwords, 1)
+    return {"perplexity": round(perplexity(scores), 4), "nll_per_subword": round(nll, 6), "subwords": subwords}
 
 
 def _model_name(checkpoints: list[Path]) -> str:

@@ -14,8 +14,8 @@ class DecodingProgress:
     """Called with the number of sentences each finished batch held; logs done/total, rate and time left."""
 
     def __init__(self, total: int, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic,
-                 emit: Callable[[str], None] = log.info):
-        self.total, self.every_s, self.clock, self.emit = total, every_s, clock, emit
+                 emit: Callable[[str], None] = log.info, verb: str = "translated"):
+        self.total, self.every_s, self.clock, self.emit, self.verb = total, every_s, clock, emit, verb
         self.done = 0
         self.start = self.last = clock()
 
@@ -27,7 +27,7 @@ class DecodingProgress:
         self.last = now
         rate = self.done / max(now - self.start, 1e-9)
         left_s = (self.total - self.done) / rate
-        self.emit(f"translated {self.done:,}/{self.total:,} sentences, {rate:.1f} sentences/s, "
+        self.emit(f"{self.verb} {self.done:,}/{self.total:,} sentences, {rate:.1f} sentences/s, "
                   f"about {_minutes(left_s)} left")
 
 

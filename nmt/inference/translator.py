@@ -6,6 +6,7 @@
     print(best.text, best.score, best.attention.shape)   # (target pieces + EOS, source pieces + EOS)
 """
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from nmt.data.batching import collate
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError
-from nmt.inference.batching import search_many
+from nmt.inference.batching import score_many, search_many
 from nmt.inference.ensemble import Ensemble
 from nmt.inference.search import Hypothesis, forced_decode
 from nmt.models.seq2seq import Seq2Seq, build_model
@@ -32,6 +33,21 @@ class Translation:
     src_pieces: list[str]      # source subwords, ending with </s>
     tgt_pieces: list[str]      # produced subwords, ending with </s>
     attention: torch.Tensor | None  # (len(tgt_pieces), len(src_pieces)) when requested
+
+
+@dataclass
+class ReferenceScore:
+    """How likely the model finds a given translation."""
+
+    log_prob: float  # natural log, summed over the target subwords and EOS
+    tokens: int      # target subwords + EOS
+
+
+def perplexity(scores: Sequence[ReferenceScore]) -> float:
+    """exp of the mean negative log-probability per target subword (EOS included), as training's
+    validation perplexity is computed."""
+    tokens = sum(s.tokens for s in scores)
+    return math.exp(min(-sum(s.log_prob for s in scores) / max(tokens, 1), 50.0))
 
 
 class Translator:
@@ -89,6 +105,18 @@ class Translator:
         batch = collate([src_ids], None, [0]).to(self.device)
         hyp = forced_decode(self.model, batch.src, batch.src_lengths, [tgt_ids], length_penalty=length_penalty)[0]
         return self._to_translation(src_ids, hyp)
+
+    def score(self, src_texts: Sequence[str], tgt_texts: Sequence[str], *, batch_sentences: int = 128,
+              on_batch: Callable[[int], None] | None = None) -> list[ReferenceScore]:
+        """The model's log-probability of each given translation tgt_texts[i] of src_texts[i]
+        (forced decoding: no search, no length penalty)."""
+        if len(src_texts) != len(tgt_texts):
+            raise ConfigError(f"got {len(tgt_texts)} translations for {len(src_texts)} sources")
+        src_ids = self.tokenizers.src.encode([t.strip() for t in src_texts])
+        tgt_ids = self.tokenizers.tgt.encode([t.strip() for t in tgt_texts])
+        log_probs = score_many(self.model, src_ids, tgt_ids, batch_sentences=batch_sentences, device=self.device,
+                               on_batch=on_batch)
+        return [ReferenceScore(lp, len(ids) + 1) for lp, ids in zip(log_probs, tgt_ids, strict=True)]
 
     def _to_translation(self, src_ids: list[int], hyp: Hypothesis) -> Translation:
         return Translation(
