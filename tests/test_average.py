@@ -90,7 +90,7 @@ def test_only_the_best_validations_stay_on_disk(tmp_path):
                                   FakeTokenizers())
     assert kept == [[40.0, 5], [30.0, 6], [30.0, 2]]  # a tie keeps the later step first
     assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == ["step-2.pt", "step-5.pt", "step-6.pt"]
-    assert load_checkpoint(tmp_path / "step-5.pt")["valid_bleu"] == 40.0
+    assert load_checkpoint(tmp_path / "step-5.pt")["valid_score"] == 40.0
 
 
 def test_training_keeps_its_best_validations_and_their_average_translates(multi30k_root, tmp_path):

@@ -266,7 +266,7 @@ def test_sigterm_in_the_final_validation_completes_the_run_and_is_reported(multi
 @pytest.mark.parametrize(("signum", "status"), [(None, None), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_the_command_exits_with_the_signals_status_after_a_run_it_completed(monkeypatch, tmp_path, capsys,
                                                                            signum, status):
-    summary = {"best_bleu": 1.5, **({"stopped_by": signum} if signum else {})}
+    summary = {"best_bleu": 1.5, "best_metric": "bleu", "best_score": 1.5, **({"stopped_by": signum} if signum else {})}
     monkeypatch.setattr(cli_train, "train", lambda cfg, run_dir: summary)
     runtime = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path)))
     monkeypatch.setattr(cli_train, "HydraConfig", SimpleNamespace(get=lambda: runtime))

@@ -19,6 +19,7 @@ from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import TrainingStopped
 from nmt.training.trainer import train
+from nmt.training.validation import metric_text
 
 
 def run(cfg: DictConfig) -> None:
@@ -28,7 +29,8 @@ def run(cfg: DictConfig) -> None:
     except TrainingStopped as stop:
         print(f"{stop}\nto continue: {resume_command(run_dir)}", file=sys.stderr, flush=True)
         sys.exit(128 + stop.signum)  # the shell's convention for "ended by signal N"
-    print(f"best validation BLEU {summary['best_bleu']:.2f}; checkpoints: {run_dir / 'checkpoints'}")
+    best = metric_text(summary["best_metric"], summary["best_score"])
+    print(f"best validation {best}; checkpoints: {run_dir / 'checkpoints'}")
     if "stopped_by" in summary:  # the run had finished; the job was still asked to end
         print(f"{signal.Signals(summary['stopped_by']).name} received as the run finished; it is complete",
               file=sys.stderr, flush=True)

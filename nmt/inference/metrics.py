@@ -50,6 +50,12 @@ def bleu_score(hypotheses: list[str], references: list[str]) -> float:
     return float(BLEU().corpus_score(hypotheses, [references]).score)
 
 
+def chrf_score(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus chrF2 (sacreBLEU defaults) as a float in [0, 100]."""
+    _check_corpus(hypotheses, references)
+    return float(CHRF().corpus_score(hypotheses, [references]).score)
+
+
 def format_scores(scores: dict[str, dict[str, float | str]]) -> str:
     """A human-readable summary of ``corpus_scores`` output: each score followed by its signature."""
     lines = []

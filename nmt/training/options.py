@@ -22,6 +22,7 @@ POSITIVE_INT_OR_NULL = ("max_steps", "max_epochs", "save_every", "valid_max_sent
 NON_NEGATIVE_INT = ("valid_max_len_b", "plot_sentences", "keep_best_checkpoints")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_SETTINGS = ("auto", True, False)
+BEST_METRICS = ("bleu", "chrf", "loss")
 
 
 def check_trainer_options(trainer: Mapping, resume=False) -> None:
@@ -41,6 +42,8 @@ def check_trainer_options(trainer: Mapping, resume=False) -> None:
     if trainer.get("compile", False) not in COMPILE_SETTINGS:  # absent: false
         raise invalid("trainer.compile", "auto, true or false", trainer.get("compile"))
     _need("trainer", trainer, "progress", lambda progress: isinstance(progress, bool), "true or false")
+    if trainer.get("best_metric", "bleu") not in BEST_METRICS:  # absent (configs before it): bleu
+        raise invalid("trainer.best_metric", f"one of {', '.join(BEST_METRICS)}", trainer.get("best_metric"))
     if trainer.get("max_steps") is None and trainer.get("max_epochs") is None:
         raise ConfigError("set trainer.max_steps or trainer.max_epochs: a run needs a bound")
     if not (isinstance(resume, bool) or (isinstance(resume, str) and resume.strip())):

@@ -36,11 +36,12 @@ class Progress:
     step: int = 0                    # updates done (skipped NaN/Inf updates do not count)
     epoch: int = 0                   # epochs completed
     batches_done_in_epoch: int = 0   # batches of the current epoch already consumed
-    best_bleu: float = -math.inf     # best BLEU of any validation: decides best.pt
-    stopping_best: float = -math.inf  # best BLEU of the scheduled validations: decides early stopping
+    # Scores of trainer.best_metric, higher is better (-loss for loss): nmt.training.trainer.metric_score.
+    best_score: float = -math.inf     # best score of any validation: decides best.pt
+    stopping_best: float = -math.inf  # best score of the scheduled validations: decides early stopping
     validations_without_improvement: int = 0
     nonfinite_in_a_row: int = 0
-    kept: list = field(default_factory=list)  # [BLEU, step] of the step-<S>.pt files kept (nmt.training.kept)
+    kept: list = field(default_factory=list)  # [score, step] of the step-<S>.pt files kept (nmt.training.kept)
 
 
 def last_checkpoint(run_dir: Path) -> Path:
@@ -97,7 +98,14 @@ def load_for_resume(path: Path, cfg: DictConfig) -> dict:
     if missing:
         raise CheckpointError(f"{path} holds no training state (no {', '.join(missing)}), so training "
                               "cannot resume from it")
-    changed = config_changes(state["config"], OmegaConf.to_container(cfg, resolve=True))
+    now = OmegaConf.to_container(cfg, resolve=True)
+    saved_metric = state["config"].get("trainer", {}).get("best_metric", "bleu")  # absent: before the option
+    if now["trainer"].get("best_metric", "bleu") != saved_metric:
+        raise ConfigError(f"trainer.best_metric={now['trainer']['best_metric']}, but the run in {path} chose its "
+                          f"best checkpoints by {saved_metric}: resume with trainer.best_metric={saved_metric}, "
+                          "or start a new run")
+    saved_config = {**state["config"], "trainer": {"best_metric": saved_metric, **state["config"].get("trainer", {})}}
+    changed = config_changes(saved_config, now)
     model_changes = [text for key, text in changed if key.startswith("model.")]
     if model_changes:
         raise CheckpointError(f"checkpoint {path} holds a different model ({'; '.join(model_changes[:3])}); "
@@ -128,7 +136,10 @@ def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tok
         raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {reason}; "
                               f"{_settings_hint(path)}") from None
     known = {f.name for f in fields(Progress)}
-    progress = Progress(**{k: v for k, v in state["progress"].items() if k in known})
+    saved = dict(state["progress"])
+    if "best_bleu" in saved:  # checkpoints from before trainer.best_metric, which always chose by BLEU
+        saved.setdefault("best_score", saved.pop("best_bleu"))
+    progress = Progress(**{k: v for k, v in saved.items() if k in known})
     rank, size = (world.rank, world.size) if world is not None else (0, 1)
     per_rank = state.get("rng_per_rank") or [state["rng"]]
     if len(per_rank) == size:

@@ -20,7 +20,8 @@ class TrainingLogger:
     def validation(self, step: int, result) -> None:
         """Logs loss, perplexity, BLEU, the attention statistics and one heatmap per tracked
         validation sentence."""
-        self.scalars(step, {"valid/loss": result.loss, "valid/ppl": result.ppl, "valid/bleu": result.bleu})
+        self.scalars(step, {"valid/loss": result.loss, "valid/ppl": result.ppl, "valid/bleu": result.bleu,
+                                  "valid/chrf": result.chrf})
         stats = result.attention_stats
         if stats is not None and stats.sentences:
             self.scalars(step, {f"attention_stats/{name}": value for name, value in stats.as_dict().items()

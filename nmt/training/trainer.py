@@ -57,7 +57,14 @@ from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume,
 from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything, slow_bf16_warning
 from nmt.training.signals import StopOnSignal, TrainingStopped
 from nmt.training.tensorboard import TrainingLogger
-from nmt.training.validation import ValidationData, validate
+from nmt.training.validation import (
+    METRIC_NAMES,
+    ValidationData,
+    metric_score,
+    metric_text,
+    metric_value,
+    validate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +72,8 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Trains the model described by `cfg`, writing checkpoints, logs and TensorBoard events to run_dir.
 
-    Returns a summary: steps, best validation BLEU, checkpoint paths and the validation history.
+    Returns a summary: steps, best validation BLEU, the best score of trainer.best_metric, checkpoint
+    paths and the validation history.
     Raises TrainingStopped after saving when SIGINT/SIGTERM arrives, and NMTError on user mistakes.
     A signal that arrives once the run is complete (in its last update or final validation) stops
     nothing; the summary's "stopped_by" then holds its number.
@@ -171,8 +179,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     if signum is not None:
         summary["stopped_by"] = signum  # not in summary.json: the run's results do not depend on it
     if world.is_main:
-        log.info("done: %d steps, best validation BLEU %.2f, checkpoints in %s", progress.step,
-                 progress.best_bleu, run.last_path.parent)
+        log.info("done: %d steps, best validation %s, checkpoints in %s", progress.step,
+                 metric_text(run.t.best_metric, metric_value(run.t.best_metric, progress.best_score)),
+                 run.last_path.parent)
     return summary
 
 
@@ -365,39 +374,44 @@ class Run:
                 result = validate(self.model, self.valid, self.tokenizers, batch_tokens=t.batch_tokens * 2,
                                   batch_sentences=t.valid_batch_sentences, max_len_b=t.valid_max_len_b,
                                   plot_sentences=t.plot_sentences, device=self.device)
-        loss, ppl, bleu = self.world.from_main(result and (result.loss, result.ppl, result.bleu))
-        improved = bleu > p.best_bleu
-        p.best_bleu = max(p.best_bleu, bleu)
-        stop = self._steer(bleu) if scheduled else False
+        loss, ppl, bleu, chrf = self.world.from_main(result and (result.loss, result.ppl, result.bleu, result.chrf))
+        metric = t.best_metric
+        score = metric_score(metric, loss=loss, bleu=bleu, chrf=chrf)
+        improved = score > p.best_score
+        p.best_score = max(p.best_score, score)
+        stop = self._steer(score) if scheduled else False
         lr = self.schedule.lr()
         # Between epochs (the final validation after the last one) the epoch counter has moved on.
         epoch = p.epoch + 1 if p.batches_done_in_epoch else max(p.epoch, 1)
         self.history.append({"step": p.step, "epoch": epoch, "valid_loss": loss,
-                             "valid_ppl": ppl, "valid_bleu": bleu, "lr": lr})
+                             "valid_ppl": ppl, "valid_bleu": bleu, "valid_chrf": chrf, "lr": lr})
         if self.world.is_main:
             self.logger.validation(p.step, result)
-            line = (f"step {p.step:>6} | epoch {epoch} | valid loss {loss:.3f} | "
-                    f"ppl {ppl:.2f} | BLEU {bleu:.2f}{' (best)' if improved else ''} | lr {lr:.2e}")
+            best = {metric: " (best)" if improved else ""}
+            chrf_text = f" | chrF {chrf:.2f}{best['chrf']}" if metric == "chrf" else ""
+            line = (f"step {p.step:>6} | epoch {epoch} | valid loss {loss:.3f}{best.get('loss', '')} | "
+                    f"ppl {ppl:.2f} | BLEU {bleu:.2f}{best.get('bleu', '')}{chrf_text} | lr {lr:.2e}")
             self.bar.write(line)
             log.info(line)
         if self.world.is_main and t.keep_best_checkpoints:
-            p.kept = keep_if_among_best(p.kept, bleu, p.step, t.keep_best_checkpoints, self.last_path.parent,
+            p.kept = keep_if_among_best(p.kept, score, p.step, t.keep_best_checkpoints, self.last_path.parent,
                                         scored_state(self.model, self.ema), self.cfg, self.tokenizers)
         self.save(best=improved)
         if stop and self.world.is_main:
-            log.info("early stopping: no BLEU improvement in %d validations", t.early_stopping_patience)
+            log.info("early stopping: no better %s in %d validations", METRIC_NAMES[metric],
+                     t.early_stopping_patience)
         return stop
 
     def _scored_weights(self):
         """The weights that validation scores: the EMA's when there is one."""
         return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
-    def _steer(self, bleu: float) -> bool:
-        """Feeds a scheduled validation's BLEU to the schedule and early stopping; True to stop."""
+    def _steer(self, score: float) -> bool:
+        """Feeds a scheduled validation's score to the schedule and early stopping; True to stop."""
         p, patience = self.progress, self.t.early_stopping_patience
-        self.schedule.on_validation(bleu)
-        if bleu > p.stopping_best:
-            p.stopping_best, p.validations_without_improvement = bleu, 0
+        self.schedule.on_validation(score)
+        if score > p.stopping_best:
+            p.stopping_best, p.validations_without_improvement = score, 0
         else:
             p.validations_without_improvement += 1
         return patience is not None and p.validations_without_improvement >= patience
@@ -424,13 +438,17 @@ class Run:
             return f"reached trainer.max_epochs={t.max_epochs}; raise it to train further"
         patience = t.early_stopping_patience
         if patience is not None and p.validations_without_improvement >= patience:
-            return (f"stopped early after {patience} validations without a better BLEU; raise "
+            return (f"stopped early after {patience} validations without a better "
+                    f"{METRIC_NAMES[t.best_metric]}; raise "
                     "trainer.early_stopping_patience to train further")
         return None
 
     def summary(self) -> dict:
         p, run_dir = self.progress, self.last_path.parent.parent
-        summary = {"steps": p.step, "epochs": p.epoch, "best_bleu": p.best_bleu,
+        metric = self.t.best_metric
+        summary = {"steps": p.step, "epochs": p.epoch,
+                   "best_bleu": max((h["valid_bleu"] for h in self.history), default=-math.inf),
+                   "best_metric": metric, "best_score": metric_value(metric, p.best_score),
                    "best_checkpoint": str(self.best_path), "last_checkpoint": str(self.last_path),
                    "history": self.history}
         if self.world.is_main:

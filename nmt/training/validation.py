@@ -1,5 +1,5 @@
-"""Validation: loss and perplexity under teacher forcing, greedy BLEU, attention statistics of the
-greedy output, and the attention of a few sentences for plots."""
+"""Validation: loss and perplexity under teacher forcing, greedy BLEU and chrF, attention statistics
+of the greedy output, and the attention of a few sentences for plots."""
 
 import math
 from dataclasses import dataclass, field
@@ -10,8 +10,28 @@ from nmt.analysis.attention_stats import AttentionStatistics, corpus_statistics
 from nmt.data.batching import collate, sort_by_length_batches
 from nmt.data.tokenizer import EOS, PAD, Tokenizers
 from nmt.inference.batching import search_many
-from nmt.inference.metrics import bleu_score
+from nmt.inference.metrics import bleu_score, chrf_score
 from nmt.training.loss import label_smoothed_nll
+
+# trainer.best_metric: the validation figure that decides best.pt, kept checkpoints, early stopping and
+# the plateau schedule.
+METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "loss": "validation loss"}
+
+
+def metric_score(metric: str, *, loss: float, bleu: float, chrf: float) -> float:
+    """The figure `metric` names as a score where higher is better (-loss for loss), so that one
+    comparison serves every metric."""
+    return {"bleu": bleu, "chrf": chrf, "loss": -loss}[metric]
+
+
+def metric_value(metric: str, score: float) -> float:
+    """A metric_score back in the metric's own units (the loss, not its negative)."""
+    return -score if metric == "loss" else score
+
+
+def metric_text(metric: str, value: float) -> str:
+    """A metric's value as the log shows it: 'BLEU 27.54', 'chrF 50.12' or 'loss 2.333'."""
+    return f"loss {value:.3f}" if metric == "loss" else f"{METRIC_NAMES[metric]} {value:.2f}"
 
 
 @dataclass
@@ -26,6 +46,7 @@ class ValidationResult:
     loss: float       # mean token NLL without label smoothing
     ppl: float
     bleu: float
+    chrf: float
     hypotheses: list[str]
     attention: list[tuple[list[str], list[str], torch.Tensor]] = field(default_factory=list)
     # for the first few sentences: (source pieces, target pieces, weights (T, S))
@@ -60,4 +81,4 @@ def validate(model, data: ValidationData, tokenizers: Tokenizers, *, batch_token
     attention = [(*pieces[i], best[i].attention) for i in range(min(plot_sentences, len(best)))
                  if best[i] is not None]
     return ValidationResult(loss=loss, ppl=math.exp(min(loss, 50.0)), bleu=bleu_score(texts, data.references),
-                            hypotheses=texts, attention=attention, attention_stats=stats)
+                            chrf=chrf_score(texts, data.references), hypotheses=texts, attention=attention, attention_stats=stats)
