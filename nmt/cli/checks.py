@@ -42,6 +42,20 @@ def check_nbest(cfg) -> None:
         raise ConfigError(f"nbest={cfg.nbest} needs beam_size >= {cfg.nbest}, got beam_size={cfg.beam_size}")
 
 
+def check_sampling(cfg) -> None:
+    """nmt-translate's sampling options; with sampling=true, nbest counts the samples (no beam)."""
+    check_bool(cfg, "sampling")
+    check_positive_int(cfg, "nbest")
+    if not (is_number(cfg.temperature) and cfg.temperature > 0):
+        fail("temperature", "a number > 0", cfg.temperature)
+    if not (is_int(cfg.sampling_topk) and cfg.sampling_topk >= 0):
+        fail("sampling_topk", "an integer >= 0 (0: every token)", cfg.sampling_topk)
+    if not (is_number(cfg.sampling_topp) and 0 < cfg.sampling_topp <= 1):
+        fail("sampling_topp", "a number in (0, 1] (1: every token)", cfg.sampling_topp)
+    if not (is_int(cfg.sampling_seed) and 0 <= cfg.sampling_seed < 2**63):
+        fail("sampling_seed", "an integer >= 0", cfg.sampling_seed)
+
+
 def check_bool(cfg, option: str) -> None:
     if not isinstance(cfg.get(option), bool):
         fail(option, "true or false", cfg.get(option))

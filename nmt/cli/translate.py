@@ -1,18 +1,20 @@
 """nmt-translate: `nmt-translate checkpoint=PATH < input.txt`; one output line per input line.
 
 `checkpoint=[A,B,...]` translates with the ensemble of those models (nmt.inference.ensemble).
-`reference=FILE` scores the given translations in FILE instead of translating.
+`reference=FILE` scores the given translations in FILE instead of translating; `sampling=true`
+draws random translations instead of searching for the best.
 """
 
 import logging
 import sys
 from pathlib import Path
 
-from nmt.cli.checks import check_decoding_options, check_nbest
+from nmt.cli.checks import check_decoding_options, check_nbest, check_sampling
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.progress import DecodingProgress
+from nmt.inference.search import Sampling
 from nmt.inference.translator import Translator, perplexity
 from nmt.values import path_list
 
@@ -38,7 +40,9 @@ def format_lines(nbest_lists, nbest: int) -> list[str]:
 def run(cfg) -> None:
     log_to_stderr()
     check_decoding_options(cfg)
-    check_nbest(cfg)
+    check_sampling(cfg)
+    if not cfg.sampling:
+        check_nbest(cfg)
     checkpoints = path_list("checkpoint", cfg.checkpoint)
     if cfg.output is not None:
         check_output_file(cfg.output, "output")
@@ -49,16 +53,26 @@ def run(cfg) -> None:
     translator = Translator.load(checkpoints, cfg.device)
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
-                                       batch_sentences=cfg.batch_sentences,
+                                       batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
     write_output(cfg.output, format_lines(nbest_lists, cfg.nbest))
 
 
+def sampling_options(cfg) -> Sampling | None:
+    if not cfg.sampling:
+        return None
+    return Sampling(temperature=cfg.temperature, topk=cfg.sampling_topk, topp=cfg.sampling_topp,
+                    seed=cfg.sampling_seed)
+
+
 def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]:
     """`log-probability<TAB>subwords<TAB>translation` for each line of the reference file, and the
     perplexity of them all logged."""
+    if cfg.sampling:
+        raise ConfigError("sampling=true draws translations, but reference= scores the given ones instead: "
+                          "drop one of the two")
     if cfg.nbest != 1:
         raise ConfigError(f"nbest={cfg.nbest} lists translations, but reference= scores the given ones "
                           "instead: drop one of the two")

@@ -6,15 +6,16 @@ from collections.abc import Callable, Sequence
 import torch
 
 from nmt.data.batching import collate, sort_by_length_batches
-from nmt.inference.search import Hypothesis, beam_search, forced_decode, greedy_search
+from nmt.inference.search import Hypothesis, Sampling, beam_search, forced_decode, greedy_search, sample
 
 
 def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, nbest: int = 1,
                 length_penalty: float = 1.0, max_len_a: float = 1.5, max_len_b: int = 10,
                 return_attention: bool = False, batch_sentences: int = 128, batch_tokens: int = 16384,
-                device: torch.device | str = "cpu",
+                device: torch.device | str = "cpu", sampling: Sampling | None = None,
                 on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """Translates tokenized sources; the i-th result holds the n-best list of the i-th source.
+    With `sampling`, `nbest` random translations per source replace the search (beam_size unused).
     `on_batch` is called with the number of sentences of each finished batch (progress reports).
 
     Sorting by length keeps padding (and wasted decoder steps) small; results go back to input order.
@@ -25,11 +26,16 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
     lengths = [len(src_ids[i]) + 1 for i in nonempty]  # +1: EOS appended by collate
     was_training = model.training
     model.eval()
+    generator = None if sampling is None else torch.Generator(device=device).manual_seed(sampling.seed)
     try:
         for batch_positions in sort_by_length_batches(lengths, batch_sentences, batch_tokens):
             indices = [nonempty[p] for p in batch_positions]
             batch = collate([src_ids[i] for i in indices], None, indices).to(device)
-            if beam_size == 1 and nbest == 1:
+            if sampling is not None:
+                hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
+                              length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
+                              return_attention=return_attention, generator=generator)
+            elif beam_size == 1 and nbest == 1:
                 hyps = greedy_search(model, batch.src, batch.src_lengths, max_len_a=max_len_a,
                                      max_len_b=max_len_b, length_penalty=length_penalty,
                                      return_attention=return_attention)

@@ -1,4 +1,4 @@
-"""Greedy search, beam search and forced decoding for any model with the `Searchable` interface.
+"""Greedy search, beam search, sampling and forced decoding for any model with the `Searchable` interface.
 
 Search only talks to the model through ``encode``, ``decode_step`` and ``reorder_state``; the
 decoder state is opaque, so every decoder and attention type works without a type check.
@@ -11,7 +11,8 @@ scores every (hypothesis, next token) pair at once, picks K of them per sentence
 Finished hypotheses stay in the beam. Their only allowed continuation is the pad token at cost 0,
 so their score and length stay frozen, and candidates are ranked by score / lp(length): a finished
 hypothesis competes with the alive ones on the same normalised scale and is only pushed out by
-better ones. Greedy search is the same loop with K = 1 and an argmax instead of the topk.
+better ones. Greedy search is the same loop with K = 1 and an argmax instead of the topk; sampling
+runs K independent hypotheses per sentence, each drawing its next token from the model's distribution.
 
 Alive hypotheses never produce pad or BOS, and EOS is the only choice once a sentence reaches its
 length limit floor(max_len_a * src_len + max_len_b). Scores are sums of the model's own log-probs
@@ -175,6 +176,45 @@ def forced_decode(
     return [hyps[0] for hyps in _finalize(beams, src_lengths, nbest=1, length_penalty=length_penalty)]
 
 
+@dataclass
+class Sampling:
+    """How `sample` draws each next token: from softmax(log-probs / temperature), restricted to the
+    `topk` most likely tokens (0: all) and to the smallest set whose probability reaches `topp`
+    (nucleus sampling; 1: all)."""
+
+    temperature: float = 1.0
+    topk: int = 0
+    topp: float = 1.0
+    seed: int = 1
+
+
+@torch.inference_mode()
+def sample(
+    model: Searchable,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    samples: int = 1,
+    sampling: Sampling | None = None,
+    length_penalty: float = 0.0,
+    max_len_a: float = 1.5,
+    max_len_b: float = 10,
+    return_attention: bool = False,
+    generator: torch.Generator | None = None,
+) -> list[list[Hypothesis]]:
+    """`samples` independent random translations per sentence (as for back-translation), best
+    first. Scores are the model's own log-probs (not the tempered ones) / lp(length), as the other
+    searches score. `generator` (default: seeded with sampling.seed) makes the draws repeatable."""
+    sampling = sampling or Sampling()
+    if generator is None:
+        generator = torch.Generator(device=src.device).manual_seed(sampling.seed)
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
+    select = partial(_select_sample, sampling=sampling, generator=generator)
+    beams = _search(model, src, src_lengths, select, k=samples, max_lens=max_lens,
+                    return_attention=return_attention, distinct=False)
+    return _finalize(beams, src_lengths, nbest=samples, length_penalty=length_penalty)
+
+
 def _search(
     model: Searchable,
     src: Tensor,
@@ -184,14 +224,16 @@ def _search(
     k: int,
     max_lens: Tensor,
     return_attention: bool,
+    distinct: bool = True,
 ) -> _Beams:
-    """The step loop shared by greedy (k = 1) and beam search; returns the final beams."""
+    """The step loop shared by greedy (k = 1), beam search and sampling; returns the final beams.
+    `distinct`: the K hypotheses must differ (beam search), so all but one start at -inf."""
     b = src.size(0)
     state = model.encode(src, src_lengths)
     if k > 1:
         to_beams = torch.arange(b, device=src.device).repeat_interleave(k)  # (B*K,)
         state = model.reorder_state(state, to_beams)
-    beams = _start(b, k, src.device, src.size(1) if return_attention else None)
+    beams = _start(b, k, src.device, src.size(1) if return_attention else None, distinct)
     prev = torch.full((b * k,), model.bos_id, dtype=torch.long, device=src.device)  # (B*K,)
     for step in range(int(max_lens.max()) + 1):  # + 1 for the forced EOS; host sync before the loop
         log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
@@ -208,10 +250,10 @@ def _search(
     return beams
 
 
-def _start(b: int, k: int, device: torch.device, src_len: int | None) -> _Beams:
-    """K copies of the empty prefix; all but the first start at -inf so the first step's topk
-    picks K distinct tokens instead of K copies of the best one."""
-    scores = torch.full((b, k), -math.inf, device=device)  # (B, K)
+def _start(b: int, k: int, device: torch.device, src_len: int | None, distinct: bool = True) -> _Beams:
+    """K copies of the empty prefix; when `distinct`, all but the first start at -inf so the first
+    step's topk picks K distinct tokens instead of K copies of the best one."""
+    scores = torch.full((b, k), -math.inf if distinct else 0.0, device=device)  # (B, K)
     scores[:, 0] = 0.0
     attention = None if src_len is None else torch.zeros(b, k, 0, src_len, device=device)  # (B, K, 0, S)
     return _Beams(
@@ -259,6 +301,32 @@ def _select_topk(
     ranked = (candidates / penalty[..., None]).view(b, k * v)  # (B, K*V)
     best = ranked.topk(k, dim=1).indices  # (B, K) indices into K*V
     return best // v, best % v
+
+
+def _select_sample(
+    candidates: Tensor, candidate_lengths: Tensor, *, sampling: Sampling, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """One drawn token per hypothesis, which stays its own parent.
+
+    candidates (B, K, V) -> parent beam (B, K), token (B, K). A row's candidates are its score plus
+    the token log-probs, and softmax ignores the constant score: it gives the model's distribution.
+    A finished hypothesis has one candidate left (pad), so it draws pad.
+    """
+    b, k, v = candidates.shape
+    logits = candidates.view(b * k, v) / sampling.temperature  # (B*K, V)
+    if 0 < sampling.topk < v:
+        kth_best = logits.topk(sampling.topk, dim=1).values[:, -1:]  # (B*K, 1)
+        logits = logits.masked_fill(logits < kth_best, -math.inf)
+    if sampling.topp < 1.0:
+        sorted_logits, order = logits.sort(dim=1, descending=True)  # (B*K, V)
+        probs = sorted_logits.softmax(dim=1)  # (B*K, V)
+        # Keep each token whose more likely tokens hold less than topp: the most likely always stays.
+        drop_sorted = probs.cumsum(dim=1) - probs >= sampling.topp  # (B*K, V), in sorted order
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)  # (B*K, V), in vocabulary order
+        logits = logits.masked_fill(drop, -math.inf)
+    token = torch.multinomial(logits.softmax(dim=1), 1, generator=generator).view(b, k)  # (B, K)
+    parent = torch.arange(k, device=candidates.device).expand(b, k)  # (B, K)
+    return parent, token
 
 
 def _advance(

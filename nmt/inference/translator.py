@@ -18,7 +18,7 @@ from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError
 from nmt.inference.batching import score_many, search_many
 from nmt.inference.ensemble import Ensemble
-from nmt.inference.search import Hypothesis, forced_decode
+from nmt.inference.search import Hypothesis, Sampling, forced_decode
 from nmt.models.seq2seq import Seq2Seq, build_model
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.runtime import resolve_device
@@ -81,17 +81,19 @@ class Translator:
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
                   max_len_a: float = 1.5, max_len_b: int = 10, return_attention: bool = False,
-                  batch_sentences: int = 128, on_batch: Callable[[int], None] | None = None,
-                  ) -> list[list[Translation]]:
+                  batch_sentences: int = 128, sampling: Sampling | None = None,
+                  on_batch: Callable[[int], None] | None = None) -> list[list[Translation]]:
         """One n-best list per input text (best first). Blank inputs give one empty translation.
+        With `sampling`, `nbest` random translations per text instead of a search (beam_size unused).
         `on_batch` is called with the number of sentences of each finished batch."""
-        if beam_size < 1 or nbest < 1 or nbest > beam_size:
+        if nbest < 1 or (sampling is None and not 1 <= nbest <= beam_size):
             raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                            max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
-                           batch_sentences=batch_sentences, device=self.device, on_batch=on_batch)
+                           batch_sentences=batch_sentences, device=self.device, sampling=sampling,
+                           on_batch=on_batch)
         return [[self._to_translation(ids, h) for h in nbest_list] or [Translation("", 0.0, [], [], None)]
                 for ids, nbest_list in zip(src_ids, hyps, strict=True)]
 

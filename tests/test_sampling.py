@@ -1,0 +1,144 @@
+"""Sampling: random translations drawn from the model's distribution (temperature, top-k, top-p),
+scored with the model's own log-probs, repeatable by seed; and `nmt-translate sampling=true`."""
+
+import math
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from tiny_checkpoint import make_checkpoint
+
+from nmt.cli import translate
+from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.data.batching import collate
+from nmt.inference.search import Sampling, forced_decode, greedy_search, sample
+from nmt.inference.translator import Translator
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SOURCES = ["ein hund läuft über die wiese", "zwei männer spielen fußball", "eine frau"]
+
+
+@pytest.fixture(scope="module")
+def model_and_batch(tmp_path_factory):
+    """The tiny checkpoint's model with its output layer scaled up, so that its next-token
+    distributions are peaked and temperature, top-k and top-p visibly change them."""
+    translator = Translator.load(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt"), "cpu")
+    model = translator.model
+    with torch.no_grad():
+        model.generator.weight.mul_(8.0)
+    ids = translator.tokenizers.src.encode(SOURCES)
+    return model, collate(ids, None, list(range(len(ids))))
+
+
+def first_step_distribution(model, batch, temperature: float = 1.0) -> torch.Tensor:
+    """p(first token | sentence 0) as sampling sees it: pad and BOS never, the rest renormalised."""
+    with torch.inference_mode():
+        state = model.encode(batch.src[:1], batch.src_lengths[:1])
+        log_probs, _, _ = model.decode_step(torch.tensor([model.bos_id]), state)  # (1, V)
+    logits = log_probs[0] / temperature
+    logits[[model.pad_id, model.bos_id]] = -math.inf
+    return logits.softmax(dim=0)  # (V,)
+
+
+def drawn_first_tokens(model, batch, n: int, sampling: Sampling) -> torch.Tensor:
+    """The first token of n samples of sentence 0 (EOS for an empty sample), counted per token id."""
+    hyps = sample(model, batch.src[:1], batch.src_lengths[:1], samples=n, sampling=sampling, max_len_a=0,
+                  max_len_b=1)[0]
+    first = torch.tensor([h.tokens[0] if h.tokens else model.eos_id for h in hyps])
+    return torch.bincount(first, minlength=model.generator.out_features).double() / n  # (V,)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_samples_follow_the_tempered_distribution(model_and_batch, temperature):
+    model, batch = model_and_batch
+    expected = first_step_distribution(model, batch, temperature).double()
+    drawn = drawn_first_tokens(model, batch, 20000, Sampling(temperature=temperature, seed=3))
+    assert 0.5 * (drawn - expected).abs().sum() < 0.03  # total variation; about 0.01 from chance alone
+    untempered = first_step_distribution(model, batch).double()
+    if temperature != 1.0:  # the temperature matters for this model: the test above can tell
+        assert 0.5 * (untempered - expected).abs().sum() > 0.1
+
+
+def test_top_k_and_top_p_draw_from_the_most_likely_tokens_only(model_and_batch):
+    model, batch = model_and_batch
+    probs = first_step_distribution(model, batch).double()
+    order = probs.argsort(descending=True)
+    top3 = probs[order[:3]]
+    drawn = drawn_first_tokens(model, batch, 20000, Sampling(topk=3, seed=4))
+    expected = torch.zeros_like(probs)
+    expected[order[:3]] = top3 / top3.sum()
+    assert 0.5 * (drawn - expected).abs().sum() < 0.03
+    # The nucleus of mass p: the fewest most likely tokens that hold at least p.
+    p = float(probs[order[:2]].sum()) - 1e-6  # two tokens reach it, one does not
+    drawn = drawn_first_tokens(model, batch, 20000, Sampling(topp=p, seed=5))
+    expected = torch.zeros_like(probs)
+    expected[order[:2]] = probs[order[:2]] / probs[order[:2]].sum()
+    assert 0.5 * (drawn - expected).abs().sum() < 0.03
+
+
+@pytest.mark.parametrize("sampling", [Sampling(topk=1), Sampling(topp=1e-6), Sampling(temperature=1e-4)])
+def test_sampling_without_choice_is_greedy_search(model_and_batch, sampling):
+    model, batch = model_and_batch
+    greedy = greedy_search(model, batch.src, batch.src_lengths)
+    drawn = sample(model, batch.src, batch.src_lengths, samples=3, sampling=sampling)
+    for best, samples in zip(greedy, drawn, strict=True):
+        assert [h.tokens for h in samples] == [best[0].tokens] * 3
+        assert [h.score for h in samples] == pytest.approx([best[0].score] * 3, rel=1e-5)
+
+
+def test_a_sample_is_scored_with_the_model_log_probs_not_the_tempered_ones(model_and_batch):
+    model, batch = model_and_batch
+    drawn = sample(model, batch.src, batch.src_lengths, samples=4, sampling=Sampling(temperature=2.0, seed=6))
+    for i, samples in enumerate(drawn):
+        forced = forced_decode(model, batch.src[i : i + 1], batch.src_lengths[i : i + 1], [h.tokens for h in samples[:1]])
+        assert samples[0].score == pytest.approx(forced[0].score, rel=1e-5)
+        assert [h.score for h in samples] == sorted((h.score for h in samples), reverse=True)  # best first
+
+
+def test_the_seed_repeats_the_draws(model_and_batch):
+    model, batch = model_and_batch
+
+    def draws(seed):
+        return [[h.tokens for h in hyps] for hyps in
+                sample(model, batch.src, batch.src_lengths, samples=5, sampling=Sampling(seed=seed))]
+
+    assert draws(11) == draws(11)
+    assert draws(11) != draws(12)
+
+
+def translate_config(checkpoint, *overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("translate", overrides=[f"checkpoint={checkpoint}", "device=cpu", *overrides])
+
+
+def test_translate_draws_nbest_samples_per_line(tmp_path, capsys):
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "in.txt").write_text("ein hund\n\nzwei männer\n", encoding="utf-8")
+    translate.run(translate_config(checkpoint, f"input={tmp_path / 'in.txt'}", "sampling=true", "nbest=4"))
+    first = capsys.readouterr().out.splitlines()
+    assert len(first) == 3 * 4 and all(len(line.split("\t")) == 2 for line in first)
+    translate.run(translate_config(checkpoint, f"input={tmp_path / 'in.txt'}", "sampling=true", "nbest=4"))
+    assert capsys.readouterr().out.splitlines() == first  # the default seed repeats the output
+    translate.run(translate_config(checkpoint, f"input={tmp_path / 'in.txt'}", "sampling=true", "nbest=4",
+                                   "sampling_seed=2"))
+    assert capsys.readouterr().out.splitlines() != first
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["sampling=true", "temperature=0"], "temperature must be a number > 0; got 0"),
+    (["sampling=true", "sampling_topp=1.5"], "sampling_topp must be a number in (0, 1]"),
+    (["sampling=true", "sampling_topk=-1"], "sampling_topk must be an integer >= 0"),
+    (["sampling=yes"], "sampling must be true or false"),
+    (["sampling=true", "reference=ref.txt"], "sampling=true draws translations, but reference= scores"),
+])
+def test_translate_refuses_bad_sampling_options(tmp_path, capsys, overrides, message):
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "in.txt").write_text("ein hund\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("a dog\n", encoding="utf-8")
+    overrides = [o.replace("ref.txt", str(tmp_path / "ref.txt")) for o in overrides]
+    cfg = translate_config(checkpoint, f"input={tmp_path / 'in.txt'}", *overrides)
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(translate.run)(cfg)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and message in err, err
