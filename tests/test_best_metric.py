@@ -5,9 +5,8 @@ import logging
 import math
 
 import pytest
-from hydra import compose, initialize_config_dir
+from test_training import tiny_config as training_config
 
-from nmt.cli.common import config_dir
 from nmt.errors import ConfigError
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 from nmt.training.options import check_trainer_options
@@ -19,13 +18,11 @@ HIGHER_IS_BETTER = {"bleu": ("valid_bleu", 1), "chrf": ("valid_chrf", 1), "loss"
 
 
 def tiny_config(multi30k_root, tmp_path, *extra):
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        return compose("train", overrides=[
-            "experiment=smoke", f"data.root={multi30k_root}", f"data.cache_dir={tmp_path / 'cache'}",
-            "data.max_train_examples=300", "tokenizer.vocab_size=200", "trainer.max_steps=10",
-            "trainer.valid_every=2", "trainer.valid_max_sentences=10", "trainer.progress=false",
-            "trainer.keep_best_checkpoints=2", "trainer.early_stopping_patience=null", "scheduler.patience=0",
-            "model.emb_size=16", "model.enc_hidden=16", "model.dec_hidden=16", *extra])
+    """test_training's tiny run, validated every 2 of 10 updates, keeping 2 checkpoints, halving the
+    rate at every validation without a better score."""
+    return training_config(multi30k_root, tmp_path, "trainer.max_steps=10", "trainer.valid_every=2",
+                           "trainer.keep_best_checkpoints=2", "trainer.early_stopping_patience=null",
+                           "scheduler.patience=0", *extra)
 
 
 @pytest.mark.parametrize("metric", ["bleu", "chrf", "loss"])
