@@ -2,9 +2,9 @@
 
 With `trainer.keep_best_checkpoints=N`, every validation whose score (of trainer.best_metric, BLEU by
 default) is among the N best so far writes `checkpoints/step-<S>.pt`; the one it pushes out of the N
-is deleted afterwards, so a crash between the two leaves one file too many, never one too few. Each file holds the weights, the config
-and the tokenizers, not the optimizer, so it is a third of `last.pt`'s size and loads anywhere a
-checkpoint does (`nmt-evaluate`, `nmt-translate`).
+is deleted afterwards, so a crash between the two leaves one file too many, never one too few. Each
+file holds the weights, the config and the tokenizers, not the optimizer, so it is a third of
+`last.pt`'s size and loads anywhere a checkpoint does (`nmt-evaluate`, `nmt-translate`).
 
 Which files are kept is part of the run's progress (a list of [score, step] pairs), so a resumed run
 goes on pruning the same set.

@@ -36,7 +36,7 @@ class Progress:
     step: int = 0                    # updates done (skipped NaN/Inf updates do not count)
     epoch: int = 0                   # epochs completed
     batches_done_in_epoch: int = 0   # batches of the current epoch already consumed
-    # Scores of trainer.best_metric, higher is better (-loss for loss): nmt.training.trainer.metric_score.
+    # Scores of trainer.best_metric, higher is better (-loss for loss): nmt.training.validation.metric_score.
     best_score: float = -math.inf     # best score of any validation: decides best.pt
     stopping_best: float = -math.inf  # best score of the scheduled validations: decides early stopping
     validations_without_improvement: int = 0
