@@ -28,6 +28,9 @@ def check_decoding_options(cfg) -> None:
     for option in ("length_penalty", "max_len_a"):
         if not (is_number(cfg.get(option)) and cfg.get(option) >= 0):
             fail(option, "a number >= 0", cfg.get(option))
+    beta = cfg.get("coverage_penalty", 0.0)  # nmt-translate and nmt-evaluate only
+    if not (is_number(beta) and beta >= 0):
+        fail("coverage_penalty", "a number >= 0 (0: off)", beta)
     if not (is_int(cfg.get("max_len_b")) and cfg.get("max_len_b") >= 0):
         fail("max_len_b", "an integer >= 0", cfg.get("max_len_b"))
     if cfg.max_len_a == 0 and cfg.max_len_b == 0:

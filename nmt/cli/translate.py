@@ -52,6 +52,7 @@ def run(cfg) -> None:
         return
     translator = Translator.load(checkpoints, cfg.device)
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
+                                       coverage_penalty=cfg.coverage_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))

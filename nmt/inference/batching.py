@@ -10,12 +10,14 @@ from nmt.inference.search import Hypothesis, Sampling, beam_search, forced_decod
 
 
 def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, nbest: int = 1,
-                length_penalty: float = 1.0, max_len_a: float = 1.5, max_len_b: int = 10,
+                length_penalty: float = 1.0, coverage_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
                 return_attention: bool = False, batch_sentences: int = 128, batch_tokens: int = 16384,
                 device: torch.device | str = "cpu", sampling: Sampling | None = None,
                 on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """Translates tokenized sources; the i-th result holds the n-best list of the i-th source.
     With `sampling`, `nbest` random translations per source replace the search (beam_size unused).
+    A `coverage_penalty` (GNMT's beta) re-ranks beam search's final beam, so it is used even for
+    beam_size=1 (where it only changes the score).
     `on_batch` is called with the number of sentences of each finished batch (progress reports).
 
     Sorting by length keeps padding (and wasted decoder steps) small; results go back to input order.
@@ -35,13 +37,14 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
                 hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
                               length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
                               return_attention=return_attention, generator=generator)
-            elif beam_size == 1 and nbest == 1:
+            elif beam_size == 1 and nbest == 1 and not coverage_penalty:
                 hyps = greedy_search(model, batch.src, batch.src_lengths, max_len_a=max_len_a,
                                      max_len_b=max_len_b, length_penalty=length_penalty,
                                      return_attention=return_attention)
             else:
                 hyps = beam_search(model, batch.src, batch.src_lengths, beam_size=beam_size, nbest=nbest,
-                                   length_penalty=length_penalty, max_len_a=max_len_a,
+                                   length_penalty=length_penalty, coverage_penalty=coverage_penalty,
+                                   max_len_a=max_len_a,
                                    max_len_b=max_len_b, return_attention=return_attention)
             for i, nbest_list in zip(indices, hyps, strict=True):
                 results[i] = nbest_list

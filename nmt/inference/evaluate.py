@@ -50,6 +50,7 @@ def evaluate(cfg: DictConfig) -> dict:
     sources, references, test_name = load_references(cfg, translator)
     start = time.perf_counter()
     nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
+                                       coverage_penalty=cfg.coverage_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences, return_attention=cfg.attention_stats,
                                        on_batch=DecodingProgress(sum(1 for text in sources if text.strip())))
@@ -61,9 +62,12 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.length_penalty != 1.0:
         # Tuning the penalty on val means several runs per beam size: each keeps its own report.
         stem += f".lp{cfg.length_penalty:g}"
+    if cfg.coverage_penalty:
+        stem += f".cp{cfg.coverage_penalty:g}"
     checkpoint = str(checkpoints[0]) if len(checkpoints) == 1 else [str(p) for p in checkpoints]
     report = {"checkpoint": checkpoint, "test_set": test_name, "sentences": len(sources),
               "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
+              "coverage_penalty": cfg.coverage_penalty,
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
               "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
               "scores": scores}

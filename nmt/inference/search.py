@@ -18,6 +18,10 @@ Alive hypotheses never produce pad or BOS, and EOS is the only choice once a sen
 length limit floor(max_len_a * src_len + max_len_b). Scores are sums of the model's own log-probs
 (not renormalised after these restrictions), so `forced_decode` of a result reproduces its score.
 
+With a coverage penalty (`nmt.inference.coverage`), beam search also tracks each hypothesis's
+summed attention (B, K, S) and ranks the final beam by score / lp(length) + cp(coverage); the search
+itself is unchanged. Forced decoding given the same beta reproduces that score too.
+
 Host synchronisation: the step loop performs one per step itself, the ``finished.all()`` check that
 stops as soon as every hypothesis has ended, plus whatever the model's ``reorder_state`` needs (the
 seq2seq model reads the index to keep sharing one copy of the encoder states per sentence; see
@@ -37,6 +41,8 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+
+from nmt.inference.coverage import coverage_penalty, source_mask
 
 State = Any
 # select(candidate scores (B, K, V), candidate lengths (B, K)) -> (parent beam (B, K), token (B, K))
@@ -68,7 +74,8 @@ class Hypothesis:
     """One output sentence.
 
     tokens: output ids without BOS and without the final EOS.
-    score: sum of token log-probs including EOS, divided by the length penalty.
+    score: sum of token log-probs including EOS, divided by the length penalty, plus the coverage
+        penalty when one is asked for.
     attention: (len(tokens) + 1, src_len) CPU float32 weights, one row per produced token
         including EOS, one column per real source position; None unless requested.
     """
@@ -87,6 +94,8 @@ class _Beams:
     finished: Tensor  # (B, K) bool
     tokens: Tensor  # (B, K, T) long; pad after EOS
     attention: Tensor | None  # (B, K, T, S)
+    coverage: Tensor | None = None  # (B, K, S) float32 attention summed over the produced tokens,
+    #                                 frozen once finished; tracked only for a coverage penalty
 
 
 @torch.inference_mode()
@@ -119,12 +128,15 @@ def beam_search(
     beam_size: int = 5,
     nbest: int = 1,
     length_penalty: float = 1.0,
+    coverage_penalty: float = 0.0,
     max_len_a: float = 1.5,
     max_len_b: float = 10,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Batched beam search. Returns per sentence (input order) the `nbest` hypotheses, best first,
-    scored by sum of log-probs / lp(length) with the GNMT penalty lp(L) = ((5 + L) / 6) ** alpha.
+    scored by sum of log-probs / lp(length) with the GNMT penalty lp(L) = ((5 + L) / 6) ** alpha,
+    plus GNMT's coverage penalty with beta = `coverage_penalty` (nmt.inference.coverage) if not 0,
+    which re-ranks the final beam only.
 
     Impossible hypotheses (score -inf, only when the beam is wider than the search space) are left
     out, so a list can then be shorter than `nbest`.
@@ -134,9 +146,10 @@ def beam_search(
     max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
     select = partial(_select_topk, length_penalty=length_penalty)
     beams = _search(
-        model, src, src_lengths, select, k=beam_size, max_lens=max_lens, return_attention=return_attention
+        model, src, src_lengths, select, k=beam_size, max_lens=max_lens, return_attention=return_attention,
+        track_coverage=coverage_penalty > 0,
     )
-    return _finalize(beams, src_lengths, nbest=nbest, length_penalty=length_penalty)
+    return _finalize(beams, src_lengths, nbest=nbest, length_penalty=length_penalty, coverage_beta=coverage_penalty)
 
 
 @torch.inference_mode()
@@ -147,10 +160,11 @@ def forced_decode(
     tgt: list[list[int]],
     *,
     length_penalty: float = 0.0,
+    coverage_penalty: float = 0.0,
 ) -> list[Hypothesis]:
     """Teacher-forced scoring of given target ids (EOS is appended). The score is the sum of the
-    model's log-probs of tgt + EOS, divided by lp(len + 1) (raw sum with the default 0); the
-    attention is always returned."""
+    model's log-probs of tgt + EOS, divided by lp(len + 1) (raw sum with the default 0), plus the
+    coverage penalty of its attention with beta = `coverage_penalty`; the attention is always returned."""
     b, device = src.size(0), src.device
     if len(tgt) != b:
         raise ValueError(f"got {len(tgt)} target sentences for {b} source sentences")
@@ -166,14 +180,18 @@ def forced_decode(
         attention.append(attn)
     real = torch.arange(gold.size(1), device=device) < lengths[:, None]  # (B, T)
     scores = torch.stack(token_scores, dim=1).masked_fill(~real, 0.0).sum(dim=1)  # (B,)
+    weights = torch.stack(attention, dim=1)  # (B, T, S)
+    coverage = weights.float().masked_fill(~real[..., None], 0.0).sum(dim=1)  # (B, S)
     beams = _Beams(
         scores=scores[:, None],  # (B, 1)
         lengths=lengths[:, None],  # (B, 1)
         finished=torch.ones(b, 1, dtype=torch.bool, device=device),  # (B, 1)
         tokens=gold[:, None],  # (B, 1, T)
-        attention=torch.stack(attention, dim=1)[:, None],  # (B, 1, T, S)
+        attention=weights[:, None],  # (B, 1, T, S)
+        coverage=coverage[:, None],  # (B, 1, S)
     )
-    return [hyps[0] for hyps in _finalize(beams, src_lengths, nbest=1, length_penalty=length_penalty)]
+    finalized = _finalize(beams, src_lengths, nbest=1, length_penalty=length_penalty, coverage_beta=coverage_penalty)
+    return [hyps[0] for hyps in finalized]
 
 
 @dataclass
@@ -225,21 +243,29 @@ def _search(
     max_lens: Tensor,
     return_attention: bool,
     distinct: bool = True,
+    track_coverage: bool = False,
 ) -> _Beams:
     """The step loop shared by greedy (k = 1), beam search and sampling; returns the final beams.
-    `distinct`: the K hypotheses must differ (beam search), so all but one start at -inf."""
+    `distinct`: the K hypotheses must differ (beam search), so all but one start at -inf.
+    `track_coverage`: sum each hypothesis's attention, for a coverage penalty in the final ranking."""
     b = src.size(0)
     state = model.encode(src, src_lengths)
     if k > 1:
         to_beams = torch.arange(b, device=src.device).repeat_interleave(k)  # (B*K,)
         state = model.reorder_state(state, to_beams)
     beams = _start(b, k, src.device, src.size(1) if return_attention else None, distinct)
+    if track_coverage:
+        beams.coverage = torch.zeros(b, k, src.size(1), device=src.device)  # (B, K, S)
     prev = torch.full((b * k,), model.bos_id, dtype=torch.long, device=src.device)  # (B*K,)
     for step in range(int(max_lens.max()) + 1):  # + 1 for the forced EOS; host sync before the loop
         log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
         must_end = step >= max_lens[:, None]  # (B, 1)
         candidates = _candidates(model, log_probs.view(b, k, -1), beams, must_end)  # (B, K, V)
         candidate_lengths = beams.lengths + (~beams.finished).long()  # (B, K)
+        if beams.coverage is not None:
+            # This step's attention counts for the hypotheses still alive: it produced their token.
+            step_weights = attn.view(b, k, -1).float() * (~beams.finished)[..., None]  # (B, K, S)
+            beams.coverage = beams.coverage + step_weights  # (B, K, S), rows not yet reordered
         parent, token = select(candidates, candidate_lengths)  # (B, K), (B, K)
         beams = _advance(beams, parent, token, candidates, candidate_lengths, attn, model.eos_id)
         if k > 1:  # with one hypothesis per sentence the parent is always the row itself
@@ -356,6 +382,7 @@ def _advance(
         finished=beams.finished.gather(1, parent) | (token == eos_id),  # (B, K)
         tokens=tokens,
         attention=attention,
+        coverage=None if beams.coverage is None else _take_rows(beams.coverage, rows),  # (B, K, S)
     )
 
 
@@ -372,11 +399,14 @@ def _take_rows(x: Tensor, rows: Tensor) -> Tensor:
 
 
 def _finalize(
-    beams: _Beams, src_lengths: Tensor, *, nbest: int, length_penalty: float
+    beams: _Beams, src_lengths: Tensor, *, nbest: int, length_penalty: float, coverage_beta: float = 0.0
 ) -> list[list[Hypothesis]]:
     """Best `nbest` hypotheses per sentence, best first (host syncs happen here, once)."""
     penalty = _length_penalty(beams.lengths.to(beams.scores.dtype), length_penalty)  # (B, K)
     normalised = beams.scores / penalty  # (B, K)
+    if coverage_beta and beams.coverage is not None:
+        src_mask = source_mask(src_lengths.to(beams.coverage.device), beams.coverage.size(-1))  # (B, S)
+        normalised = normalised + coverage_penalty(beams.coverage, src_mask, coverage_beta).to(normalised.dtype)
     order = normalised.argsort(dim=1, descending=True, stable=True)[:, :nbest]  # (B, N)
     scores, lengths, tokens = normalised.tolist(), beams.lengths.tolist(), beams.tokens.tolist()
     attention = None if beams.attention is None else beams.attention.to("cpu", torch.float32)

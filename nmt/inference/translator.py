@@ -80,7 +80,7 @@ class Translator:
         return cls(model.to(dev), tokenizers, config, dev)
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
-                  max_len_a: float = 1.5, max_len_b: int = 10, return_attention: bool = False,
+                  coverage_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10, return_attention: bool = False,
                   batch_sentences: int = 128, sampling: Sampling | None = None,
                   on_batch: Callable[[int], None] | None = None) -> list[list[Translation]]:
         """One n-best list per input text (best first). Blank inputs give one empty translation.
@@ -91,6 +91,7 @@ class Translator:
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
+                           coverage_penalty=coverage_penalty,
                            max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
                            batch_sentences=batch_sentences, device=self.device, sampling=sampling,
                            on_batch=on_batch)
