@@ -1,5 +1,6 @@
 """Where nmt-evaluate writes its hypotheses and report, and what the report says."""
 import json
+import subprocess
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -61,3 +62,17 @@ def test_a_report_without_any_attention_is_still_json(checkpoint, tmp_path):
 
     report = json.loads(report_file.read_text(encoding="utf-8"), parse_constant=refuse)
     assert report["attention"]["entropy"] is None
+
+
+def test_a_hydra_sweep_tunes_the_length_penalty_in_one_command(checkpoint, tmp_path):
+    """`nmt-evaluate -m ... length_penalty=1.0,1.5` runs once per value; each keeps its report."""
+    (tmp_path / "src.txt").write_text("ein hund läuft\neine frau\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("a dog runs\na woman\n", encoding="utf-8")
+    result = subprocess.run(
+        ["nmt-evaluate", "-m", f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
+         f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path / 'out'}", "device=cpu", "beam_size=2",
+         "length_penalty=1.0,1.5"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = sorted(path.name for path in (tmp_path / "out").glob("*.json"))
+    assert reports == ["best.src.txt.beam2.json", "best.src.txt.beam2.lp1.5.json"]
+    assert result.stdout.count("BLEU = ") == 2
