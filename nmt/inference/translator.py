@@ -1,9 +1,12 @@
-"""The Python API: load a checkpoint, translate strings, get attention.
+"""The Python API: load a checkpoint, translate strings, get attention, sample, score translations.
 
+    from nmt.inference.search import Sampling
     from nmt.inference.translator import Translator
     translator = Translator.load("runs/smoke/.../checkpoints/best.pt")
-    best = translator.translate(["Ein Hund rennt."], beam_size=5)[0][0]
+    best = translator.translate(["Ein Hund rennt."], beam_size=5, return_attention=True)[0][0]
     print(best.text, best.score, best.attention.shape)   # (target pieces + EOS, source pieces + EOS)
+    samples = translator.translate(["Ein Hund rennt."], nbest=3, sampling=Sampling(topk=10))[0]
+    [given] = translator.score(["Ein Hund rennt."], ["A dog runs."])   # log_prob, tokens
 """
 
 import math
