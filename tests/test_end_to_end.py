@@ -100,6 +100,23 @@ def test_translate_keeps_one_line_per_input_line(trained, env, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_translate_appends_the_word_alignment_to_every_output_line(trained, env, tmp_path):
+    lines = ["Ein Mann fährt Fahrrad auf einer Straße.", "", "Zwei Hunde spielen im Schnee."]
+    result = run(["nmt-translate", f"checkpoint={trained / 'checkpoints/best.pt'}", "alignment=true"], env, tmp_path,
+                 stdin="".join(f"{line}\n" for line in lines))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout.splitlines()
+    assert len(out) == len(lines) and out[1] == "\t"  # a blank input: no translation, no links
+    assert any(len(row.split("\t")[0].split()) > 1 for row in out)  # the checks below have words to check
+    for source, row in zip(lines, out, strict=True):
+        if not source:
+            continue
+        text, links = row.split("\t")
+        pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
+        assert sorted(j for _, j in pairs) == list(range(len(text.split())))  # one link per output word
+        assert all(0 <= i < len(source.split()) for i, _ in pairs)
+
+
 def test_translate_reads_and_writes_files(trained, env, tmp_path):
     (tmp_path / "in.txt").write_text("Ein Mann.\nEine Frau.\n", encoding="utf-8")
     result = run(["nmt-translate", f"checkpoint={trained / 'checkpoints/best.pt'}", "input=in.txt",

@@ -23,7 +23,7 @@ from nmt.data.batching import collate, sort_by_length_batches
 from nmt.data.readers import read_lines
 from nmt.errors import DataError
 from nmt.inference.search import forced_decode
-from nmt.viz.word_level import merge_groups
+from nmt.viz.word_level import group_pieces, is_special, merge_groups
 
 Link = tuple[int, int]  # (source word, target word)
 
@@ -84,6 +84,18 @@ def argmax_links(weights) -> set[Link]:
         return set()
     best = weights.argmax(axis=1)  # (Tw,)
     return {(int(i), j) for j, i in enumerate(best) if weights[j, i] > 0}
+
+
+def translation_links(attention, src_pieces: list[str], tgt_pieces: list[str]) -> set[Link]:
+    """The links of a translation the model produced: its (target pieces, source pieces) attention,
+    both ending with </s>, merged into the words the pieces spell ("▁" opens a word), </s> dropped,
+    each target word linked to the source word it attends to most. Word indices count the
+    whitespace-separated words of the (SentencePiece-normalised) input and of the output text."""
+    src_groups, tgt_groups = group_pieces(src_pieces), group_pieces(tgt_pieces)
+    merged = merge_groups(attention, src_groups, tgt_groups)  # (Tw, Sw)
+    keep_src = [w for w, g in enumerate(src_groups) if not is_special(src_pieces[g[0]])]
+    keep_tgt = [w for w, g in enumerate(tgt_groups) if not is_special(tgt_pieces[g[0]])]
+    return argmax_links(merged[np.ix_(keep_tgt, keep_src)])
 
 
 def diagonal_links(n_src: int, n_tgt: int) -> set[Link]:

@@ -9,7 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-from nmt.cli.checks import check_decoding_options, check_nbest, check_sampling
+from nmt.analysis.alignment import format_pharaoh, translation_links
+from nmt.cli.checks import check_bool, check_decoding_options, check_nbest, check_sampling
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.errors import ConfigError, DataError
@@ -30,17 +31,26 @@ def read_input(path: str | None) -> list[str]:
     return read_lines(path, hint=hint)
 
 
-def format_lines(nbest_lists, nbest: int) -> list[str]:
-    """The best translation per input, or `score<TAB>translation` for each of the n best."""
+def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
+    """The best translation per input, or `score<TAB>translation` for each of the n best; with
+    `alignment`, each line ends with a tab and the translation's word links ("0-0 1-2 ...")."""
+    def line(h, with_score: bool) -> str:
+        text = f"{h.score:.4f}\t{h.text}" if with_score else h.text
+        if not alignment:
+            return text
+        links = translation_links(h.attention, h.src_pieces, h.tgt_pieces) if h.attention is not None else set()
+        return f"{text}\t{format_pharaoh(links)}"
+
     if nbest == 1:
-        return [hyps[0].text for hyps in nbest_lists]
-    return [f"{h.score:.4f}\t{h.text}" for hyps in nbest_lists for h in hyps[:nbest]]
+        return [line(hyps[0], False) for hyps in nbest_lists]
+    return [line(h, True) for hyps in nbest_lists for h in hyps[:nbest]]
 
 
 def run(cfg) -> None:
     log_to_stderr()
     check_decoding_options(cfg)
     check_sampling(cfg)
+    check_bool(cfg, "alignment")
     if not cfg.sampling:
         check_nbest(cfg)
     checkpoints = path_list("checkpoint", cfg.checkpoint)
@@ -55,10 +65,11 @@ def run(cfg) -> None:
                                        coverage_penalty=cfg.coverage_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
+                                       return_attention=cfg.alignment,
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
-    write_output(cfg.output, format_lines(nbest_lists, cfg.nbest))
+    write_output(cfg.output, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
 
 
 def sampling_options(cfg) -> Sampling | None:
