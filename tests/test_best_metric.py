@@ -10,6 +10,7 @@ from test_training import tiny_config as training_config
 from nmt.errors import ConfigError
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 from nmt.training.options import check_trainer_options
+from nmt.training.resume import ADDED_TRAINER_OPTIONS
 from nmt.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -72,14 +73,15 @@ def test_a_run_resumes_only_with_the_metric_it_started_with(multi30k_root, tmp_p
 
 
 def test_a_checkpoint_from_before_the_option_resumes_by_bleu(multi30k_root, tmp_path, caplog):
-    """Its progress says best_bleu and its config has no best_metric: it resumes as a BLEU run,
-    without a warning about changed settings."""
+    """Its progress says best_bleu and its config has neither best_metric nor the options added
+    after it: it resumes as a BLEU run, without a warning about changed settings."""
     train(tiny_config(multi30k_root, tmp_path, "trainer.max_steps=4"), tmp_path / "run")
     path = tmp_path / "run/checkpoints/last.pt"
     state = load_checkpoint(path)
     best_bleu = state["progress"].pop("best_score")
     state["progress"]["best_bleu"] = best_bleu
-    del state["config"]["trainer"]["best_metric"]
+    for option in ADDED_TRAINER_OPTIONS:  # best_metric and the options added since
+        del state["config"]["trainer"][option]
     save_checkpoint(state, path)
     caplog.set_level(logging.WARNING)
     summary = train(tiny_config(multi30k_root, tmp_path, "trainer.max_steps=6", "resume=true"), tmp_path / "run")

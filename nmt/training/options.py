@@ -16,7 +16,8 @@ from nmt.training.optim import OPTIMIZERS, SCHEDULES
 from nmt.training.runtime import resolve_device
 from nmt.values import invalid, is_int, is_number
 
-POSITIVE_INT = ("batch_tokens", "accumulate", "valid_every", "log_every", "valid_batch_sentences", "max_nonfinite_steps")
+POSITIVE_INT = ("batch_tokens", "accumulate", "valid_every", "log_every", "valid_batch_sentences", "max_nonfinite_steps",
+                "valid_beam_size")
 POSITIVE_INT_OR_NULL = ("max_steps", "max_epochs", "save_every", "valid_max_sentences", "num_threads",
                         "early_stopping_patience")
 NON_NEGATIVE_INT = ("valid_max_len_b", "plot_sentences", "keep_best_checkpoints")

@@ -23,6 +23,8 @@ from nmt.training.ema import scored_state
 log = logging.getLogger(__name__)
 
 TRAINING_KEYS = ("optimizer", "schedule", "progress", "rng")
+# trainer.* options added after runs were saved, with the value those runs had in effect.
+ADDED_TRAINER_OPTIONS = {"best_metric": "bleu", "valid_beam_size": 1}
 # Options a resumed run may change without changing its result (bounds, speed, paths, display).
 FREE_TO_CHANGE = ("resume", "device", "name", "trainer.max_steps", "trainer.max_epochs", "trainer.progress",
                   "trainer.num_threads", "trainer.compile", "trainer.keep_best_checkpoints", "trainer.save_every",
@@ -99,13 +101,14 @@ def load_for_resume(path: Path, cfg: DictConfig) -> dict:
         raise CheckpointError(f"{path} holds no training state (no {', '.join(missing)}), so training "
                               "cannot resume from it")
     now = OmegaConf.to_container(cfg, resolve=True)
-    saved_metric = state["config"].get("trainer", {}).get("best_metric", "bleu")  # absent: before the option
+    # A checkpoint from before an option was added ran with what is now its default.
+    saved_trainer = {**ADDED_TRAINER_OPTIONS, **state["config"].get("trainer", {})}
+    saved_metric = saved_trainer["best_metric"]
     if now["trainer"].get("best_metric", "bleu") != saved_metric:
         raise ConfigError(f"trainer.best_metric={now['trainer']['best_metric']}, but the run in {path} chose its "
                           f"best checkpoints by {saved_metric}: resume with trainer.best_metric={saved_metric}, "
                           "or start a new run")
-    saved_config = {**state["config"], "trainer": {"best_metric": saved_metric, **state["config"].get("trainer", {})}}
-    changed = config_changes(saved_config, now)
+    changed = config_changes({**state["config"], "trainer": saved_trainer}, now)
     model_changes = [text for key, text in changed if key.startswith("model.")]
     if model_changes:
         raise CheckpointError(f"checkpoint {path} holds a different model ({'; '.join(model_changes[:3])}); "

@@ -373,7 +373,7 @@ class Run:
             with rng_preserved(), out_of_memory_advice(where, advice, self.last_path), self._scored_weights():
                 result = validate(self.model, self.valid, self.tokenizers, batch_tokens=t.batch_tokens * 2,
                                   batch_sentences=t.valid_batch_sentences, max_len_b=t.valid_max_len_b,
-                                  plot_sentences=t.plot_sentences, device=self.device)
+                                  plot_sentences=t.plot_sentences, device=self.device, beam_size=t.valid_beam_size)
         loss, ppl, bleu, chrf = self.world.from_main(result and (result.loss, result.ppl, result.bleu, result.chrf))
         metric = t.best_metric
         score = metric_score(metric, loss=loss, bleu=bleu, chrf=chrf)

@@ -1,5 +1,5 @@
-"""Validation: loss and perplexity under teacher forcing, greedy BLEU and chrF, attention statistics
-of the greedy output, and the attention of a few sentences for plots."""
+"""Validation: loss and perplexity under teacher forcing, BLEU and chrF of the greedy (or beam-search)
+output, attention statistics of that output, and the attention of a few sentences for plots."""
 
 import math
 from dataclasses import dataclass, field
@@ -69,10 +69,12 @@ def validation_loss(model, data: ValidationData, batch_tokens: int, device) -> f
 
 
 def validate(model, data: ValidationData, tokenizers: Tokenizers, *, batch_tokens: int, batch_sentences: int,
-             max_len_b: int, plot_sentences: int, device) -> ValidationResult:
+             max_len_b: int, plot_sentences: int, device, beam_size: int = 1) -> ValidationResult:
+    """`beam_size` 1: greedy output; K > 1: beam search with the commands' default length penalty (1.0),
+    so that validation BLEU is the figure `nmt-evaluate beam_size=K` would give."""
     loss = validation_loss(model, data, batch_tokens, device)
-    hyps = search_many(model, data.src_ids, beam_size=1, max_len_b=max_len_b, return_attention=True,
-                       batch_sentences=batch_sentences, device=device)
+    hyps = search_many(model, data.src_ids, beam_size=beam_size, length_penalty=1.0, max_len_b=max_len_b,
+                       return_attention=True, batch_sentences=batch_sentences, device=device)
     best = [nbest[0] if nbest else None for nbest in hyps]
     texts = tokenizers.tgt.decode([h.tokens if h else [] for h in best])
     pieces = [(tokenizers.src.ids_to_pieces(src + [EOS]), tokenizers.tgt.ids_to_pieces(h.tokens + [EOS]))
@@ -81,4 +83,5 @@ def validate(model, data: ValidationData, tokenizers: Tokenizers, *, batch_token
     attention = [(*pieces[i], best[i].attention) for i in range(min(plot_sentences, len(best)))
                  if best[i] is not None]
     return ValidationResult(loss=loss, ppl=math.exp(min(loss, 50.0)), bleu=bleu_score(texts, data.references),
-                            chrf=chrf_score(texts, data.references), hypotheses=texts, attention=attention, attention_stats=stats)
+                            chrf=chrf_score(texts, data.references), hypotheses=texts, attention=attention,
+                            attention_stats=stats)
