@@ -7,6 +7,8 @@ uncompressed ``.npz`` of flat integer arrays (never pickles) whose training ids 
 (``storage.RaggedIds``), so a corpus larger than memory trains from the page cache. With
 ``data.cache`` on, that file is kept under the cache folder, keyed by a hash of everything that
 determines it (``cache_key``), and later runs with the same data settings skip all of this.
+A run started from a checkpoint (``init_from``) brings its SentencePiece models: they encode the
+data instead of new ones, and the cache key holds their digest instead of the tokenizer settings.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def _optional_count(data_cfg: Mapping, key: str) -> int | None:
     return n
 
 
-def cache_key(cfg: Mapping) -> str:
-    """Hex digest of everything the prepared data depends on (see the module docstring)."""
+def cache_key(cfg: Mapping, tokenizers: Tokenizers | None = None) -> str:
+    """Hex digest of everything the prepared data depends on (see the module docstring); with
+    ``tokenizers`` (given SentencePiece models) their bytes stand for the tokenizer settings."""
     data_cfg = cfg["data"]
     train_split, valid_split = _splits(data_cfg)
     parts = {
@@ -69,11 +72,16 @@ def cache_key(cfg: Mapping) -> str:
         "max_len": _optional_count(data_cfg, "max_len"),
         "on_decode_error": data_cfg.get("on_decode_error") or "error",
         # Subword sampling resegments each epoch in the trainer: the prepared ids do not depend on it.
-        "tokenizer": {k: v for k, v in _plain(cfg["tokenizer"]).items() if k not in SAMPLING_OPTIONS},
+        "tokenizer": ({k: v for k, v in _plain(cfg["tokenizer"]).items() if k not in SAMPLING_OPTIONS}
+                      if tokenizers is None else _models_digest(tokenizers)),
         "seed": cfg["seed"],
         "streamed": is_streamed(data_cfg),  # a stream samples its head, not a reservoir
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _models_digest(tokenizers: Tokenizers) -> str:
+    return hashlib.sha256(b"".join(tokenizers.model_files().values())).hexdigest()
 
 
 def _clean(name: str, src: list[str], tgt: list[str]) -> tuple[list[str], list[str], CleanStats]:
@@ -150,13 +158,17 @@ def _train_tokenizers(cfg: Mapping, stats: CleanStats) -> tuple[Tokenizers, Iter
     return Tokenizers.train_from_config(tok_cfg, *sample_texts(pairs), seed=cfg["seed"]), rest
 
 
-def _build(cfg: Mapping, path: Path) -> None:
-    """Prepare the data for ``cfg`` and write it to the ``.npz`` file ``path`` (atomically)."""
+def _build(cfg: Mapping, path: Path, tokenizers: Tokenizers | None) -> None:
+    """Prepare the data for ``cfg`` and write it to the ``.npz`` file ``path`` (atomically), encoded
+    with ``tokenizers``, or with SentencePiece models trained here when None."""
     data_cfg = cfg["data"]
     train_split, valid_split = _splits(data_cfg)
     valid_src, valid_tgt, valid_stats = _clean("validation", *load_split(data_cfg, valid_split))
     train_stats = CleanStats()
-    tokenizers, chunks = _train_tokenizers(cfg, train_stats)
+    if tokenizers is None:
+        tokenizers, chunks = _train_tokenizers(cfg, train_stats)
+    else:
+        chunks = _cleaned_train_chunks(data_cfg, train_stats)
     max_len = _optional_count(data_cfg, "max_len")
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".prepare-") as work:
         with IdFile(Path(work) / "src") as src_file, IdFile(Path(work) / "tgt") as tgt_file:
@@ -184,12 +196,12 @@ def _writable_folder(folder: Path) -> bool:
         return False
 
 
-def _build_and_load(cfg: Mapping, cache_path: Path | None) -> PreparedData:
+def _build_and_load(cfg: Mapping, cache_path: Path | None, tokenizers: Tokenizers | None) -> PreparedData:
     """Prepare the data into the cache file, or (cache off or not writable) into a temporary file
     that is deleted once mapped: the mapping stays valid and the disk space is freed at exit."""
     try:
         if cache_path is not None and _writable_folder(cache_path.parent):
-            _build(cfg, cache_path)
+            _build(cfg, cache_path, tokenizers)
             log.info("saved prepared data to %s", cache_path)
             return read_prepared(cache_path)
         if cache_path is not None:
@@ -197,25 +209,26 @@ def _build_and_load(cfg: Mapping, cache_path: Path | None) -> PreparedData:
                         cache_path.parent)
         with tempfile.TemporaryDirectory(prefix="nmt-prepared-") as folder:
             path = Path(folder) / "prepared.npz"
-            _build(cfg, path)
+            _build(cfg, path, tokenizers)
             return read_prepared(path)
     except OSError as e:  # reading errors are DataErrors already: this is the disk we write to
         raise DataError(f"cannot write the prepared data ({e.filename or cache_path}): {e.strerror or e}") from e
 
 
-def prepare_data(cfg: Mapping, run_dir: Path | None = None) -> PreparedData:
+def prepare_data(cfg: Mapping, run_dir: Path | None = None, tokenizers: Tokenizers | None = None) -> PreparedData:
     """Tokenizers and tokenized train/valid data for ``cfg`` (sections ``data``, ``tokenizer``, key
-    ``seed``), from the cache when possible; the SentencePiece model(s) are saved into ``run_dir``."""
+    ``seed``), from the cache when possible; the SentencePiece model(s) are saved into ``run_dir``.
+    Given ``tokenizers`` encode the data; otherwise SentencePiece is trained on it."""
     data_cfg = cfg["data"]
     cache_path = None
     if data_cfg.get("cache"):
         cache_dir = data_cfg.get("cache_dir") or Path(data_cfg.get("root") or "data") / "cache"
-        cache_path = Path(cache_dir).expanduser().absolute() / f"prepared-{cache_key(cfg)}.npz"
+        cache_path = Path(cache_dir).expanduser().absolute() / f"prepared-{cache_key(cfg, tokenizers)}.npz"
     data = read_prepared(cache_path) if cache_path is not None and cache_path.exists() else None
     if data is not None:
         log.info("loaded cached data from %s", cache_path)
     else:
-        data = _build_and_load(cfg, cache_path)
+        data = _build_and_load(cfg, cache_path, tokenizers)
         if data is None:  # the file was written a moment ago: unreadable means a bug, not bad input
             raise RuntimeError("freshly prepared data could not be read back")
     if run_dir is not None:

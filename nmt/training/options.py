@@ -12,6 +12,7 @@ from nmt.data.subword_sampling import SubwordSampling
 from nmt.data.tokenizer import MODEL_TYPES, SPECIAL_IDS
 from nmt.errors import ConfigError
 from nmt.models.seq2seq import build_model
+from nmt.training.initial import check_init_from
 from nmt.training.optim import OPTIMIZERS, SCHEDULES
 from nmt.training.runtime import resolve_device
 from nmt.values import invalid, is_int, is_number
@@ -63,6 +64,7 @@ def check_run_options(cfg: Mapping) -> None:
     check_optimizer_options(cfg["optimizer"])
     check_scheduler_options(cfg["scheduler"])
     check_languages(cfg["data"])
+    check_init_from(cfg.get("init_from"), cfg["resume"])
     seed = cfg.get("seed")
     if not (is_int(seed) and 0 <= seed < 2**32):  # numpy and SentencePiece take unsigned 32-bit seeds
         raise ConfigError(f"seed must be an integer from 0 to 4294967295; got {seed!r}")

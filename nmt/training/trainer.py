@@ -49,6 +49,7 @@ from nmt.training.distributed import (
 )
 from nmt.training.ema import WeightAverage, scored_state
 from nmt.training.guards import check_finite, out_of_memory_advice
+from nmt.training.initial import initial_tokenizers, initialise, load_initial
 from nmt.training.kept import keep_if_among_best
 from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
@@ -103,17 +104,26 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         _check_writable(run_dir)
     resume_from = checkpoint_to_resume(cfg.resume, run_dir)
     resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
+    # init_from starts a new run; once it has, the run resumes from its own checkpoints, which hold
+    # the same SentencePiece models, so the init_from file is no longer needed.
+    init_from = cfg.get("init_from")
+    initial = load_initial(init_from, cfg) if init_from and resumed is None else None
+    given_tokenizers = (initial_tokenizers(initial) if initial is not None
+                        else initial_tokenizers(resumed) if init_from else None)
     # Rank 0's seed is the single-process one; other ranks draw other dropout masks. DDP copies
     # rank 0's initial weights to every rank.
     seed_everything(cfg.seed + world.rank, cfg.trainer.num_threads)
 
     # Rank 0 prepares (and caches) the data first, so the other ranks read its cache.
-    data = prepare_data(cfg) if world.is_main else None
+    data = prepare_data(cfg, tokenizers=given_tokenizers) if world.is_main else None
     world.barrier()
-    data = data or prepare_data(cfg)
+    data = data or prepare_data(cfg, tokenizers=given_tokenizers)
     tokenizers = data.tokenizers
     model = build_model(cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
                         shared_vocab=tokenizers.joint).to(device)
+    if initial is not None:
+        initialise(model, initial, init_from)
+        del initial  # the whole checkpoint, optimizer state included: not needed any more
     log.info("model: %s parameters, %s-style decoder, %s attention", f"{count_parameters(model):,}",
              cfg.model.decoder_style, cfg.model.attention.name)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())

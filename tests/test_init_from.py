@@ -1,0 +1,116 @@
+"""init_from=CHECKPOINT: a new run (fine-tuning) that starts from a trained model's weights and
+SentencePiece models, on other data, with a fresh optimizer, schedule and counters."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_training import tiny_config
+
+import nmt.cli.train as cli_train
+from nmt.data.pipeline import cache_key
+from nmt.data.tokenizer import Tokenizers
+from nmt.errors import CheckpointError, ConfigError
+from nmt.training.checkpoint import load_checkpoint
+from nmt.training.options import check_run_options
+from nmt.training.trainer import train
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def other_data(multi30k_root: Path) -> list[str]:
+    """Another corpus than the parent run's Multi30k training split: local files (its validation split)."""
+    val = str(multi30k_root / "multi30k" / "val.{lang}.gz")
+    return ["data=files", f"data.files.train='{val}'", f"data.files.val='{val}'", "data.max_train_examples=200"]
+
+
+@pytest.fixture(scope="module")
+def parent(multi30k_root, tmp_path_factory) -> Path:
+    """A trained run's best checkpoint (test_training's tiny run, dropout 0.1)."""
+    folder = tmp_path_factory.mktemp("parent")
+    train(tiny_config(multi30k_root, folder), folder / "run")
+    return folder / "run/checkpoints/best.pt"
+
+
+def largest_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a if a[k].is_floating_point())
+
+
+def test_a_run_starts_from_the_checkpoint_on_other_data(multi30k_root, tmp_path, parent):
+    # A rate too small to move the weights: after one update they must still be the parent's, not
+    # those this seed initialises (the parent's seed is 42).
+    still = ["trainer.max_steps=1", "trainer.valid_every=1", "optimizer.lr=1e-9", "seed=7", *other_data(multi30k_root)]
+    summary = train(tiny_config(multi30k_root, tmp_path, *still, f"init_from={parent}", "model.dropout=0.3"),
+                    tmp_path / "tuned")
+    train(tiny_config(multi30k_root, tmp_path, *still), tmp_path / "fresh")
+    start = load_checkpoint(parent)
+    tuned = load_checkpoint(tmp_path / "tuned/checkpoints/last.pt")
+    assert largest_difference(tuned["model"], start["model"]) < 1e-5
+    assert largest_difference(load_checkpoint(tmp_path / "fresh/checkpoints/last.pt")["model"], start["model"]) > 0.01
+    # Its own counters, history and optimizer; the parent's SentencePiece models, in the run folder too.
+    assert summary["steps"] == 1 and [h["step"] for h in summary["history"]] == [1]
+    assert tuned["progress"]["epoch"] == 0 and tuned["optimizer"]["state"][0]["step"].item() == 1
+    assert tuned["tokenizers"] == start["tokenizers"]
+    assert (tmp_path / "tuned/spm.model").read_bytes() == Tokenizers.from_dict(start["tokenizers"]).model_files()["spm.model"]
+    assert (tmp_path / "fresh/spm.model").read_bytes() != (tmp_path / "tuned/spm.model").read_bytes()
+    # Its validation pairs are the parent's, encoded with the same models: the parent's score comes back.
+    scored = next(h for h in start["history"] if h["step"] == start["progress"]["step"])
+    assert summary["history"][0]["valid_loss"] == pytest.approx(scored["valid_loss"], abs=1e-3)
+    assert tuned["config"]["init_from"] == str(parent) and tuned["config"]["model"]["dropout"] == 0.3
+
+
+def test_the_data_is_cached_apart_from_a_run_that_trains_its_own_models(multi30k_root, tmp_path, parent):
+    cfg = tiny_config(multi30k_root, tmp_path, *other_data(multi30k_root))
+    given = Tokenizers.from_dict(load_checkpoint(parent)["tokenizers"])
+    assert cache_key(cfg, given) != cache_key(cfg)
+    assert cache_key(cfg, given) == cache_key(cfg, Tokenizers.from_dict(load_checkpoint(parent)["tokenizers"]))
+
+
+def test_a_fine_tuning_run_resumes_exactly_without_its_init_checkpoint(multi30k_root, tmp_path, parent):
+    start = tmp_path / "start.pt"
+    start.write_bytes(parent.read_bytes())
+    overrides = [*other_data(multi30k_root), f"init_from={start}", "trainer.valid_every=2"]
+    train(tiny_config(multi30k_root, tmp_path, *overrides, "trainer.max_steps=4"), tmp_path / "one_go")
+    train(tiny_config(multi30k_root, tmp_path, *overrides, "trainer.max_steps=2"), tmp_path / "halves")
+    start.unlink()  # the run's own checkpoints hold everything it needs
+    summary = train(tiny_config(multi30k_root, tmp_path, *overrides, "trainer.max_steps=4", "resume=true"),
+                    tmp_path / "halves")
+    assert summary["steps"] == 4
+    one_go = load_checkpoint(tmp_path / "one_go/checkpoints/last.pt")["model"]
+    halves = load_checkpoint(tmp_path / "halves/checkpoints/last.pt")["model"]
+    assert all(torch.equal(one_go[k], halves[k]) for k in one_go)
+
+
+def test_another_model_is_refused_naming_the_option(multi30k_root, tmp_path, parent):
+    cfg = tiny_config(multi30k_root, tmp_path, f"init_from={parent}", "model.dec_hidden=24")
+    with pytest.raises(CheckpointError, match=r"holds a different model \(model.dec_hidden: 16 in the checkpoint, "
+                                              r"24 now\): a fine-tuning run keeps the model"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_other_sentencepiece_settings_are_refused_naming_the_option(multi30k_root, tmp_path, parent):
+    cfg = tiny_config(multi30k_root, tmp_path, f"init_from={parent}", "tokenizer.vocab_size=300")
+    with pytest.raises(ConfigError, match=r"^tokenizer.vocab_size=300, but init_from=.* brings SentencePiece "
+                                          r"models made with 200: give that value"):
+        train(cfg, tmp_path / "run")
+
+
+def test_a_missing_checkpoint_is_refused_before_any_folder_exists(capsys, monkeypatch, tmp_path):
+    run_dir = tmp_path / "runs" / "x"
+    missing = tmp_path / "nothing.pt"
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "experiment=smoke", f"hydra.run.dir={run_dir}",
+                                      f"init_from={missing}"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_train.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err == f"error: init_from={missing}: no such checkpoint file\n"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_path_that_is_not_text_is_refused(tmp_path):
+    cfg = tiny_config(tmp_path, tmp_path, "init_from=5")
+    with pytest.raises(ConfigError, match="^init_from must be null or a checkpoint path; got 5"):
+        check_run_options(cfg)
