@@ -14,7 +14,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.resume import config_changes
@@ -56,10 +55,6 @@ def load_initial(path: str | Path, cfg: DictConfig) -> dict:
             raise ConfigError(f"tokenizer.{key}={now['tokenizer'].get(key)!r}, but init_from={path} brings "
                               f"SentencePiece models made with {saved_tokenizer[key]!r}: give that value")
     return state
-
-
-def initial_tokenizers(state: dict) -> Tokenizers:
-    return Tokenizers.from_dict(state["tokenizers"])
 
 
 def initialise(model, state: dict, path: str | Path) -> None:

@@ -49,7 +49,7 @@ from nmt.training.distributed import (
 )
 from nmt.training.ema import WeightAverage, scored_state
 from nmt.training.guards import check_finite, out_of_memory_advice
-from nmt.training.initial import initial_tokenizers, initialise, load_initial
+from nmt.training.initial import initialise, load_initial
 from nmt.training.kept import keep_if_among_best
 from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
@@ -108,8 +108,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     # the same SentencePiece models, so the init_from file is no longer needed.
     init_from = cfg.get("init_from")
     initial = load_initial(init_from, cfg) if init_from and resumed is None else None
-    given_tokenizers = (initial_tokenizers(initial) if initial is not None
-                        else initial_tokenizers(resumed) if init_from else None)
+    models_from = initial if initial is not None else resumed if init_from else None
+    given_tokenizers = Tokenizers.from_dict(models_from["tokenizers"]) if models_from is not None else None
     # Rank 0's seed is the single-process one; other ranks draw other dropout masks. DDP copies
     # rank 0's initial weights to every rank.
     seed_everything(cfg.seed + world.rank, cfg.trainer.num_threads)
