@@ -24,3 +24,8 @@ class CheckpointError(NMTError):
 
 class TrainingError(NMTError):
     """Training cannot go on (the loss diverged, memory ran out); the last checkpoint is kept."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none: for one-line errors."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.errors import CheckpointError, ConfigError
+from nmt.errors import CheckpointError, ConfigError, first_line
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.resume import config_changes
 
@@ -62,7 +62,6 @@ def initialise(model, state: dict, path: str | Path) -> None:
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"init_from={path} does not fit this model: {reason}") from None
+        raise CheckpointError(f"init_from={path} does not fit this model: {first_line(exc)}") from None
     log.info("initialised from %s: its weights and SentencePiece models; optimizer, schedule and "
              "counters start afresh", path)

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.data.tokenizer import Tokenizers
-from nmt.errors import CheckpointError, ConfigError
+from nmt.errors import CheckpointError, ConfigError, first_line
 from nmt.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
 from nmt.training.ema import scored_state
 
@@ -135,8 +135,7 @@ def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tok
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {reason}; "
+        raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {first_line(exc)}; "
                               f"{_settings_hint(path)}") from None
     known = {f.name for f in fields(Progress)}
     saved = dict(state["progress"])
