@@ -2,7 +2,8 @@
 
 `checkpoint=[A,B,...]` translates with the ensemble of those models (nmt.inference.ensemble).
 `reference=FILE` scores the given translations in FILE instead of translating; `sampling=true`
-draws random translations instead of searching for the best.
+draws random translations instead of searching for the best; `prefix=FILE` makes each translation
+begin with the line of FILE beside its input line.
 """
 
 import logging
@@ -60,12 +61,13 @@ def run(cfg) -> None:
     if cfg.reference is not None:
         write_output(cfg.output, score_references(cfg, checkpoints, lines))
         return
+    prefixes = read_prefixes(cfg.prefix, cfg.input, len(lines))
     translator = Translator.load(checkpoints, cfg.device)
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        coverage_penalty=cfg.coverage_penalty,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
-                                       return_attention=cfg.alignment,
+                                       return_attention=cfg.alignment, prefixes=prefixes,
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
@@ -79,6 +81,17 @@ def sampling_options(cfg) -> Sampling | None:
                     seed=cfg.sampling_seed)
 
 
+def read_prefixes(path: str | None, input_path: str | None, expected: int) -> list[str] | None:
+    """The target prefix of each input line from `prefix=FILE`: one line per input line."""
+    if path is None:
+        return None
+    prefixes = read_lines(path, hint=CONVERT_TO_UTF8)
+    if len(prefixes) != expected:
+        raise DataError(f"prefix={path} has {len(prefixes):,} lines but the input ({input_path or '<stdin>'}) has "
+                        f"{expected:,}: one target prefix per input line (an empty line for none)")
+    return prefixes
+
+
 def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]:
     """`log-probability<TAB>subwords<TAB>translation` for each line of the reference file, and the
     perplexity of them all logged."""
@@ -88,6 +101,9 @@ def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]
     if cfg.nbest != 1:
         raise ConfigError(f"nbest={cfg.nbest} lists translations, but reference= scores the given ones "
                           "instead: drop one of the two")
+    if cfg.prefix is not None:
+        raise ConfigError("prefix= steers the translations, but reference= scores given ones instead: "
+                          "drop one of the two")
     references = read_lines(cfg.reference, hint=CONVERT_TO_UTF8)
     source = cfg.input or "<stdin>"
     if len(references) != len(lines):

@@ -18,6 +18,12 @@ Alive hypotheses never produce pad or BOS, and EOS is the only choice once a sen
 length limit floor(max_len_a * src_len + max_len_b). Scores are sums of the model's own log-probs
 (not renormalised after these restrictions), so `forced_decode` of a result reproduces its score.
 
+A target prefix (`prefix=`, as CTranslate2's target_prefix or fairseq's --prefix-size) makes every
+hypothesis of a sentence begin with given tokens: during its first len(prefix) steps a sentence's
+only allowed continuation is the prefix's next token, so the search continues the most probable
+way from there. The prefix tokens are scored like any other (their log-probs count), so forced
+decoding of the output still reproduces its score, and the length limit grows to fit the prefix.
+
 With a coverage penalty (`nmt.inference.coverage`), beam search also tracks each hypothesis's
 summed attention (B, K, S) and ranks the final beam by score / lp(length) + cp(coverage); the search
 itself is unchanged. Forced decoding given the same beta reproduces that score too.
@@ -98,6 +104,40 @@ class _Beams:
     #                                 frozen once finished; tracked only for a coverage penalty
 
 
+@dataclass
+class _Prefix:
+    """Target prefixes of a batch: tokens (B, P) padded with pad, lengths (B,); P = the longest."""
+
+    tokens: Tensor  # (B, P) long
+    lengths: Tensor  # (B,) long
+    width: int  # P, kept as a Python int so the step loop can test it without a host sync
+
+    @classmethod
+    def build(cls, prefix: list[list[int]] | None, model: Searchable, src: Tensor) -> _Prefix | None:
+        """None when no sentence has a prefix. The prefixes are checked: one per source sentence, and
+        no pad, BOS or EOS in them (search never produces those inside a translation)."""
+        if prefix is None or not any(prefix):
+            return None
+        if len(prefix) != src.size(0):
+            raise ValueError(f"got {len(prefix)} target prefixes for {src.size(0)} source sentences")
+        special = {model.pad_id, model.bos_id, model.eos_id}
+        if any(t in special for p in prefix for t in p):
+            raise ValueError(f"a target prefix holds pad, BOS or EOS (ids {sorted(special)})")
+        width = max(len(p) for p in prefix)
+        rows = [list(p) + [model.pad_id] * (width - len(p)) for p in prefix]
+        tokens = torch.tensor(rows, dtype=torch.long, device=src.device)  # (B, P)
+        lengths = torch.tensor([len(p) for p in prefix], dtype=torch.long, device=src.device)  # (B,)
+        return cls(tokens, lengths, width)
+
+    def restrict(self, candidates: Tensor, step: int) -> None:
+        """In place: a sentence still inside its prefix may only continue with the prefix's token at
+        `step`; every other candidate becomes -inf. candidates (B, K, V)."""
+        vocab = torch.arange(candidates.size(-1), device=candidates.device)  # (V,)
+        inside = step < self.lengths  # (B,)
+        other = vocab != self.tokens[:, step, None]  # (B, V)
+        candidates.masked_fill_((inside[:, None] & other)[:, None, :], -math.inf)  # (B, K, V)
+
+
 @torch.inference_mode()
 def greedy_search(
     model: Searchable,
@@ -108,13 +148,17 @@ def greedy_search(
     max_len_b: float = 10,
     length_penalty: float = 0.0,
     return_attention: bool = False,
+    prefix: list[list[int]] | None = None,
 ) -> list[list[Hypothesis]]:
     """Most probable next token at every step. Returns one single-item list per sentence, scored as
     beam_search(beam_size=1) scores it: sum of log-probs / lp(length) (the raw sum with the default 0).
-    The penalty only scales the score: with one hypothesis it cannot change the choice of token."""
-    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
+    The penalty only scales the score: with one hypothesis it cannot change the choice of token.
+    `prefix`: per sentence, the target ids every output must begin with ([] for none)."""
+    forced = _Prefix.build(prefix, model, src)
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     beams = _search(
-        model, src, src_lengths, _select_greedy, k=1, max_lens=max_lens, return_attention=return_attention
+        model, src, src_lengths, _select_greedy, k=1, max_lens=max_lens, return_attention=return_attention,
+        prefix=forced,
     )
     return _finalize(beams, src_lengths, nbest=1, length_penalty=length_penalty)
 
@@ -132,6 +176,7 @@ def beam_search(
     max_len_a: float = 1.5,
     max_len_b: float = 10,
     return_attention: bool = False,
+    prefix: list[list[int]] | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search. Returns per sentence (input order) the `nbest` hypotheses, best first,
     scored by sum of log-probs / lp(length) with the GNMT penalty lp(L) = ((5 + L) / 6) ** alpha,
@@ -139,15 +184,17 @@ def beam_search(
     which re-ranks the final beam only.
 
     Impossible hypotheses (score -inf, only when the beam is wider than the search space) are left
-    out, so a list can then be shorter than `nbest`.
+    out, so a list can then be shorter than `nbest`. `prefix`: per sentence, the target ids every
+    hypothesis must begin with ([] for none).
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
-    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
+    forced = _Prefix.build(prefix, model, src)
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     select = partial(_select_topk, length_penalty=length_penalty)
     beams = _search(
         model, src, src_lengths, select, k=beam_size, max_lens=max_lens, return_attention=return_attention,
-        track_coverage=coverage_penalty > 0,
+        track_coverage=coverage_penalty > 0, prefix=forced,
     )
     return _finalize(beams, src_lengths, nbest=nbest, length_penalty=length_penalty, coverage_beta=coverage_penalty)
 
@@ -219,17 +266,20 @@ def sample(
     max_len_b: float = 10,
     return_attention: bool = False,
     generator: torch.Generator | None = None,
+    prefix: list[list[int]] | None = None,
 ) -> list[list[Hypothesis]]:
     """`samples` independent random translations per sentence (as for back-translation), best
     first. Scores are the model's own log-probs (not the tempered ones) / lp(length), as the other
-    searches score. `generator` (default: seeded with sampling.seed) makes the draws repeatable."""
+    searches score. `generator` (default: seeded with sampling.seed) makes the draws repeatable.
+    `prefix`: per sentence, the target ids every sample must begin with ([] for none)."""
     sampling = sampling or Sampling()
     if generator is None:
         generator = torch.Generator(device=src.device).manual_seed(sampling.seed)
-    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b).to(src.device)  # (B,)
+    forced = _Prefix.build(prefix, model, src)
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     select = partial(_select_sample, sampling=sampling, generator=generator)
     beams = _search(model, src, src_lengths, select, k=samples, max_lens=max_lens,
-                    return_attention=return_attention, distinct=False)
+                    return_attention=return_attention, distinct=False, prefix=forced)
     return _finalize(beams, src_lengths, nbest=samples, length_penalty=length_penalty)
 
 
@@ -244,10 +294,12 @@ def _search(
     return_attention: bool,
     distinct: bool = True,
     track_coverage: bool = False,
+    prefix: _Prefix | None = None,
 ) -> _Beams:
     """The step loop shared by greedy (k = 1), beam search and sampling; returns the final beams.
     `distinct`: the K hypotheses must differ (beam search), so all but one start at -inf.
-    `track_coverage`: sum each hypothesis's attention, for a coverage penalty in the final ranking."""
+    `track_coverage`: sum each hypothesis's attention, for a coverage penalty in the final ranking.
+    `prefix`: the tokens each sentence's hypotheses must begin with."""
     b = src.size(0)
     state = model.encode(src, src_lengths)
     if k > 1:
@@ -261,6 +313,8 @@ def _search(
         log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
         must_end = step >= max_lens[:, None]  # (B, 1)
         candidates = _candidates(model, log_probs.view(b, k, -1), beams, must_end)  # (B, K, V)
+        if prefix is not None and step < prefix.width:  # a Python int: no host sync
+            prefix.restrict(candidates, step)
         candidate_lengths = beams.lengths + (~beams.finished).long()  # (B, K)
         if beams.coverage is not None:
             # This step's attention counts for the hypotheses still alive: it produced their token.
@@ -429,9 +483,13 @@ def _length_penalty(lengths: Tensor, alpha: float) -> Tensor:
     return ((5.0 + lengths) / 6.0) ** alpha
 
 
-def _max_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: float) -> Tensor:
-    """Most tokens (before EOS) each sentence may produce: floor(a * src_len + b). (B,) long."""
-    return torch.floor(src_lengths.double() * max_len_a + max_len_b).clamp(min=0).long()  # (B,)
+def _max_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: float, prefix: _Prefix | None = None) -> Tensor:
+    """Most tokens (before EOS) each sentence may produce: floor(a * src_len + b), but at least its
+    prefix's length, so that a long prefix is never cut by a forced EOS. (B,) long."""
+    limits = torch.floor(src_lengths.double() * max_len_a + max_len_b).clamp(min=0).long()  # (B,)
+    if prefix is None:
+        return limits
+    return torch.maximum(limits, prefix.lengths.to(limits.device))  # (B,)
 
 
 def _pad_targets(tgt: list[list[int]], eos_id: int, pad_id: int, device: torch.device) -> Tensor:

@@ -85,19 +85,25 @@ class Translator:
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
                   coverage_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10, return_attention: bool = False,
                   batch_sentences: int = 128, sampling: Sampling | None = None,
+                  prefixes: Sequence[str] | None = None,
                   on_batch: Callable[[int], None] | None = None) -> list[list[Translation]]:
         """One n-best list per input text (best first). Blank inputs give one empty translation.
         With `sampling`, `nbest` random translations per text instead of a search (beam_size unused).
+        `prefixes[i]`, if given, is text every translation of texts[i] begins with ("" for none): the
+        search continues it, as in interactive translation.
         `on_batch` is called with the number of sentences of each finished batch."""
         if nbest < 1 or (sampling is None and not 1 <= nbest <= beam_size):
             raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
+        if prefixes is not None and len(prefixes) != len(texts):
+            raise ConfigError(f"got {len(prefixes)} target prefixes for {len(texts)} texts: one per text")
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
+        prefix_ids = None if prefixes is None else self.tokenizers.tgt.encode([p.strip() for p in prefixes])
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                            coverage_penalty=coverage_penalty,
                            max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
                            batch_sentences=batch_sentences, device=self.device, sampling=sampling,
-                           on_batch=on_batch)
+                           prefix_ids=prefix_ids, on_batch=on_batch)
         return [[self._to_translation(ids, h) for h in nbest_list] or [Translation("", 0.0, [], [], None)]
                 for ids, nbest_list in zip(src_ids, hyps, strict=True)]
 

@@ -1,0 +1,205 @@
+"""Target prefixes (prefix-constrained decoding): every output begins with the given tokens and the
+search continues from there as it would have from that point, in greedy search, beam search,
+sampling, the Python API and nmt-translate prefix=FILE."""
+
+import itertools
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from tiny_checkpoint import make_checkpoint
+from toy_models import ToyModel, pad_batch, score_by_hand
+
+from nmt.cli import translate
+from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.inference.search import Sampling, beam_search, forced_decode, greedy_search, sample
+from nmt.inference.translator import Translator
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SENTENCES = [[3, 5, 1, 7], [2], [4, 4, 6, 8, 1, 2], [5, 3]]
+PREFIXES = [[4], [], [3, 3], [5, 6, 3]]  # one sentence without a prefix
+SEEDS = range(4)
+
+
+def lp(length: int, alpha: float) -> float:
+    return ((5 + length) / 6) ** alpha
+
+
+def words(model: ToyModel) -> list[int]:
+    return [t for t in range(model.vocab_size) if t not in (model.pad_id, model.bos_id, model.eos_id)]
+
+
+def reference_beam_search(model, sentence, prefix, k, alpha, max_len):
+    """Plain-Python beam search over one sentence that may only continue with prefix[step] while
+    step < len(prefix); otherwise the rules of tests/test_search.py's reference."""
+    max_len = max(max_len, len(prefix))
+    beam = [([], 0.0, False, model.encode(torch.tensor([sentence]), torch.tensor([len(sentence)])))]
+    for step in range(max_len + 1):
+        candidates = []
+        for tokens, score, done, state in beam:
+            if done:
+                candidates.append((tokens, score, done, state))
+                continue
+            log_probs, state, _ = model.decode_step(torch.tensor([([model.bos_id] + tokens)[-1]]), state)
+            if step < len(prefix):
+                allowed = [prefix[step]]
+            else:
+                allowed = [model.eos_id] if step == max_len else [model.eos_id, *words(model)]
+            for t in allowed:
+                candidates.append((tokens + [t], score + float(log_probs[0, t]), t == model.eos_id, state))
+        beam = sorted(candidates, key=lambda c: c[1] / lp(len(c[0]), alpha), reverse=True)[:k]
+        if all(done for _, _, done, _ in beam):
+            break
+    return [(tokens[:-1], score / lp(len(tokens), alpha)) for tokens, score, _, _ in beam]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_beam_search_with_prefixes_equals_plain_python_reference(seed, alpha):
+    model, k = ToyModel(seed=seed, eos_bias=1.0), 3
+    src, lengths = pad_batch(SENTENCES)
+    found = beam_search(model, src, lengths, beam_size=k, nbest=k, length_penalty=alpha, max_len_a=1.0,
+                        max_len_b=2, prefix=PREFIXES)
+    for sentence, prefix, hyps in zip(SENTENCES, PREFIXES, found, strict=True):
+        expected = reference_beam_search(model, sentence, prefix, k, alpha, max_len=len(sentence) + 2)
+        assert [h.tokens for h in hyps] == [tokens for tokens, _ in expected]
+        assert [h.score for h in hyps] == pytest.approx([score for _, score in expected], rel=1e-9)
+        assert all(h.tokens[: len(prefix)] == prefix for h in hyps)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_greedy_with_prefixes_equals_the_reference_with_one_hypothesis(seed):
+    model = ToyModel(seed=seed, eos_bias=1.0)
+    src, lengths = pad_batch(SENTENCES)
+    found = greedy_search(model, src, lengths, max_len_a=1.0, max_len_b=2, prefix=PREFIXES)
+    for sentence, prefix, [hyp] in zip(SENTENCES, PREFIXES, found, strict=True):
+        [(tokens, score)] = reference_beam_search(model, sentence, prefix, 1, 0.0, max_len=len(sentence) + 2)
+        assert hyp.tokens == tokens
+        assert hyp.score == pytest.approx(score, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_greedy_continues_its_own_output_unchanged(seed):
+    """Forcing the first tokens greedy search chose anyway changes nothing."""
+    model = ToyModel(seed=seed)
+    src, lengths = pad_batch(SENTENCES)
+    free = greedy_search(model, src, lengths, return_attention=True)
+    own = [hyps[0].tokens[:2] for hyps in free]
+    assert any(own), "the toy model should produce some tokens"
+    steered = greedy_search(model, src, lengths, return_attention=True, prefix=own)
+    for a, b in zip(free, steered, strict=True):
+        assert a[0].tokens == b[0].tokens
+        assert a[0].score == pytest.approx(b[0].score, rel=1e-12)
+        torch.testing.assert_close(a[0].attention, b[0].attention)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_wide_beam_finds_the_exhaustive_best_among_outputs_with_the_prefix(seed):
+    model, max_len = ToyModel(vocab_size=6, seed=seed), 4
+    everything = [list(s) for n in range(max_len + 1) for s in itertools.product(words(model), repeat=n)]
+    prefixes = [[3], [], [5, 4], [4]]
+    src, lengths = pad_batch(SENTENCES)
+    found = beam_search(model, src, lengths, beam_size=len(everything), max_len_a=0.0, max_len_b=max_len,
+                        prefix=prefixes)
+    for sentence, prefix, hyps in zip(SENTENCES, prefixes, found, strict=True):
+        scores = {tuple(s): score_by_hand(model, sentence, s)[0] / lp(len(s) + 1, 1.0)
+                  for s in everything if s[: len(prefix)] == prefix}
+        best = max(scores, key=scores.get)
+        assert hyps[0].tokens == list(best)
+        assert hyps[0].score == pytest.approx(scores[best], rel=1e-9)
+        unconstrained_best = max(score_by_hand(model, sentence, s)[0] / lp(len(s) + 1, 1.0) for s in everything)
+        assert hyps[0].score <= unconstrained_best + 1e-12
+
+
+def test_samples_begin_with_the_prefix_and_their_scores_are_the_models():
+    model = ToyModel(seed=3)
+    src, lengths = pad_batch(SENTENCES)
+    drawn = sample(model, src, lengths, samples=4, sampling=Sampling(temperature=1.5, seed=7), prefix=PREFIXES)
+    for i, (prefix, hyps) in enumerate(zip(PREFIXES, drawn, strict=True)):
+        assert len(hyps) == 4
+        for hyp in hyps:
+            assert hyp.tokens[: len(prefix)] == prefix
+            [forced] = forced_decode(model, src[i : i + 1, : lengths[i]], lengths[i : i + 1], [hyp.tokens])
+            assert hyp.score == pytest.approx(forced.score, rel=1e-9)
+    assert len({tuple(h.tokens) for h in drawn[1]}) > 1, "the free sentence should draw different samples"
+
+
+def test_a_prefix_longer_than_the_length_limit_is_kept_whole_and_then_ended():
+    model = ToyModel(seed=1)
+    src, lengths = pad_batch([[3, 5]])
+    long_prefix = [3, 4, 5, 6, 3, 4, 5]  # the limit is 2 tokens
+    raw = score_by_hand(model, [3, 5], long_prefix)[0]  # the prefix then EOS
+    [[beam]] = beam_search(model, src, lengths, beam_size=3, max_len_a=0.0, max_len_b=2, prefix=[long_prefix])
+    [[greedy]] = greedy_search(model, src, lengths, max_len_a=0.0, max_len_b=2, prefix=[long_prefix])
+    assert beam.tokens == greedy.tokens == long_prefix
+    assert beam.score == pytest.approx(raw / lp(len(long_prefix) + 1, 1.0), rel=1e-9)  # beam's default alpha 1
+    assert greedy.score == pytest.approx(raw, rel=1e-9)  # greedy's default: the raw sum
+
+
+@pytest.mark.parametrize(("prefix", "message"), [
+    ([[4]], "got 1 target prefixes for 2 source sentences"),
+    ([[4], [ToyModel.eos_id]], "a target prefix holds pad, BOS or EOS"),
+    ([[ToyModel.bos_id], []], "a target prefix holds pad, BOS or EOS"),
+])
+def test_prefixes_that_cannot_be_followed_are_refused(prefix, message):
+    src, lengths = pad_batch([[3, 5], [4]])
+    with pytest.raises(ValueError, match=message):
+        beam_search(ToyModel(), src, lengths, beam_size=2, prefix=prefix)
+
+
+SOURCES = ["ein hund läuft über die wiese", "zwei männer", "eine frau spielt fußball"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_translator_output_begins_with_the_prefix_pieces(checkpoint, beam_size):
+    translator = Translator.load(checkpoint, "cpu")
+    prefixes = ["the dog", "", "a woman plays"]
+    steered = translator.translate(SOURCES, beam_size=beam_size, prefixes=prefixes, return_attention=True)
+    free = translator.translate(SOURCES, beam_size=beam_size, return_attention=True)
+    for prefix, [hyp] in zip(prefixes, steered, strict=True):
+        pieces = translator.tokenizers.tgt.pieces(prefix) if prefix else []
+        assert hyp.tgt_pieces[: len(pieces)] == pieces
+        assert hyp.attention.shape == (len(hyp.tgt_pieces), len(hyp.src_pieces))
+    assert steered[1][0].tgt_pieces == free[1][0].tgt_pieces  # no prefix: as without prefixes
+    assert steered[0][0].text.startswith("the dog")
+
+
+def command_config(checkpoint, *overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("translate", overrides=[f"checkpoint={checkpoint}", "device=cpu", *overrides])
+
+
+def test_translate_prefix_file_steers_each_line(checkpoint, tmp_path, capsys):
+    (tmp_path / "src.txt").write_text("".join(f"{s}\n" for s in SOURCES), encoding="utf-8")
+    (tmp_path / "prefix.txt").write_text("the dog\n\na woman plays\n", encoding="utf-8")
+    translate.run(command_config(checkpoint, f"input={tmp_path / 'src.txt'}", f"prefix={tmp_path / 'prefix.txt'}",
+                                 "beam_size=3"))
+    lines = capsys.readouterr().out.splitlines()
+    expected = Translator.load(checkpoint, "cpu").translate(SOURCES, beam_size=3,
+                                                            prefixes=["the dog", "", "a woman plays"])
+    assert lines == [hyps[0].text for hyps in expected]
+    assert lines[0].startswith("the dog") and lines[2].startswith("a woman plays")
+
+
+@pytest.mark.parametrize(("prefix_lines", "extra", "message"), [
+    ("the dog\n", [], "prefix.txt has 1 lines but the input"),
+    ("the dog\n\n\n", ["reference={ref}"], "prefix= steers the translations, but reference= scores given ones"),
+])
+def test_translate_refuses_a_prefix_file_that_does_not_fit(checkpoint, tmp_path, capsys, prefix_lines, extra,
+                                                           message):
+    (tmp_path / "src.txt").write_text("".join(f"{s}\n" for s in SOURCES), encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("a\nb\nc\n", encoding="utf-8")
+    (tmp_path / "prefix.txt").write_text(prefix_lines, encoding="utf-8")
+    overrides = [e.format(ref=tmp_path / "ref.txt") for e in extra]
+    cfg = command_config(checkpoint, f"input={tmp_path / 'src.txt'}", f"prefix={tmp_path / 'prefix.txt'}", *overrides)
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(translate.run)(cfg)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
