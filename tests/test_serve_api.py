@@ -164,6 +164,22 @@ def test_attention_matches_the_python_api(client, translator):
     torch.testing.assert_close(torch.tensor(best["attention"], dtype=torch.float64), expected.attention.double(), atol=1e-5, rtol=0)
 
 
+def test_a_prefix_steers_the_translation_as_the_python_api_does(client, translator):
+    """The memorized model would say "A dog runs across the meadow."; told to begin with "The cat" it
+    must, and continues as translate(prefixes=) does; a text without a prefix in the same request is free."""
+    texts, prefixes = [SOURCES[0], SOURCES[1]], ["The cat", ""]
+    expected = translator.translate(texts, beam_size=2, prefixes=prefixes)
+    answer = client.post("/translate", json={"text": texts, "prefix": prefixes})
+    assert answer.status_code == 200, answer.text
+    [[steered], [free]] = answer.json()["translations"]
+    assert steered["text"].startswith("The cat") and steered["text"] == expected[0][0].text
+    assert steered["tgt_pieces"] == expected[0][0].tgt_pieces
+    assert steered["score"] == pytest.approx(expected[0][0].score, abs=1e-4)
+    assert free["text"] == "Two men play soccer."
+    [[one]] = client.post("/translate", json={"text": SOURCES[0], "prefix": "The cat"}).json()["translations"]
+    assert one["text"] == steered["text"]
+
+
 def test_a_blank_text_gives_an_empty_translation(client):
     [[empty], [full]] = client.post("/translate", json={"text": ["   ", SOURCES[1]],
                                                         "return_attention": True}).json()["translations"]
@@ -184,6 +200,12 @@ def test_a_blank_text_gives_an_empty_translation(client):
     ({"text": "Ein Hund.", "beam_size": True}, 422, "invalid_request"),
     ({"text": "Ein Hund.", "return_attention": "yes"}, 422, "invalid_request"),  # valid JSON, not text: SentencePiece fails on it
     ({"beam_size": 2}, 422, "invalid_request"),
+    ({"text": ["Ein Hund.", "Ein Mann."], "prefix": ["A"]}, 422, "prefix_mismatch"),
+    ({"text": ["Ein Hund."], "prefix": "A"}, 422, "prefix_mismatch"),
+    ({"text": "Ein Hund.", "prefix": ["A"]}, 422, "prefix_mismatch"),
+    ({"text": "Ein Hund.", "prefix": "x" * 81}, 413, "prefix_too_long"),
+    ({"text": "Ein Hund.", "prefix": "\ud800"}, 422, "invalid_request"),
+    ({"text": "Ein Hund.", "prefix": 3}, 422, "invalid_request"),
     # The model is fixed at start: a request cannot name a checkpoint (or any other unknown field).
     ({"text": "Ein Hund.", "checkpoint": "/etc/passwd"}, 422, "invalid_request"),
 ])
@@ -213,8 +235,9 @@ def test_a_body_over_the_size_limit_is_refused_before_parsing(client):
 def test_a_body_of_texts_within_the_limits_is_never_too_large(translator, checkpoint):
     """Characters outside the BMP (emoji) take 12 bytes each as JSON escapes; the body limit allows for it."""
     with make_client(translator, checkpoint, "limits.max_text_chars=1000", "limits.max_texts=64") as client:
-        body = json.dumps({"text": ["\U0001f600" * 1000] * 64, "beam_size": 1}).encode()
-        assert len(body) > 8 * 1000 * 64 + 64 * 1024  # over the earlier limit
+        body = json.dumps({"text": ["\U0001f600" * 1000] * 64, "prefix": ["\U0001f600" * 1000] * 64,
+                           "beam_size": 1}).encode()
+        assert len(body) > 12 * 1000 * 64 + 64 * 1024  # over the limit before prefixes
         answer = client.post("/translate", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 200, answer.text
 
@@ -284,7 +307,8 @@ def run_batcher(jobs, **options):
     """Runs a Batcher over a recording fake model; returns the calls and the results."""
     calls = []
 
-    def fake_translate(texts, beam_size, nbest, attention):
+    def fake_translate(texts, beam_size, nbest, attention, prefixes):
+        assert len(prefixes) == len(texts)
         calls.append((list(texts), beam_size))
         if "boom" in texts:
             raise ValueError("boom")

@@ -95,7 +95,7 @@ class ServeSettings:
         # JSON may spell a character as a 6-byte \uXXXX escape, 12 for one outside the BMP (a surrogate
         # pair, e.g. an emoji, as json.dumps writes it); allow 12 a character plus room for the other
         # fields, so any body within the text limits gets through.
-        body = 12 * self.max_text_chars * self.max_texts + 64 * 1024
+        body = 2 * 12 * self.max_text_chars * self.max_texts + 64 * 1024  # texts and as long prefixes
         return Limits(max_text_chars=self.max_text_chars, max_texts=self.max_texts,
                       max_beam_size=self.max_beam_size, max_body_bytes=body)
 
@@ -108,20 +108,35 @@ class ApiError(HTTPException):
         self.code = code
 
 
-def check_request(texts: list[str], beam_size: int, nbest: int, settings: ServeSettings) -> None:
+def check_request(texts: list[str], beam_size: int, nbest: int, settings: ServeSettings,
+                  prefixes: list[str] | None = None) -> None:
     if len(texts) > settings.max_texts:
         raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one request; the limit is {settings.max_texts}")
-    for i, text in enumerate(texts):
-        if len(text) > settings.max_text_chars:
-            raise ApiError(413, "text_too_long", f"text {i} has {len(text)} characters; "
-                                                 f"the limit is {settings.max_text_chars}")
-        if not text.isascii() and not _encodes_as_utf8(text):
-            # JSON may escape a lone surrogate ("\ud800"); SentencePiece would fail the whole batch on it.
-            raise ApiError(422, "invalid_request", f"text {i} holds a lone surrogate, which is not text")
+    if prefixes is not None and len(prefixes) != len(texts):
+        raise ApiError(422, "prefix_mismatch", f"{len(prefixes)} prefixes for {len(texts)} texts: give one per "
+                                               "text, a string with a string and a list with a list")
+    for name, strings in (("text", texts), ("prefix", prefixes or [])):
+        for i, text in enumerate(strings):
+            if len(text) > settings.max_text_chars:
+                raise ApiError(413, f"{name}_too_long", f"{name} {i} has {len(text)} characters; "
+                                                        f"the limit is {settings.max_text_chars}")
+            if not text.isascii() and not _encodes_as_utf8(text):
+                # JSON may escape a lone surrogate ("\ud800"); SentencePiece would fail the whole batch on it.
+                raise ApiError(422, "invalid_request", f"{name} {i} holds a lone surrogate, which is not text")
     if beam_size > settings.max_beam_size:
         raise ApiError(422, "beam_size_too_large", f"beam_size={beam_size}; the limit is {settings.max_beam_size}")
     if nbest > beam_size:
         raise ApiError(422, "nbest_above_beam_size", f"nbest={nbest} needs beam_size >= {nbest}, got {beam_size}")
+
+
+def request_prefixes(request: TranslateRequest) -> list[str] | None:
+    """The request's prefixes as a list parallel to its texts; a string prefix goes with a string text only."""
+    if request.prefix is None:
+        return None
+    if isinstance(request.prefix, str) != isinstance(request.text, str):
+        raise ApiError(422, "prefix_mismatch", "give one prefix string with one text, or a list of prefixes "
+                                               "with a list of texts")
+    return [request.prefix] if isinstance(request.prefix, str) else request.prefix
 
 
 def _encodes_as_utf8(text: str) -> bool:
@@ -239,8 +254,10 @@ def create_app(translator: Translator, settings: ServeSettings, checkpoint: str 
     info = describe_model(translator, Path(checkpoint), settings)
     page, assets = read_static()
 
-    def translate_batch(texts: list[str], beam_size: int, nbest: int, attention: bool) -> list[list[Translation]]:
+    def translate_batch(texts: list[str], beam_size: int, nbest: int, attention: bool,
+                        prefixes: list[str]) -> list[list[Translation]]:
         return translator.translate(texts, beam_size=beam_size, nbest=nbest, return_attention=attention,
+                                    prefixes=prefixes if any(prefixes) else None,
                                     length_penalty=settings.length_penalty, max_len_a=settings.max_len_a,
                                     max_len_b=settings.max_len_b, batch_sentences=settings.batch_sentences)
 
@@ -273,10 +290,12 @@ def create_app(translator: Translator, settings: ServeSettings, checkpoint: str 
     async def translate(request: TranslateRequest) -> TranslateResponse:
         """Translates one text or a list; concurrent requests with the same search share a model call."""
         texts = [request.text] if isinstance(request.text, str) else request.text
+        prefixes = request_prefixes(request)
         beam_size = request.beam_size or settings.beam_size
-        check_request(texts, beam_size, request.nbest, settings)
+        check_request(texts, beam_size, request.nbest, settings, prefixes)
         try:
-            result = await app.state.batcher.submit(texts, beam_size, request.nbest, request.return_attention)
+            result = await app.state.batcher.submit(texts, beam_size, request.nbest, request.return_attention,
+                                                    prefixes)
         except Overloaded as exc:
             raise ApiError(503, "overloaded", str(exc)) from None
         return TranslateResponse(

@@ -18,8 +18,8 @@ from nmt.inference.translator import Translation
 
 log = logging.getLogger(__name__)
 
-# (texts, beam_size, nbest, return_attention) -> one n-best list per text
-TranslateFn = Callable[[list[str], int, int, bool], list[list[Translation]]]
+# (texts, beam_size, nbest, return_attention, target prefixes) -> one n-best list per text
+TranslateFn = Callable[[list[str], int, int, bool, list[str]], list[list[Translation]]]
 
 
 class Overloaded(Exception):
@@ -29,6 +29,7 @@ class Overloaded(Exception):
 @dataclasses.dataclass(eq=False)
 class _Job:
     texts: list[str]
+    prefixes: list[str]  # one per text, "" for none: prefixes never split a batch
     search: tuple[int, int]  # (beam_size, nbest): only jobs with equal searches share a batch
     attention: bool
     arrived: float
@@ -67,13 +68,17 @@ class Batcher:
         self._pending.clear()
         self._executor.shutdown(wait=True)
 
-    async def submit(self, texts: Sequence[str], beam_size: int, nbest: int, attention: bool) -> BatchResult:
+    async def submit(self, texts: Sequence[str], beam_size: int, nbest: int, attention: bool,
+                     prefixes: Sequence[str] | None = None) -> BatchResult:
         if self._task is None or self._task.done():
             raise RuntimeError("the batcher is not running (call start() inside the event loop)")
         if sum(len(j.texts) for j in self._pending) + len(texts) > self.max_pending:
             raise Overloaded(f"more than {self.max_pending} sentences are waiting; try again shortly")
         loop = asyncio.get_running_loop()
-        job = _Job(list(texts), (beam_size, nbest), attention, loop.time(), loop.create_future())
+        prefixes = [""] * len(texts) if prefixes is None else list(prefixes)
+        if len(prefixes) != len(texts):
+            raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} texts")
+        job = _Job(list(texts), prefixes, (beam_size, nbest), attention, loop.time(), loop.create_future())
         self._pending.append(job)
         self._arrived.set()
         return await job.future
@@ -116,11 +121,12 @@ class Batcher:
 
     async def _run(self, jobs: list[_Job]) -> None:
         texts = [text for job in jobs for text in job.texts]
+        prefixes = [prefix for job in jobs for prefix in job.prefixes]
         beam_size, nbest = jobs[0].search
         attention = any(job.attention for job in jobs)
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.translate, texts, beam_size, nbest, attention)
+                self._executor, self.translate, texts, beam_size, nbest, attention, prefixes)
             answers = _split(jobs, results)
         except asyncio.CancelledError:  # the server is stopping
             for job in jobs:

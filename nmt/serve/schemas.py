@@ -16,6 +16,10 @@ class TranslateRequest(BaseModel):
     beam_size: int | None = Field(None, ge=1, description="Beam width; 1 is greedy. Default: the server's.")
     nbest: int = Field(1, ge=1, description="Hypotheses returned per text (at most beam_size).")
     return_attention: bool = Field(False, description="Include the attention matrices.")
+    prefix: str | list[str] | None = Field(
+        None, description="Text each translation must begin with, the search continuing from it (interactive "
+                          "translation): one string for one text, or a list as long as `text` (\"\" for none).",
+        examples=["A dog", ["A man", ""]])
 
 
 class WordAttention(BaseModel):
