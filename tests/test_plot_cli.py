@@ -38,7 +38,7 @@ def files(tmp_path):
 
 def run_plot(overrides):
     """What `nmt-plot OVERRIDES` runs, in this process (free text quoted as the command does)."""
-    overrides = quote_text_overrides([*overrides, "device=cpu"], {"src", "ref"})
+    overrides = quote_text_overrides([*overrides, "device=cpu"], {"src", "ref", "prefix"})
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         plot.run(compose("plot", overrides=overrides))
 
@@ -90,6 +90,21 @@ def test_greedy_subword_panel_saves_the_weights_as_npy(checkpoints, tmp_path, ca
     assert f"translation: {greedy.text}\n" in capsys.readouterr().out
 
 
+def test_a_prefix_steers_the_plotted_translation(checkpoints, tmp_path, capsys):
+    a, _ = checkpoints
+    run_plot([f"checkpoint={a}", f"src={SOURCES[0]}", "beam_size=2", "prefix=the dog two", "save_weights=json",
+              f"output={tmp_path / 'steered.png'}"])
+    [[steered]] = Translator.load(a, "cpu").translate([SOURCES[0]], beam_size=2, return_attention=True,
+                                                      prefixes=["the dog two"])
+    assert steered.text.startswith("the dog two")
+    record = json.loads((tmp_path / "steered.json").read_text(encoding="utf-8"))
+    assert record["figure"] == "beam 2 from a given prefix, subword level"
+    [panel] = record["panels"]
+    assert panel["translation"] == steered.text and panel["tgt_tokens"] == steered.tgt_pieces
+    np.testing.assert_allclose(np.array(panel["weights"]), steered.attention.numpy(), rtol=1e-6)
+    assert f"translation: {steered.text}\n" in capsys.readouterr().out
+
+
 def test_beam_search_panels_are_numbered_npy_files(checkpoints, files):
     a, b = checkpoints
     run_plot([f"checkpoint=[{a},{b}]", f"src_file={files / 'src.txt'}", "beam_size=3", "save_weights=npy",
@@ -119,6 +134,9 @@ def test_the_same_settings_twice_are_told_apart_by_file(checkpoints, tmp_path):
     (["src=x", "save_weights=csv"], "save_weights='csv' is not valid"),
     (["src=x", "level=char"], "level='char' is not valid"),
     (["src=x", "checkpoint=[]"], "names no checkpoint"),
+    (["src=x", "ref=y", "prefix=z"], "prefix= goes with src= and without ref="),
+    (["src_file=f.txt", "prefix=z"], "prefix= goes with src= and without ref="),
+    (["src=x", "prefix= "], "prefix= is empty"),
 ])
 def test_option_mistakes_name_the_option(checkpoints, tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):

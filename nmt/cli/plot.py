@@ -1,6 +1,6 @@
 """nmt-plot: attention heatmaps of one or several checkpoints and sentences.
 
-    nmt-plot checkpoint=PATH src="Ein Hund rennt." output=attention.png [ref="..."] [level=word]
+    nmt-plot checkpoint=PATH src="Ein Hund rennt." output=attention.png [ref="..." | prefix="..."] [level=word]
     nmt-plot checkpoint=[additive.pt,scaled_dot.pt] src_file=sentences.de beam_size=1 save_weights=json
 
 Panels are laid out one row per sentence and one column per checkpoint, on one colour scale.
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 LEVELS = ("subword", "word")
 WEIGHT_FORMATS = ("npy", "json")
 EMPTY_TEXT_FIXES = {"src": 'give the sentence to plot: src="Ein Hund rennt."',
-                    "ref": "give the translation to plot, or leave ref= out to plot the model's own"}
+                    "ref": "give the translation to plot, or leave ref= out to plot the model's own",
+                    "prefix": "give the start the translation must have, or leave prefix= out"}
 MAX_PANELS = 36  # beyond this a figure is unreadable (and can exceed what Agg renders)
 
 
@@ -61,6 +62,8 @@ def sentences(cfg) -> list[tuple[str, str | None]]:
     """(source, reference or None) pairs from src=/ref= or src_file=/ref_file=."""
     if (cfg.src is None) == (cfg.src_file is None):
         raise ConfigError("give the sentence as src=\"...\" or a file of sentences as src_file=PATH (one of them)")
+    if cfg.prefix is not None and (cfg.src is None or cfg.ref is not None):
+        raise ConfigError("prefix= goes with src= and without ref= (which gives the whole translation)")
     if cfg.src is not None:
         if cfg.ref_file is not None:
             raise ConfigError("ref_file= goes with src_file=; with src= give ref=\"...\"")
@@ -86,14 +89,17 @@ def describe(config: dict) -> str:
 def decoding(cfg, has_ref: bool) -> str:
     if has_ref:
         return "given translation (forced decoding)"
-    return f"beam {cfg.beam_size}" if cfg.beam_size > 1 else "greedy"
+    search = f"beam {cfg.beam_size}" if cfg.beam_size > 1 else "greedy"
+    return search if cfg.prefix is None else f"{search} from a given prefix"
 
 
 def attend(translator: Translator, src: str, ref: str | None, cfg) -> Translation:
     if ref is not None:
         return translator.force(src, ref)
+    prefixes = None if cfg.prefix is None else [cfg.prefix]
     return translator.translate([src], beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
-                                max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, return_attention=True)[0][0]
+                                max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, return_attention=True,
+                                prefixes=prefixes)[0][0]
 
 
 def collect(cfg, paths: list[str], pairs: list[tuple[str, str | None]]) -> list[PlotItem]:
@@ -163,7 +169,7 @@ def run(cfg) -> None:
         print(f"attention weights: {path}")
 
 
-main = hydra_command("plot", run, text_keys=("src", "ref"),
+main = hydra_command("plot", run, text_keys=("src", "ref", "prefix"),
                      usage='nmt-plot checkpoint=PATH src="..." output=attention.png')
 
 if __name__ == "__main__":
