@@ -151,3 +151,34 @@ def test_a_limit_shows_the_servers_error_on_the_page(browser, server):
     page.click("#translate")
     page.wait_for_selector("body[data-state=error]")
     assert "beam_size=50; the limit is 10" in page.inner_text("#error")
+
+
+def test_begins_with_steers_the_translation_and_a_click_keeps_its_start(browser, server):
+    """Interactive translation: the page sends "Begins with" as the prefix, and clicking a target token
+    puts the translation up to that token there."""
+    expected = httpx.post(f"{server}/translate", json={"text": SOURCES[0], "beam_size": 3, "prefix": "The cat",
+                                                       "return_attention": True}).json()["translations"][0][0]
+    assert expected["text"].startswith("The cat")
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(server)
+    page.wait_for_selector("body[data-state=ready]")
+    page.fill("#source", SOURCES[0])
+    page.fill("#beam", "3")
+    page.fill("#prefix", "The cat")
+    page.press("#prefix", "Enter")
+    page.wait_for_selector("body[data-state=done]", timeout=30_000)
+    assert page.inner_text("#translation") == expected["text"]
+    assert "begins with the given start" in page.inner_text("#result-meta")
+    assert page.locator("#tgt-tokens .tok").all_text_contents() == expected["tgt_pieces"]
+
+    pieces = expected["tgt_pieces"]
+    page.click("#tgt-tokens .tok >> nth=2")
+    assert page.input_value("#prefix") == "".join(pieces[:3]).replace("\u2581", " ").strip()
+    page.check("#level-word")
+    page.click("#tgt-tokens .tok >> nth=1")
+    assert page.input_value("#prefix") == " ".join(expected["word_attention"]["tgt_words"][:2])
+
+    # An empty "Begins with" translates freely again.
+    page.fill("#prefix", "")
+    page.click("#translate")
+    page.wait_for_selector("#translation:text-is('A dog runs across the meadow.')", timeout=30_000)

@@ -2,7 +2,8 @@
 // the source and target tokens and a heatmap (rows: target, columns: source). Hovering a target token
 // lights the source tokens by the weight it gives them; hovering a source token lights the target
 // tokens by the weight each gives it. Word-level weights come merged by the server (source pieces
-// summed, target pieces averaged), so the page never re-implements that rule.
+// summed, target pieces averaged), so the page never re-implements that rule. "Begins with" sends a
+// target prefix; clicking a target token puts the translation up to it there (interactive translation).
 "use strict";
 
 // Viridis, sampled at five points; the heatmap interpolates between them.
@@ -65,6 +66,14 @@ function addHover(el, side, i, v) {
   el.addEventListener("focus", () => highlight(side, i, v));
 }
 
+// The translation's text up to target token i: SentencePiece pieces joined with "▁" as the space,
+// words joined by spaces; the end-of-sentence token is left out.
+function textUpTo(v, i) {
+  const tokens = v.tgt.slice(0, i + 1).filter((t) => t !== "</s>");
+  const joined = $("level-word").checked ? tokens.join(" ") : tokens.join("").replaceAll("\u2581", " ");
+  return joined.trim();
+}
+
 function drawTokens(v) {
   for (const side of ["src", "tgt"]) {
     const box = $(`${side}-tokens`);
@@ -72,6 +81,12 @@ function drawTokens(v) {
     v[side].forEach((text, i) => {
       const el = element("span", "tok", text);
       addHover(el, side, i, v);
+      if (side === "tgt") {
+        el.addEventListener("click", () => {
+          $("prefix").value = textUpTo(v, i);
+          $("prefix").focus();
+        });
+      }
       box.append(el);
     });
   }
@@ -139,11 +154,14 @@ async function translate() {
   document.body.dataset.state = "busy";
   showError("");
   const started = performance.now();
+  const prefix = $("prefix").value.trim();
+  const request = { text, beam_size: Number($("beam").value), return_attention: true };
+  if (prefix) request.prefix = prefix;
   try {
     const answer = await fetch("/translate", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ text, beam_size: Number($("beam").value), return_attention: true }),
+      body: JSON.stringify(request),
     });
     const body = await answer.json();
     if (!answer.ok) throw new Error(body.detail || `the server answered ${answer.status}`);
@@ -152,7 +170,7 @@ async function translate() {
     $("translation").textContent = current.text;
     $("result-meta").textContent =
       `score ${current.score.toFixed(3)} · beam ${body.beam_size} · ${current.tgt_pieces.length} target and ` +
-      `${current.src_pieces.length} source pieces · ${ms} ms`;
+      `${current.src_pieces.length} source pieces${prefix ? " · begins with the given start" : ""} · ${ms} ms`;
     $("result").hidden = false;
     draw();
     document.body.dataset.state = "done";
@@ -182,9 +200,11 @@ function describe(info) {
 
 async function init() {
   $("translate").addEventListener("click", translate);
-  $("source").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) translate();
-  });
+  for (const id of ["source", "prefix"]) {
+    $(id).addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey || id === "prefix")) translate();
+    });
+  }
   $("heatmap").addEventListener("mouseleave", clearHighlight);
   document.querySelectorAll('input[name="level"]').forEach((el) => el.addEventListener("change", draw));
   try {
@@ -192,6 +212,7 @@ async function init() {
     $("model-info").textContent = describe(info);
     $("source-label").textContent = `Source (${info.direction.split("-")[0]})`;
     $("source").maxLength = info.limits.max_text_chars;
+    $("prefix").maxLength = info.limits.max_text_chars;
     $("beam").max = info.limits.max_beam_size;
     $("beam").value = Math.min(info.default_beam_size, info.limits.max_beam_size);
   } catch (err) {
