@@ -3,7 +3,8 @@
 `checkpoint=[A,B,...]` translates with the ensemble of those models (nmt.inference.ensemble).
 `reference=FILE` scores the given translations in FILE instead of translating; `sampling=true`
 draws random translations instead of searching for the best; `prefix=FILE` makes each translation
-begin with the line of FILE beside its input line.
+begin with the line of FILE beside its input line. Typed at a terminal (or with interactive=true),
+each line is translated as soon as it is read, as Joey NMT's and fairseq's interactive modes do.
 """
 
 import logging
@@ -57,6 +58,9 @@ def run(cfg) -> None:
     checkpoints = path_list("checkpoint", cfg.checkpoint)
     if cfg.output is not None:
         check_output_file(cfg.output, "output")
+    if is_interactive(cfg.interactive, cfg.input, sys.stdin.isatty()):
+        translate_interactively(cfg, checkpoints)
+        return
     lines = read_input(cfg.input)
     if cfg.reference is not None:
         write_output(cfg.output, score_references(cfg, checkpoints, lines))
@@ -72,6 +76,53 @@ def run(cfg) -> None:
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
     write_output(cfg.output, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
+
+
+def is_interactive(option, input_path: str | None, stdin_is_terminal: bool) -> bool:
+    """interactive=true|false as given; auto: reading a terminal (a person typing, not a pipe or a file)."""
+    if option == "auto":
+        return input_path is None and stdin_is_terminal
+    if not isinstance(option, bool):
+        raise ConfigError(f"interactive={option!r} is not valid; choose true, false or auto")
+    if option and input_path is not None:
+        raise ConfigError(f"interactive=true reads standard input line by line, but input={input_path} names a "
+                          "file: drop one of the two")
+    return option
+
+
+def translate_interactively(cfg, checkpoints: list[str]) -> None:
+    """Translates standard input line by line, writing (and flushing) each line's output before the
+    next line is read; a line that is not UTF-8 gets a one-line error and the session goes on."""
+    for option in ("reference", "prefix", "output"):
+        if cfg.get(option) is not None:
+            raise ConfigError(f"{option}= goes with whole files, not with interactive translation: "
+                              "give input=FILE, or pipe the input in with interactive=false")
+    translator = Translator.load(checkpoints, cfg.device)
+    if sys.stdin.isatty():
+        print("type a sentence and press Enter (Ctrl-D ends)", file=sys.stderr, flush=True)
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = decode_typed_line(raw, number)
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            continue
+        nbest_lists = translator.translate([line], beam_size=cfg.beam_size, nbest=cfg.nbest,
+                                           length_penalty=cfg.length_penalty, coverage_penalty=cfg.coverage_penalty,
+                                           max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
+                                           sampling=sampling_options(cfg), return_attention=cfg.alignment)
+        nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
+        sys.stdout.write("".join(out + "\n" for out in format_lines(nbest_lists, cfg.nbest, cfg.alignment)))
+        sys.stdout.flush()
+
+
+def decode_typed_line(raw: bytes, number: int) -> str:
+    """One line of standard input without its line ending; not UTF-8: a DataError naming the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"<stdin>:{number}: invalid UTF-8 (byte 0x{raw[exc.start]:02x} at byte column "
+                        f"{exc.start + 1}); this line is skipped: type or paste UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def sampling_options(cfg) -> Sampling | None:
