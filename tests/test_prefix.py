@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
-from toy_models import ToyModel, pad_batch, score_by_hand
+from toy_models import ToyModel, pad_batch, reference_beam_search, score_by_hand
 
 from nmt.cli import translate
 from nmt.cli.common import config_dir, exit_on_user_error
@@ -30,30 +30,6 @@ def words(model: ToyModel) -> list[int]:
     return [t for t in range(model.vocab_size) if t not in (model.pad_id, model.bos_id, model.eos_id)]
 
 
-def reference_beam_search(model, sentence, prefix, k, alpha, max_len):
-    """Plain-Python beam search over one sentence that may only continue with prefix[step] while
-    step < len(prefix); otherwise the rules of tests/test_search.py's reference."""
-    max_len = max(max_len, len(prefix))
-    beam = [([], 0.0, False, model.encode(torch.tensor([sentence]), torch.tensor([len(sentence)])))]
-    for step in range(max_len + 1):
-        candidates = []
-        for tokens, score, done, state in beam:
-            if done:
-                candidates.append((tokens, score, done, state))
-                continue
-            log_probs, state, _ = model.decode_step(torch.tensor([([model.bos_id] + tokens)[-1]]), state)
-            if step < len(prefix):
-                allowed = [prefix[step]]
-            else:
-                allowed = [model.eos_id] if step == max_len else [model.eos_id, *words(model)]
-            for t in allowed:
-                candidates.append((tokens + [t], score + float(log_probs[0, t]), t == model.eos_id, state))
-        beam = sorted(candidates, key=lambda c: c[1] / lp(len(c[0]), alpha), reverse=True)[:k]
-        if all(done for _, _, done, _ in beam):
-            break
-    return [(tokens[:-1], score / lp(len(tokens), alpha)) for tokens, score, _, _ in beam]
-
-
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_beam_search_with_prefixes_equals_plain_python_reference(seed, alpha):
@@ -62,7 +38,7 @@ def test_beam_search_with_prefixes_equals_plain_python_reference(seed, alpha):
     found = beam_search(model, src, lengths, beam_size=k, nbest=k, length_penalty=alpha, max_len_a=1.0,
                         max_len_b=2, prefix=PREFIXES)
     for sentence, prefix, hyps in zip(SENTENCES, PREFIXES, found, strict=True):
-        expected = reference_beam_search(model, sentence, prefix, k, alpha, max_len=len(sentence) + 2)
+        expected = reference_beam_search(model, sentence, k, alpha, max_len=len(sentence) + 2, prefix=prefix)
         assert [h.tokens for h in hyps] == [tokens for tokens, _ in expected]
         assert [h.score for h in hyps] == pytest.approx([score for _, score in expected], rel=1e-9)
         assert all(h.tokens[: len(prefix)] == prefix for h in hyps)
@@ -74,7 +50,7 @@ def test_greedy_with_prefixes_equals_the_reference_with_one_hypothesis(seed):
     src, lengths = pad_batch(SENTENCES)
     found = greedy_search(model, src, lengths, max_len_a=1.0, max_len_b=2, prefix=PREFIXES)
     for sentence, prefix, [hyp] in zip(SENTENCES, PREFIXES, found, strict=True):
-        [(tokens, score)] = reference_beam_search(model, sentence, prefix, 1, 0.0, max_len=len(sentence) + 2)
+        [(tokens, score)] = reference_beam_search(model, sentence, 1, 0.0, max_len=len(sentence) + 2, prefix=prefix)
         assert hyp.tokens == tokens
         assert hyp.score == pytest.approx(score, rel=1e-9)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from toy_models import ToyModel, pad_batch, score_by_hand
+from toy_models import ToyModel, pad_batch, reference_beam_search, score_by_hand
 
 from nmt.inference.search import Hypothesis, beam_search, forced_decode, greedy_search
 
@@ -72,26 +72,6 @@ def test_wide_beam_finds_exhaustive_best(seed, alpha):
         best = max(scores, key=scores.get)
         assert hyps[0].tokens == list(best)
         assert hyps[0].score == pytest.approx(scores[best], rel=1e-9)
-
-
-def reference_beam_search(model, sentence, k, alpha, max_len):
-    """Plain-Python beam search over one sentence with the same rules: finished hypotheses stay in
-    the beam with frozen score and compete by score / lp(length); EOS forced after max_len tokens."""
-    words = [t for t in range(model.vocab_size) if t not in (model.pad_id, model.bos_id)]
-    beam = [([], 0.0, False, model.encode(torch.tensor([sentence]), torch.tensor([len(sentence)])))]
-    for step in range(max_len + 1):
-        candidates = []
-        for tokens, score, done, state in beam:
-            if done:
-                candidates.append((tokens, score, done, state))
-                continue
-            log_probs, state, _ = model.decode_step(torch.tensor([([model.bos_id] + tokens)[-1]]), state)
-            for t in [model.eos_id] if step == max_len else words:
-                candidates.append((tokens + [t], score + float(log_probs[0, t]), t == model.eos_id, state))
-        beam = sorted(candidates, key=lambda c: c[1] / lp(len(c[0]), alpha), reverse=True)[:k]
-        if all(done for _, _, done, _ in beam):
-            break
-    return [(tokens[:-1], score / lp(len(tokens), alpha)) for tokens, score, _, _ in beam]
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])

@@ -75,3 +75,34 @@ def pad_batch(sentences: list[list[int]], pad_id: int = ToyModel.pad_id) -> tupl
     width = max(len(s) for s in sentences)
     src = torch.tensor([s + [pad_id] * (width - len(s)) for s in sentences])  # (B, S)
     return src, torch.tensor([len(s) for s in sentences])  # (B,)
+
+
+def reference_beam_search(model: ToyModel, sentence: list[int], k: int, alpha: float, max_len: int,
+                          prefix: list[int] = ()) -> list[tuple[list[int], float]]:
+    """Plain-Python beam search over one sentence with the batched search's rules: finished
+    hypotheses stay in the beam with frozen score and compete by score / lp(length); EOS forced after
+    max_len tokens; while step < len(prefix) the only continuation is prefix[step] (and max_len grows
+    to fit the prefix). Returns (tokens without EOS, normalised score), best first."""
+    def lp(length: int) -> float:
+        return ((5 + length) / 6) ** alpha
+
+    words = [t for t in range(model.vocab_size) if t not in (model.pad_id, model.bos_id)]
+    max_len = max(max_len, len(prefix))
+    beam = [([], 0.0, False, model.encode(torch.tensor([sentence]), torch.tensor([len(sentence)])))]
+    for step in range(max_len + 1):
+        candidates = []
+        for tokens, score, done, state in beam:
+            if done:
+                candidates.append((tokens, score, done, state))
+                continue
+            log_probs, state, _ = model.decode_step(torch.tensor([([model.bos_id] + tokens)[-1]]), state)
+            if step < len(prefix):
+                allowed = [prefix[step]]
+            else:
+                allowed = [model.eos_id] if step == max_len else words
+            for t in allowed:
+                candidates.append((tokens + [t], score + float(log_probs[0, t]), t == model.eos_id, state))
+        beam = sorted(candidates, key=lambda c: c[1] / lp(len(c[0])), reverse=True)[:k]
+        if all(done for _, _, done, _ in beam):
+            break
+    return [(tokens[:-1], score / lp(len(tokens))) for tokens, score, _, _ in beam]
