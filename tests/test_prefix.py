@@ -179,3 +179,12 @@ def test_translate_refuses_a_prefix_file_that_does_not_fit(checkpoint, tmp_path,
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_an_ensemble_follows_the_prefix_too(checkpoint, tmp_path):
+    other = make_checkpoint(tmp_path / "other.pt", seed=1)
+    ensemble = Translator.load([checkpoint, other], "cpu")
+    [[steered], [free]] = ensemble.translate(SOURCES[:2], beam_size=3, prefixes=["two men", ""])
+    pieces = ensemble.tokenizers.tgt.pieces("two men")
+    assert steered.tgt_pieces[: len(pieces)] == pieces
+    assert free.tgt_pieces == ensemble.translate([SOURCES[1]], beam_size=3)[0][0].tgt_pieces
