@@ -13,6 +13,7 @@ def run(cfg) -> None:
     check_decoding_options(cfg)
     check_bool(cfg, "attention_stats")
     check_bool(cfg, "reference_perplexity")
+    check_bool(cfg, "interactive_simulation")
     if cfg.output_dir:
         check_writable_folder(cfg.output_dir, "output_dir")
     evaluate(cfg)

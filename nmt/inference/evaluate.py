@@ -1,5 +1,6 @@
 """Scores a checkpoint on a test set: hypotheses, BLEU/chrF/TER with signatures, attention statistics
-of the output, optionally the perplexity of the references, a JSON report."""
+of the output, optionally the perplexity of the references and the word stroke ratio of a simulated
+interactive translation, a JSON report."""
 
 import hashlib
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.analysis.attention_stats import corpus_statistics, format_statistics
+from nmt.analysis.interactive import SimulationResult, simulate_corrections
 from nmt.data.pipeline import load_test_split
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
@@ -78,6 +80,9 @@ def evaluate(cfg: DictConfig) -> dict:
         report["attention"] = attention.as_dict()
     if cfg.reference_perplexity:
         report["references"] = reference_perplexity(translator, sources, references, cfg.batch_sentences)
+    if cfg.interactive_simulation:
+        simulation = interactive_simulation(translator, cfg, sources, references, hypotheses)
+        report["interactive"] = simulation.as_dict()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{stem}.hyp").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
@@ -96,8 +101,31 @@ def evaluate(cfg: DictConfig) -> dict:
         refs = report["references"]
         print(f"references: perplexity {refs['perplexity']:.2f} ({refs['nll_per_subword']:.3f} nats per subword "
               f"over {refs['subwords']:,} subwords, EOS included)")
+    if cfg.interactive_simulation:
+        print(format_simulation(simulation))
     print(f"hypotheses and report: {out_dir / stem}.hyp / .json")
     return report
+
+
+def interactive_simulation(translator: Translator, cfg: DictConfig, sources: list[str], references: list[str],
+                           hypotheses: list[str]) -> SimulationResult:
+    """A simulated user correcting the model's translations word by word, with the same search
+    options as the evaluation (nmt.analysis.interactive)."""
+    def translate(texts: list[str], prefixes: list[str]) -> list[str]:
+        nbest_lists = translator.translate(texts, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
+                                           coverage_penalty=cfg.coverage_penalty, max_len_a=cfg.max_len_a,
+                                           max_len_b=cfg.max_len_b, batch_sentences=cfg.batch_sentences,
+                                           prefixes=prefixes)
+        log.info(f"interactive simulation: translated {len(texts):,} sentences with their corrected prefixes")
+        return [nbest[0].text for nbest in nbest_lists]
+
+    return simulate_corrections(translate, sources, references, first_outputs=hypotheses)
+
+
+def format_simulation(result: SimulationResult) -> str:
+    return (f"interactive simulation: word stroke ratio {result.word_stroke_ratio:.3f} ({result.typed_words:,} of "
+            f"{result.reference_words:,} reference words typed; {result.right_unaided:,} of {result.sentences:,} "
+            f"sentences right unaided; {result.rounds} rounds)")
 
 
 def reference_perplexity(translator: Translator, sources: list[str], references: list[str],
