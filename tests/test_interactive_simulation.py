@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 class ScriptedModel:
     """Believes in one translation per source and continues any prefix with the rest of it (from the
-    prefix's word count on); `glue` appends "s" to the prefix's last word, as a subword model can."""
+    prefix's word count on); `glue` appends "s" to the prefix's last word, as a subword model would if
+    it could lengthen a word the user has finished."""
 
     def __init__(self, beliefs: dict[str, str], glue: bool = False):
         self.beliefs, self.glue, self.calls = beliefs, glue, []
@@ -68,7 +69,8 @@ def test_a_model_that_changes_an_accepted_word_costs_the_rest_of_the_reference()
 def test_sentences_run_in_rounds_and_blank_references_are_left_out():
     model = ScriptedModel({"s1": "a b c", "s2": "x b", "s3": "q"})
     result = simulate_corrections(model, ["s1", "s2", "s3"], ["a b c", "a b c", "  "])
-    assert model.calls == [["", ""], ["a"], ["a b c"]]  # finished sentences drop out of later rounds
+    # Finished sentences drop out of later rounds; a prefix ends with a space: its last word is whole.
+    assert model.calls == [["", ""], ["a "], ["a b c "]]
     assert (result.sentences, result.reference_words, result.typed_words, result.right_unaided) == (2, 6, 2, 1)
     assert result.word_stroke_ratio == pytest.approx(2 / 6)
 
@@ -107,6 +109,7 @@ def test_evaluate_reports_the_word_stroke_ratio_of_a_real_model(tmp_path, capsys
     # An untrained model gets words wrong, and each word is typed at most once, plus one ending.
     assert 0 < report["typed_words"] <= report["reference_words"] + report["sentences"]
     assert report["rounds"] >= 2
+    assert report["accepted_word_changed"] == 0  # whole-word prefixes: no word the user accepted changes
 
     # Its own translations as references: nothing to type.
     own = [hyps[0].text for hyps in Translator.load(checkpoint, "cpu").translate(SOURCES, beam_size=2)]

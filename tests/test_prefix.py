@@ -124,6 +124,68 @@ def test_prefixes_that_cannot_be_followed_are_refused(prefix, message):
         beam_search(ToyModel(), src, lengths, beam_size=2, prefix=prefix)
 
 
+ENDS_WORD = [True, True, False, True]  # the second sentence has no prefix: its flag must not matter
+WORD_STARTS = {ToyModel.eos_id, 4, 6}  # a made-up set of tokens that begin a word
+
+
+def word_starts_mask(vocab_size: int, allowed=WORD_STARTS) -> torch.Tensor:
+    return torch.tensor([t in allowed for t in range(vocab_size)])  # (V,) bool
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_after_a_whole_word_prefix_beam_search_starts_a_word_as_the_reference_does(seed):
+    model, k = ToyModel(seed=seed), 3
+    src, lengths = pad_batch(SENTENCES)
+    found = beam_search(model, src, lengths, beam_size=k, nbest=k, max_len_a=1.0, max_len_b=2, prefix=PREFIXES,
+                        prefix_ends_word=ENDS_WORD, word_starts=word_starts_mask(model.vocab_size))
+    greedy = greedy_search(model, src, lengths, max_len_a=1.0, max_len_b=2, prefix=PREFIXES,
+                           prefix_ends_word=ENDS_WORD, word_starts=word_starts_mask(model.vocab_size))
+    for sentence, prefix, ends, hyps, [one] in zip(SENTENCES, PREFIXES, ENDS_WORD, found, greedy, strict=True):
+        after = WORD_STARTS if ends else None
+        expected = reference_beam_search(model, sentence, k, 1.0, max_len=len(sentence) + 2, prefix=prefix,
+                                         after_prefix=after)
+        assert [h.tokens for h in hyps] == [tokens for tokens, _ in expected]
+        assert [h.score for h in hyps] == pytest.approx([score for _, score in expected], rel=1e-9)
+        [(tokens, _)] = reference_beam_search(model, sentence, 1, 0.0, max_len=len(sentence) + 2, prefix=prefix,
+                                              after_prefix=after)
+        assert one.tokens == tokens
+        for hyp in hyps + [one]:
+            if ends and prefix and len(hyp.tokens) > len(prefix):
+                assert hyp.tokens[len(prefix)] in WORD_STARTS
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_word_start_rule_changes_what_a_prefix_gets_only_where_it_applies(seed):
+    model = ToyModel(seed=seed)
+    src, lengths = pad_batch(SENTENCES)
+    free = beam_search(model, src, lengths, beam_size=3, prefix=PREFIXES)
+    unmarked = beam_search(model, src, lengths, beam_size=3, prefix=PREFIXES, prefix_ends_word=[False] * 4,
+                           word_starts=word_starts_mask(model.vocab_size))
+    assert [[h.tokens for h in hyps] for hyps in unmarked] == [[h.tokens for h in hyps] for hyps in free]
+    everything_starts = beam_search(model, src, lengths, beam_size=3, prefix=PREFIXES, prefix_ends_word=ENDS_WORD,
+                                    word_starts=torch.ones(model.vocab_size, dtype=torch.bool))
+    assert [[h.tokens for h in hyps] for hyps in everything_starts] == [[h.tokens for h in hyps] for hyps in free]
+
+
+def test_samples_after_a_whole_word_prefix_start_a_word():
+    model = ToyModel(seed=2)
+    src, lengths = pad_batch(SENTENCES)
+    drawn = sample(model, src, lengths, samples=6, sampling=Sampling(temperature=2.0, seed=3), prefix=PREFIXES,
+                   prefix_ends_word=ENDS_WORD, word_starts=word_starts_mask(model.vocab_size))
+    nexts = {hyp.tokens[len(prefix)] for prefix, ends, hyps in zip(PREFIXES, ENDS_WORD, drawn, strict=True)
+             if prefix and ends for hyp in hyps if len(hyp.tokens) > len(prefix)}
+    assert nexts and nexts <= WORD_STARTS
+    unmarked = {hyp.tokens[len(PREFIXES[2])] for hyp in drawn[2] if len(hyp.tokens) > len(PREFIXES[2])}
+    assert unmarked - WORD_STARTS, "the sentence whose prefix is not marked should draw other tokens too"
+
+
+def test_a_word_start_set_without_eos_is_refused():
+    src, lengths = pad_batch([[3, 5], [4]])
+    with pytest.raises(ValueError, match="word_starts must allow EOS"):
+        beam_search(ToyModel(), src, lengths, beam_size=2, prefix=[[4], []], prefix_ends_word=[True, False],
+                    word_starts=word_starts_mask(ToyModel().vocab_size, {4, 6}))
+
+
 SOURCES = ["ein hund läuft über die wiese", "zwei männer", "eine frau spielt fußball"]
 
 
@@ -144,6 +206,28 @@ def test_translator_output_begins_with_the_prefix_pieces(checkpoint, beam_size):
         assert hyp.attention.shape == (len(hyp.tgt_pieces), len(hyp.src_pieces))
     assert steered[1][0].tgt_pieces == free[1][0].tgt_pieces  # no prefix: as without prefixes
     assert steered[0][0].text.startswith("the dog")
+
+
+def test_a_prefix_ending_with_a_space_is_followed_by_a_new_word(checkpoint):
+    translator = Translator.load(checkpoint, "cpu")
+    sources = SOURCES * 2
+    prefixes = ["the dog", "", "a woman plays", "the dog ", " ", "a woman plays  "]
+    results = translator.translate(sources, beam_size=3, nbest=3, prefixes=prefixes)
+    tgt = translator.tokenizers.tgt
+    for prefix, hyps in zip(prefixes[3:], results[3:], strict=True):
+        if not prefix.strip():
+            continue
+        width = len(tgt.pieces(prefix.strip()))
+        for hyp in hyps:
+            assert hyp.tgt_pieces[width] == "</s>" or hyp.tgt_pieces[width].startswith("\u2581")
+            assert hyp.text.split()[: len(prefix.split())] == prefix.split()
+    assert [h.tgt_pieces for h in results[4]] == [h.tgt_pieces for h in results[1]]  # blank: no prefix
+    # The untrained model lengthens the last word of "the dog" or "a woman plays" in some hypothesis:
+    # the rule then has something to forbid.
+    lengthened = [hyp for prefix, hyps in zip(prefixes[:3], results[:3], strict=True) if prefix
+                  for hyp in hyps if not (hyp.tgt_pieces[len(tgt.pieces(prefix))] == "</s>"
+                                          or hyp.tgt_pieces[len(tgt.pieces(prefix))].startswith("\u2581"))]
+    assert lengthened
 
 
 def command_config(checkpoint, *overrides: str):

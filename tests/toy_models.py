@@ -78,11 +78,12 @@ def pad_batch(sentences: list[list[int]], pad_id: int = ToyModel.pad_id) -> tupl
 
 
 def reference_beam_search(model: ToyModel, sentence: list[int], k: int, alpha: float, max_len: int,
-                          prefix: list[int] = ()) -> list[tuple[list[int], float]]:
+                          prefix: list[int] = (), after_prefix: set[int] | None = None) -> list[tuple[list[int], float]]:
     """Plain-Python beam search over one sentence with the batched search's rules: finished
     hypotheses stay in the beam with frozen score and compete by score / lp(length); EOS forced after
     max_len tokens; while step < len(prefix) the only continuation is prefix[step] (and max_len grows
-    to fit the prefix). Returns (tokens without EOS, normalised score), best first."""
+    to fit the prefix); at step len(prefix), a non-empty prefix's next token must be in `after_prefix`
+    when given (a whole-word prefix). Returns (tokens without EOS, normalised score), best first."""
     def lp(length: int) -> float:
         return ((5 + length) / 6) ** alpha
 
@@ -100,6 +101,8 @@ def reference_beam_search(model: ToyModel, sentence: list[int], k: int, alpha: f
                 allowed = [prefix[step]]
             else:
                 allowed = [model.eos_id] if step == max_len else words
+            if after_prefix is not None and prefix and step == len(prefix):
+                allowed = [t for t in allowed if t in after_prefix]
             for t in allowed:
                 candidates.append((tokens + [t], score + float(log_probs[0, t]), t == model.eos_id, state))
         beam = sorted(candidates, key=lambda c: c[1] / lp(len(c[0])), reverse=True)[:k]

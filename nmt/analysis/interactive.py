@@ -11,10 +11,11 @@ early), and ending the sentence where the translation runs on past the reference
 words over the reference words: 0 means every translation was right as it came, 1 about as many
 keystrokes (in words) as typing the reference.
 
-A prefix is given as text, so the model may continue its last word instead of starting a new one
-("a dog" -> "a dogs"). When that changes an accepted word, the user is counted as typing the rest of
-the reference (`accepted_word_changed`; also when detokenization does not give the prefix back), since
-no prefix can then steer the model.
+The prefix is sent as text ending with a space, which marks its last word as whole: the model must
+start a new word after it (nmt.inference.translator), as the user has typed the whole word. Should the
+output still change an accepted word (detokenization does not give the prefix back, e.g. characters
+the vocabulary lacks), the user is counted as typing the rest of the reference
+(`accepted_word_changed`), since no prefix can then steer the model.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def simulate_corrections(translate: TranslateFn, sources: Sequence[str], referen
         if rounds == 0 and first is not None:
             outputs = first
         else:
-            outputs = translate([pairs[i][0] for i in active], [" ".join(pairs[i][1][: accepted[i]]) for i in active])
+            # The trailing space marks the prefix's last word as whole (nmt.inference.translator).
+            outputs = translate([pairs[i][0] for i in active],
+                                ["".join(word + " " for word in pairs[i][1][: accepted[i]]) for i in active])
         rounds += 1
         still_active = []
         for i, output in zip(active, outputs, strict=True):

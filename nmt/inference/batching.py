@@ -13,10 +13,13 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
                 length_penalty: float = 1.0, coverage_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
                 return_attention: bool = False, batch_sentences: int = 128, batch_tokens: int = 16384,
                 device: torch.device | str = "cpu", sampling: Sampling | None = None,
-                prefix_ids: Sequence[Sequence[int]] | None = None,
+                prefix_ids: Sequence[Sequence[int]] | None = None, prefix_ends_word: Sequence[bool] | None = None,
+                word_starts: torch.Tensor | None = None,
                 on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """Translates tokenized sources; the i-th result holds the n-best list of the i-th source.
-    `prefix_ids[i]`, if given, is the target ids every translation of source i must begin with.
+    `prefix_ids[i]`, if given, is the target ids every translation of source i must begin with;
+    `prefix_ends_word[i]`: that prefix ends with a whole word, so the next token must be one of
+    `word_starts` ((V,) bool; see nmt.inference.search).
     With `sampling`, `nbest` random translations per source replace the search (beam_size unused).
     A `coverage_penalty` (GNMT's beta) re-ranks beam search's final beam, so it is used even for
     beam_size=1 (where it only changes the score).
@@ -36,19 +39,21 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
             indices = [nonempty[p] for p in batch_positions]
             batch = collate([src_ids[i] for i in indices], None, indices).to(device)
             prefix = None if prefix_ids is None else [list(prefix_ids[i]) for i in indices]
+            ends_word = None if prefix_ends_word is None else [prefix_ends_word[i] for i in indices]
+            constraint = dict(prefix=prefix, prefix_ends_word=ends_word, word_starts=word_starts)
             if sampling is not None:
                 hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
                               length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
-                              return_attention=return_attention, generator=generator, prefix=prefix)
+                              return_attention=return_attention, generator=generator, **constraint)
             elif beam_size == 1 and nbest == 1 and not coverage_penalty:
                 hyps = greedy_search(model, batch.src, batch.src_lengths, max_len_a=max_len_a,
                                      max_len_b=max_len_b, length_penalty=length_penalty,
-                                     return_attention=return_attention, prefix=prefix)
+                                     return_attention=return_attention, **constraint)
             else:
                 hyps = beam_search(model, batch.src, batch.src_lengths, beam_size=beam_size, nbest=nbest,
                                    length_penalty=length_penalty, coverage_penalty=coverage_penalty,
                                    max_len_a=max_len_a, max_len_b=max_len_b,
-                                   return_attention=return_attention, prefix=prefix)
+                                   return_attention=return_attention, **constraint)
             for i, nbest_list in zip(indices, hyps, strict=True):
                 results[i] = nbest_list
             if on_batch is not None:
