@@ -171,12 +171,28 @@ def test_begins_with_steers_the_translation_and_a_click_keeps_its_start(browser,
     assert "begins with the given start" in page.inner_text("#result-meta")
     assert page.locator("#tgt-tokens .tok").all_text_contents() == expected["tgt_pieces"]
 
+    # A click keeps the text up to the token, with a space after it when its word is whole there.
     pieces = expected["tgt_pieces"]
-    page.click("#tgt-tokens .tok >> nth=2")
-    assert page.input_value("#prefix") == "".join(pieces[:3]).replace("\u2581", " ").strip()
+    for i in range(len(pieces) - 1):
+        page.click(f"#tgt-tokens .tok >> nth={i}")
+        text = "".join(pieces[: i + 1]).replace("\u2581", " ").strip()
+        whole = pieces[i + 1] == "</s>" or pieces[i + 1].startswith("\u2581")
+        assert page.input_value("#prefix") == (text + " " if whole else text)
     page.check("#level-word")
     page.click("#tgt-tokens .tok >> nth=1")
-    assert page.input_value("#prefix") == " ".join(expected["word_attention"]["tgt_words"][:2])
+    assert page.input_value("#prefix") == " ".join(expected["word_attention"]["tgt_words"][:2]) + " "
+
+    # The trailing space reaches the server: the page's translation is the API's for "The ca ", which
+    # differs from the one for "The ca" (where this model lengthens "ca").
+    def api(prefix):
+        return httpx.post(f"{server}/translate", json={"text": SOURCES[0], "beam_size": 3, "prefix": prefix,
+                                                       "return_attention": True}).json()["translations"][0][0]
+    whole, partial = api("The ca "), api("The ca")
+    page.fill("#prefix", "The ca ")
+    page.press("#prefix", "Enter")
+    page.wait_for_selector(f"#translation:text-is('{whole['text']}')", timeout=30_000)
+    assert page.locator("#tgt-tokens .tok").all_text_contents() == whole["word_attention"]["tgt_words"]
+    assert whole["text"] != partial["text"], "the space should change this model's translation"
 
     # An empty "Begins with" translates freely again.
     page.fill("#prefix", "")

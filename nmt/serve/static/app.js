@@ -68,10 +68,16 @@ function addHover(el, side, i, v) {
 
 // The translation's text up to target token i: SentencePiece pieces joined with "▁" as the space,
 // words joined by spaces; the end-of-sentence token is left out.
+// A trailing space marks the last word as whole (the server then starts a new word after it): always
+// at word level; at subword level when the next piece starts a word or the translation ends there.
 function textUpTo(v, i) {
   const tokens = v.tgt.slice(0, i + 1).filter((t) => t !== "</s>");
-  const joined = $("level-word").checked ? tokens.join(" ") : tokens.join("").replaceAll("\u2581", " ");
-  return joined.trim();
+  const wordLevel = $("level-word").checked;
+  const joined = wordLevel ? tokens.join(" ") : tokens.join("").replaceAll("\u2581", " ");
+  const next = v.tgt[i + 1];
+  const wholeWord = wordLevel || next === undefined || next === "</s>" || next.startsWith("\u2581");
+  const text = joined.trim();
+  return text && wholeWord ? `${text} ` : text;
 }
 
 function drawTokens(v) {
@@ -154,9 +160,9 @@ async function translate() {
   document.body.dataset.state = "busy";
   showError("");
   const started = performance.now();
-  const prefix = $("prefix").value.trim();
+  const prefix = $("prefix").value.trimStart();  // a trailing space is kept: it ends a whole word
   const request = { text, beam_size: Number($("beam").value), return_attention: true };
-  if (prefix) request.prefix = prefix;
+  if (prefix.trim()) request.prefix = prefix;
   try {
     const answer = await fetch("/translate", {
       method: "POST",
@@ -170,7 +176,7 @@ async function translate() {
     $("translation").textContent = current.text;
     $("result-meta").textContent =
       `score ${current.score.toFixed(3)} · beam ${body.beam_size} · ${current.tgt_pieces.length} target and ` +
-      `${current.src_pieces.length} source pieces${prefix ? " · begins with the given start" : ""} · ${ms} ms`;
+      `${current.src_pieces.length} source pieces${prefix.trim() ? " · begins with the given start" : ""} · ${ms} ms`;
     $("result").hidden = false;
     draw();
     document.body.dataset.state = "done";
