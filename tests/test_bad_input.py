@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
+from user_errors import one_line_error
 
 import nmt.cli.align
 import nmt.cli.average
@@ -45,16 +46,6 @@ TINY_MODEL = ["model.emb_size=8", "model.enc_hidden=8", "model.dec_hidden=8"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def one_line_error(capsys, task, *args) -> str:
-    """Runs `task(*args)` as a command does; asserts exit status 2 and a single `error:` line."""
-    with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(lambda _: task(*args))(None)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err.removeprefix("error: ").rstrip("\n")
 
 
 def main_error(capsys, monkeypatch, main, *args: str) -> str:

@@ -9,9 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
 from toy_models import ToyModel, pad_batch, reference_beam_search, score_by_hand
+from user_errors import one_line_error
 
 from nmt.cli import translate
-from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.cli.common import config_dir
 from nmt.inference.search import Sampling, beam_search, forced_decode, greedy_search, sample
 from nmt.inference.translator import Translator
 
@@ -258,11 +259,7 @@ def test_translate_refuses_a_prefix_file_that_does_not_fit(checkpoint, tmp_path,
     (tmp_path / "prefix.txt").write_text(prefix_lines, encoding="utf-8")
     overrides = [e.format(ref=tmp_path / "ref.txt") for e in extra]
     cfg = command_config(checkpoint, f"input={tmp_path / 'src.txt'}", f"prefix={tmp_path / 'prefix.txt'}", *overrides)
-    with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(translate.run)(cfg)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert message in one_line_error(capsys, translate.run, cfg)
 
 
 def test_an_ensemble_follows_the_prefix_too(checkpoint, tmp_path):

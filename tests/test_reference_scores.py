@@ -8,9 +8,10 @@ import math
 import pytest
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
+from user_errors import one_line_error
 
 from nmt.cli import translate
-from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.cli.common import config_dir
 from nmt.data.tokenizer import Tokenizers
 from nmt.inference.evaluate import evaluate
 from nmt.inference.translator import ReferenceScore, Translator, perplexity
@@ -92,11 +93,7 @@ def test_translate_refuses_a_reference_file_that_does_not_fit(tmp_path, capsys, 
     checkpoint = make_checkpoint(tmp_path / "model.pt")
     src, ref = write_pairs(tmp_path, ["ein hund", "zwei männer"], translations)
     cfg = command_config("translate", checkpoint, f"input={src}", f"reference={ref}", *extra)
-    with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(translate.run)(cfg)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert message in one_line_error(capsys, translate.run, cfg)
 
 
 def test_evaluate_reports_the_perplexity_of_the_references(tmp_path, capsys):

@@ -10,9 +10,10 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
+from user_errors import one_line_error
 
 from nmt.cli import translate
-from nmt.cli.common import config_dir, exit_on_user_error
+from nmt.cli.common import config_dir
 from nmt.errors import ConfigError
 from nmt.inference.translator import Translator
 
@@ -107,11 +108,7 @@ def test_when_translation_is_interactive(option, input_path, terminal, interacti
 def test_interactive_option_mistakes_are_one_line(checkpoint, capsys, overrides, message):
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         cfg = compose("translate", overrides=[f"checkpoint={checkpoint}", "device=cpu", *overrides])
-    with pytest.raises(SystemExit) as exit_info:
-        exit_on_user_error(translate.run)(cfg)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert message in one_line_error(capsys, translate.run, cfg)
 
 
 def test_is_interactive_rejects_other_values():
