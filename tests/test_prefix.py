@@ -13,8 +13,10 @@ from user_errors import one_line_error
 
 from nmt.cli import translate
 from nmt.cli.common import config_dir
+from nmt.inference.prefix import Spelling
 from nmt.inference.search import Sampling, beam_search, forced_decode, greedy_search, sample
 from nmt.inference.translator import Translator
+from nmt.inference.typed_prefix import plan_prefixes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -187,6 +189,63 @@ def test_a_word_start_set_without_eos_is_refused():
                     word_starts=word_starts_mask(ToyModel().vocab_size, {4, 6}))
 
 
+PIECES = ["", "", "", "\u2581a", "b", "\u2581ab", "bc"]  # the toy vocabulary's texts; pad, BOS, EOS spell nothing
+SPELLINGS = ["\u2581ab", "b", None, "\u2581abc"]  # per sentence of SENTENCES; the second has no forced tokens
+
+
+def test_a_spelling_table_lists_the_pieces_that_spell_more_of_the_word():
+    table = Spelling.of("\u2581ab", PIECES)
+    assert table.chars == 3
+    allowed = {c: [t for t in range(len(PIECES)) if table.allowed[c, t]] for c in range(4)}
+    assert allowed == {0: [3, 5], 1: [], 2: [4, 6], 3: list(range(len(PIECES)))}
+    assert [int(table.after[0, t]) for t in (3, 5)] == [2, 3]  # "▁a" spells 2 characters, "▁ab" all 3
+    assert [int(table.after[2, t]) for t in (4, 6)] == [3, 3]  # "b" ends it, "bc" ends it and goes on
+    # "▁ab" would leave "c", which no piece begins: only "▁a" (then "bc") may start "▁abc".
+    dead_end = Spelling.of("\u2581abc", PIECES)
+    assert [t for t in range(len(PIECES)) if dead_end.allowed[0, t]] == [3]
+    with pytest.raises(ValueError, match="at least one character"):
+        Spelling.of("", PIECES)
+    with pytest.raises(ValueError, match="no sequence of the vocabulary's pieces spells"):
+        Spelling.of("\u2581ac", PIECES)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_after_a_prefix_beam_and_greedy_search_spell_a_partly_typed_word_as_the_reference_does(seed):
+    model, k = ToyModel(seed=seed), 3
+    src, lengths = pad_batch(SENTENCES)
+    spellings = [None if s is None else Spelling.of(s, PIECES) for s in SPELLINGS]
+    found = beam_search(model, src, lengths, beam_size=k, nbest=k, max_len_a=1.0, max_len_b=2, prefix=PREFIXES,
+                        prefix_spellings=spellings)
+    greedy = greedy_search(model, src, lengths, max_len_a=1.0, max_len_b=2, prefix=PREFIXES,
+                           prefix_spellings=spellings)
+    for sentence, prefix, spell, hyps, [one] in zip(SENTENCES, PREFIXES, SPELLINGS, found, greedy, strict=True):
+        spell = spell or ""
+        expected = reference_beam_search(model, sentence, k, 1.0, max_len=len(sentence) + 2, prefix=prefix,
+                                         spell=spell, pieces=PIECES)
+        assert [h.tokens for h in hyps] == [tokens for tokens, _ in expected]
+        assert [h.score for h in hyps] == pytest.approx([score for _, score in expected], rel=1e-9)
+        [(tokens, _)] = reference_beam_search(model, sentence, 1, 0.0, max_len=len(sentence) + 2, prefix=prefix,
+                                              spell=spell, pieces=PIECES)
+        assert one.tokens == tokens
+        for hyp in hyps + [one]:
+            assert hyp.tokens[: len(prefix)] == prefix
+            assert "".join(PIECES[t] for t in hyp.tokens[len(prefix):]).startswith(spell)
+
+
+def test_samples_spell_the_partly_typed_word():
+    model = ToyModel(seed=4)
+    src, lengths = pad_batch(SENTENCES)
+    spellings = [None if s is None else Spelling.of(s, PIECES) for s in SPELLINGS]
+    drawn = sample(model, src, lengths, samples=6, sampling=Sampling(temperature=2.0, seed=5), prefix=PREFIXES,
+                   prefix_spellings=spellings)
+    for i, (prefix, spell, hyps) in enumerate(zip(PREFIXES, SPELLINGS, drawn, strict=True)):
+        for hyp in hyps:
+            assert "".join(PIECES[t] for t in hyp.tokens[len(prefix):]).startswith(spell or "")
+            [forced] = forced_decode(model, src[i : i + 1, : lengths[i]], lengths[i : i + 1], [hyp.tokens])
+            assert hyp.score == pytest.approx(forced.score, rel=1e-9)
+    assert len({tuple(h.tokens) for h in drawn[0]}) > 1, "the spelling leaves room for different samples"
+
+
 SOURCES = ["ein hund läuft über die wiese", "zwei männer", "eine frau spielt fußball"]
 
 
@@ -198,11 +257,11 @@ def checkpoint(tmp_path_factory):
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_translator_output_begins_with_the_prefix_pieces(checkpoint, beam_size):
     translator = Translator.load(checkpoint, "cpu")
-    prefixes = ["the dog", "", "a woman plays"]
+    prefixes = ["the dog ", "", "a woman plays "]  # whole words: their pieces are forced
     steered = translator.translate(SOURCES, beam_size=beam_size, prefixes=prefixes, return_attention=True)
     free = translator.translate(SOURCES, beam_size=beam_size, return_attention=True)
     for prefix, [hyp] in zip(prefixes, steered, strict=True):
-        pieces = translator.tokenizers.tgt.pieces(prefix) if prefix else []
+        pieces = translator.tokenizers.tgt.pieces(prefix.strip()) if prefix else []
         assert hyp.tgt_pieces[: len(pieces)] == pieces
         assert hyp.attention.shape == (len(hyp.tgt_pieces), len(hyp.src_pieces))
     assert steered[1][0].tgt_pieces == free[1][0].tgt_pieces  # no prefix: as without prefixes
@@ -229,6 +288,34 @@ def test_a_prefix_ending_with_a_space_is_followed_by_a_new_word(checkpoint):
                   for hyp in hyps if not (hyp.tgt_pieces[len(tgt.pieces(prefix))] == "</s>"
                                           or hyp.tgt_pieces[len(tgt.pieces(prefix))].startswith("\u2581"))]
     assert lengthened
+
+
+def test_typed_prefixes_become_forced_whole_words_and_a_word_to_spell(checkpoint):
+    tgt = Translator.load(checkpoint, "cpu").tokenizers.tgt
+    plan = plan_prefixes(["", "the dog ", "the pl", "pl", "two \U0001F415"], tgt)
+    assert plan.ids[:4] == [[], tgt.encode(["the dog"])[0], tgt.encode(["the"])[0], []]
+    assert plan.ends_word == [False, True, False, False, False]
+    assert plan.spellings[0] is None and plan.spellings[1] is None
+    assert bool(plan.word_starts[tgt.encode(["two"])[0][0]]) and not bool(plan.word_starts[tgt.encode(["ab"])[0][-1]])
+    vocab = tgt.ids_to_pieces(range(tgt.vocab_size))
+    for spelling in plan.spellings[2:4]:  # "▁pl" in both: "▁" then "p", or the whole-word piece "▁play"
+        assert spelling.chars == len("\u2581pl")
+        first = {vocab[t] for t in range(tgt.vocab_size) if spelling.allowed[0, t]}
+        assert {"\u2581", "\u2581play"} <= first and "\u2581the" not in first and "</s>" not in first
+        assert int(spelling.after[0, vocab.index("\u2581play")]) == spelling.chars
+    # A character the vocabulary lacks cannot be spelled: the pieces of the whole text are forced.
+    assert plan.spellings[4] is None and plan.ids[4] == tgt.encode(["two \U0001F415"])[0]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_partly_typed_last_word_is_kept_as_typed_and_may_be_completed(checkpoint, beam_size):
+    translator = Translator.load(checkpoint, "cpu")
+    prefixes = ["the do", "tw", "a woman pl"]
+    for sampling in (None, Sampling(temperature=2.0, seed=3)):
+        results = translator.translate(SOURCES, beam_size=beam_size, nbest=beam_size, prefixes=prefixes,
+                                       sampling=sampling)
+        for prefix, hyps in zip(prefixes, results, strict=True):
+            assert hyps and all(hyp.text.startswith(prefix) for hyp in hyps)
 
 
 def command_config(checkpoint, *overrides: str):

@@ -78,17 +78,22 @@ def pad_batch(sentences: list[list[int]], pad_id: int = ToyModel.pad_id) -> tupl
 
 
 def reference_beam_search(model: ToyModel, sentence: list[int], k: int, alpha: float, max_len: int,
-                          prefix: list[int] = (), after_prefix: set[int] | None = None) -> list[tuple[list[int], float]]:
+                          prefix: list[int] = (), after_prefix: set[int] | None = None, spell: str = "",
+                          pieces: list[str] | None = None) -> list[tuple[list[int], float]]:
     """Plain-Python beam search over one sentence with the batched search's rules: finished
     hypotheses stay in the beam with frozen score and compete by score / lp(length); EOS forced after
     max_len tokens; while step < len(prefix) the only continuation is prefix[step] (and max_len grows
     to fit the prefix); at step len(prefix), a non-empty prefix's next token must be in `after_prefix`
-    when given (a whole-word prefix). Returns (tokens without EOS, normalised score), best first."""
+    when given (a whole-word prefix); after the prefix, until a hypothesis's tokens (as `pieces`) have
+    spelled `spell`, a token is allowed only if its piece spells all the rest (and maybe beyond) or
+    more of it with a rest that pieces can still spell.
+    Returns (tokens without EOS, normalised score), best first."""
     def lp(length: int) -> float:
         return ((5 + length) / 6) ** alpha
 
     words = [t for t in range(model.vocab_size) if t not in (model.pad_id, model.bos_id)]
     max_len = max(max_len, len(prefix))
+    max_len = max_len if not spell else max(max_len, len(prefix) + len(spell))
     beam = [([], 0.0, False, model.encode(torch.tensor([sentence]), torch.tensor([len(sentence)])))]
     for step in range(max_len + 1):
         candidates = []
@@ -103,9 +108,20 @@ def reference_beam_search(model: ToyModel, sentence: list[int], k: int, alpha: f
                 allowed = [model.eos_id] if step == max_len else words
             if after_prefix is not None and prefix and step == len(prefix):
                 allowed = [t for t in allowed if t in after_prefix]
+            spelled = "".join(pieces[t] for t in tokens[len(prefix):]) if spell else ""
+            if spell and step >= len(prefix) and len(spelled) < len(spell):
+                rest = spell[len(spelled):]
+                allowed = [t for t in allowed if pieces[t] and (pieces[t].startswith(rest) or (
+                    rest.startswith(pieces[t]) and can_spell(rest[len(pieces[t]):], pieces)))]
             for t in allowed:
                 candidates.append((tokens + [t], score + float(log_probs[0, t]), t == model.eos_id, state))
         beam = sorted(candidates, key=lambda c: c[1] / lp(len(c[0])), reverse=True)[:k]
         if all(done for _, _, done, _ in beam):
             break
     return [(tokens[:-1], score / lp(len(tokens))) for tokens, score, _, _ in beam]
+
+
+def can_spell(text: str, pieces: list[str]) -> bool:
+    """Whether some sequence of the non-empty `pieces` spells `text` (and maybe more), by plain recursion."""
+    return not text or any(p and (p.startswith(text) or (text.startswith(p) and can_spell(text[len(p):], pieces)))
+                           for p in pieces)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from nmt.data.batching import collate, sort_by_length_batches
+from nmt.inference.prefix import Spelling
 from nmt.inference.search import Hypothesis, Sampling, beam_search, forced_decode, greedy_search, sample
 
 
@@ -14,12 +15,13 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
                 return_attention: bool = False, batch_sentences: int = 128, batch_tokens: int = 16384,
                 device: torch.device | str = "cpu", sampling: Sampling | None = None,
                 prefix_ids: Sequence[Sequence[int]] | None = None, prefix_ends_word: Sequence[bool] | None = None,
-                word_starts: torch.Tensor | None = None,
+                word_starts: torch.Tensor | None = None, prefix_spellings: Sequence[Spelling | None] | None = None,
                 on_batch: Callable[[int], None] | None = None) -> list[list[Hypothesis]]:
     """Translates tokenized sources; the i-th result holds the n-best list of the i-th source.
     `prefix_ids[i]`, if given, is the target ids every translation of source i must begin with;
     `prefix_ends_word[i]`: that prefix ends with a whole word, so the next token must be one of
-    `word_starts` ((V,) bool; see nmt.inference.search).
+    `word_starts` ((V,) bool); `prefix_spellings[i]`: characters the tokens after it must spell
+    (a partly typed word; see nmt.inference.prefix).
     With `sampling`, `nbest` random translations per source replace the search (beam_size unused).
     A `coverage_penalty` (GNMT's beta) re-ranks beam search's final beam, so it is used even for
     beam_size=1 (where it only changes the score).
@@ -40,7 +42,9 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
             batch = collate([src_ids[i] for i in indices], None, indices).to(device)
             prefix = None if prefix_ids is None else [list(prefix_ids[i]) for i in indices]
             ends_word = None if prefix_ends_word is None else [prefix_ends_word[i] for i in indices]
-            constraint = dict(prefix=prefix, prefix_ends_word=ends_word, word_starts=word_starts)
+            spellings = None if prefix_spellings is None else [prefix_spellings[i] for i in indices]
+            constraint = dict(prefix=prefix, prefix_ends_word=ends_word, word_starts=word_starts,
+                              prefix_spellings=spellings)
             if sampling is not None:
                 hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
                               length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,

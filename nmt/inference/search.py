@@ -23,9 +23,9 @@ hypothesis of a sentence begin with given tokens: during its first len(prefix) s
 only allowed continuation is the prefix's next token, so the search continues the most probable
 way from there. The prefix tokens are scored like any other (their log-probs count), so forced
 decoding of the output still reproduces its score, and the length limit grows to fit the prefix.
-A prefix may also be marked as ending with a whole word (`prefix_ends_word`): its next token must then
-be one of `word_starts` (the subwords that begin a word, and EOS), so the search cannot lengthen the
-prefix's last word ("a dog" -> "a dogs") where the user has finished typing it.
+A prefix may also end with a whole word (`prefix_ends_word`: the next token must be one of
+`word_starts`) or be followed by a partly typed word (`prefix_spellings`: the next tokens must spell
+its characters); nmt.inference.prefix holds these rules.
 
 With a coverage penalty (`nmt.inference.coverage`), beam search also tracks each hypothesis's
 summed attention (B, K, S) and ranks the final beam by score / lp(length) + cp(coverage); the search
@@ -52,6 +52,7 @@ import torch
 from torch import Tensor
 
 from nmt.inference.coverage import coverage_penalty, source_mask
+from nmt.inference.prefix import Spelling, TargetPrefix
 
 State = Any
 # select(candidate scores (B, K, V), candidate lengths (B, K)) -> (parent beam (B, K), token (B, K))
@@ -107,63 +108,6 @@ class _Beams:
     #                                 frozen once finished; tracked only for a coverage penalty
 
 
-@dataclass
-class _Prefix:
-    """Target prefixes of a batch: tokens (B, P) padded with pad, lengths (B,); P = the longest."""
-
-    tokens: Tensor  # (B, P) long
-    lengths: Tensor  # (B,) long
-    width: int  # P, kept as a Python int so the step loop can test it without a host sync
-    ends_word: Tensor | None = None  # (B,) bool: the token after the prefix must start a word
-    word_starts: Tensor | None = None  # (V,) bool: the tokens that start a word, and EOS
-
-    @property
-    def last_step(self) -> int:
-        """The last step `restrict` can change: the prefix's last token, or the one after it."""
-        return self.width if self.ends_word is not None else self.width - 1
-
-    @classmethod
-    def build(cls, prefix: list[list[int]] | None, model: Searchable, src: Tensor,
-              ends_word: list[bool] | None = None, word_starts: Tensor | None = None) -> _Prefix | None:
-        """None when no sentence has a prefix. The prefixes are checked: one per source sentence, and
-        no pad, BOS or EOS in them (search never produces those inside a translation). `ends_word[i]`:
-        sentence i's prefix ends with a whole word, so its next token must be one of `word_starts`
-        ((V,) bool); a sentence without a prefix is never restricted."""
-        if prefix is None or not any(prefix):
-            return None
-        if len(prefix) != src.size(0):
-            raise ValueError(f"got {len(prefix)} target prefixes for {src.size(0)} source sentences")
-        special = {model.pad_id, model.bos_id, model.eos_id}
-        if any(t in special for p in prefix for t in p):
-            raise ValueError(f"a target prefix holds pad, BOS or EOS (ids {sorted(special)})")
-        width = max(len(p) for p in prefix)
-        rows = [list(p) + [model.pad_id] * (width - len(p)) for p in prefix]
-        tokens = torch.tensor(rows, dtype=torch.long, device=src.device)  # (B, P)
-        lengths = torch.tensor([len(p) for p in prefix], dtype=torch.long, device=src.device)  # (B,)
-        if ends_word is None or not any(e and p for e, p in zip(ends_word, prefix, strict=False)):
-            return cls(tokens, lengths, width)
-        if len(ends_word) != len(prefix) or word_starts is None:
-            raise ValueError(f"prefix_ends_word needs one flag per prefix ({len(prefix)}, got {len(ends_word)}) "
-                             "and the word_starts mask")
-        if not bool(word_starts[model.eos_id]):
-            raise ValueError("word_starts must allow EOS: a prefix of whole words may be the whole translation")
-        flags = torch.tensor([bool(e and p) for e, p in zip(ends_word, prefix, strict=True)], device=src.device)  # (B,)
-        return cls(tokens, lengths, width, flags, word_starts.to(device=src.device, dtype=torch.bool))
-
-    def restrict(self, candidates: Tensor, step: int) -> None:
-        """In place: a sentence still inside its prefix may only continue with the prefix's token at
-        `step`, and one whose whole-word prefix has just ended only with a word start; every other
-        candidate becomes -inf. candidates (B, K, V)."""
-        if step < self.width:
-            vocab = torch.arange(candidates.size(-1), device=candidates.device)  # (V,)
-            inside = step < self.lengths  # (B,)
-            other = vocab != self.tokens[:, step, None]  # (B, V)
-            candidates.masked_fill_((inside[:, None] & other)[:, None, :], -math.inf)  # (B, K, V)
-        if self.ends_word is not None:
-            just_ended = self.ends_word & (self.lengths == step)  # (B,)
-            candidates.masked_fill_((just_ended[:, None] & ~self.word_starts)[:, None, :], -math.inf)  # (B, K, V)
-
-
 @torch.inference_mode()
 def greedy_search(
     model: Searchable,
@@ -177,13 +121,15 @@ def greedy_search(
     prefix: list[list[int]] | None = None,
     prefix_ends_word: list[bool] | None = None,
     word_starts: Tensor | None = None,
+    prefix_spellings: list[Spelling | None] | None = None,
 ) -> list[list[Hypothesis]]:
     """Most probable next token at every step. Returns one single-item list per sentence, scored as
     beam_search(beam_size=1) scores it: sum of log-probs / lp(length) (the raw sum with the default 0).
     The penalty only scales the score: with one hypothesis it cannot change the choice of token.
     `prefix`: per sentence, the target ids every output must begin with ([] for none);
-    `prefix_ends_word` / `word_starts`: which prefixes end with a whole word (see the module doc)."""
-    forced = _Prefix.build(prefix, model, src, prefix_ends_word, word_starts)
+    `prefix_ends_word` / `word_starts`: which prefixes end with a whole word;
+    `prefix_spellings`: per sentence, characters to spell after its prefix (None for none)."""
+    forced = _build_prefix(model, src, prefix, prefix_ends_word, word_starts, prefix_spellings)
     max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     beams = _search(
         model, src, src_lengths, _select_greedy, k=1, max_lens=max_lens, return_attention=return_attention,
@@ -208,6 +154,7 @@ def beam_search(
     prefix: list[list[int]] | None = None,
     prefix_ends_word: list[bool] | None = None,
     word_starts: Tensor | None = None,
+    prefix_spellings: list[Spelling | None] | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search. Returns per sentence (input order) the `nbest` hypotheses, best first,
     scored by sum of log-probs / lp(length) with the GNMT penalty lp(L) = ((5 + L) / 6) ** alpha,
@@ -217,11 +164,11 @@ def beam_search(
     Impossible hypotheses (score -inf, only when the beam is wider than the search space) are left
     out, so a list can then be shorter than `nbest`. `prefix`: per sentence, the target ids every
     hypothesis must begin with ([] for none); `prefix_ends_word` / `word_starts`: which prefixes end
-    with a whole word (see the module doc).
+    with a whole word; `prefix_spellings`: per sentence, characters to spell after its prefix.
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
-    forced = _Prefix.build(prefix, model, src, prefix_ends_word, word_starts)
+    forced = _build_prefix(model, src, prefix, prefix_ends_word, word_starts, prefix_spellings)
     max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     select = partial(_select_topk, length_penalty=length_penalty)
     beams = _search(
@@ -301,16 +248,18 @@ def sample(
     prefix: list[list[int]] | None = None,
     prefix_ends_word: list[bool] | None = None,
     word_starts: Tensor | None = None,
+    prefix_spellings: list[Spelling | None] | None = None,
 ) -> list[list[Hypothesis]]:
     """`samples` independent random translations per sentence (as for back-translation), best
     first. Scores are the model's own log-probs (not the tempered ones) / lp(length), as the other
     searches score. `generator` (default: seeded with sampling.seed) makes the draws repeatable.
     `prefix`: per sentence, the target ids every sample must begin with ([] for none);
-    `prefix_ends_word` / `word_starts`: which prefixes end with a whole word (see the module doc)."""
+    `prefix_ends_word` / `word_starts`: which prefixes end with a whole word;
+    `prefix_spellings`: per sentence, characters to spell after its prefix (None for none)."""
     sampling = sampling or Sampling()
     if generator is None:
         generator = torch.Generator(device=src.device).manual_seed(sampling.seed)
-    forced = _Prefix.build(prefix, model, src, prefix_ends_word, word_starts)
+    forced = _build_prefix(model, src, prefix, prefix_ends_word, word_starts, prefix_spellings)
     max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     select = partial(_select_sample, sampling=sampling, generator=generator)
     beams = _search(model, src, src_lengths, select, k=samples, max_lens=max_lens,
@@ -329,7 +278,7 @@ def _search(
     return_attention: bool,
     distinct: bool = True,
     track_coverage: bool = False,
-    prefix: _Prefix | None = None,
+    prefix: TargetPrefix | None = None,
 ) -> _Beams:
     """The step loop shared by greedy (k = 1), beam search and sampling; returns the final beams.
     `distinct`: the K hypotheses must differ (beam search), so all but one start at -inf.
@@ -348,7 +297,7 @@ def _search(
         log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
         must_end = step >= max_lens[:, None]  # (B, 1)
         candidates = _candidates(model, log_probs.view(b, k, -1), beams, must_end)  # (B, K, V)
-        if prefix is not None and step <= prefix.last_step:  # Python ints: no host sync
+        if prefix is not None and step <= prefix.last_step:  # Python numbers: no host sync
             prefix.restrict(candidates, step)
         candidate_lengths = beams.lengths + (~beams.finished).long()  # (B, K)
         if beams.coverage is not None:
@@ -356,6 +305,8 @@ def _search(
             step_weights = attn.view(b, k, -1).float() * (~beams.finished)[..., None]  # (B, K, S)
             beams.coverage = beams.coverage + step_weights  # (B, K, S), rows not yet reordered
         parent, token = select(candidates, candidate_lengths)  # (B, K), (B, K)
+        if prefix is not None:
+            prefix.advance(parent, token, step)
         beams = _advance(beams, parent, token, candidates, candidate_lengths, attn, model.eos_id)
         if k > 1:  # with one hypothesis per sentence the parent is always the row itself
             state = model.reorder_state(state, _flat_rows(parent))
@@ -518,13 +469,20 @@ def _length_penalty(lengths: Tensor, alpha: float) -> Tensor:
     return ((5.0 + lengths) / 6.0) ** alpha
 
 
-def _max_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: float, prefix: _Prefix | None = None) -> Tensor:
+def _build_prefix(model: Searchable, src: Tensor, prefix, ends_word, word_starts, spellings) -> TargetPrefix | None:
+    return TargetPrefix.build(prefix, batch=src.size(0), pad_id=model.pad_id, eos_id=model.eos_id,
+                              special={model.pad_id, model.bos_id, model.eos_id}, device=src.device,
+                              ends_word=ends_word, word_starts=word_starts, spellings=spellings)
+
+
+def _max_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: float, prefix: TargetPrefix | None = None) -> Tensor:
     """Most tokens (before EOS) each sentence may produce: floor(a * src_len + b), but at least its
-    prefix's length, so that a long prefix is never cut by a forced EOS. (B,) long."""
+    prefix's length (and one token per character it must spell), so that a long prefix is never cut
+    by a forced EOS. (B,) long."""
     limits = torch.floor(src_lengths.double() * max_len_a + max_len_b).clamp(min=0).long()  # (B,)
     if prefix is None:
         return limits
-    return torch.maximum(limits, prefix.lengths.to(limits.device))  # (B,)
+    return torch.maximum(limits, prefix.min_lengths.to(limits.device))  # (B,)
 
 
 def _pad_targets(tgt: list[list[int]], eos_id: int, pad_id: int, device: torch.device) -> Tensor:

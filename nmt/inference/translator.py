@@ -17,17 +17,17 @@ from pathlib import Path
 import torch
 
 from nmt.data.batching import collate
-from nmt.data.tokenizer import EOS, Tokenizers
+from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError
 from nmt.inference.batching import score_many, search_many
 from nmt.inference.ensemble import Ensemble
 from nmt.inference.search import Hypothesis, Sampling, forced_decode
+from nmt.inference.typed_prefix import plan_prefixes
 from nmt.models.seq2seq import Seq2Seq, build_model
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.runtime import resolve_device
 
 EOS_PIECE = "</s>"
-WORD_START = "\u2581"  # SentencePiece's mark for a piece that begins a word (▁)
 
 
 @dataclass
@@ -92,8 +92,9 @@ class Translator:
         With `sampling`, `nbest` random translations per text instead of a search (beam_size unused).
         `prefixes[i]`, if given, is text every translation of texts[i] begins with ("" for none): the
         search continues it, as in interactive translation. A prefix ending with a space ("The dog ")
-        ends with a whole word: the next subword starts a new word (or the translation ends), so the
-        search may not lengthen its last word ("The dogs") as it may after "The dog".
+        ends with a whole word: the next subword starts a new word (or the translation ends); without
+        the space its last word is still being typed, and the search may complete it ("The do" ->
+        "The dog"). See nmt.inference.typed_prefix.
         `on_batch` is called with the number of sentences of each finished batch."""
         if nbest < 1 or (sampling is None and not 1 <= nbest <= beam_size):
             raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
@@ -101,25 +102,16 @@ class Translator:
             raise ConfigError(f"got {len(prefixes)} target prefixes for {len(texts)} texts: one per text")
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
-        prefix_ids = None if prefixes is None else self.tokenizers.tgt.encode([p.strip() for p in prefixes])
-        ends_word = None if prefixes is None else [p.strip() != "" and p != p.rstrip() for p in prefixes]
+        plan = None if prefixes is None else plan_prefixes(prefixes, self.tokenizers.tgt)
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                            coverage_penalty=coverage_penalty,
                            max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
                            batch_sentences=batch_sentences, device=self.device, sampling=sampling,
-                           prefix_ids=prefix_ids, prefix_ends_word=ends_word,
-                           word_starts=self._word_starts() if ends_word and any(ends_word) else None,
+                           prefix_ids=plan and plan.ids, prefix_ends_word=plan and plan.ends_word,
+                           word_starts=plan and plan.word_starts, prefix_spellings=plan and plan.spellings,
                            on_batch=on_batch)
         return [[self._to_translation(ids, h) for h in nbest_list] or [Translation("", 0.0, [], [], None)]
                 for ids, nbest_list in zip(src_ids, hyps, strict=True)]
-
-    def _word_starts(self) -> torch.Tensor:
-        """(V,) bool: the target subwords that begin a word (SentencePiece marks them with ▁), and EOS."""
-        tgt = self.tokenizers.tgt
-        pieces = tgt.ids_to_pieces(range(tgt.vocab_size))
-        starts = [piece.startswith(WORD_START) for piece in pieces]
-        starts[EOS] = True
-        return torch.tensor(starts, dtype=torch.bool)
 
     def force(self, src_text: str, tgt_text: str, *, length_penalty: float = 1.0) -> Translation:
         """Scores a given translation (as `translate` scores its outputs) and returns the attention
