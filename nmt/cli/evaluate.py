@@ -3,8 +3,10 @@
 `checkpoint=[A,B,...]` scores the ensemble of those models (nmt.inference.ensemble).
 """
 
+from nmt.analysis.interactive import UNITS
 from nmt.cli.checks import check_bool, check_decoding_options
 from nmt.cli.common import check_writable_folder, hydra_command, log_to_stderr
+from nmt.errors import ConfigError
 from nmt.inference.evaluate import evaluate
 
 
@@ -14,6 +16,8 @@ def run(cfg) -> None:
     check_bool(cfg, "attention_stats")
     check_bool(cfg, "reference_perplexity")
     check_bool(cfg, "interactive_simulation")
+    if cfg.interactive_unit not in UNITS:
+        raise ConfigError(f"interactive_unit={cfg.interactive_unit!r} is not valid; choose one of: {', '.join(UNITS)}")
     if cfg.output_dir:
         check_writable_folder(cfg.output_dir, "output_dir")
     evaluate(cfg)

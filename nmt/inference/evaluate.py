@@ -109,8 +109,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def interactive_simulation(translator: Translator, cfg: DictConfig, sources: list[str], references: list[str],
                            hypotheses: list[str]) -> SimulationResult:
-    """A simulated user correcting the model's translations word by word, with the same search
-    options as the evaluation (nmt.analysis.interactive)."""
+    """A simulated user correcting the model's translations word by word or key by key
+    (`interactive_unit`), with the same search options as the evaluation (nmt.analysis.interactive)."""
     def translate(texts: list[str], prefixes: list[str]) -> list[str]:
         nbest_lists = translator.translate(texts, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
                                            coverage_penalty=cfg.coverage_penalty, max_len_a=cfg.max_len_a,
@@ -119,13 +119,14 @@ def interactive_simulation(translator: Translator, cfg: DictConfig, sources: lis
         log.info(f"interactive simulation: translated {len(texts):,} sentences with their corrected prefixes")
         return [nbest[0].text for nbest in nbest_lists]
 
-    return simulate_corrections(translate, sources, references, first_outputs=hypotheses)
+    return simulate_corrections(translate, sources, references, first_outputs=hypotheses, unit=cfg.interactive_unit)
 
 
 def format_simulation(result: SimulationResult) -> str:
-    return (f"interactive simulation: word stroke ratio {result.word_stroke_ratio:.3f} ({result.typed_words:,} of "
-            f"{result.reference_words:,} reference words typed; {result.right_unaided:,} of {result.sentences:,} "
-            f"sentences right unaided; {result.rounds} rounds)")
+    ratio = "word stroke ratio" if result.unit == "word" else "key stroke ratio"
+    return (f"interactive simulation: {ratio} {result.stroke_ratio:.3f} ({result.typed:,} of "
+            f"{result.reference_units:,} reference {result.unit}s typed; {result.right_unaided:,} of "
+            f"{result.sentences:,} sentences right unaided; {result.rounds} rounds)")
 
 
 def reference_perplexity(translator: Translator, sources: list[str], references: list[str],
