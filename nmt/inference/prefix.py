@@ -26,6 +26,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+# Character counts in the spelling tables: a word is far shorter than 32,767 characters, and a
+# (B, C + 1, V) table of int16 takes a quarter of the memory of int64 (33 MB for 128 sentences,
+# 15 characters and 8,000 subwords).
+COUNT = torch.int16
+
 
 @dataclass
 class Spelling:
@@ -33,7 +38,7 @@ class Spelling:
     characters are spelled; after[c, v]: how many are spelled then. Row C (all spelled) allows all."""
 
     allowed: Tensor  # (C + 1, V) bool
-    after: Tensor  # (C + 1, V) long
+    after: Tensor  # (C + 1, V) COUNT
 
     @classmethod
     def of(cls, text: str, pieces: Sequence[str]) -> Spelling:
@@ -42,6 +47,8 @@ class Spelling:
         A ValueError if no sequence of pieces spells `text`."""
         if not text:
             raise ValueError("a spelling needs at least one character")
+        if len(text) >= torch.iinfo(COUNT).max:
+            raise ValueError(f"a word of {len(text):,} characters is too long to spell")
         chars, vocab = len(text), len(pieces)
         by_first = defaultdict(list)  # first character -> [(token, piece)]
         for token, piece in enumerate(pieces):
@@ -64,9 +71,9 @@ class Spelling:
             raise ValueError(f"no sequence of the vocabulary's pieces spells {text!r}")
         allowed = torch.zeros(chars + 1, vocab, dtype=torch.bool)  # (C + 1, V)
         allowed[chars] = True
-        after = torch.full((chars + 1, vocab), chars, dtype=torch.long)  # (C + 1, V)
+        after = torch.full((chars + 1, vocab), chars, dtype=COUNT)  # (C + 1, V)
         allowed[rows, cols] = True
-        after[rows, cols] = torch.tensor(spelled, dtype=torch.long)
+        after[rows, cols] = torch.tensor(spelled, dtype=COUNT)
         return cls(allowed, after)
 
     @property
@@ -85,7 +92,7 @@ class TargetPrefix:
     ends_word: Tensor | None = None  # (B,) bool: the token after the prefix must start a word
     word_starts: Tensor | None = None  # (V,) bool: the tokens that start a word, and EOS
     spell_allowed: Tensor | None = None  # (B, C + 1, V) bool, C = the longest spelling
-    spell_after: Tensor | None = None  # (B, C + 1, V) long
+    spell_after: Tensor | None = None  # (B, C + 1, V) COUNT
     spell_chars: Tensor | None = None  # (B,) long: characters each sentence must spell (0: none)
     spelled: Tensor | None = None  # (B, K) long: characters each hypothesis has spelled, once searching
 
@@ -144,7 +151,7 @@ class TargetPrefix:
         vocab = next(s for s in spellings if s is not None).allowed.size(1)
         longest = max(s.chars for s in spellings if s is not None)
         allowed = torch.ones(len(spellings), longest + 1, vocab, dtype=torch.bool)  # (B, C + 1, V)
-        after = torch.zeros(len(spellings), longest + 1, vocab, dtype=torch.long)  # (B, C + 1, V)
+        after = torch.zeros(len(spellings), longest + 1, vocab, dtype=COUNT)  # (B, C + 1, V)
         chars = []
         for b, spelling in enumerate(spellings):
             own = 0 if spelling is None else spelling.chars
@@ -183,5 +190,5 @@ class TargetPrefix:
             return
         spelled = self.spelled.gather(1, parent)  # (B, K)
         rows = torch.arange(parent.size(0), device=parent.device)[:, None]  # (B, 1)
-        moved = self.spell_after[rows, spelled, token]  # (B, K)
+        moved = self.spell_after[rows, spelled, token].long()  # (B, K)
         self.spelled = torch.where((step >= self.lengths)[:, None], moved, spelled)  # (B, K)
