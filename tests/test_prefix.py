@@ -13,10 +13,10 @@ from user_errors import one_line_error
 
 from nmt.cli import translate
 from nmt.cli.common import config_dir
-from nmt.inference.prefix import Spelling
+from nmt.inference.prefix import PieceIndex, Spelling
 from nmt.inference.search import Sampling, beam_search, forced_decode, greedy_search, sample
 from nmt.inference.translator import Translator
-from nmt.inference.typed_prefix import plan_prefixes
+from nmt.inference.typed_prefix import TargetVocabulary, plan_prefixes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -194,26 +194,26 @@ SPELLINGS = ["\u2581ab", "b", None, "\u2581abc"]  # per sentence of SENTENCES; t
 
 
 def test_a_spelling_table_lists_the_pieces_that_spell_more_of_the_word():
-    table = Spelling.of("\u2581ab", PIECES)
+    table = Spelling.of("\u2581ab", PieceIndex(PIECES))
     assert table.chars == 3
     allowed = {c: [t for t in range(len(PIECES)) if table.allowed[c, t]] for c in range(4)}
     assert allowed == {0: [3, 5], 1: [], 2: [4, 6], 3: list(range(len(PIECES)))}
     assert [int(table.after[0, t]) for t in (3, 5)] == [2, 3]  # "▁a" spells 2 characters, "▁ab" all 3
     assert [int(table.after[2, t]) for t in (4, 6)] == [3, 3]  # "b" ends it, "bc" ends it and goes on
     # "▁ab" would leave "c", which no piece begins: only "▁a" (then "bc") may start "▁abc".
-    dead_end = Spelling.of("\u2581abc", PIECES)
+    dead_end = Spelling.of("\u2581abc", PieceIndex(PIECES))
     assert [t for t in range(len(PIECES)) if dead_end.allowed[0, t]] == [3]
     with pytest.raises(ValueError, match="at least one character"):
-        Spelling.of("", PIECES)
+        Spelling.of("", PieceIndex(PIECES))
     with pytest.raises(ValueError, match="no sequence of the vocabulary's pieces spells"):
-        Spelling.of("\u2581ac", PIECES)
+        Spelling.of("\u2581ac", PieceIndex(PIECES))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_after_a_prefix_beam_and_greedy_search_spell_a_partly_typed_word_as_the_reference_does(seed):
     model, k = ToyModel(seed=seed), 3
     src, lengths = pad_batch(SENTENCES)
-    spellings = [None if s is None else Spelling.of(s, PIECES) for s in SPELLINGS]
+    spellings = [None if s is None else Spelling.of(s, PieceIndex(PIECES)) for s in SPELLINGS]
     found = beam_search(model, src, lengths, beam_size=k, nbest=k, max_len_a=1.0, max_len_b=2, prefix=PREFIXES,
                         prefix_spellings=spellings)
     greedy = greedy_search(model, src, lengths, max_len_a=1.0, max_len_b=2, prefix=PREFIXES,
@@ -235,7 +235,7 @@ def test_after_a_prefix_beam_and_greedy_search_spell_a_partly_typed_word_as_the_
 def test_samples_spell_the_partly_typed_word():
     model = ToyModel(seed=4)
     src, lengths = pad_batch(SENTENCES)
-    spellings = [None if s is None else Spelling.of(s, PIECES) for s in SPELLINGS]
+    spellings = [None if s is None else Spelling.of(s, PieceIndex(PIECES)) for s in SPELLINGS]
     drawn = sample(model, src, lengths, samples=6, sampling=Sampling(temperature=2.0, seed=5), prefix=PREFIXES,
                    prefix_spellings=spellings)
     for i, (prefix, spell, hyps) in enumerate(zip(PREFIXES, SPELLINGS, drawn, strict=True)):
@@ -292,7 +292,7 @@ def test_a_prefix_ending_with_a_space_is_followed_by_a_new_word(checkpoint):
 
 def test_typed_prefixes_become_forced_whole_words_and_a_word_to_spell(checkpoint):
     tgt = Translator.load(checkpoint, "cpu").tokenizers.tgt
-    plan = plan_prefixes(["", "the dog ", "the pl", "pl", "two \U0001F415"], tgt)
+    plan = plan_prefixes(["", "the dog ", "the pl", "pl", "two \U0001F415"], tgt, TargetVocabulary.of(tgt))
     assert plan.ids[:4] == [[], tgt.encode(["the dog"])[0], tgt.encode(["the"])[0], []]
     assert plan.ends_word == [False, True, False, False, False]
     assert plan.spellings[0] is None and plan.spellings[1] is None

@@ -32,6 +32,19 @@ from torch import Tensor
 COUNT = torch.int16
 
 
+class PieceIndex:
+    """A vocabulary's piece texts grouped by first character, built once per vocabulary so that
+    spelling a word looks only at the pieces that can begin what is left of it. `pieces[v]` is token
+    v's text, "" for tokens that spell nothing (pad, BOS, EOS, UNK)."""
+
+    def __init__(self, pieces: Sequence[str]):
+        self.size = len(pieces)
+        self.by_first: dict[str, list[tuple[int, str]]] = defaultdict(list)  # first character -> [(token, piece)]
+        for token, piece in enumerate(pieces):
+            if piece:
+                self.by_first[piece[0]].append((token, piece))
+
+
 @dataclass
 class Spelling:
     """Characters that the tokens after a prefix must spell. allowed[c, v]: token v may come once c
@@ -41,25 +54,20 @@ class Spelling:
     after: Tensor  # (C + 1, V) COUNT
 
     @classmethod
-    def of(cls, text: str, pieces: Sequence[str]) -> Spelling:
-        """`text` in piece characters (SentencePiece's ▁ for a word start); `pieces[v]` is token v's
-        text, "" for tokens that spell nothing (pad, BOS, EOS, UNK): they may not come before the end.
-        A ValueError if no sequence of pieces spells `text`."""
+    def of(cls, text: str, pieces: PieceIndex) -> Spelling:
+        """`text` in piece characters (SentencePiece's ▁ for a word start); tokens that spell nothing
+        may not come before the end. A ValueError if no sequence of pieces spells `text`."""
         if not text:
             raise ValueError("a spelling needs at least one character")
         if len(text) >= torch.iinfo(COUNT).max:
             raise ValueError(f"a word of {len(text):,} characters is too long to spell")
-        chars, vocab = len(text), len(pieces)
-        by_first = defaultdict(list)  # first character -> [(token, piece)]
-        for token, piece in enumerate(pieces):
-            if piece:
-                by_first[piece[0]].append((token, piece))
+        chars, vocab = len(text), pieces.size
         # Backwards, so that a token is allowed only where the rest can still be spelled: no dead ends.
         spellable = [False] * chars + [True]  # spellable[c]: the characters from c on can be spelled
         rows, cols, spelled = [], [], []
         for c in reversed(range(chars)):
             rest = text[c:]
-            for token, piece in by_first.get(rest[0], ()):
+            for token, piece in pieces.by_first.get(rest[0], ()):
                 if rest.startswith(piece) and spellable[c + len(piece)]:  # spells some of the rest
                     rows.append(c), cols.append(token), spelled.append(c + len(piece))
                 elif piece.startswith(rest):  # spells all of it, and more of the word
@@ -95,6 +103,7 @@ class TargetPrefix:
     spell_after: Tensor | None = None  # (B, C + 1, V) COUNT
     spell_chars: Tensor | None = None  # (B,) long: characters each sentence must spell (0: none)
     spelled: Tensor | None = None  # (B, K) long: characters each hypothesis has spelled, once searching
+    batch_rows: Tensor | None = None  # (B, 1) long: 0..B-1, to index the tables per sentence
 
     @property
     def last_step(self) -> float:
@@ -164,6 +173,7 @@ class TargetPrefix:
             chars.append(own)
         self.spell_allowed, self.spell_after = allowed.to(device), after.to(device)
         self.spell_chars = torch.tensor(chars, dtype=torch.long, device=device)  # (B,)
+        self.batch_rows = torch.arange(len(spellings), device=device)[:, None]  # (B, 1)
 
     def restrict(self, candidates: Tensor, step: int) -> None:
         """In place: every candidate (B, K, V) that breaks a rule at `step` becomes -inf."""
@@ -178,8 +188,7 @@ class TargetPrefix:
         if self.spell_allowed is not None:
             if self.spelled is None:
                 self.spelled = torch.zeros(candidates.shape[:2], dtype=torch.long, device=candidates.device)  # (B, K)
-            rows = torch.arange(candidates.size(0), device=candidates.device)[:, None]  # (B, 1)
-            allowed = self.spell_allowed[rows, self.spelled]  # (B, K, V)
+            allowed = self.spell_allowed[self.batch_rows, self.spelled]  # (B, K, V)
             past_forced = (step >= self.lengths)[:, None, None]  # (B, 1, 1)
             candidates.masked_fill_(past_forced & ~allowed, -math.inf)  # (B, K, V)
 
@@ -189,6 +198,5 @@ class TargetPrefix:
         if self.spelled is None:
             return
         spelled = self.spelled.gather(1, parent)  # (B, K)
-        rows = torch.arange(parent.size(0), device=parent.device)[:, None]  # (B, 1)
-        moved = self.spell_after[rows, spelled, token].long()  # (B, K)
+        moved = self.spell_after[self.batch_rows, spelled, token].long()  # (B, K)
         self.spelled = torch.where((step >= self.lengths)[:, None], moved, spelled)  # (B, K)

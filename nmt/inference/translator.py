@@ -12,6 +12,7 @@
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from nmt.errors import CheckpointError, ConfigError
 from nmt.inference.batching import score_many, search_many
 from nmt.inference.ensemble import Ensemble
 from nmt.inference.search import Hypothesis, Sampling, forced_decode
-from nmt.inference.typed_prefix import plan_prefixes
+from nmt.inference.typed_prefix import TargetVocabulary, plan_prefixes
 from nmt.models.seq2seq import Seq2Seq, build_model
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.runtime import resolve_device
@@ -102,7 +103,7 @@ class Translator:
             raise ConfigError(f"got {len(prefixes)} target prefixes for {len(texts)} texts: one per text")
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
-        plan = None if prefixes is None else plan_prefixes(prefixes, self.tokenizers.tgt)
+        plan = None if prefixes is None else plan_prefixes(prefixes, self.tokenizers.tgt, self._target_vocabulary)
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                            coverage_penalty=coverage_penalty,
                            max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
@@ -112,6 +113,11 @@ class Translator:
                            on_batch=on_batch)
         return [[self._to_translation(ids, h) for h in nbest_list] or [Translation("", 0.0, [], [], None)]
                 for ids, nbest_list in zip(src_ids, hyps, strict=True)]
+
+    @cached_property
+    def _target_vocabulary(self) -> TargetVocabulary:
+        """Read from the target tokenizer the first time a prefix is given, then kept."""
+        return TargetVocabulary.of(self.tokenizers.tgt)
 
     def force(self, src_text: str, tgt_text: str, *, length_penalty: float = 1.0) -> Translation:
         """Scores a given translation (as `translate` scores its outputs) and returns the attention

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from nmt.data.tokenizer import EOS, SPECIAL_IDS, UNK, SubwordTokenizer
-from nmt.inference.prefix import Spelling
+from nmt.inference.prefix import PieceIndex, Spelling
 
 WORD_START = "\u2581"  # SentencePiece's mark for a piece that begins a word (▁)
 
@@ -33,46 +33,48 @@ class PrefixPlan:
     word_starts: torch.Tensor | None
 
 
-def plan_prefixes(prefixes: Sequence[str], tgt: SubwordTokenizer) -> PrefixPlan:
+@dataclass(frozen=True)
+class TargetVocabulary:
+    """What typed prefixes need from the target vocabulary, read once per tokenizer (the Translator
+    keeps it): each subword's text ("" for pad, UNK, BOS and EOS: they spell nothing), those texts
+    indexed for spelling, and which subwords begin a word."""
+
+    pieces: list[str]
+    index: PieceIndex
+    word_starts: torch.Tensor  # (V,) bool: ▁ pieces, and EOS
+
+    @classmethod
+    def of(cls, tgt: SubwordTokenizer) -> TargetVocabulary:
+        raw = tgt.ids_to_pieces(range(tgt.vocab_size))
+        pieces = ["" if i in SPECIAL_IDS or i == UNK else piece for i, piece in enumerate(raw)]
+        starts = [piece.startswith(WORD_START) for piece in raw]
+        starts[EOS] = True
+        return cls(pieces, PieceIndex(pieces), torch.tensor(starts, dtype=torch.bool))
+
+
+def plan_prefixes(prefixes: Sequence[str], tgt: SubwordTokenizer, vocab: TargetVocabulary) -> PrefixPlan:
     """The search rules for each typed prefix (see the module doc)."""
-    pieces: list[str] = []  # the vocabulary's texts, read once and only if a word is being typed
     ids, ends_word, spellings = [], [], []
     for text in prefixes:
         words = text.split()
         whole_word = bool(words) and text != text.rstrip()
-        spelling = None
-        if words and not whole_word:
-            pieces = pieces or piece_texts(tgt)
-            spelling = spelling_of(words[-1], tgt, pieces)
+        spelling = spelling_of(words[-1], tgt, vocab) if words and not whole_word else None
         if spelling is None:  # no prefix, whole words, or a last word that cannot be spelled: forced
             ids.append(tgt.encode([text.strip()])[0] if words else [])
         else:
             ids.append(tgt.encode([" ".join(words[:-1])])[0] if len(words) > 1 else [])
         ends_word.append(whole_word)
         spellings.append(spelling)
-    return PrefixPlan(ids, ends_word, spellings, word_starts(tgt) if any(ends_word) else None)
+    return PrefixPlan(ids, ends_word, spellings, vocab.word_starts if any(ends_word) else None)
 
 
-def spelling_of(word: str, tgt: SubwordTokenizer, pieces: list[str]) -> Spelling | None:
+def spelling_of(word: str, tgt: SubwordTokenizer, vocab: TargetVocabulary) -> Spelling | None:
     """What the subwords after the whole words must spell for a partly typed `word`: its pieces'
     characters, "▁" first; None when the vocabulary lacks one of its characters (UNK)."""
     word_ids = tgt.encode([word])[0]
     if UNK in word_ids:
         return None
     try:
-        return Spelling.of("".join(pieces[i] for i in word_ids), pieces)
+        return Spelling.of("".join(vocab.pieces[i] for i in word_ids), vocab.index)
     except ValueError:  # the tokenizer's own pieces spell it, so this is not expected
         return None
-
-
-def piece_texts(tgt: SubwordTokenizer) -> list[str]:
-    """Each target subword's text, "" for the special ones (pad, UNK, BOS, EOS): they spell nothing."""
-    pieces = tgt.ids_to_pieces(range(tgt.vocab_size))
-    return ["" if i in SPECIAL_IDS or i == UNK else piece for i, piece in enumerate(pieces)]
-
-
-def word_starts(tgt: SubwordTokenizer) -> torch.Tensor:
-    """(V,) bool: the target subwords that begin a word (SentencePiece marks them with ▁), and EOS."""
-    starts = [piece.startswith(WORD_START) for piece in tgt.ids_to_pieces(range(tgt.vocab_size))]
-    starts[EOS] = True
-    return torch.tensor(starts, dtype=torch.bool)
