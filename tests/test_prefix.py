@@ -209,6 +209,50 @@ def test_a_spelling_table_lists_the_pieces_that_spell_more_of_the_word():
         Spelling.of("\u2581ac", PieceIndex(PIECES))
 
 
+def spelling_by_scan(text: str, pieces: list[str]) -> tuple[set, dict]:
+    """What Spelling.of must give, by trying every piece at every position: the allowed
+    (characters spelled, token) pairs and how many characters each pair leaves spelled."""
+    spellable = [False] * len(text) + [True]
+    allowed, after = set(), {}
+    for c in reversed(range(len(text))):
+        rest = text[c:]
+        for token, piece in enumerate(pieces):
+            if piece and rest.startswith(piece) and spellable[c + len(piece)]:
+                allowed.add((c, token)), after.update({(c, token): c + len(piece)})
+            elif piece and piece.startswith(rest):
+                allowed.add((c, token)), after.update({(c, token): len(text)})
+        spellable[c] = any(row == c for row, _ in allowed)
+    return allowed, after
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_spelling_table_equals_a_scan_of_every_piece(seed):
+    # Random vocabularies over a small alphabet, with "▁" and a character past the Basic Multilingual
+    # Plane (the index finds pieces that extend a text by sorting: code points must not trip it).
+    rng = torch.Generator().manual_seed(seed)
+    alphabet = ["\u2581", "a", "b", "\U0001F415"]
+    def draw(longest):
+        size = int(torch.randint(1, longest + 1, (1,), generator=rng))
+        return "".join(alphabet[int(i)] for i in torch.randint(len(alphabet), (size,), generator=rng))
+    pieces = ["", "", ""] + sorted({draw(3) for _ in range(25)}) + [alphabet[1]]
+    index = PieceIndex(pieces)
+    checked = 0
+    for _ in range(40):
+        text = draw(6)
+        allowed, after = spelling_by_scan(text, pieces)
+        if not any(row == 0 for row, _ in allowed):
+            with pytest.raises(ValueError, match="no sequence"):
+                Spelling.of(text, index)
+            continue
+        table = Spelling.of(text, index)
+        got = {(c, t) for c in range(len(text)) for t in range(len(pieces)) if table.allowed[c, t]}
+        assert got == allowed
+        assert {pair: int(table.after[pair]) for pair in got} == after
+        assert bool(table.allowed[len(text)].all())
+        checked += 1
+    assert checked >= 5  # enough texts were spellable for the comparison to mean something
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_after_a_prefix_beam_and_greedy_search_spell_a_partly_typed_word_as_the_reference_does(seed):
     model, k = ToyModel(seed=seed), 3

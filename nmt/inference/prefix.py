@@ -18,9 +18,10 @@ decoding of an output reproduces its score.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,16 +34,35 @@ COUNT = torch.int16
 
 
 class PieceIndex:
-    """A vocabulary's piece texts grouped by first character, built once per vocabulary so that
-    spelling a word looks only at the pieces that can begin what is left of it. `pieces[v]` is token
-    v's text, "" for tokens that spell nothing (pad, BOS, EOS, UNK)."""
+    """A vocabulary's piece texts indexed for spelling, built once per vocabulary: by text, to find
+    the pieces that begin a given string, and sorted, to find the pieces that a string begins. Both
+    lookups cost a few dictionary probes or a binary search, not a pass over the vocabulary (most
+    pieces start with the same "▁"). `pieces[v]` is token v's text, "" for tokens that spell nothing
+    (pad, BOS, EOS, UNK)."""
 
     def __init__(self, pieces: Sequence[str]):
         self.size = len(pieces)
-        self.by_first: dict[str, list[tuple[int, str]]] = defaultdict(list)  # first character -> [(token, piece)]
+        self.by_text: dict[str, list[int]] = defaultdict(list)  # piece -> its tokens
         for token, piece in enumerate(pieces):
             if piece:
-                self.by_first[piece[0]].append((token, piece))
+                self.by_text[piece].append(token)
+        self.longest = max((len(piece) for piece in self.by_text), default=0)
+        self.sorted = sorted(self.by_text)  # the distinct pieces, in code point order
+
+    def prefixes_of(self, text: str) -> Iterator[tuple[int, str]]:
+        """(token, piece) for every piece that `text` begins with, the piece included if equal."""
+        for end in range(1, min(len(text), self.longest) + 1):
+            for token in self.by_text.get(text[:end], ()):
+                yield token, text[:end]
+
+    def extensions_of(self, text: str) -> Iterator[tuple[int, str]]:
+        """(token, piece) for every piece that begins with `text` and is longer."""
+        at = bisect.bisect_right(self.sorted, text)  # past `text` itself; extensions sort right after it
+        while at < len(self.sorted) and self.sorted[at].startswith(text):
+            piece = self.sorted[at]
+            for token in self.by_text[piece]:
+                yield token, piece
+            at += 1
 
 
 @dataclass
@@ -67,13 +87,12 @@ class Spelling:
         rows, cols, spelled = [], [], []
         for c in reversed(range(chars)):
             rest = text[c:]
-            for token, piece in pieces.by_first.get(rest[0], ()):
-                if rest.startswith(piece) and spellable[c + len(piece)]:  # spells some of the rest
+            for token, piece in pieces.prefixes_of(rest):  # spells some of the rest, or all of it
+                if spellable[c + len(piece)]:
                     rows.append(c), cols.append(token), spelled.append(c + len(piece))
-                elif piece.startswith(rest):  # spells all of it, and more of the word
-                    rows.append(c), cols.append(token), spelled.append(chars)
-                else:
-                    continue
+                    spellable[c] = True
+            for token, _ in pieces.extensions_of(rest):  # spells all of it, and more of the word
+                rows.append(c), cols.append(token), spelled.append(chars)
                 spellable[c] = True
         if not spellable[0]:
             raise ValueError(f"no sequence of the vocabulary's pieces spells {text!r}")

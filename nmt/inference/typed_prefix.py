@@ -53,25 +53,25 @@ class TargetVocabulary:
 
 
 def plan_prefixes(prefixes: Sequence[str], tgt: SubwordTokenizer, vocab: TargetVocabulary) -> PrefixPlan:
-    """The search rules for each typed prefix (see the module doc)."""
-    ids, ends_word, spellings = [], [], []
-    for text in prefixes:
-        words = text.split()
-        whole_word = bool(words) and text != text.rstrip()
-        spelling = spelling_of(words[-1], tgt, vocab) if words and not whole_word else None
-        if spelling is None:  # no prefix, whole words, or a last word that cannot be spelled: forced
-            ids.append(tgt.encode([text.strip()])[0] if words else [])
-        else:
-            ids.append(tgt.encode([" ".join(words[:-1])])[0] if len(words) > 1 else [])
-        ends_word.append(whole_word)
-        spellings.append(spelling)
-    return PrefixPlan(ids, ends_word, spellings, vocab.word_starts if any(ends_word) else None)
+    """The search rules for each typed prefix (see the module doc). SentencePiece is called twice for
+    the whole batch, not per prefix: a call costs far more than the few words it encodes."""
+    words = [text.split() for text in prefixes]
+    whole_word = [bool(w) and text != text.rstrip() for w, text in zip(words, prefixes, strict=True)]
+    typing = [i for i, w in enumerate(words) if w and not whole_word[i]]  # prefixes with a partly typed word
+    spellings: list[Spelling | None] = [None] * len(prefixes)
+    for i, word_ids in zip(typing, tgt.encode([words[i][-1] for i in typing]), strict=True):
+        spellings[i] = spelling_of(word_ids, vocab)
+    # Forced: all of the text, or, where the last word is spelled instead, the words before it.
+    forced = [" ".join(w[:-1]) if spelling is not None else text.strip()
+              for w, text, spelling in zip(words, prefixes, spellings, strict=True)]
+    ids = tgt.encode(forced)
+    return PrefixPlan(ids, whole_word, spellings, vocab.word_starts if any(whole_word) else None)
 
 
-def spelling_of(word: str, tgt: SubwordTokenizer, vocab: TargetVocabulary) -> Spelling | None:
-    """What the subwords after the whole words must spell for a partly typed `word`: its pieces'
-    characters, "▁" first; None when the vocabulary lacks one of its characters (UNK)."""
-    word_ids = tgt.encode([word])[0]
+def spelling_of(word_ids: Sequence[int], vocab: TargetVocabulary) -> Spelling | None:
+    """What the subwords after the whole words must spell for a partly typed word, given its subword
+    ids: their pieces' characters, "▁" first; None when the vocabulary lacks one of its characters
+    (UNK)."""
     if UNK in word_ids:
         return None
     try:
