@@ -79,14 +79,15 @@ def pad_batch(sentences: list[list[int]], pad_id: int = ToyModel.pad_id) -> tupl
 
 def reference_beam_search(model: ToyModel, sentence: list[int], k: int, alpha: float, max_len: int,
                           prefix: list[int] = (), after_prefix: set[int] | None = None, spell: str = "",
-                          pieces: list[str] | None = None) -> list[tuple[list[int], float]]:
+                          pieces: list[str] | None = None, no_repeat: int = 0) -> list[tuple[list[int], float]]:
     """Plain-Python beam search over one sentence with the batched search's rules: finished
     hypotheses stay in the beam with frozen score and compete by score / lp(length); EOS forced after
     max_len tokens; while step < len(prefix) the only continuation is prefix[step] (and max_len grows
     to fit the prefix); at step len(prefix), a non-empty prefix's next token must be in `after_prefix`
     when given (a whole-word prefix); after the prefix, until a hypothesis's tokens (as `pieces`) have
     spelled `spell`, a token is allowed only if its piece spells all the rest (and maybe beyond) or
-    more of it with a rest that pieces can still spell.
+    more of it with a rest that pieces can still spell. With `no_repeat` = n > 0, a hypothesis past
+    all of that may not add a token that ends an n-gram its tokens already hold.
     Returns (tokens without EOS, normalised score), best first."""
     def lp(length: int) -> float:
         return ((5 + length) / 6) ** alpha
@@ -113,12 +114,20 @@ def reference_beam_search(model: ToyModel, sentence: list[int], k: int, alpha: f
                 rest = spell[len(spelled):]
                 allowed = [t for t in allowed if pieces[t] and (pieces[t].startswith(rest) or (
                     rest.startswith(pieces[t]) and can_spell(rest[len(pieces[t]):], pieces)))]
+            elif no_repeat and step >= len(prefix):
+                allowed = [t for t in allowed if t not in repeated_ngram_ends(tokens, no_repeat)]
             for t in allowed:
                 candidates.append((tokens + [t], score + float(log_probs[0, t]), t == model.eos_id, state))
         beam = sorted(candidates, key=lambda c: c[1] / lp(len(c[0])), reverse=True)[:k]
         if all(done for _, _, done, _ in beam):
             break
     return [(tokens[:-1], score / lp(len(tokens))) for tokens, score, _, _ in beam]
+
+
+def repeated_ngram_ends(tokens: list[int], n: int) -> set[int]:
+    """The tokens that would repeat an n-gram of `tokens` if added next."""
+    context = tokens[len(tokens) - n + 1:] if n > 1 else []
+    return {tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tokens[i : i + n - 1] == context}
 
 
 def can_spell(text: str, pieces: list[str]) -> bool:

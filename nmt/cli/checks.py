@@ -31,6 +31,9 @@ def check_decoding_options(cfg) -> None:
     beta = cfg.get("coverage_penalty", 0.0)  # nmt-translate and nmt-evaluate only
     if not (is_number(beta) and beta >= 0):
         fail("coverage_penalty", "a number >= 0 (0: off)", beta)
+    ngram = cfg.get("no_repeat_ngram_size", 0)  # nmt-translate and nmt-evaluate only
+    if not (is_int(ngram) and ngram >= 0):
+        fail("no_repeat_ngram_size", "an integer >= 0 (0: off)", ngram)
     if not (is_int(cfg.get("max_len_b")) and cfg.get("max_len_b") >= 0):
         fail("max_len_b", "an integer >= 0", cfg.get("max_len_b"))
     if cfg.max_len_a == 0 and cfg.max_len_b == 0:

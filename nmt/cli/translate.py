@@ -69,6 +69,7 @@ def run(cfg) -> None:
     translator = Translator.load(checkpoints, cfg.device)
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        coverage_penalty=cfg.coverage_penalty,
+                                       no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
                                        return_attention=cfg.alignment, prefixes=prefixes,
@@ -108,6 +109,7 @@ def translate_interactively(cfg, checkpoints: list[str]) -> None:
             continue
         nbest_lists = translator.translate([line], beam_size=cfg.beam_size, nbest=cfg.nbest,
                                            length_penalty=cfg.length_penalty, coverage_penalty=cfg.coverage_penalty,
+                                           no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                                            max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                            sampling=sampling_options(cfg), return_attention=cfg.alignment)
         nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]

@@ -11,7 +11,8 @@ from nmt.inference.search import Hypothesis, Sampling, beam_search, forced_decod
 
 
 def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, nbest: int = 1,
-                length_penalty: float = 1.0, coverage_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
+                length_penalty: float = 1.0, coverage_penalty: float = 0.0, no_repeat_ngram_size: int = 0,
+                max_len_a: float = 1.5, max_len_b: int = 10,
                 return_attention: bool = False, batch_sentences: int = 128, batch_tokens: int = 16384,
                 device: torch.device | str = "cpu", sampling: Sampling | None = None,
                 prefix_ids: Sequence[Sequence[int]] | None = None, prefix_ends_word: Sequence[bool] | None = None,
@@ -24,7 +25,8 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
     (a partly typed word; see nmt.inference.prefix).
     With `sampling`, `nbest` random translations per source replace the search (beam_size unused).
     A `coverage_penalty` (GNMT's beta) re-ranks beam search's final beam, so it is used even for
-    beam_size=1 (where it only changes the score).
+    beam_size=1 (where it only changes the score). `no_repeat_ngram_size` = n > 0: no translation repeats
+    one of its own n-grams of subwords (nmt.inference.repetition).
     `on_batch` is called with the number of sentences of each finished batch (progress reports).
 
     Sorting by length keeps padding (and wasted decoder steps) small; results go back to input order.
@@ -44,7 +46,7 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
             ends_word = None if prefix_ends_word is None else [prefix_ends_word[i] for i in indices]
             spellings = None if prefix_spellings is None else [prefix_spellings[i] for i in indices]
             constraint = dict(prefix=prefix, prefix_ends_word=ends_word, word_starts=word_starts,
-                              prefix_spellings=spellings)
+                              prefix_spellings=spellings, no_repeat_ngram_size=no_repeat_ngram_size)
             if sampling is not None:
                 hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
                               length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,

@@ -53,6 +53,7 @@ def evaluate(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
                                        coverage_penalty=cfg.coverage_penalty,
+                                       no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                                        max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                        batch_sentences=cfg.batch_sentences, return_attention=cfg.attention_stats,
                                        on_batch=DecodingProgress(sum(1 for text in sources if text.strip())))
@@ -66,10 +67,12 @@ def evaluate(cfg: DictConfig) -> dict:
         stem += f".lp{cfg.length_penalty:g}"
     if cfg.coverage_penalty:
         stem += f".cp{cfg.coverage_penalty:g}"
+    if cfg.no_repeat_ngram_size:
+        stem += f".norepeat{cfg.no_repeat_ngram_size}"
     checkpoint = str(checkpoints[0]) if len(checkpoints) == 1 else [str(p) for p in checkpoints]
     report = {"checkpoint": checkpoint, "test_set": test_name, "sentences": len(sources),
               "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
-              "coverage_penalty": cfg.coverage_penalty,
+              "coverage_penalty": cfg.coverage_penalty, "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
               "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
               "scores": scores}
@@ -113,7 +116,8 @@ def interactive_simulation(translator: Translator, cfg: DictConfig, sources: lis
     (`interactive_unit`), with the same search options as the evaluation (nmt.analysis.interactive)."""
     def translate(texts: list[str], prefixes: list[str]) -> list[str]:
         nbest_lists = translator.translate(texts, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
-                                           coverage_penalty=cfg.coverage_penalty, max_len_a=cfg.max_len_a,
+                                           coverage_penalty=cfg.coverage_penalty,
+                                           no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_len_a=cfg.max_len_a,
                                            max_len_b=cfg.max_len_b, batch_sentences=cfg.batch_sentences,
                                            prefixes=prefixes)
         log.info(f"interactive simulation: translated {len(texts):,} sentences with their corrected prefixes")

@@ -211,6 +211,16 @@ class TargetPrefix:
             past_forced = (step >= self.lengths)[:, None, None]  # (B, 1, 1)
             candidates.masked_fill_(past_forced & ~allowed, -math.inf)  # (B, K, V)
 
+    def done(self, step: int, hypotheses: int) -> Tensor:
+        """(B, K) bool: which hypotheses are past every rule at `step`: their forced tokens are all
+        produced and their word is spelled. Other restrictions (blocking repeats) wait until then, so
+        that they never forbid what the prefix requires."""
+        done = (step >= self.lengths)[:, None].expand(-1, hypotheses)  # (B, K)
+        if self.spell_chars is not None:
+            spelled = self.spelled if self.spelled is not None else torch.zeros_like(done, dtype=torch.long)  # (B, K)
+            done = done & (spelled >= self.spell_chars[:, None])  # (B, K)
+        return done
+
     def advance(self, parent: Tensor, token: Tensor, step: int) -> None:
         """After a step chose (parent (B, K), token (B, K)): each hypothesis's spelled count follows
         its parent's and the token it added."""

@@ -31,6 +31,10 @@ With a coverage penalty (`nmt.inference.coverage`), beam search also tracks each
 summed attention (B, K, S) and ranks the final beam by score / lp(length) + cp(coverage); the search
 itself is unchanged. Forced decoding given the same beta reproduces that score too.
 
+With `no_repeat_ngram_size` = n > 0 (nmt.inference.repetition), no hypothesis may produce a token that
+would repeat one of its own n-grams of subword ids; hypotheses still inside a target prefix are
+exempt until they are past it.
+
 Host synchronisation: the step loop performs one per step itself, the ``finished.all()`` check that
 stops as soon as every hypothesis has ended, plus whatever the model's ``reorder_state`` needs (the
 seq2seq model reads the index to keep sharing one copy of the encoder states per sentence; see
@@ -53,6 +57,7 @@ from torch import Tensor
 
 from nmt.inference.coverage import coverage_penalty, source_mask
 from nmt.inference.prefix import Spelling, TargetPrefix
+from nmt.inference.repetition import ban_repeated_ngrams_
 
 State = Any
 # select(candidate scores (B, K, V), candidate lengths (B, K)) -> (parent beam (B, K), token (B, K))
@@ -118,6 +123,7 @@ def greedy_search(
     max_len_b: float = 10,
     length_penalty: float = 0.0,
     return_attention: bool = False,
+    no_repeat_ngram_size: int = 0,
     prefix: list[list[int]] | None = None,
     prefix_ends_word: list[bool] | None = None,
     word_starts: Tensor | None = None,
@@ -133,7 +139,7 @@ def greedy_search(
     max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     beams = _search(
         model, src, src_lengths, _select_greedy, k=1, max_lens=max_lens, return_attention=return_attention,
-        prefix=forced,
+        prefix=forced, no_repeat_ngram_size=no_repeat_ngram_size,
     )
     return _finalize(beams, src_lengths, nbest=1, length_penalty=length_penalty)
 
@@ -151,6 +157,7 @@ def beam_search(
     max_len_a: float = 1.5,
     max_len_b: float = 10,
     return_attention: bool = False,
+    no_repeat_ngram_size: int = 0,
     prefix: list[list[int]] | None = None,
     prefix_ends_word: list[bool] | None = None,
     word_starts: Tensor | None = None,
@@ -173,7 +180,7 @@ def beam_search(
     select = partial(_select_topk, length_penalty=length_penalty)
     beams = _search(
         model, src, src_lengths, select, k=beam_size, max_lens=max_lens, return_attention=return_attention,
-        track_coverage=coverage_penalty > 0, prefix=forced,
+        track_coverage=coverage_penalty > 0, prefix=forced, no_repeat_ngram_size=no_repeat_ngram_size,
     )
     return _finalize(beams, src_lengths, nbest=nbest, length_penalty=length_penalty, coverage_beta=coverage_penalty)
 
@@ -245,6 +252,7 @@ def sample(
     max_len_b: float = 10,
     return_attention: bool = False,
     generator: torch.Generator | None = None,
+    no_repeat_ngram_size: int = 0,
     prefix: list[list[int]] | None = None,
     prefix_ends_word: list[bool] | None = None,
     word_starts: Tensor | None = None,
@@ -263,7 +271,8 @@ def sample(
     max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
     select = partial(_select_sample, sampling=sampling, generator=generator)
     beams = _search(model, src, src_lengths, select, k=samples, max_lens=max_lens,
-                    return_attention=return_attention, distinct=False, prefix=forced)
+                    return_attention=return_attention, distinct=False, prefix=forced,
+                    no_repeat_ngram_size=no_repeat_ngram_size)
     return _finalize(beams, src_lengths, nbest=samples, length_penalty=length_penalty)
 
 
@@ -279,11 +288,15 @@ def _search(
     distinct: bool = True,
     track_coverage: bool = False,
     prefix: TargetPrefix | None = None,
+    no_repeat_ngram_size: int = 0,
 ) -> _Beams:
     """The step loop shared by greedy (k = 1), beam search and sampling; returns the final beams.
     `distinct`: the K hypotheses must differ (beam search), so all but one start at -inf.
     `track_coverage`: sum each hypothesis's attention, for a coverage penalty in the final ranking.
-    `prefix`: the tokens each sentence's hypotheses must begin with."""
+    `prefix`: the tokens each sentence's hypotheses must begin with.
+    `no_repeat_ngram_size`: n > 0 bans repeating an n-gram of a hypothesis's own tokens."""
+    if no_repeat_ngram_size < 0:
+        raise ValueError(f"no_repeat_ngram_size must be >= 0, got {no_repeat_ngram_size}")
     b = src.size(0)
     state = model.encode(src, src_lengths)
     if k > 1:
@@ -297,6 +310,9 @@ def _search(
         log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
         must_end = step >= max_lens[:, None]  # (B, 1)
         candidates = _candidates(model, log_probs.view(b, k, -1), beams, must_end)  # (B, K, V)
+        if no_repeat_ngram_size and step >= no_repeat_ngram_size:  # Python numbers: no host sync
+            free = ~beams.finished if prefix is None else ~beams.finished & prefix.done(step, k)  # (B, K)
+            ban_repeated_ngrams_(candidates, beams.tokens, no_repeat_ngram_size, free)
         if prefix is not None and step <= prefix.last_step:  # Python numbers: no host sync
             prefix.restrict(candidates, step)
         candidate_lengths = beams.lengths + (~beams.finished).long()  # (B, K)

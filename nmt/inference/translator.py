@@ -85,7 +85,8 @@ class Translator:
         return cls(model.to(dev), tokenizers, config, dev)
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
-                  coverage_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10, return_attention: bool = False,
+                  coverage_penalty: float = 0.0, no_repeat_ngram_size: int = 0, max_len_a: float = 1.5,
+                  max_len_b: int = 10, return_attention: bool = False,
                   batch_sentences: int = 128, sampling: Sampling | None = None,
                   prefixes: Sequence[str] | None = None,
                   on_batch: Callable[[int], None] | None = None) -> list[list[Translation]]:
@@ -96,6 +97,7 @@ class Translator:
         ends with a whole word: the next subword starts a new word (or the translation ends); without
         the space its last word is still being typed, and the search may complete it ("The do" ->
         "The dog"). See nmt.inference.typed_prefix.
+        `no_repeat_ngram_size` = n > 0: no translation repeats one of its own n-grams of subwords.
         `on_batch` is called with the number of sentences of each finished batch."""
         if nbest < 1 or (sampling is None and not 1 <= nbest <= beam_size):
             raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
@@ -105,7 +107,7 @@ class Translator:
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
         plan = None if prefixes is None else plan_prefixes(prefixes, self.tokenizers.tgt, self._target_vocabulary)
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
-                           coverage_penalty=coverage_penalty,
+                           coverage_penalty=coverage_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                            max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
                            batch_sentences=batch_sentences, device=self.device, sampling=sampling,
                            prefix_ids=plan and plan.ids, prefix_ends_word=plan and plan.ends_word,
