@@ -384,6 +384,9 @@ def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch,
     ("serve", ["log_level=loud"], "log_level must be one of critical, error, warning, info, debug, trace; got 'loud'"),
     ("serve", ["limits.max_texts=abc"], "limits.max_texts must be a positive integer; got 'abc'"),
     ("serve", ["beam_size=abc"], "beam_size must be a positive integer; got 'abc'"),
+    ("translate", ["no_repeat_ngram_size=-1"], "no_repeat_ngram_size must be an integer >= 0 (0: off); got -1"),
+    ("evaluate", ["no_repeat_ngram_size=1.5"], "no_repeat_ngram_size must be an integer >= 0 (0: off); got 1.5"),
+    ("serve", ["no_repeat_ngram_size=two"], "no_repeat_ngram_size must be an integer >= 0 (0: off); got 'two'"),
 ])
 def test_bad_inference_options_fail_before_the_checkpoint_is_loaded(capsys, command, overrides, message):
     # The checkpoint does not exist: loading it first would be a different error.

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from nmt.cli.common import config_dir
 from nmt.data.batching import collate
 from nmt.data.tokenizer import PAD, SubwordTokenizer, Tokenizers
+from nmt.errors import ConfigError
 from nmt.inference.translator import Translation, Translator
 from nmt.models.seq2seq import build_model
 from nmt.serve.app import ServeSettings, create_app
@@ -178,6 +179,18 @@ def test_a_prefix_steers_the_translation_as_the_python_api_does(client, translat
     assert free["text"] == "Two men play soccer."
     [[one]] = client.post("/translate", json={"text": SOURCES[0], "prefix": "The cat"}).json()["translations"]
     assert one["text"] == steered["text"]
+
+
+def test_the_servers_ngram_blocking_translates_as_the_python_api_does(translator, checkpoint):
+    free = translator.translate(SOURCES, beam_size=2)
+    blocked = translator.translate(SOURCES, beam_size=2, no_repeat_ngram_size=1)
+    assert [t[0].text for t in free] != [t[0].text for t in blocked]  # the setting has something to change
+    with make_client(translator, checkpoint, "beam_size=2", "no_repeat_ngram_size=1") as c:
+        answer = c.post("/translate", json={"text": SOURCES})
+    assert answer.status_code == 200, answer.text
+    assert [nbest[0]["text"] for nbest in answer.json()["translations"]] == [t[0].text for t in blocked]
+    with pytest.raises(ConfigError, match="no_repeat_ngram_size must be >= 0"):
+        ServeSettings.from_config(serve_config(checkpoint, "no_repeat_ngram_size=-2"))
 
 
 def test_a_blank_text_gives_an_empty_translation(client):

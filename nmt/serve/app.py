@@ -51,6 +51,7 @@ class ServeSettings:
 
     beam_size: int             # for requests that give none
     length_penalty: float
+    no_repeat_ngram_size: int  # 0: off
     max_len_a: float
     max_len_b: int
     batch_sentences: int       # the translator's own batch size inside one model call
@@ -65,7 +66,8 @@ class ServeSettings:
     @classmethod
     def from_config(cls, cfg) -> "ServeSettings":
         limits, batching = cfg.limits, cfg.batching
-        settings = cls(beam_size=cfg.beam_size, length_penalty=cfg.length_penalty, max_len_a=cfg.max_len_a,
+        settings = cls(beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
+                       no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_len_a=cfg.max_len_a,
                        max_len_b=cfg.max_len_b, batch_sentences=cfg.batch_sentences,
                        max_text_chars=limits.max_text_chars, max_texts=limits.max_texts,
                        max_beam_size=limits.max_beam_size, window_ms=batching.window_ms,
@@ -82,6 +84,8 @@ class ServeSettings:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"num_threads must be at least 1 (or null), got {self.num_threads}")
+        if self.no_repeat_ngram_size < 0:
+            raise ConfigError(f"no_repeat_ngram_size must be >= 0 (0: off), got {self.no_repeat_ngram_size}")
         if self.window_ms < 0:
             raise ConfigError(f"batching.window_ms must be >= 0, got {self.window_ms}")
         if self.beam_size > self.max_beam_size:
@@ -258,7 +262,8 @@ def create_app(translator: Translator, settings: ServeSettings, checkpoint: str 
                         prefixes: list[str]) -> list[list[Translation]]:
         return translator.translate(texts, beam_size=beam_size, nbest=nbest, return_attention=attention,
                                     prefixes=prefixes if any(prefixes) else None,
-                                    length_penalty=settings.length_penalty, max_len_a=settings.max_len_a,
+                                    length_penalty=settings.length_penalty,
+                                    no_repeat_ngram_size=settings.no_repeat_ngram_size, max_len_a=settings.max_len_a,
                                     max_len_b=settings.max_len_b, batch_sentences=settings.batch_sentences)
 
     def setup_model_thread() -> None:
