@@ -6,6 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
 
+from nmt.analysis.repeats import format_repetition, repeats_ngram, repetition_report
 from nmt.cli.common import config_dir
 from nmt.inference.evaluate import evaluate
 
@@ -44,6 +45,30 @@ def test_evaluate_prints_and_reports_the_attention_statistics(checkpoint, tmp_pa
     assert set(report["attention"]) == {"sentences", "entropy", "coverage_min", "coverage_max", "coverage_low",
                                         "diagonal_distance"}
     assert "attention (2 sentences, word level): entropy" in capsys.readouterr().out
+
+
+def test_evaluate_counts_the_translations_and_references_that_repeat_a_word_trigram(checkpoint, tmp_path, capsys):
+    (tmp_path / "src.txt").write_text("ein hund läuft\neine frau\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("a dog runs and a dog runs\na woman\n", encoding="utf-8")
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
+                                             f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
+                                             "device=cpu", "beam_size=2"])
+    report = evaluate(cfg)
+    hypotheses = (tmp_path / "best.src.txt.beam2.hyp").read_text(encoding="utf-8").splitlines()
+    looping = sum(repeats_ngram(text, 3) for text in hypotheses)
+    assert report["repetition"] == {"ngram": 3, "sentences": 2, "translations": looping, "references": 1}
+    assert f"repeated word 3-grams: {looping} of 2 translations (references: 1)" in capsys.readouterr().out
+
+
+def test_a_repeated_word_trigram_is_counted_once_per_sentence():
+    assert repeats_ngram("a man in a blue shirt and a man in a red shirt")  # "a man in" twice
+    assert not repeats_ngram("a man and a man")  # only bigrams repeat
+    assert not repeats_ngram("") and not repeats_ngram("one two")
+    report = repetition_report(["in a blue wetsuit in a blue wetsuit", "a dog runs"],
+                               ["the girl in yellow and the girl in blue", "a dog"])
+    assert report == {"ngram": 3, "sentences": 2, "translations": 1, "references": 1}
+    assert format_repetition(report) == "repeated word 3-grams: 1 of 2 translations (references: 1)"
 
 
 def test_a_report_without_any_attention_is_still_json(checkpoint, tmp_path):

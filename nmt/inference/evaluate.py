@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.analysis.attention_stats import corpus_statistics, format_statistics
 from nmt.analysis.interactive import SimulationResult, simulate_corrections
+from nmt.analysis.repeats import format_repetition, repetition_report
 from nmt.data.pipeline import load_test_split
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
@@ -75,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict:
               "coverage_penalty": cfg.coverage_penalty, "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
               "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
-              "scores": scores}
+              "scores": scores, "repetition": repetition_report(hypotheses, references)}
     if cfg.attention_stats:
         # The attention the model paid while producing its own (beam search) output.
         attention = corpus_statistics((best.attention, best.src_pieces, best.tgt_pieces)
@@ -98,6 +99,7 @@ def evaluate(cfg: DictConfig) -> dict:
     print(f"{test_name}: {len(sources)} sentences, beam {cfg.beam_size}, "
           f"{report['sentences_per_second']} sentences/s")
     print(format_scores(scores))
+    print(format_repetition(report["repetition"]))
     if cfg.attention_stats:
         print(format_statistics(attention))
     if cfg.reference_perplexity:
