@@ -18,9 +18,10 @@ def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
 
 
-def evaluate_files(checkpoint, tmp_path, *overrides):
-    (tmp_path / "src.txt").write_text("ein hund läuft\n\neine frau\n", encoding="utf-8")
-    (tmp_path / "ref.txt").write_text("a dog runs\n\na woman\n", encoding="utf-8")
+def evaluate_files(checkpoint, tmp_path, *overrides, sources="ein hund läuft\n\neine frau\n",
+                   references="a dog runs\n\na woman\n"):
+    (tmp_path / "src.txt").write_text(sources, encoding="utf-8")
+    (tmp_path / "ref.txt").write_text(references, encoding="utf-8")
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
                                              f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
@@ -48,13 +49,8 @@ def test_evaluate_prints_and_reports_the_attention_statistics(checkpoint, tmp_pa
 
 
 def test_evaluate_counts_the_translations_and_references_that_repeat_a_word_trigram(checkpoint, tmp_path, capsys):
-    (tmp_path / "src.txt").write_text("ein hund läuft\neine frau\n", encoding="utf-8")
-    (tmp_path / "ref.txt").write_text("a dog runs and a dog runs\na woman\n", encoding="utf-8")
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
-                                             f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
-                                             "device=cpu", "beam_size=2"])
-    report = evaluate(cfg)
+    report = evaluate_files(checkpoint, tmp_path, "beam_size=2", sources="ein hund läuft\neine frau\n",
+                            references="a dog runs and a dog runs\na woman\n")
     hypotheses = (tmp_path / "best.src.txt.beam2.hyp").read_text(encoding="utf-8").splitlines()
     looping = sum(repeats_ngram(text, 3) for text in hypotheses)
     assert report["repetition"] == {"ngram": 3, "sentences": 2, "translations": looping, "references": 1}
@@ -73,13 +69,7 @@ def test_a_repeated_word_trigram_is_counted_once_per_sentence():
 
 def test_a_report_without_any_attention_is_still_json(checkpoint, tmp_path):
     """Blank sources give empty translations and no attention: its statistics are null, not NaN."""
-    (tmp_path / "src.txt").write_text("\n \n", encoding="utf-8")
-    (tmp_path / "ref.txt").write_text("a dog\ntwo men\n", encoding="utf-8")
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path / 'src.txt'}",
-                                             f"ref_file={tmp_path / 'ref.txt'}", f"output_dir={tmp_path}",
-                                             "device=cpu", "beam_size=2"])
-    evaluate(cfg)
+    evaluate_files(checkpoint, tmp_path, "beam_size=2", sources="\n \n", references="a dog\ntwo men\n")
     [report_file] = tmp_path.glob("*.json")
 
     def refuse(constant):
