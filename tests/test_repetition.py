@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
 from toy_models import ToyModel, pad_batch, reference_beam_search, repeated_ngram_ends
 
+from nmt.analysis.repeats import holds_repeated_ngram
 from nmt.cli import translate
 from nmt.cli.common import config_dir
 from nmt.inference.prefix import PieceIndex, Spelling
@@ -24,13 +25,11 @@ SENTENCES = [[3, 5, 1, 7, 8, 2, 4], [2, 6, 6, 6, 6, 6], [4, 4, 6, 8, 1, 2, 3, 5]
 SEEDS = range(4)
 
 
-def ngrams(tokens: list[int], n: int) -> list[tuple[int, ...]]:
-    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-
-
-def repeats(tokens: list[int], n: int) -> bool:
-    grams = ngrams(tokens, n)
-    return len(set(grams)) < len(grams)
+def test_a_repeated_ngram_of_ids_is_found_wherever_it_is():
+    assert holds_repeated_ngram([3, 4, 5, 3, 4], 2)  # "3 4" twice
+    assert holds_repeated_ngram([5, 5, 5], 2)  # overlapping windows count
+    assert not holds_repeated_ngram([3, 4, 4, 3], 2) and not holds_repeated_ngram([3, 4, 5, 3, 4], 3)
+    assert not holds_repeated_ngram([], 1) and holds_repeated_ngram([7, 7], 1)
 
 
 def test_the_tokens_that_would_repeat_an_ngram_are_banned_for_active_hypotheses_only():
@@ -68,7 +67,7 @@ def test_beam_and_greedy_search_block_repeats_as_the_reference_does(seed, n):
         assert [h.tokens for h in hyps] == [tokens for tokens, _ in expected]
         assert [h.score for h in hyps] == pytest.approx([score for _, score in expected])
         assert best[0].tokens == reference_beam_search(model, sentence, 1, 0.0, max_len, no_repeat=n)[0][0]
-        assert not any(repeats(h.tokens, n) for h in hyps + best)
+        assert not any(holds_repeated_ngram(h.tokens, n) for h in hyps + best)
 
 
 def test_without_the_rule_the_toy_model_repeats_itself():
@@ -76,8 +75,8 @@ def test_without_the_rule_the_toy_model_repeats_itself():
     src, lengths = pad_batch(SENTENCES)
     outputs = [h.tokens for seed in SEEDS for hyps in beam_search(ToyModel(seed=seed, eos_bias=-2.0), src, lengths,
                                                                    beam_size=3, nbest=3, max_len_b=4) for h in hyps]
-    assert sum(repeats(tokens, 2) for tokens in outputs) >= 10
-    assert any(repeats(tokens, 3) for tokens in outputs)
+    assert sum(holds_repeated_ngram(tokens, 2) for tokens in outputs) >= 10
+    assert any(holds_repeated_ngram(tokens, 3) for tokens in outputs)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -88,7 +87,7 @@ def test_samples_repeat_no_ngram_and_keep_the_models_scores(seed):
                    no_repeat_ngram_size=2)
     for sentence, hyps in zip(SENTENCES, drawn, strict=True):
         for hyp in hyps:
-            assert not repeats(hyp.tokens, 2)
+            assert not holds_repeated_ngram(hyp.tokens, 2)
             # Scores are the model's own log-probs: forced decoding of the output gives them back.
             one_src, one_length = pad_batch([sentence])
             assert forced_decode(model, one_src, one_length, [hyp.tokens])[0].score == pytest.approx(hyp.score)
@@ -127,7 +126,7 @@ def test_a_word_being_spelled_may_repeat_itself_and_blocking_starts_after_it():
                                              spell=spell, pieces=PIECES, no_repeat=2)
             assert hyps[0].tokens == expected[0][0]
             assert "".join(PIECES[t] for t in hyps[0].tokens).startswith(spell)
-        assert repeats(results[0][0].tokens, 2) and not repeats(results[1][0].tokens, 2)
+        assert holds_repeated_ngram(results[0][0].tokens, 2) and not holds_repeated_ngram(results[1][0].tokens, 2)
 
 
 def test_a_negative_size_is_refused_by_search():
@@ -150,8 +149,8 @@ def test_the_translator_passes_the_size_to_search(checkpoint):
         free = translator.translate(SOURCES, beam_size=beam_size, max_len_b=30)
         blocked = translator.translate(SOURCES, beam_size=beam_size, max_len_b=30, no_repeat_ngram_size=2)
         # The untrained model loops: the rule has something to change (pieces end with </s>).
-        assert any(repeats(best[0].tgt_pieces[:-1], 2) for best in free)
-        assert not any(repeats(best[0].tgt_pieces[:-1], 2) for best in blocked)
+        assert any(holds_repeated_ngram(best[0].tgt_pieces[:-1], 2) for best in free)
+        assert not any(holds_repeated_ngram(best[0].tgt_pieces[:-1], 2) for best in blocked)
 
 
 def command_config(checkpoint, *overrides: str):

@@ -9,16 +9,20 @@ Words are whitespace-separated, as written, so the count does not depend on the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 WORD_NGRAM = 3  # a repeated word pair is often fine ("a man ... a man"); a repeated triple rarely is
 
 
+def holds_repeated_ngram(items: Sequence, n: int) -> bool:
+    """Whether `items` (words, subword ids) hold some n-gram more than once."""
+    grams = [tuple(items[i : i + n]) for i in range(len(items) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
 def repeats_ngram(text: str, n: int = WORD_NGRAM) -> bool:
     """Whether the words of `text` hold some n-gram more than once."""
-    words = text.split()
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    return len(set(grams)) < len(grams)
+    return holds_repeated_ngram(text.split(), n)
 
 
 def repetition_report(hypotheses: Iterable[str], references: Iterable[str], n: int = WORD_NGRAM) -> dict:
