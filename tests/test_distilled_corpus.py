@@ -1,0 +1,88 @@
+"""scripts/distilled_corpus.py: the data root the distillation runs of BENCHMARKS.md train on."""
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+from nmt.data.multi30k import multi30k_file
+from nmt.data.readers import read_lines
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "distilled_corpus.py"
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
+
+
+def tiny_corpus(folder: Path, pairs: int = 3) -> Path:
+    folder.mkdir(parents=True)
+    for split, n in (("train", pairs), ("val", 2)):
+        for lang in ("de", "en"):
+            with gzip.open(folder / f"{split}.{lang}.gz", "wt", encoding="utf-8") as f:
+                f.write("".join(f"{split} {lang} {i}\n" for i in range(n)))
+    return folder
+
+
+def test_mix_puts_the_translations_after_the_references_of_the_real_corpus(multi30k_root, tmp_path):
+    corpus = multi30k_root / "multi30k"
+    references = read_lines(corpus / "train.en.gz")
+    hypotheses = tmp_path / "train.hyp.en"
+    hypotheses.write_text("".join(line.lower() + "\n" for line in references), encoding="utf-8")
+
+    done = run(tmp_path / "root", "--corpus", corpus, "--translations", hypotheses)
+
+    assert done.returncode == 0, done.stderr
+    root = tmp_path / "root"
+    sources = read_lines(corpus / "train.de.gz")
+    assert read_lines(multi30k_file(root, "train", "de")) == sources + sources
+    assert read_lines(multi30k_file(root, "train", "en")) == references + [r.lower() for r in references]
+    # Validation and test sets stay the real ones, linked rather than copied.
+    for split in ("val", "test_2016_flickr"):
+        linked = multi30k_file(root, split, "en")
+        assert linked.is_symlink() and linked.resolve() == (corpus / f"{split}.en.gz").resolve()
+
+
+def test_replace_trains_on_the_translations_alone(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus")
+    hypotheses = tmp_path / "hyp.en"
+    hypotheses.write_text("a\nb\nc\n", encoding="utf-8")
+
+    done = run(tmp_path / "root", "--corpus", corpus, "--translations", hypotheses, "--mode", "replace")
+
+    assert done.returncode == 0, done.stderr
+    assert read_lines(multi30k_file(tmp_path / "root", "train", "de")) == ["train de 0", "train de 1", "train de 2"]
+    assert read_lines(multi30k_file(tmp_path / "root", "train", "en")) == ["a", "b", "c"]
+    assert read_lines(multi30k_file(tmp_path / "root", "val", "en")) == ["val en 0", "val en 1"]
+
+
+def test_translations_of_another_length_are_one_line_naming_both_files_and_nothing_is_written(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus")
+    hypotheses = tmp_path / "hyp.en"
+    hypotheses.write_text("a\nb\n", encoding="utf-8")
+
+    done = run(tmp_path / "root", "--corpus", corpus, "--translations", hypotheses)
+
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert str(hypotheses) in done.stderr and "2 lines" in done.stderr and "train.de.gz has 3" in done.stderr
+    assert not (tmp_path / "root" / "multi30k").exists()
+
+
+def test_an_existing_root_is_refused_and_left_as_it_was(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus")
+    hypotheses = tmp_path / "hyp.en"
+    hypotheses.write_text("a\nb\nc\n", encoding="utf-8")
+    assert run(tmp_path / "root", "--corpus", corpus, "--translations", hypotheses).returncode == 0
+    hypotheses.write_text("x\ny\nz\n", encoding="utf-8")
+
+    done = run(tmp_path / "root", "--corpus", corpus, "--translations", hypotheses)
+
+    assert done.returncode != 0 and "already exists" in done.stderr
+    assert read_lines(multi30k_file(tmp_path / "root", "train", "en"))[3:] == ["a", "b", "c"]
+
+
+def test_an_unknown_mode_names_the_option(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus")
+    done = run(tmp_path / "root", "--corpus", corpus, "--translations", corpus / "train.en.gz", "--mode", "both")
+    assert done.returncode != 0 and "--mode" in done.stderr and "both" in done.stderr
