@@ -7,6 +7,7 @@ then train with `data.root=OUT_ROOT`. The two ways distillation is used in BENCH
 - `--mode mix` (default; data diversification, and self-distillation when the translations are the
   model's own): the source side twice, the target side the references then the translations;
 - `--mode replace` (sequence-level knowledge distillation): the translations instead of the references.
+Several translation files (several teachers, or rounds) each add one more copy of the source side.
 
 Every other file of the corpus (validation and test sets, other languages) is linked, not copied, so
 the model is still chosen and scored on the real references. `train.hyp.en` must have a line for
@@ -28,17 +29,18 @@ from nmt.errors import NMTError  # noqa: E402
 MODES = ("mix", "replace")
 
 
-def training_pairs(corpus: Path, split: str, src: str, tgt: str, translations: Path, mode: str):
-    """(source lines, target lines) of the new training split."""
-    sources = list(iter_lines(corpus / f"{split}.{src}.gz"))
-    hypotheses = list(iter_lines(translations))
-    if len(hypotheses) != len(sources):
-        raise NMTError(f"{translations} has {len(hypotheses):,} lines but {corpus / f'{split}.{src}.gz'} "
-                       f"has {len(sources):,}: translate the whole training source, one line per line")
-    if mode == "replace":
-        return sources, hypotheses
-    references = list(iter_lines(corpus / f"{split}.{tgt}.gz"))
-    return sources + sources, references + hypotheses
+def training_pairs(corpus: Path, split: str, src: str, tgt: str, translations: list[Path], mode: str):
+    """(source lines, target lines) of the new training split: the source once per target set."""
+    source_file = corpus / f"{split}.{src}.gz"
+    sources = list(iter_lines(source_file))
+    target_sets = [] if mode == "replace" else [list(iter_lines(corpus / f"{split}.{tgt}.gz"))]
+    for path in translations:
+        hypotheses = list(iter_lines(path))
+        if len(hypotheses) != len(sources):
+            raise NMTError(f"{path} has {len(hypotheses):,} lines but {source_file} has {len(sources):,}: "
+                           "translate the whole training source, one line per line")
+        target_sets.append(hypotheses)
+    return sources * len(target_sets), [line for lines in target_sets for line in lines]
 
 
 def write_gz(path: Path, lines: list[str]) -> None:
@@ -47,7 +49,7 @@ def write_gz(path: Path, lines: list[str]) -> None:
         f.write("".join(line + "\n" for line in lines).encode("utf-8"))
 
 
-def build(out_root: Path, corpus: Path, translations: Path, *, split="train", src="de", tgt="en",
+def build(out_root: Path, corpus: Path, translations: list[Path], *, split="train", src="de", tgt="en",
           mode="mix") -> Path:
     """Writes OUT_ROOT/multi30k and returns it; refuses an existing one."""
     if mode not in MODES:
@@ -75,8 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_root", type=Path, help="the new data root; train with data.root=OUT_ROOT")
     parser.add_argument("--corpus", type=Path, required=True, help="folder of {split}.{lang}.gz files")
-    parser.add_argument("--translations", type=Path, required=True,
-                        help="the model's translations of the training source, one line per line")
+    parser.add_argument("--translations", type=Path, nargs="+", required=True,
+                        help="translations of the training source, one line per line; several files "
+                             "(from several models) each add a copy of the source")
     parser.add_argument("--mode", default="mix", help="mix (references and translations) or replace")
     parser.add_argument("--src", default="de")
     parser.add_argument("--tgt", default="en")

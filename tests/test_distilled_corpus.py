@@ -86,3 +86,20 @@ def test_an_unknown_mode_names_the_option(tmp_path):
     corpus = tiny_corpus(tmp_path / "corpus")
     done = run(tmp_path / "root", "--corpus", corpus, "--translations", corpus / "train.en.gz", "--mode", "both")
     assert done.returncode != 0 and "--mode" in done.stderr and "both" in done.stderr
+
+
+def test_each_translation_file_adds_a_copy_of_the_source(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus", pairs=2)
+    first, second = tmp_path / "a.en", tmp_path / "b.en"
+    first.write_text("a0\na1\n", encoding="utf-8")
+    second.write_text("b0\nb1\n", encoding="utf-8")
+
+    mixed = run(tmp_path / "mix", "--corpus", corpus, "--translations", first, second)
+    replaced = run(tmp_path / "replace", "--corpus", corpus, "--translations", first, second, "--mode", "replace")
+
+    assert mixed.returncode == 0 and replaced.returncode == 0, mixed.stderr + replaced.stderr
+    assert read_lines(multi30k_file(tmp_path / "mix", "train", "de")) == ["train de 0", "train de 1"] * 3
+    assert read_lines(multi30k_file(tmp_path / "mix", "train", "en")) == [
+        "train en 0", "train en 1", "a0", "a1", "b0", "b1"]
+    assert read_lines(multi30k_file(tmp_path / "replace", "train", "de")) == ["train de 0", "train de 1"] * 2
+    assert read_lines(multi30k_file(tmp_path / "replace", "train", "en")) == ["a0", "a1", "b0", "b1"]
