@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.errors import ConfigError
+from nmt.models.deferred import StepProduct
 from nmt.models.fusion import fusable
 from nmt.values import is_int
 
@@ -63,6 +64,15 @@ def _positive_int(attention: str, option: str, value) -> int:
     return value
 
 
+def weighted_sum(weights: Tensor, values: Tensor | StepProduct) -> Tensor:
+    """weights (B, Tq, S) @ values (B, S, D) -> context (B, Tq, D), one batched matrix product.
+
+    `values` may be a `StepProduct` over the encoder states (a decoder's step loop in training): the
+    same product, with the states' gradient summed over all steps at the end.
+    """
+    return torch.bmm(weights, values) if isinstance(values, Tensor) else values(weights)
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis with ``mask == False`` positions forced to exactly 0.
 
@@ -100,12 +110,12 @@ class Attention(nn.Module):
         """Attend from each query over the source.
 
         query (B, Tq, query_dim); keys = ``precompute_keys(encoder states)`` (B, S, *); values
-        (B, S, key_dim) raw encoder states; mask (B, S) bool, True = real token, False = padding.
+        (B, S, key_dim) raw encoder states (or a ``StepProduct`` over them, see ``weighted_sum``); mask (B, S) bool, True = real token, False = padding.
         Returns context (B, Tq, context_dim) and weights (B, Tq, S), rows summing to 1 over unmasked
         positions and exactly 0 on padding.
         """
         weights = masked_softmax(self.score(query, keys), mask[:, None, :])  # (B, Tq, S)
-        return torch.bmm(weights, values), weights  # (B, Tq, key_dim), (B, Tq, S)
+        return weighted_sum(weights, values), weights  # (B, Tq, key_dim), (B, Tq, S)
 
 
 @fusable
