@@ -118,7 +118,19 @@ class Attention(nn.Module):
         return weighted_sum(weights, values), weights  # (B, Tq, key_dim), (B, Tq, S)
 
 
-@fusable
+def _additive_scores_by_sigmoid(query_part: Tensor, key_part: Tensor, v: Tensor) -> Tensor:
+    """`_additive_scores` with tanh(x) = 2 sigmoid(2x) - 1, computed in fp32: the form compiled.
+
+    Inductor's CPU tanh is far slower than its exponential, so this form runs the forward in half
+    the time and forward with backward in 0.6 of it (bf16, 2 cores: 0.90 against 1.79 ms and 3.0
+    against 4.9 ms for a (186, 1, 21, 512) layer). Eagerly it would be four more passes over memory.
+    """
+    pre = (query_part[:, :, None, :] + key_part[:, None, :, :]).float()  # (B, Tq, S, A)
+    hidden = 2 * torch.sigmoid(2 * pre) - 1  # tanh(pre)
+    return (hidden * v[0].float()).sum(-1).to(torch.promote_types(query_part.dtype, key_part.dtype))
+
+
+@fusable(fused_form=_additive_scores_by_sigmoid)
 def _additive_scores(query_part: Tensor, key_part: Tensor, v: Tensor) -> Tensor:
     """vᵀ tanh(query_part + key_part) for every (query, key) pair: (B, Tq, A), (B, S, A), v (1, A)
     -> (B, Tq, S). Fused, the (B, Tq, S, A) tanh layer never reaches memory."""
