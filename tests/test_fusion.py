@@ -130,3 +130,4 @@ def test_freed_memory_is_kept_on_glibc_unless_the_user_tunes_malloc(monkeypatch)
     assert keep_freed_memory() is True
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     assert keep_freed_memory() is False
+

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from nmt.models.attention import Attention
 from nmt.models.deferred import StepProduct
+from nmt.models.dropout import Dropout, dropout
 from nmt.models.encoder import RNN_TYPES
 from nmt.models.recurrence import gru_update, lstm_update, run_cpu_rnn
 from nmt.models.state import DecoderState
@@ -66,7 +67,7 @@ class RNNDecoder(nn.Module):
         # The bridge: the decoder starts from a learned function of the encoder summary.
         self.bridge = nn.Linear(encoder_size, num_layers * hidden_size)
         self.cell_bridge = nn.Linear(encoder_size, num_layers * hidden_size) if self.is_lstm else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_size = hidden_size
 
     def init_state(self, encoder_final: Tensor, memory: Tensor, mask: Tensor) -> DecoderState:
@@ -127,7 +128,7 @@ class RNNDecoder(nn.Module):
         previous_cells = state.cell.unbind(0) if self.is_lstm else [None] * self.num_layers
         for layer, (hidden, cell) in enumerate(zip(state.hidden.unbind(0), previous_cells, strict=True)):
             if layer > 0:
-                below = F.dropout(hiddens[-1], self.rnn_dropout, self.training)  # (B, H)
+                below = dropout(hiddens[-1], self.rnn_dropout, self.training)  # (B, H)
                 gates_in = step_weights.below[layer - 1](below)  # (B, G)
             gates_h = step_weights.hidden[layer](hidden)  # (B, G)
             if self.is_lstm:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.models.deferred import StepProduct
+from nmt.models.dropout import dropout
 from nmt.models.fusion import fusable
 
 
@@ -99,7 +100,7 @@ def padded_recurrence(rnn: nn.GRU | nn.LSTM, x: Tensor, lengths: Tensor) -> tupl
     layer_input = x
     for layer in range(rnn.num_layers):
         if layer > 0:
-            layer_input = F.dropout(layer_input, rnn.dropout, rnn.training)
+            layer_input = dropout(layer_input, rnn.dropout, rnn.training)
         suffixes = [f"_l{layer}", f"_l{layer}_reverse"][:dirs]
         inputs = [layer_input, _take_rows(layer_input, reverse)] if dirs == 2 else [layer_input]
         gates_in = torch.stack([F.linear(inp, getattr(rnn, "weight_ih" + s), getattr(rnn, "bias_ih" + s))

@@ -13,6 +13,7 @@ from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import ConfigError
 from nmt.models.attention import build_attention
 from nmt.models.decoder import DECODER_STYLES, RNNDecoder
+from nmt.models.dropout import Dropout
 from nmt.models.encoder import RNN_TYPES, RNNEncoder
 from nmt.models.state import DecoderState
 from nmt.values import is_number
@@ -26,7 +27,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.src_embed, self.tgt_embed = src_embed, tgt_embed
         self.encoder, self.decoder = encoder, decoder
-        self.embed_dropout = nn.Dropout(dropout)
+        self.embed_dropout = Dropout(dropout)
         self.word_dropout = word_dropout
         emb_size, vocab = tgt_embed.embedding_dim, tgt_embed.num_embeddings
         # A tied output layer reuses the target embedding matrix, so its input must have the
