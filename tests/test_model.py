@@ -191,16 +191,20 @@ class PlainProduct:
         return x @ self.weight if self.bias is None else x @ self.weight + self.bias
 
 
-@pytest.mark.parametrize("style, feeding, rnn_type", [("bahdanau", True, "gru"), ("luong", True, "lstm"),
-                                                      ("luong", False, "gru")])
-def test_teacher_forcing_gradients_equal_plain_autograd_in_float64(monkeypatch, style, feeding, rnn_type):
-    """The deferred weight gradients (encoder and decoder steps) against plain per-step autograd."""
+@pytest.mark.parametrize("style, feeding, rnn_type, attention", [
+    ("bahdanau", True, "gru", "additive"), ("luong", True, "lstm", "additive"), ("luong", False, "gru", "additive"),
+    ("luong", True, "gru", "concat"), ("bahdanau", True, "gru", "general"), ("luong", True, "gru", "multihead")])
+def test_teacher_forcing_gradients_equal_plain_autograd_in_float64(monkeypatch, style, feeding, rnn_type, attention):
+    """The deferred gradients (encoder and decoder steps, the attention's query projection and
+    encoder states, the Luong combination) against plain per-step autograd."""
+    import nmt.models.attention
     import nmt.models.decoder
     import nmt.models.recurrence
 
     torch.manual_seed(5)
     model = build_model(model_cfg(decoder_style=style, input_feeding=feeding, rnn_type=rnn_type, dec_layers=2,
-                                  enc_layers=2), VOCAB, VOCAB, shared_vocab=True).double()
+                                  enc_layers=2, attention={"name": attention}), VOCAB, VOCAB,
+                        shared_vocab=True).double()
     src, lengths, tgt_in = batch()
 
     def gradients():
@@ -212,6 +216,7 @@ def test_teacher_forcing_gradients_equal_plain_autograd_in_float64(monkeypatch, 
     deferred = gradients()
     monkeypatch.setattr(nmt.models.decoder, "StepProduct", PlainProduct)
     monkeypatch.setattr(nmt.models.recurrence, "StepProduct", PlainProduct)
+    monkeypatch.setattr(nmt.models.attention, "StepProduct", PlainProduct)
     plain = gradients()
     assert deferred.keys() == plain.keys()
     for name in plain:

@@ -11,6 +11,7 @@ the batched product ``weights @ values``. Every sentence must hold at least one 
 
 import inspect
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,16 @@ def _positive_int(attention: str, option: str, value) -> int:
     return value
 
 
+@dataclass
+class SequenceProducts:
+    """The products an attention applies at every step of one teacher-forced sequence, as
+    `StepProduct`s (their gradients are summed once per sequence, see nmt/models/deferred.py): the
+    weighted sum over the encoder states, and the query projection where the variant has one."""
+
+    values: StepProduct
+    query: StepProduct | None
+
+
 def weighted_sum(weights: Tensor, values: Tensor | StepProduct) -> Tensor:
     """weights (B, Tq, S) @ values (B, S, D) -> context (B, Tq, D), one batched matrix product.
 
@@ -94,6 +105,24 @@ class Attention(nn.Module):
         self.key_dim = key_dim
         self.context_dim = key_dim
 
+    def query_weight(self) -> Tensor | None:
+        """The (A, query_dim) weight, stored as nn.Linear stores it, that the scores apply to the query
+        at every step (no bias), or None."""
+        return None
+
+    def sequence_products(self, values: Tensor) -> SequenceProducts:
+        """values (B, S, key_dim) -> the products of a step loop over one batch (``forward(products=)``)."""
+        query = self.query_weight()
+        return SequenceProducts(values=StepProduct(values), query=None if query is None else StepProduct(query.t()))
+
+    def _project_query(self, query: Tensor, products: SequenceProducts | None) -> Tensor:
+        """query (B, Tq, query_dim) -> W query (B, Tq, A), W = ``query_weight()``, through ``products``
+        when given."""
+        if products is not None and products.query is not None:
+            rows = query.reshape(-1, query.shape[-1])  # (B * Tq, query_dim): a StepProduct takes rows
+            return products.query(rows).view(*query.shape[:-1], -1)
+        return F.linear(query, self.query_weight())
+
     def precompute_keys(self, keys: Tensor) -> Tensor:
         """(B, S, key_dim) encoder states -> whatever ``forward`` takes as ``keys``.
 
@@ -102,20 +131,24 @@ class Attention(nn.Module):
         """
         return keys
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+    def score(self, query: Tensor, keys: Tensor, products: SequenceProducts | None = None) -> Tensor:
         """query (B, Tq, query_dim), precomputed keys (B, S, *) -> unnormalised scores (B, Tq, S)."""
         raise NotImplementedError
 
-    def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor,
+                products: SequenceProducts | None = None) -> tuple[Tensor, Tensor]:
         """Attend from each query over the source.
 
         query (B, Tq, query_dim); keys = ``precompute_keys(encoder states)`` (B, S, *); values
-        (B, S, key_dim) raw encoder states (or a ``StepProduct`` over them, see ``weighted_sum``); mask (B, S) bool, True = real token, False = padding.
+        (B, S, key_dim) raw encoder states; mask (B, S) bool, True = real token, False = padding;
+        ``products``: ``sequence_products(values)`` inside a teacher-forced step loop (its values
+        product then replaces ``values``), else None.
         Returns context (B, Tq, context_dim) and weights (B, Tq, S), rows summing to 1 over unmasked
         positions and exactly 0 on padding.
         """
-        weights = masked_softmax(self.score(query, keys), mask[:, None, :])  # (B, Tq, S)
-        return weighted_sum(weights, values), weights  # (B, Tq, key_dim), (B, Tq, S)
+        weights = masked_softmax(self.score(query, keys, products), mask[:, None, :])  # (B, Tq, S)
+        context = weighted_sum(weights, values if products is None else products.values)
+        return context, weights  # (B, Tq, key_dim), (B, Tq, S)
 
 
 def _additive_scores_by_sigmoid(query_part: Tensor, key_part: Tensor, v: Tensor) -> Tensor:
@@ -157,8 +190,11 @@ class AdditiveAttention(Attention):
     def precompute_keys(self, keys: Tensor) -> Tensor:
         return self.key_proj(keys)  # (B, S, A)
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return _additive_scores(self.query_proj(query), keys, self.v.weight)
+    def query_weight(self) -> Tensor:
+        return self.query_proj.weight  # (A, query_dim)
+
+    def score(self, query: Tensor, keys: Tensor, products: SequenceProducts | None = None) -> Tensor:
+        return _additive_scores(self._project_query(query, products), keys, self.v.weight)
 
 
 @register_attention("concat")
@@ -183,9 +219,11 @@ class ConcatAttention(Attention):
         key_block = self.W_a.weight[:, self.query_dim :]  # (A, key_dim)
         return F.linear(keys, key_block, self.W_a.bias)  # (B, S, A)
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        query_block = self.W_a.weight[:, : self.query_dim]  # (A, query_dim)
-        return _additive_scores(F.linear(query, query_block), keys, self.v.weight)
+    def query_weight(self) -> Tensor:
+        return self.W_a.weight[:, : self.query_dim]  # (A, query_dim), the query block
+
+    def score(self, query: Tensor, keys: Tensor, products: SequenceProducts | None = None) -> Tensor:
+        return _additive_scores(self._project_query(query, products), keys, self.v.weight)
 
 
 @register_attention("dot")
@@ -205,7 +243,7 @@ class DotAttention(Attention):
     def precompute_keys(self, keys: Tensor) -> Tensor:
         return self.key_proj(keys)  # (B, S, query_dim)
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+    def score(self, query: Tensor, keys: Tensor, products: SequenceProducts | None = None) -> Tensor:
         return torch.bmm(query, keys.transpose(1, 2))  # (B, Tq, d) x (B, d, S) -> (B, Tq, S)
 
 
@@ -226,7 +264,7 @@ class ScaledDotAttention(DotAttention):
     ``F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :])``.
     """
 
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+    def score(self, query: Tensor, keys: Tensor, products: SequenceProducts | None = None) -> Tensor:
         return super().score(query, keys) / math.sqrt(self.query_dim)  # (B, Tq, S)
 
 
@@ -263,7 +301,8 @@ class MultiHeadAttention(Attention):
         B, T, D = x.shape
         return x.view(B, T, self.num_heads, D // self.num_heads).transpose(1, 2)  # (B, H, T, D/H)
 
-    def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor,
+                products: SequenceProducts | None = None) -> tuple[Tensor, Tensor]:
         B, Tq, D = query.shape
         k, v = keys.split(D, dim=-1)  # (B, S, D) each
         q, k, v = self._split_heads(self.query_proj(query)), self._split_heads(k), self._split_heads(v)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.models.attention import Attention
+from nmt.models.attention import Attention, SequenceProducts
 from nmt.models.deferred import StepProduct
 from nmt.models.dropout import Dropout, dropout
 from nmt.models.encoder import RNN_TYPES
@@ -35,13 +35,14 @@ from nmt.models.state import DecoderState
 @dataclass
 class _StepWeights:
     """The products of one step: first-layer input weights on `extra` (None when there is none),
-    each layer's W_hh h + b_hh, the input gates W_ih x + b_ih of layers above the first, and, in
-    teacher forcing, the attention's weighted sum over the encoder states (else None)."""
+    each layer's W_hh h + b_hh, the input gates W_ih x + b_ih of layers above the first and, in
+    teacher forcing (else None), the attention's products and the Luong combination W_c [c; h] + b."""
 
     extra: StepProduct | None
     hidden: list[StepProduct]
     below: list[StepProduct]
-    values: StepProduct | None = None
+    attention: SequenceProducts | None = None
+    combine: StepProduct | None = None
 
 
 class RNNDecoder(nn.Module):
@@ -83,38 +84,40 @@ class RNNDecoder(nn.Module):
         return DecoderState(hidden=layered(self.bridge), cell=cell, att_vector=att_vector,
                             keys=self.attention.precompute_keys(memory), values=memory, mask=mask)
 
-    def _attend_rows(self, query: Tensor, state: DecoderState, values: StepProduct | None = None
+    def _attend_rows(self, query: Tensor, state: DecoderState, products: SequenceProducts | None = None
                      ) -> tuple[Tensor, Tensor]:
         """query (R, T, H) for the state's R rows -> context (R, T, C), weights (R, T, S).
 
         The rows_per_source hypotheses of a sentence attend as rows_per_source x T queries over the
-        sentence's single copy of the encoder states (see DecoderState). `values`, when given, is
-        the step loop's `StepProduct` over those states.
+        sentence's single copy of the encoder states (see DecoderState). `products`: the step loop's
+        (teacher forcing), else None.
         """
         rows, steps, size = query.shape
         grouped = query.reshape(-1, state.rows_per_source * steps, size)  # (N, rows_per_source * T, H)
-        values = state.values if values is None else values
-        context, weights = self.attention(grouped, state.keys, values, state.mask)
+        context, weights = self.attention(grouped, state.keys, state.values, state.mask, products)
         return context.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)  # (R, T, C), (R, T, S)
 
     def _input_gates(self, embedded: Tensor) -> Tensor:
         """The embedding's share of the first layer's input gates, bias included: (..., E) -> (..., G)."""
         return F.linear(embedded, self.rnn.weight_ih_l0[:, : self.emb_size], self.rnn.bias_ih_l0)
 
-    def _step_weights(self, values: Tensor | None = None) -> _StepWeights:
+    def _step_weights(self, values: Tensor | None = None, combine: nn.Linear | None = None) -> _StepWeights:
         """The products every step applies, made once per sequence (`StepProduct`: their weight
         gradients are summed in one product per sequence, and under autocast the weights are cast
         once; slicing the first layer's input weights at every step would also add a full-size
         weight gradient per step).
 
-        With `values` (N, S, D), the encoder states of teacher forcing, the attention's context
-        product is one too: autograd would otherwise add a gradient as large as all encoder states
-        into their buffer at every target step (a third of the attention's backward on the CPU).
+        With `values` (N, S, D), the encoder states of teacher forcing, the attention's products are
+        ones too (`Attention.sequence_products`): autograd would otherwise add a gradient as large as
+        all encoder states into their buffer at every target step (a third of the attention's
+        backward on the CPU), and a weight gradient per step for the query projection; so is
+        `combine`, a layer applied at every step.
         """
         rnn = self.rnn
         extra = rnn.weight_ih_l0[:, self.emb_size :]  # (G, I - E), acting on `extra`
         return _StepWeights(
-            values=None if values is None else StepProduct(values),
+            attention=None if values is None else self.attention.sequence_products(values),
+            combine=None if combine is None else StepProduct(combine.weight.t(), combine.bias),
             extra=StepProduct(extra.t()) if extra.shape[1] else None,
             hidden=[StepProduct(getattr(rnn, f"weight_hh_l{i}").t(), getattr(rnn, f"bias_hh_l{i}"))
                     for i in range(self.num_layers)],
@@ -170,7 +173,7 @@ class BahdanauDecoder(RNNDecoder):
                          ) -> tuple[Tensor, Tensor, Tensor, DecoderState]:
         """emb_gates (B, G) -> top output (B, H), context (B, C), weights (B, S), new state."""
         query = state.hidden[-1].unsqueeze(1)  # (B, 1, H) top layer, previous step
-        context, weights = self._attend_rows(query, state, step_weights.values)  # (B, 1, C), (B, 1, S)
+        context, weights = self._attend_rows(query, state, step_weights.attention)  # (B, 1, C), (B, 1, S)
         context = context.squeeze(1)  # (B, C)
         gates = emb_gates + step_weights.extra(context)  # (B, G)
         out, hidden, cell = self._rnn_step(gates, state, step_weights)  # (B, H)
@@ -213,19 +216,26 @@ class LuongDecoder(RNNDecoder):
         self.uses_att_vector = input_feeding
         self.combine = nn.Linear(attention.context_dim + hidden_size, hidden_size)
 
-    def _attend(self, rnn_out: Tensor, state: DecoderState, values: StepProduct | None = None
+    def _attend(self, rnn_out: Tensor, state: DecoderState, step_weights: _StepWeights | None = None
                 ) -> tuple[Tensor, Tensor]:
-        """rnn_out (B, T, H) -> attentional states (B, T, H), weights (B, T, S)."""
-        context, weights = self._attend_rows(rnn_out, state, values)  # (B, T, C), (B, T, S)
-        att = torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1)))  # (B, T, H)
-        return self.dropout(att), weights
+        """rnn_out (B, T, H) -> attentional states (B, T, H), weights (B, T, S); `step_weights` are
+        the teacher-forced step loop's, else None."""
+        products = None if step_weights is None else step_weights.attention
+        context, weights = self._attend_rows(rnn_out, state, products)  # (B, T, C), (B, T, S)
+        joined = torch.cat([context, rnn_out], dim=-1)  # (B, T, C + H)
+        if step_weights is not None and step_weights.combine is not None:
+            rows = joined.reshape(-1, joined.shape[-1])  # (B * T, C + H): a StepProduct takes rows
+            combined = step_weights.combine(rows).view(*joined.shape[:-1], -1)  # (B, T, H)
+        else:
+            combined = self.combine(joined)  # (B, T, H)
+        return self.dropout(torch.tanh(combined)), weights
 
     def _step(self, emb_gates: Tensor, step_weights: _StepWeights, state: DecoderState
               ) -> tuple[Tensor, DecoderState, Tensor]:
         """emb_gates (B, G) -> attentional state (B, H), new state, weights (B, S)."""
         gates = emb_gates + step_weights.extra(state.att_vector) if self.input_feeding else emb_gates
         out, hidden, cell = self._rnn_step(gates, state, step_weights)  # (B, H)
-        att, weights = self._attend(out.unsqueeze(1), state, step_weights.values)  # (B, 1, H), (B, 1, S)
+        att, weights = self._attend(out.unsqueeze(1), state, step_weights)  # (B, 1, H), (B, 1, S)
         att = att.squeeze(1)  # (B, H)
         new_state = replace(state, hidden=hidden, cell=cell, att_vector=att if self.input_feeding else None)
         return att, new_state, weights.squeeze(1)
@@ -238,7 +248,7 @@ class LuongDecoder(RNNDecoder):
             # The RNN does not depend on attention: one RNN call for all steps and one batched
             # attention product for all target positions.
             return self._attend(self._run_rnn(embedded, state), state)  # (B, T, H), (B, T, S)
-        step_weights = self._step_weights(state.values)
+        step_weights = self._step_weights(state.values, self.combine)
         outputs, weights = [], []
         for emb_gates in self._input_gates(embedded).unbind(1):  # (B, G) per target position
             att, state, w = self._step(emb_gates, step_weights, state)
