@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from nmt.errors import ConfigError
 from nmt.models import fusion as fusion_module
-from nmt.models.attention import _additive_scores
+from nmt.models.additive_scores import additive_scores
 from nmt.models.fusion import compiler_available, fusable, fusion, fusion_enabled, fusion_wanted
 from nmt.models.recurrence import gru_update, lstm_update
 from nmt.training.loss import label_smoothed_nll
@@ -59,7 +59,7 @@ def test_fused_additive_scores_equal_eager_values_and_gradients(compiler, dtype)
     """The compiled form (tanh written through a sigmoid) against the eager tanh."""
     torch.manual_seed(0)
     query, keys, v = torch.randn(4, 1, 16), torch.randn(4, 7, 16), torch.randn(1, 16)
-    eager, fused = eager_and_fused(lambda q, k, w: _additive_scores(q.to(dtype), k.to(dtype), w), query, keys, v)
+    eager, fused = eager_and_fused(lambda q, k, w: additive_scores(q.to(dtype), k.to(dtype), w), query, keys, v)
     assert_close(eager, fused, 1e-5 if dtype == torch.float32 else 5e-2)
     if dtype == torch.float32:
         expected = (torch.tanh(query[:, :, None] + keys[:, None]) @ v[0])  # (B, 1, S) by the formula

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.errors import ConfigError
+from nmt.models.additive_scores import SummedKeys, additive_scores, step_scores
 from nmt.models.deferred import StepProduct
-from nmt.models.fusion import fusable
 from nmt.values import is_int
 
 _REGISTRY: dict[str, type["Attention"]] = {}
@@ -67,12 +67,14 @@ def _positive_int(attention: str, option: str, value) -> int:
 
 @dataclass
 class SequenceProducts:
-    """The products an attention applies at every step of one teacher-forced sequence, as
-    `StepProduct`s (their gradients are summed once per sequence, see nmt/models/deferred.py): the
-    weighted sum over the encoder states, and the query projection where the variant has one."""
+    """What an attention applies at every step of one teacher-forced sequence, with the gradients
+    summed once per sequence: as `StepProduct`s (nmt/models/deferred.py) the weighted sum over the
+    encoder states and the query projection where the variant has one; the keys of the additive
+    scores on a CPU (`SummedKeys`, nmt/models/additive_scores.py), else None."""
 
     values: StepProduct
     query: StepProduct | None
+    keys: SummedKeys | None = None
 
 
 def weighted_sum(weights: Tensor, values: Tensor | StepProduct) -> Tensor:
@@ -99,6 +101,8 @@ class Attention(nn.Module):
     of the returned context is ``self.context_dim``: ``key_dim`` unless a subclass sets otherwise.
     """
 
+    sums_keys = False  # whether step loops hand the keys to `_additive` as `SummedKeys`
+
     def __init__(self, query_dim: int, key_dim: int):
         super().__init__()
         self.query_dim = query_dim
@@ -110,10 +114,13 @@ class Attention(nn.Module):
         at every step (no bias), or None."""
         return None
 
-    def sequence_products(self, values: Tensor) -> SequenceProducts:
-        """values (B, S, key_dim) -> the products of a step loop over one batch (``forward(products=)``)."""
+    def sequence_products(self, keys: Tensor, values: Tensor) -> SequenceProducts:
+        """keys = ``precompute_keys(...)`` (B, S, *), values (B, S, key_dim) -> the products of a step
+        loop over one batch (``forward(products=)``)."""
         query = self.query_weight()
-        return SequenceProducts(values=StepProduct(values), query=None if query is None else StepProduct(query.t()))
+        summed = self.sums_keys and keys.device.type == "cpu"
+        return SequenceProducts(values=StepProduct(values), query=None if query is None else StepProduct(query.t()),
+                                keys=SummedKeys(keys) if summed else None)
 
     def _project_query(self, query: Tensor, products: SequenceProducts | None) -> Tensor:
         """query (B, Tq, query_dim) -> W query (B, Tq, A), W = ``query_weight()``, through ``products``
@@ -151,24 +158,11 @@ class Attention(nn.Module):
         return context, weights  # (B, Tq, key_dim), (B, Tq, S)
 
 
-def _additive_scores_by_sigmoid(query_part: Tensor, key_part: Tensor, v: Tensor) -> Tensor:
-    """`_additive_scores` with tanh(x) = 2 sigmoid(2x) - 1, computed in fp32: the form compiled.
-
-    Inductor's CPU tanh is far slower than its exponential, so this form runs the forward in half
-    the time and forward with backward in 0.6 of it (bf16, 2 cores: 0.90 against 1.79 ms and 3.0
-    against 4.9 ms for a (186, 1, 21, 512) layer). Eagerly it would be four more passes over memory.
-    """
-    pre = (query_part[:, :, None, :] + key_part[:, None, :, :]).float()  # (B, Tq, S, A)
-    hidden = 2 * torch.sigmoid(2 * pre) - 1  # tanh(pre)
-    return (hidden * v[0].float()).sum(-1).to(torch.promote_types(query_part.dtype, key_part.dtype))
-
-
-@fusable(fused_form=_additive_scores_by_sigmoid)
-def _additive_scores(query_part: Tensor, key_part: Tensor, v: Tensor) -> Tensor:
-    """vᵀ tanh(query_part + key_part) for every (query, key) pair: (B, Tq, A), (B, S, A), v (1, A)
-    -> (B, Tq, S). Fused, the (B, Tq, S, A) tanh layer never reaches memory."""
-    hidden = torch.tanh(query_part[:, :, None, :] + key_part[:, None, :, :])  # (B, Tq, S, A)
-    return (hidden * v[0].to(hidden.dtype)).sum(-1)  # (B, Tq, S)
+def _additive(query_part: Tensor, keys: Tensor, v: Tensor, products: SequenceProducts | None) -> Tensor:
+    """vᵀ tanh(query_part + keys) (B, Tq, S), in a step loop through its `SummedKeys`."""
+    if products is not None and products.keys is not None:
+        return step_scores(query_part, products.keys, v)
+    return additive_scores(query_part, keys, v)
 
 
 @register_attention("additive")
@@ -177,6 +171,8 @@ class AdditiveAttention(Attention):
 
     ``hidden_size`` is the width A of the tanh layer (default: query_dim).
     """
+
+    sums_keys = True
 
     def __init__(self, query_dim: int, key_dim: int, hidden_size: int | None = None):
         super().__init__(query_dim, key_dim)
@@ -194,7 +190,7 @@ class AdditiveAttention(Attention):
         return self.query_proj.weight  # (A, query_dim)
 
     def score(self, query: Tensor, keys: Tensor, products: SequenceProducts | None = None) -> Tensor:
-        return _additive_scores(self._project_query(query, products), keys, self.v.weight)
+        return _additive(self._project_query(query, products), keys, self.v.weight, products)
 
 
 @register_attention("concat")
@@ -206,6 +202,8 @@ class ConcatAttention(Attention):
     but its key block (with the bias) is applied once per sentence in ``precompute_keys`` and only the
     query block at each step. This is the additive form above with a bias inside the tanh.
     """
+
+    sums_keys = True
 
     def __init__(self, query_dim: int, key_dim: int, hidden_size: int | None = None):
         super().__init__(query_dim, key_dim)
@@ -223,7 +221,7 @@ class ConcatAttention(Attention):
         return self.W_a.weight[:, : self.query_dim]  # (A, query_dim), the query block
 
     def score(self, query: Tensor, keys: Tensor, products: SequenceProducts | None = None) -> Tensor:
-        return _additive_scores(self._project_query(query, products), keys, self.v.weight)
+        return _additive(self._project_query(query, products), keys, self.v.weight, products)
 
 
 @register_attention("dot")

@@ -101,13 +101,14 @@ class RNNDecoder(nn.Module):
         """The embedding's share of the first layer's input gates, bias included: (..., E) -> (..., G)."""
         return F.linear(embedded, self.rnn.weight_ih_l0[:, : self.emb_size], self.rnn.bias_ih_l0)
 
-    def _step_weights(self, values: Tensor | None = None, combine: nn.Linear | None = None) -> _StepWeights:
+    def _step_weights(self, state: DecoderState | None = None, combine: nn.Linear | None = None
+                      ) -> _StepWeights:
         """The products every step applies, made once per sequence (`StepProduct`: their weight
         gradients are summed in one product per sequence, and under autocast the weights are cast
         once; slicing the first layer's input weights at every step would also add a full-size
         weight gradient per step).
 
-        With `values` (N, S, D), the encoder states of teacher forcing, the attention's products are
+        With the `state` of teacher forcing (its encoder states and keys), the attention's products are
         ones too (`Attention.sequence_products`): autograd would otherwise add a gradient as large as
         all encoder states into their buffer at every target step (a third of the attention's
         backward on the CPU), and a weight gradient per step for the query projection; so is
@@ -116,7 +117,7 @@ class RNNDecoder(nn.Module):
         rnn = self.rnn
         extra = rnn.weight_ih_l0[:, self.emb_size :]  # (G, I - E), acting on `extra`
         return _StepWeights(
-            attention=None if values is None else self.attention.sequence_products(values),
+            attention=None if state is None else self.attention.sequence_products(state.keys, state.values),
             combine=None if combine is None else StepProduct(combine.weight.t(), combine.bias),
             extra=StepProduct(extra.t()) if extra.shape[1] else None,
             hidden=[StepProduct(getattr(rnn, f"weight_hh_l{i}").t(), getattr(rnn, f"bias_hh_l{i}"))
@@ -193,7 +194,7 @@ class BahdanauDecoder(RNNDecoder):
         return self._deep_output(embedded, out, context), state, attention
 
     def forward(self, embedded, state):
-        step_weights = self._step_weights(state.values)
+        step_weights = self._step_weights(state)
         outs, contexts, weights = [], [], []
         for emb_gates in self._input_gates(embedded).unbind(1):  # (B, G) per target position
             out, context, w, state = self._attend_and_step(emb_gates, step_weights, state)
@@ -248,7 +249,7 @@ class LuongDecoder(RNNDecoder):
             # The RNN does not depend on attention: one RNN call for all steps and one batched
             # attention product for all target positions.
             return self._attend(self._run_rnn(embedded, state), state)  # (B, T, H), (B, T, S)
-        step_weights = self._step_weights(state.values, self.combine)
+        step_weights = self._step_weights(state, self.combine)
         outputs, weights = [], []
         for emb_gates in self._input_gates(embedded).unbind(1):  # (B, G) per target position
             att, state, w = self._step(emb_gates, step_weights, state)

@@ -1,0 +1,56 @@
+"""The step-loop form of the additive scores: the keys' gradient summed in the backward kernel."""
+
+import os
+
+import pytest
+import torch
+
+from nmt.models.additive_scores import SummedKeys, additive_scores, step_scores
+from nmt.models.fusion import compiler_available, fusion
+
+
+def gradients(use_steps: bool, fused: bool = False, dtype=torch.float64, steps: int = 5, tq: int = 1):
+    """Scores of `steps` queries over one set of keys, and the gradients of a weighted sum of them."""
+    torch.manual_seed(0)
+    keys = torch.randn(3, 7, 6, dtype=torch.float64).to(dtype).requires_grad_()  # (B, S, A)
+    queries = [torch.randn(3, tq, 6, dtype=torch.float64).to(dtype).requires_grad_() for _ in range(steps)]
+    v = torch.randn(1, 6, dtype=torch.float64).to(dtype if dtype == torch.float64 else torch.float32)
+    v.requires_grad_()
+    weights = [torch.randn(3, tq, 7, dtype=torch.float64) for _ in range(steps)]
+    with fusion(fused):
+        summed = SummedKeys(keys)  # one per sequence
+        scores = [step_scores(q, summed, v) if use_steps else additive_scores(q, keys, v) for q in queries]
+    total = sum((s.double() * w).sum() for s, w in zip(scores, weights, strict=True))
+    grads = torch.autograd.grad(total, [keys, v, *queries])
+    return [s.detach() for s in scores], grads
+
+
+@pytest.mark.parametrize("tq", [1, 3])
+def test_step_scores_and_their_gradients_equal_plain_autograd_in_float64(tq):
+    (plain_scores, plain_grads), (step_scores_, step_grads) = gradients(False, tq=tq), gradients(True, tq=tq)
+    for a, b in zip(plain_scores + list(plain_grads), step_scores_ + list(step_grads), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_step_scores_equal_plain_autograd(dtype):
+    if not compiler_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("no C++ compiler: CI must test the fused kernels")
+        pytest.skip("no C++ compiler for torch.compile")
+    plain_scores, plain_grads = gradients(False, dtype=dtype)
+    fused_scores, fused_grads = gradients(True, fused=True, dtype=dtype)
+    tol = 1e-5 if dtype == torch.float32 else 5e-2
+    for a, b in zip(plain_scores + list(plain_grads), fused_scores + list(fused_grads), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        torch.testing.assert_close(b.float(), a.float(), atol=tol, rtol=tol)
+
+
+def test_without_autograd_the_keys_are_only_held():
+    keys = torch.randn(2, 4, 3)
+    with torch.no_grad():
+        summed = SummedKeys(keys.requires_grad_())
+        assert not summed.tracked and summed.keys is keys
+        query, v = torch.randn(2, 1, 3), torch.ones(1, 3)
+        assert torch.equal(step_scores(query, summed, v), additive_scores(query, keys, v))
