@@ -67,10 +67,12 @@ def test_fused_additive_scores_equal_eager_values_and_gradients(compiler, dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_fused_loss_equals_eager_and_cross_entropy(compiler, dtype):
+@pytest.mark.parametrize("overwrite", [False, True])  # the gradient in a new buffer, or over the logits
+def test_fused_loss_equals_eager_and_cross_entropy(compiler, dtype, overwrite):
     torch.manual_seed(1)
     logits, target = 3 * torch.randn(300, 50), torch.randint(0, 50, (300,))  # two slices on a CPU
-    eager, fused = eager_and_fused(lambda x, t: label_smoothed_nll(x.to(dtype), t, 0.1), logits, target)
+    eager, fused = eager_and_fused(lambda x, t: label_smoothed_nll(x.to(dtype) * 1, t, 0.1, overwrite),
+                                   logits, target)
     assert_close(eager, fused, 1e-4 if dtype == torch.float32 else 2e-2)
     reference = F.cross_entropy(logits.to(dtype).double(), target, label_smoothing=0.1, reduction="sum")
     assert fused[0][0].item() == pytest.approx(reference.item(), rel=1e-5)

@@ -47,3 +47,25 @@ def test_rejects_padded_three_dimensional_logits():
     with pytest.raises(ValueError, match=r"expected logits \(N, V\)"):
         label_smoothed_nll(torch.zeros(2, 3, VOCAB), torch.zeros(2, 3, dtype=torch.long))
 
+
+
+@pytest.mark.parametrize("rows", [5, 2 * CPU_ROWS_PER_SLICE + 17])  # one slice, several slices
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_overwrite_puts_the_same_gradient_in_the_logits_memory(rows, dtype):
+    torch.manual_seed(rows)
+    base, target = 3 * torch.randn(rows, VOCAB), torch.randint(0, VOCAB, (rows,))
+    kept = base.to(dtype).requires_grad_()
+    (expected,) = torch.autograd.grad(label_smoothed_nll(kept, target, 0.1), kept)
+    logits = base.to(dtype).requires_grad_()
+    loss = label_smoothed_nll(logits * 1, target, 0.1, overwrite=True)  # `* 1`: a non-leaf, as in training
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert torch.equal(grad, expected)  # bit for bit: every value rounded once from fp32
+
+
+def test_overwrite_reuses_the_logits_storage():
+    logits = torch.randn(6, VOCAB).requires_grad_()
+    scores = logits * 1
+    captured = []
+    scores.register_hook(captured.append)
+    label_smoothed_nll(scores, torch.randint(0, VOCAB, (6,)), 0.1, overwrite=True).backward()
+    assert captured[0].data_ptr() == scores.data_ptr()

@@ -51,9 +51,27 @@ def _slice_gradient(part: Tensor, log_norm: Tensor, target: Tensor, smoothing: f
     return probs.mul_(scale).to(part.dtype)
 
 
+@fusable
+def _gradient_into_logits(logits: Tensor, log_norm: Tensor, target: Tensor, smoothing: float, scale: Tensor
+                          ) -> Tensor:
+    """`_slice_gradient` of all rows, written over the logits (N, V) and returned.
+
+    The gold entries are computed first, from the logits, and written last, so each value is rounded
+    once, from fp32, as in `_slice_gradient`. Compiled it is one pass over the logits, and the
+    training step allocates no second logits-sized buffer: on the 2-core CPU the fresh 57 MB of a
+    new one were page-faulted in at nearly every update (14-15k faults, up to 100 ms).
+    """
+    rows = torch.arange(logits.shape[0], device=logits.device)  # (N,)
+    uniform = smoothing / logits.shape[1]
+    gold = torch.exp(logits[rows, target].float() - log_norm) - uniform - (1.0 - smoothing)  # (N,)
+    logits.copy_((torch.exp(logits.float() - log_norm[:, None]) - uniform) * scale)
+    logits[rows, target] = (gold * scale).to(logits.dtype)
+    return logits
+
+
 class _LabelSmoothedNLL(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits: Tensor, target: Tensor, smoothing: float) -> Tensor:
+    def forward(ctx, logits: Tensor, target: Tensor, smoothing: float, overwrite: bool) -> Tensor:
         rows = logits.shape[0]
         log_norm = torch.empty(rows, dtype=torch.float32, device=logits.device)  # (N,)
         total = torch.zeros((), dtype=torch.float32, device=logits.device)
@@ -63,7 +81,7 @@ class _LabelSmoothedNLL(torch.autograd.Function):
             log_norm[start : start + step] = lse
             total += loss
         ctx.save_for_backward(logits, target, log_norm)
-        ctx.smoothing = smoothing
+        ctx.smoothing, ctx.overwrite = smoothing, overwrite
         return total
 
     @staticmethod
@@ -71,21 +89,26 @@ class _LabelSmoothedNLL(torch.autograd.Function):
         logits, target, log_norm = ctx.saved_tensors
         step = _rows_per_slice(logits)
         if step >= logits.shape[0]:  # one slice: no copy into a gradient buffer
-            return _slice_gradient(logits, log_norm, target, ctx.smoothing, grad_total), None, None
-        grad = torch.empty_like(logits)  # (N, V), the logits' dtype
-        for start in range(0, logits.shape[0], step):
+            if ctx.overwrite:
+                return _gradient_into_logits(logits, log_norm, target, ctx.smoothing, grad_total), None, None, None
+            return _slice_gradient(logits, log_norm, target, ctx.smoothing, grad_total), None, None, None
+        grad = logits if ctx.overwrite else torch.empty_like(logits)  # (N, V), the logits' dtype
+        for start in range(0, logits.shape[0], step):  # each slice is read before it is written
             end = start + step
             grad[start:end] = _slice_gradient(logits[start:end], log_norm[start:end], target[start:end],
                                               ctx.smoothing, grad_total)
-        return grad, None, None
+        return grad, None, None, None
 
 
-def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float = 0.0) -> Tensor:
+def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float = 0.0, overwrite: bool = False
+                       ) -> Tensor:
     """logits (N, V) of real target tokens only, target (N,) class ids -> the summed loss, fp32 scalar.
 
     Equal to `F.cross_entropy(logits.float(), target, label_smoothing=smoothing, reduction="sum")`.
+    With `overwrite`, the backward writes the logits' gradient over the logits themselves (the
+    training step, which reads them no more) instead of into a new buffer of their size.
     """
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise ValueError(f"expected logits (N, V) and target (N,), got {tuple(logits.shape)} and "
                          f"{tuple(target.shape)}")
-    return _LabelSmoothedNLL.apply(logits, target, float(smoothing))
+    return _LabelSmoothedNLL.apply(logits, target, float(smoothing), bool(overwrite))

@@ -231,7 +231,8 @@ def train_step(model, optimizer, batches, tcfg, device, weights=None, total_toke
             with autocast_context(device, tcfg.precision):
                 logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)  # (N, V) real tokens
             # The loss is computed in fp32 and summed over real target tokens, not sentences.
-            summed = label_smoothed_nll(logits, batch.tgt_out[real], tcfg.label_smoothing) * weight
+            # The logits are read no more: their gradient may take their memory (overwrite).
+            summed = label_smoothed_nll(logits, batch.tgt_out[real], tcfg.label_smoothing, overwrite=True) * weight
             # DDP averages gradients over ranks; the factor world.size turns the average into the sum.
             (summed * world.size / total_tokens).backward()
         loss_sum += summed.detach()
