@@ -54,3 +54,15 @@ def test_without_autograd_the_keys_are_only_held():
         assert not summed.tracked and summed.keys is keys
         query, v = torch.randn(2, 1, 3), torch.ones(1, 3)
         assert torch.equal(step_scores(query, summed, v), additive_scores(query, keys, v))
+
+
+def test_step_loops_sum_the_keys_only_where_it_pays():
+    """Additive and concat attention on the CPU with fusion on; not eagerly, not for dot products."""
+    from nmt.models.attention import build_attention
+
+    keys, values = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    for name, expected in [("additive", True), ("concat", True), ("general", False)]:
+        attention = build_attention(name, query_dim=8, key_dim=8)
+        with fusion(True):
+            assert (attention.sequence_products(keys, values).keys is not None) == expected, name
+        assert attention.sequence_products(keys, values).keys is None, name
