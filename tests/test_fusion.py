@@ -73,6 +73,9 @@ def test_fused_loss_equals_eager_and_cross_entropy(compiler, dtype, overwrite):
     logits, target = 3 * torch.randn(300, 50), torch.randint(0, 50, (300,))  # two slices on a CPU
     eager, fused = eager_and_fused(lambda x, t: label_smoothed_nll(x.to(dtype) * 1, t, 0.1, overwrite),
                                    logits, target)
+    ignoring = eager_and_fused(lambda x, t: label_smoothed_nll(x.to(dtype) * 1, t, 0.1, overwrite, ignore_index=3),
+                               logits, target)
+    assert_close(*ignoring, 1e-4 if dtype == torch.float32 else 2e-2)
     assert_close(eager, fused, 1e-4 if dtype == torch.float32 else 2e-2)
     reference = F.cross_entropy(logits.to(dtype).double(), target, label_smoothing=0.1, reduction="sum")
     assert fused[0][0].item() == pytest.approx(reference.item(), rel=1e-5)

@@ -69,3 +69,19 @@ def test_overwrite_reuses_the_logits_storage():
     scores.register_hook(captured.append)
     label_smoothed_nll(scores, torch.randint(0, VOCAB, (6,)), 0.1, overwrite=True).backward()
     assert captured[0].data_ptr() == scores.data_ptr()
+
+
+@pytest.mark.parametrize("rows", [9, 2 * CPU_ROWS_PER_SLICE + 17])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_ignored_rows_add_nothing_and_get_a_zero_gradient(rows, overwrite):
+    torch.manual_seed(rows)
+    logits = (3 * torch.randn(rows, VOCAB, dtype=torch.float64)).requires_grad_()
+    target = torch.randint(1, VOCAB, (rows,))
+    target[::3] = 0  # every third row is ignored
+    expected = F.cross_entropy(logits, target, label_smoothing=0.1, reduction="sum", ignore_index=0)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    loss = label_smoothed_nll(logits * 1, target, 0.1, overwrite=overwrite, ignore_index=0)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    torch.testing.assert_close(grad.double(), expected_grad, atol=1e-6, rtol=1e-6)
+    assert torch.all(grad[::3] == 0)

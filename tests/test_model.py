@@ -221,3 +221,35 @@ def test_teacher_forcing_gradients_equal_plain_autograd_in_float64(monkeypatch, 
     assert deferred.keys() == plain.keys()
     for name in plain:
         assert torch.allclose(deferred[name], plain[name], atol=1e-10), name
+
+
+def test_padding_rows_added_to_the_output_layer_change_neither_loss_nor_gradients():
+    """The trainer rounds the output layer's rows up with padding positions (fewer oneDNN primitive
+    sizes on a CPU); their PAD targets are ignored, so the step is the one on real tokens only."""
+    from nmt.training.loss import label_smoothed_nll
+    from nmt.training.trainer import OUTPUT_ROWS_MULTIPLE, output_positions
+
+    torch.manual_seed(2)
+    model = build_model(model_cfg(decoder_style="luong"), VOCAB, VOCAB, shared_vocab=True).double()
+    src, lengths = batch((9, 4, 2))[:2]
+    tgt_out = torch.randint(4, VOCAB, (3, 50))
+    tgt_out[1, 30:] = tgt_out[2, 5:] = 0  # PAD
+    tgt_in = torch.cat([torch.full((3, 1), 1), tgt_out[:, :-1]], dim=1)
+    real = tgt_out != 0
+    rows = output_positions(real)
+    assert real.sum() % OUTPUT_ROWS_MULTIPLE != 0 and rows.sum() == OUTPUT_ROWS_MULTIPLE
+    assert torch.equal(rows & real, real)  # every real position is kept, in order
+
+    def loss_and_grads(positions):
+        model.zero_grad()
+        logits, _ = model(src, lengths, tgt_in, positions)
+        loss = label_smoothed_nll(logits, tgt_out[positions], 0.1, ignore_index=0)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    (plain_loss, plain), (padded_loss, padded) = loss_and_grads(real), loss_and_grads(rows)
+    assert padded_loss == pytest.approx(plain_loss, rel=1e-12)
+    for a, b in zip(plain, padded, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-10)
+    full = torch.ones(2, OUTPUT_ROWS_MULTIPLE, dtype=torch.bool)
+    assert output_positions(full) is full  # a multiple already: nothing added

@@ -33,17 +33,20 @@ def _rows_per_slice(logits: Tensor) -> int:
 
 
 @fusable
-def _slice_loss(part: Tensor, target: Tensor, smoothing: float) -> tuple[Tensor, Tensor]:
-    """part (n, V) logits, target (n,) -> log-normalisers (n,) fp32 and the slice's summed loss."""
+def _slice_loss(part: Tensor, target: Tensor, smoothing: float, keep: Tensor) -> tuple[Tensor, Tensor]:
+    """part (n, V) logits, target (n,), keep (n,) 1 or 0 per row -> log-normalisers (n,) fp32 and the
+    summed loss of the kept rows."""
     part = part.float()  # (n, V)
     lse = torch.logsumexp(part, dim=1)  # (n,)
-    gold = part.gather(1, target[:, None])  # (n, 1)
-    return lse, lse.sum() - (1.0 - smoothing) * gold.sum() - smoothing / part.shape[1] * part.sum()
+    gold = part.gather(1, target[:, None])[:, 0]  # (n,)
+    rows = lse - (1.0 - smoothing) * gold - smoothing / part.shape[1] * part.sum(1)  # (n,)
+    return lse, (rows * keep).sum()
 
 
 @fusable
 def _slice_gradient(part: Tensor, log_norm: Tensor, target: Tensor, smoothing: float, scale: Tensor) -> Tensor:
-    """(softmax(part) - q) * scale for part (n, V), its log-normalisers (n,), target (n,); part's dtype."""
+    """(softmax(part) - q) * scale for part (n, V), its log-normalisers (n,), target (n,), scale (n, 1)
+    per row; part's dtype."""
     probs = torch.exp(part.float() - log_norm[:, None])  # (n, V) softmax
     # In place on the fresh fp32 slice: eagerly each out-of-place step would be another (n, V) copy.
     probs.sub_(smoothing / part.shape[1])
@@ -54,7 +57,7 @@ def _slice_gradient(part: Tensor, log_norm: Tensor, target: Tensor, smoothing: f
 @fusable
 def _gradient_into_logits(logits: Tensor, log_norm: Tensor, target: Tensor, smoothing: float, scale: Tensor
                           ) -> Tensor:
-    """`_slice_gradient` of all rows, written over the logits (N, V) and returned.
+    """`_slice_gradient` of all rows (scale (N, 1)), written over the logits (N, V) and returned.
 
     The gold entries are computed first, from the logits, and written last, so each value is rounded
     once, from fp32, as in `_slice_gradient`. Compiled it is one pass over the logits, and the
@@ -65,50 +68,56 @@ def _gradient_into_logits(logits: Tensor, log_norm: Tensor, target: Tensor, smoo
     uniform = smoothing / logits.shape[1]
     gold = torch.exp(logits[rows, target].float() - log_norm) - uniform - (1.0 - smoothing)  # (N,)
     logits.copy_((torch.exp(logits.float() - log_norm[:, None]) - uniform) * scale)
-    logits[rows, target] = (gold * scale).to(logits.dtype)
+    logits[rows, target] = (gold * scale[:, 0]).to(logits.dtype)
     return logits
 
 
 class _LabelSmoothedNLL(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits: Tensor, target: Tensor, smoothing: float, overwrite: bool) -> Tensor:
+    def forward(ctx, logits: Tensor, target: Tensor, smoothing: float, overwrite: bool, keep: Tensor) -> Tensor:
         rows = logits.shape[0]
         log_norm = torch.empty(rows, dtype=torch.float32, device=logits.device)  # (N,)
         total = torch.zeros((), dtype=torch.float32, device=logits.device)
         step = _rows_per_slice(logits)
         for start in range(0, rows, step):
-            lse, loss = _slice_loss(logits[start : start + step], target[start : start + step], smoothing)
-            log_norm[start : start + step] = lse
+            end = start + step
+            lse, loss = _slice_loss(logits[start:end], target[start:end], smoothing, keep[start:end])
+            log_norm[start:end] = lse
             total += loss
-        ctx.save_for_backward(logits, target, log_norm)
+        ctx.save_for_backward(logits, target, log_norm, keep)
         ctx.smoothing, ctx.overwrite = smoothing, overwrite
         return total
 
     @staticmethod
     def backward(ctx, grad_total: Tensor):
-        logits, target, log_norm = ctx.saved_tensors
+        logits, target, log_norm, keep = ctx.saved_tensors
+        scale = (grad_total * keep)[:, None]  # (N, 1): ignored rows get a zero gradient
         step = _rows_per_slice(logits)
         if step >= logits.shape[0]:  # one slice: no copy into a gradient buffer
-            if ctx.overwrite:
-                return _gradient_into_logits(logits, log_norm, target, ctx.smoothing, grad_total), None, None, None
-            return _slice_gradient(logits, log_norm, target, ctx.smoothing, grad_total), None, None, None
+            gradient = _gradient_into_logits if ctx.overwrite else _slice_gradient
+            return gradient(logits, log_norm, target, ctx.smoothing, scale), None, None, None, None
         grad = logits if ctx.overwrite else torch.empty_like(logits)  # (N, V), the logits' dtype
         for start in range(0, logits.shape[0], step):  # each slice is read before it is written
             end = start + step
             grad[start:end] = _slice_gradient(logits[start:end], log_norm[start:end], target[start:end],
-                                              ctx.smoothing, grad_total)
-        return grad, None, None, None
+                                              ctx.smoothing, scale[start:end])
+        return grad, None, None, None, None
 
 
-def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float = 0.0, overwrite: bool = False
-                       ) -> Tensor:
-    """logits (N, V) of real target tokens only, target (N,) class ids -> the summed loss, fp32 scalar.
+def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float = 0.0, overwrite: bool = False,
+                       ignore_index: int | None = None) -> Tensor:
+    """logits (N, V), target (N,) class ids -> the summed loss, fp32 scalar.
 
-    Equal to `F.cross_entropy(logits.float(), target, label_smoothing=smoothing, reduction="sum")`.
-    With `overwrite`, the backward writes the logits' gradient over the logits themselves (the
-    training step, which reads them no more) instead of into a new buffer of their size.
+    Equal to `F.cross_entropy(logits.float(), target, label_smoothing=smoothing, reduction="sum",
+    ignore_index=ignore_index)`: rows whose target is `ignore_index` add nothing, and get a zero
+    gradient. With `overwrite`, the backward writes the logits' gradient over the logits themselves
+    (the training step, which reads them no more) instead of into a new buffer of their size.
     """
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise ValueError(f"expected logits (N, V) and target (N,), got {tuple(logits.shape)} and "
                          f"{tuple(target.shape)}")
-    return _LabelSmoothedNLL.apply(logits, target, float(smoothing), bool(overwrite))
+    if ignore_index is None:
+        keep = torch.ones(target.shape, dtype=torch.float32, device=target.device)  # (N,)
+    else:
+        keep = (target != ignore_index).float()  # (N,)
+    return _LabelSmoothedNLL.apply(logits, target, float(smoothing), bool(overwrite), keep)

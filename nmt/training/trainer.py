@@ -207,6 +207,25 @@ def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
                              shuffle=True, seed=cfg.seed)
 
 
+# oneDNN builds a primitive for every new size of a matrix product: 2-14 ms at its first call on the
+# AMX Xeon of BENCHMARKS.md's ninth round, 0.3-3 ms after. The output layer's rows are the batch's
+# target tokens, a new count at nearly every update; rounded up to a multiple of this with padding
+# positions (whose PAD targets the loss ignores), they come in a few sizes: +10% bf16 training there.
+OUTPUT_ROWS_MULTIPLE = 128
+
+
+def output_positions(real: torch.Tensor) -> torch.Tensor:
+    """real (B, T) bool, True on real target tokens -> the positions whose logits a training step
+    computes: on a CPU, the real ones plus the first padding positions that round their count up to
+    a multiple of OUTPUT_ROWS_MULTIPLE (as many as the batch has); elsewhere `real` itself."""
+    missing = -int(real.sum()) % OUTPUT_ROWS_MULTIPLE if real.device.type == "cpu" else 0
+    if missing == 0:
+        return real
+    flat = real.flatten().clone()  # (B * T,)
+    flat[(~flat).nonzero()[:missing, 0]] = True
+    return flat.view_as(real)
+
+
 def train_step(model, optimizer, batches, tcfg, device, weights=None, total_tokens=None,
                world: World = ONE_PROCESS) -> tuple[float, float]:
     """One update on `batches` (one Batch, or this rank's list of them: gradient accumulation);
@@ -227,12 +246,14 @@ def train_step(model, optimizer, batches, tcfg, device, weights=None, total_toke
         # Only the last accumulated batch all-reduces the gradients (DDP's no_sync skips the others).
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
-            real = batch.tgt_out != PAD  # (B, T)
+            rows = output_positions(batch.tgt_out != PAD)  # (B, T): real tokens (+ padding on a CPU)
             with autocast_context(device, tcfg.precision):
-                logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)  # (N, V) real tokens
-            # The loss is computed in fp32 and summed over real target tokens, not sentences.
-            # The logits are read no more: their gradient may take their memory (overwrite).
-            summed = label_smoothed_nll(logits, batch.tgt_out[real], tcfg.label_smoothing, overwrite=True) * weight
+                logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, rows)  # (N, V)
+            # The loss is computed in fp32 and summed over real target tokens (padding rows are
+            # ignored), not sentences. The logits are read no more: their gradient may take their
+            # memory (overwrite).
+            summed = label_smoothed_nll(logits, batch.tgt_out[rows], tcfg.label_smoothing, overwrite=True,
+                                        ignore_index=PAD) * weight
             # DDP averages gradients over ranks; the factor world.size turns the average into the sum.
             (summed * world.size / total_tokens).backward()
         loss_sum += summed.detach()
