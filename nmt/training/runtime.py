@@ -72,13 +72,15 @@ def slow_bf16_warning(device: torch.device, precision: str) -> str | None:
             "products are emulated, about 3x slower than fp32; use trainer.precision=fp32 (or auto) here")
 
 
-# oneDNN keeps every matrix-product primitive it builds, up to 1,024 by default. bf16 products on the
-# CPU go through oneDNN, and length-bucketed batches bring new shapes at every update, so a bf16 CPU
-# training run's memory grew to 7.8 GB (reference model, 20 epochs; fp32 stays near 1.3 GB). 128
-# bounds it (2.2 GB after 75 updates against 3.3 GB and growing) for about 5% of training speed
-# (3,270 against 3,456 tokens/s; 16 gave 1.5 GB and 3,207). Measured in BENCHMARKS.md.
+# oneDNN keeps every matrix-product primitive it builds (bf16 products on the CPU go through it), each
+# with its own reordered copy of the weights, up to ONEDNN_PRIMITIVE_CACHE_CAPACITY; building one costs
+# 2-14 ms on an AMX Xeon against 0.3-3 ms for a cached call. When the output layer's rows came as a new
+# count at every update, its 8 MB primitives piled up: a 20-epoch bf16 run reached 7.8 GB at 1,024,
+# so the cap was 128. Since those rows come in a few sizes (trainer.output_positions), an epoch's
+# ~1,000 primitives fit in 1,024 and memory stays flat (2.3 GB over 9 epochs of the reference, against
+# 3.0 GB at 128 over 3), for 8-10% more bf16 training speed there (BENCHMARKS.md, ninth round).
 ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
-ONEDNN_CACHE_CAPACITY = 128
+ONEDNN_CACHE_CAPACITY = 1024
 
 
 def bound_onednn_cache() -> None:
