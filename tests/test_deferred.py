@@ -55,3 +55,17 @@ def test_casts_the_weight_once_under_autocast():
     assert product.weight.dtype == out.dtype == torch.bfloat16
     out.sum().backward()
     assert weight.grad.dtype == torch.float32 and weight.grad.abs().sum() > 0
+
+
+def test_a_matrix_weight_takes_inputs_with_leading_dimensions_as_rows():
+    torch.manual_seed(4)
+    weight, bias = torch.randn(4, 3, requires_grad=True), torch.randn(3, requires_grad=True)
+    inputs = [torch.randn(5, 1, 4) for _ in range(3)]  # (B, 1, K) per step, as the attention's query
+    product = StepProduct(weight, bias)
+    out = sum((product(x) * (i + 1)).sum() for i, x in enumerate(inputs))
+    assert product(inputs[0]).shape == (5, 1, 3)
+    deferred = torch.autograd.grad(out, [weight, bias])
+    plain = torch.autograd.grad(sum(((x @ weight + bias) * (i + 1)).sum() for i, x in enumerate(inputs)),
+                                [weight, bias])
+    for a, b in zip(deferred, plain, strict=True):
+        torch.testing.assert_close(a, b)

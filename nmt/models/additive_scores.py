@@ -75,17 +75,16 @@ class _HandOutKeys(torch.autograd.Function):
     """Passes the keys through; its backward, after every step's, returns the steps' summed gradient."""
 
     @staticmethod
-    def forward(ctx, summed: "SummedKeys", keys: Tensor) -> Tensor:
-        ctx.summed = summed
+    def forward(ctx, sums: list, keys: Tensor) -> Tensor:
+        ctx.sums, ctx.dtype = sums, keys.dtype
         ctx.set_materialize_grads(False)
         return keys.view_as(keys)
 
     @staticmethod
     def backward(ctx, grad: Tensor | None):
-        total, ctx.summed.total = ctx.summed.total, None
-        if total is None:
+        if not ctx.sums:
             return None, grad
-        total = total.to(ctx.summed.dtype)
+        total = ctx.sums.pop().to(ctx.dtype)
         return None, total if grad is None else grad + total
 
 
@@ -110,16 +109,17 @@ class SummedKeys:
     """
 
     def __init__(self, keys: Tensor):
-        self.dtype = keys.dtype
-        self.total: Tensor | None = None  # the steps' summed key gradient (fp32 or wider)
+        # The steps' summed key gradient (fp32 or wider), made by the first backward. A list, as
+        # StepProduct's records: the hand-out node holds it, not this object, so no reference cycle.
+        self.sums: list[Tensor] = []
         self.tracked = torch.is_grad_enabled() and keys.requires_grad
-        self.keys = _HandOutKeys.apply(self, keys) if self.tracked else keys
+        self.keys = _HandOutKeys.apply(self.sums, keys) if self.tracked else keys
 
     def gradient_sum(self) -> Tensor:
-        if self.total is None:
-            dtype = torch.promote_types(self.dtype, torch.float32)
-            self.total = torch.zeros(self.keys.shape, dtype=dtype, device=self.keys.device)
-        return self.total
+        if not self.sums:
+            dtype = torch.promote_types(self.keys.dtype, torch.float32)
+            self.sums.append(torch.zeros(self.keys.shape, dtype=dtype, device=self.keys.device))
+        return self.sums[0]
 
 
 def step_scores(query_part: Tensor, keys: SummedKeys, v: Tensor) -> Tensor:

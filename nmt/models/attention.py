@@ -78,15 +78,6 @@ class SequenceProducts:
     keys: SummedKeys | None = None
 
 
-def weighted_sum(weights: Tensor, values: Tensor | StepProduct) -> Tensor:
-    """weights (B, Tq, S) @ values (B, S, D) -> context (B, Tq, D), one batched matrix product.
-
-    `values` may be a `StepProduct` over the encoder states (a decoder's step loop in training): the
-    same product, with the states' gradient summed over all steps at the end.
-    """
-    return torch.bmm(weights, values) if isinstance(values, Tensor) else values(weights)
-
-
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis with ``mask == False`` positions forced to exactly 0.
 
@@ -128,8 +119,7 @@ class Attention(nn.Module):
         """query (B, Tq, query_dim) -> W query (B, Tq, A), W = ``query_weight()``, through ``products``
         when given."""
         if products is not None and products.query is not None:
-            rows = query.reshape(-1, query.shape[-1])  # (B * Tq, query_dim): a StepProduct takes rows
-            return products.query(rows).view(*query.shape[:-1], -1)
+            return products.query(query)
         return F.linear(query, self.query_weight())
 
     def precompute_keys(self, keys: Tensor) -> Tensor:
@@ -156,7 +146,8 @@ class Attention(nn.Module):
         positions and exactly 0 on padding.
         """
         weights = masked_softmax(self.score(query, keys, products), mask[:, None, :])  # (B, Tq, S)
-        context = weighted_sum(weights, values if products is None else products.values)
+        # The StepProduct is the same batched product, with the states' gradient summed at the end.
+        context = torch.bmm(weights, values) if products is None else products.values(weights)
         return context, weights  # (B, Tq, key_dim), (B, Tq, S)
 
 

@@ -224,12 +224,9 @@ class LuongDecoder(RNNDecoder):
         products = None if step_weights is None else step_weights.attention
         context, weights = self._attend_rows(rnn_out, state, products)  # (B, T, C), (B, T, S)
         joined = torch.cat([context, rnn_out], dim=-1)  # (B, T, C + H)
-        if step_weights is not None and step_weights.combine is not None:
-            rows = joined.reshape(-1, joined.shape[-1])  # (B * T, C + H): a StepProduct takes rows
-            combined = step_weights.combine(rows).view(*joined.shape[:-1], -1)  # (B, T, H)
-        else:
-            combined = self.combine(joined)  # (B, T, H)
-        return self.dropout(torch.tanh(combined)), weights
+        in_loop = step_weights is not None and step_weights.combine is not None
+        combine = step_weights.combine if in_loop else self.combine  # W_c [c; h] + b
+        return self.dropout(torch.tanh(combine(joined))), weights  # (B, T, H)
 
     def _step(self, emb_gates: Tensor, step_weights: _StepWeights, state: DecoderState
               ) -> tuple[Tensor, DecoderState, Tensor]:

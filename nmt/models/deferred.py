@@ -81,7 +81,9 @@ class StepProduct:
         self.weight, self.bias = params[0], params[1] if bias is not None else None
 
     def __call__(self, x: Tensor) -> Tensor:
-        """x (M, K) or (D, M, K) -> (M, N) or (D, M, N)."""
+        """x (M, K) or (D, M, K) -> (M, N) or (D, M, N); with a (K, N) weight, x (..., K) -> (..., N)."""
+        if self.weight.dim() == 2 and x.dim() > 2:  # the records must be rows: (M, K)
+            return self(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], -1)
         x = x.to(self.weight.dtype)
         if self.records is not None:
             return _Step.apply(self.records, x, self.weight, self.bias)
