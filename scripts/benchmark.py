@@ -275,6 +275,8 @@ def describe(cfg: DictConfig, device: torch.device, experiment: str, overrides: 
     native_bf16 = cpu_has_native_bf16() if device.type == "cpu" else None
     return {"device": device.type, "device_name": device_name(device), "cpu_native_bf16": native_bf16,
             "threads": torch.get_num_threads(),
+            # PASSIVE costs 20% of CPU training at idle (nmt/training/runtime.py): say which ran.
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
             "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__, "commit": git_commit(),
             "experiment": experiment, "overrides": overrides, "attention": m.attention.name,
             "decoder_style": m.decoder_style,

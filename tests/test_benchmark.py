@@ -18,7 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 # The smoke experiment shrunk to a few seconds: a 1,000-pair subset, a 300-piece vocabulary, width 16.
 TINY = ["data.max_train_examples=1000", "tokenizer.vocab_size=300", "model.emb_size=16",
         "model.enc_hidden=16", "model.dec_hidden=16", "trainer.batch_tokens=1024"]
-KEYS = {"device", "device_name", "cpu_native_bf16", "threads", "torch", "commit", "experiment", "attention", "decoder_style",
+KEYS = {"device", "device_name", "cpu_native_bf16", "threads", "omp_wait_policy", "torch", "commit", "experiment", "attention", "decoder_style",
         "input_feeding", "params", "train_tgt_tokens_per_s", "epoch_s", "decode_greedy_sents_per_s",
         "decode_beam5_sents_per_s", "peak_mem_mb", "bleu", "time_to_bleu_s"}
 
@@ -51,6 +51,7 @@ def test_quick_mode_prints_one_json_line_with_every_figure(bench):
     assert KEYS <= record.keys()
     assert record["device"] == "cpu" and record["threads"] == 1 and record["mode"] == "quick"
     assert record["cpu_native_bf16"] in (True, False, None)
+    assert record["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "unset")
     assert (record["experiment"], record["attention"], record["decoder_style"]) == ("smoke", "additive", "bahdanau")
     assert record["train_steps"] == 2 and record["decode_sentences"] == 6
     assert_positive(record, "params", "train_tgt_tokens_per_s", "epoch_s", "epoch_tgt_tokens",

@@ -229,6 +229,24 @@ def test_bf16_on_a_cpu_that_would_emulate_it_gets_a_warning(monkeypatch, capabil
     assert slow_bf16_warning(torch.device("cuda"), "bf16") is None
 
 
+@pytest.mark.parametrize(("policy", "threads", "warned"), [
+    ("PASSIVE", 2, True), ("passive", 4, True), ("PASSIVE", 1, False), ("ACTIVE", 2, False), (None, 2, False),
+])
+def test_a_passive_openmp_wait_policy_gets_a_warning(monkeypatch, policy, threads, warned):
+    """PASSIVE made bf16 CPU training 20% slower on the idle 2-core Xeon (BENCHMARKS.md, tenth round)."""
+    from nmt.training.runtime import passive_wait_warning
+
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    warning = passive_wait_warning(torch.device("cpu"), threads)
+    assert (warning is not None) == warned
+    if warning:
+        assert "OMP_WAIT_POLICY=PASSIVE" in warning and "trainer.num_threads=1" in warning and "\n" not in warning
+    assert passive_wait_warning(torch.device("cuda"), threads) is None
+
+
 def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_path, monkeypatch):
     """trainer.compile=true runs the whole training (and its validations) with fused kernels."""
     import nmt.training.trainer as trainer_module

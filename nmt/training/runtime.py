@@ -117,6 +117,24 @@ def keep_freed_memory() -> bool:
         return False
 
 
+# With OMP_WAIT_POLICY=PASSIVE the second OpenMP thread sleeps between parallel regions, and every
+# operation waits the ~50 us it takes to wake it: a 0.01 ms element-wise operation takes 0.07 ms. The
+# step loops run thousands of small operations per update, so the reference model trained 20% slower
+# (bf16, 2-core Xeon, idle: 5,700-6,030 against 7,110-7,320 target tokens/s unset) and greedy decoding
+# 33% slower. Unset, libgomp spins briefly before sleeping, which is as fast as ACTIVE here. On a busy
+# machine PASSIVE helps instead (BENCHMARKS.md, tenth round); the variable is read when the OpenMP
+# runtime loads, so the process can only report it.
+def passive_wait_warning(device: torch.device, threads: int | None = None) -> str | None:
+    """The one-line warning for OMP_WAIT_POLICY=PASSIVE with more than one CPU thread (`threads`, or
+    torch's count when None), else None."""
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip().upper()
+    if device.type != "cpu" or policy != "PASSIVE" or (threads or torch.get_num_threads()) < 2:
+        return None
+    return ("OMP_WAIT_POLICY=PASSIVE: every parallel operation waits for a sleeping OpenMP thread, which "
+            "makes CPU training about 20% slower on an idle machine; unset it there (on a busy machine, "
+            "keep it or set trainer.num_threads=1)")
+
+
 def prepare_cpu_runtime() -> None:
     """What every training process does first: bound oneDNN's cache and keep freed memory."""
     bound_onednn_cache()

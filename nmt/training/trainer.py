@@ -55,7 +55,13 @@ from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_run_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
-from nmt.training.runtime import autocast_context, prepare_cpu_runtime, seed_everything, slow_bf16_warning
+from nmt.training.runtime import (
+    autocast_context,
+    passive_wait_warning,
+    prepare_cpu_runtime,
+    seed_everything,
+    slow_bf16_warning,
+)
 from nmt.training.signals import StopOnSignal, TrainingStopped
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import (
@@ -95,8 +101,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> dict:
     prepare_cpu_runtime()  # before the first product: oneDNN cache bound, freed memory kept
-    if (warning := slow_bf16_warning(device, cfg.trainer.precision)) and world.is_main:
-        log.warning(warning)
+    warnings = (slow_bf16_warning(device, cfg.trainer.precision),
+                passive_wait_warning(device, cfg.trainer.num_threads))
+    for warning in warnings:
+        if warning and world.is_main:
+            log.warning(warning)
     sampling = SubwordSampling.from_config(cfg.tokenizer)  # None: the prepared segmentation every epoch
     # Nothing is written into the run folder until every check has passed, the resumed checkpoint's
     # tokenizers and weights included: a refused command leaves an existing run as it was.
