@@ -105,13 +105,14 @@ class _LabelSmoothedNLL(torch.autograd.Function):
 
 
 def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float = 0.0, overwrite: bool = False,
-                       ignore_index: int | None = None) -> Tensor:
+                       ignore_index: int | None = None, row_weights: Tensor | None = None) -> Tensor:
     """logits (N, V), target (N,) class ids -> the summed loss, fp32 scalar.
 
     Equal to `F.cross_entropy(logits.float(), target, label_smoothing=smoothing, reduction="sum",
     ignore_index=ignore_index)`: rows whose target is `ignore_index` add nothing, and get a zero
     gradient. With `overwrite`, the backward writes the logits' gradient over the logits themselves
     (the training step, which reads them no more) instead of into a new buffer of their size.
+    `row_weights` (N,), if given, multiplies each row's loss (a weighted sum; weights may be negative).
     """
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise ValueError(f"expected logits (N, V) and target (N,), got {tuple(logits.shape)} and "
@@ -120,4 +121,18 @@ def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float = 0.0, o
         keep = torch.ones(target.shape, dtype=torch.float32, device=target.device)  # (N,)
     else:
         keep = (target != ignore_index).float()  # (N,)
+    if row_weights is not None:
+        keep = keep * row_weights.float()  # (N,)
     return _LabelSmoothedNLL.apply(logits, target, float(smoothing), bool(overwrite), keep)
+
+
+@torch.no_grad()
+def token_log_probs(logits: Tensor, target: Tensor) -> Tensor:
+    """logits (N, V), target (N,) -> (N,) fp32 log-softmax of each row at its target, without a
+    gradient, one cache-sized slice at a time (no fp32 copy of the whole logits)."""
+    out = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)  # (N,)
+    step = CPU_ROWS_PER_SLICE if logits.device.type == "cpu" else max(logits.shape[0], 1)
+    for start in range(0, logits.shape[0], step):
+        part = logits[start:start + step].float()  # (n, V)
+        out[start:start + step] = part.gather(1, target[start:start + step, None])[:, 0] - torch.logsumexp(part, 1)
+    return out

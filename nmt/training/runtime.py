@@ -135,7 +135,13 @@ def passive_wait_warning(device: torch.device, threads: int | None = None) -> st
             "keep it or set trainer.num_threads=1)")
 
 
-def prepare_cpu_runtime() -> None:
-    """What every training process does first: bound oneDNN's cache and keep freed memory."""
+def prepare_cpu_runtime(keep_freed: bool = True) -> None:
+    """What every training process does first: bound oneDNN's cache and (`keep_freed`) keep freed memory.
+
+    Minimum risk training passes keep_freed=False: its beam searches and five-fold candidate batches
+    allocate blocks of ever new sizes, which the kept heap could not reuse; with it the resident
+    memory of a fine-tuning run grew by 2 GB a minute to the machine's 23 GiB, and the kernel killed
+    it (BENCHMARKS.md). Without it the same run stayed at 2.5-3.8 GB."""
     bound_onednn_cache()
-    keep_freed_memory()
+    if keep_freed:
+        keep_freed_memory()

@@ -55,6 +55,7 @@ from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_run_options
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
+from nmt.training.risk import RiskObjective
 from nmt.training.runtime import (
     autocast_context,
     passive_wait_warning,
@@ -100,7 +101,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> dict:
-    prepare_cpu_runtime()  # before the first product: oneDNN cache bound, freed memory kept
+    # Before the first product: oneDNN cache bound, freed memory kept (not for minimum risk training).
+    prepare_cpu_runtime(keep_freed=not cfg.trainer.get("risk_weight"))
     warnings = (slow_bf16_warning(device, cfg.trainer.precision),
                 passive_wait_warning(device, cfg.trainer.num_threads))
     for warning in warnings:
@@ -236,7 +238,8 @@ def output_positions(real: torch.Tensor) -> torch.Tensor:
 
 
 def train_step(model, optimizer, batches, tcfg, device, weights=None, total_tokens=None,
-               world: World = ONE_PROCESS) -> tuple[float, float]:
+               world: World = ONE_PROCESS, risk: RiskObjective | None = None,
+               total_sentences: int | None = None) -> tuple[float, float]:
     """One update on `batches` (one Batch, or this rank's list of them: gradient accumulation);
     returns the loss per target token of the whole update (all ranks) and the gradient norm.
 
@@ -244,10 +247,14 @@ def train_step(model, optimizer, batches, tcfg, device, weights=None, total_toke
     of every batch of the update on every rank, so the gradient is that of one batch holding them all.
     `weights` (default 1) is 0 for a rank's stand-in batch. A NaN/Inf loss or gradient norm skips the
     update (the weights and optimizer state stay as they were); the caller sees it in the values.
+    With `risk` (minimum risk training), the objective is (1 - w) x that loss + w x the expected cost
+    per sentence, over `total_sentences` (default: the sentences of `batches`); the returned loss
+    stays the token-level one, comparable with a run without it.
     """
     batches = [batches] if isinstance(batches, Batch) else batches
     weights = weights or [1.0] * len(batches)
     total_tokens = total_tokens or sum(b.n_tgt_tokens for b in batches)
+    total_sentences = total_sentences or sum(len(b) for b in batches)
     optimizer.zero_grad(set_to_none=True)
     loss_sum = torch.zeros((), device=device)
     for i, (batch, weight) in enumerate(zip(batches, weights, strict=True)):
@@ -264,7 +271,12 @@ def train_step(model, optimizer, batches, tcfg, device, weights=None, total_toke
             summed = label_smoothed_nll(logits, batch.tgt_out[rows], tcfg.label_smoothing, overwrite=True,
                                         ignore_index=PAD) * weight
             # DDP averages gradients over ranks; the factor world.size turns the average into the sum.
-            (summed * world.size / total_tokens).backward()
+            token_loss = summed * world.size / total_tokens
+            (token_loss if risk is None else token_loss * (1.0 - risk.weight)).backward()
+            if risk is not None:  # a second forward and backward, on the model's own candidates
+                expected = risk.risk(model, getattr(model, "module", model), batch,
+                                     lambda: autocast_context(device, tcfg.precision)) * weight
+                (expected * (risk.weight * world.size / total_sentences)).backward()
         loss_sum += summed.detach()
     loss = (world.sum(loss_sum) / total_tokens).item()
     if not math.isfinite(loss):
@@ -323,6 +335,9 @@ class Run:
         self.progress, self.history = Progress(), []
         # trainer.ema_decay: validation and the saved "model" use an average of the weights (nmt.training.ema).
         self.ema = WeightAverage(model, self.t.ema_decay) if self.t.get("ema_decay") else None
+        # trainer.risk_weight: minimum risk training on the model's own beam candidates (nmt.training.risk).
+        self.risk = (RiskObjective(self.t.risk_weight, self.t.risk_candidates, self.tokenizers.tgt,
+                                   max_len_b=self.t.valid_max_len_b) if self.t.get("risk_weight") else None)
         self.bar, self.logger = None, None
         self.tokens_since, self.time_since = 0, time.perf_counter()
 
@@ -355,13 +370,14 @@ class Run:
         batches = [collate([src[i] for i in b], [tgt[i] for i in b], b) for b in update.batches]
         # Target tokens of every rank's batches (collate adds EOS to each target), known to all ranks.
         total_tokens = sum(len(tgt[i]) + 1 for b in update.group for i in b)
+        total_sentences = sum(len(b) for b in update.group)
         size = f"{len(batches[0])} sentences x {batches[0].tgt_in.size(1)} tokens"
         where = f"in training step {p.step + 1} (a batch of {size})"
         advice = f"lower trainer.batch_tokens (now {t.batch_tokens})"
         with out_of_memory_advice(where, advice, self.last_path):
             batches = [batch.to(self.device, non_blocking=True) for batch in batches]
             loss, grad_norm = train_step(self.net.train(), self.optimizer, batches, t, self.device,
-                                         update.weights, total_tokens, self.world)
+                                         update.weights, total_tokens, self.world, self.risk, total_sentences)
         p.batches_done_in_epoch = update.end
         good = check_finite(loss, grad_norm, p.nonfinite_in_a_row, t.max_nonfinite_steps, p.step + 1,
                             self.last_path)
@@ -392,7 +408,9 @@ class Run:
             # No train/ppl: the loss is label-smoothed, and exp of it would overstate the perplexity
             # that valid/ppl reports (exp of the plain NLL).
             "train/loss": loss, "train/lr": lr,
-            "train/grad_norm": grad_norm, "train/tokens_per_s": tok_s})
+            "train/grad_norm": grad_norm, "train/tokens_per_s": tok_s,
+            # The last batch's expected cost (1 - sentence BLEU / 100) under minimum risk training.
+            **({"train/expected_cost": self.risk.expected_cost} if self.risk is not None else {})})
         self.tokens_since, self.time_since = 0, time.perf_counter()
 
     def validate(self, scheduled: bool) -> bool:

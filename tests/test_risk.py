@@ -1,0 +1,108 @@
+"""Minimum risk training: the expected cost, its pieces, and a training run that uses it."""
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from nmt.cli.common import config_dir
+from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.errors import ConfigError
+from nmt.training import runtime
+from nmt.training.checkpoint import load_checkpoint
+from nmt.training.risk import candidate_targets, expected_risk, risk_surrogate, sentence_costs
+from nmt.training.trainer import train
+
+
+def test_costs_are_zero_for_the_reference_and_one_for_nothing_in_common():
+    reference = "A man in a blue shirt is standing on a ladder."
+    costs = sentence_costs([reference, "Two dogs run through snow",
+                            "A man in a red shirt is standing on a ladder."], [reference] * 3)
+    assert costs[0] == pytest.approx(0.0)
+    assert costs[1] == pytest.approx(1.0)
+    assert 0.2 < costs[2] < 0.8  # one word changed: partly right
+
+
+def test_expected_risk_renormalises_over_the_present_candidates():
+    log_probs = torch.log(torch.tensor([[0.2, 0.1, 0.3], [0.5, 0.5, 0.5]]))  # (B=2, K=3)
+    costs = torch.tensor([[0.0, 1.0, 0.5], [0.4, 9.0, 0.8]])
+    present = torch.tensor([[True, True, True], [True, False, True]])
+    risk = expected_risk(log_probs, costs, present)
+    # Row 0: q = (0.2, 0.1, 0.3) / 0.6. Row 1: the missing candidate (cost 9) weighs nothing.
+    assert risk.tolist() == pytest.approx([(0.2 * 0.0 + 0.1 * 1.0 + 0.3 * 0.5) / 0.6, (0.4 + 0.8) / 2])
+
+
+def test_the_gradient_moves_probability_towards_cheaper_candidates():
+    """dR/d log p(u) = q(u) (cost(u) - R): negative for the candidates cheaper than the average."""
+    log_probs = torch.log(torch.tensor([[0.5, 0.3, 0.2]])).requires_grad_()
+    costs = torch.tensor([[0.1, 0.5, 0.9]])
+    risk = expected_risk(log_probs, costs, torch.ones(1, 3, dtype=torch.bool))
+    risk.sum().backward()
+    q = torch.tensor([0.5, 0.3, 0.2])
+    assert log_probs.grad[0].tolist() == pytest.approx((q * (costs[0] - risk)).tolist())
+    assert log_probs.grad[0, 0] < 0 < log_probs.grad[0, 2]
+
+
+def test_candidate_rows_hold_bos_tokens_and_eos_with_missing_ones_marked():
+    tgt_in, tgt_out, present = candidate_targets([[[7, 8], [9]], [[5, 6, 4]]], k=2)
+    assert tgt_in.tolist() == [[BOS, 7, 8, PAD], [BOS, 9, PAD, PAD], [BOS, 5, 6, 4], [BOS, PAD, PAD, PAD]]
+    assert tgt_out.tolist() == [[7, 8, EOS, PAD], [9, EOS, PAD, PAD], [5, 6, 4, EOS], [EOS, PAD, PAD, PAD]]
+    assert present.tolist() == [[True, True], [True, False]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_surrogate_has_the_gradient_of_the_expected_cost(dtype):
+    """Against autograd through log_softmax, gather and the renormalised expectation, in float64."""
+    torch.manual_seed(0)
+    logits = torch.randn(9, 13, dtype=torch.float64) * 3  # (N=9, V=13): B=2 sources, K=2 candidates
+    targets = torch.randint(0, 13, (9,))
+    rows = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3])  # candidate (b * K + j) of each position
+    costs = torch.tensor([[0.2, 0.7], [0.9, 0.4]])
+    present = torch.ones(2, 2, dtype=torch.bool)
+    reference = logits.clone().requires_grad_()
+    token = torch.log_softmax(reference, 1)[torch.arange(9), targets]  # (N,)
+    sequences = torch.zeros(4, dtype=torch.float64).index_add(0, rows, token).view(2, 2)
+    expected = expected_risk(sequences, costs, present)
+    expected.sum().backward()
+    ours = logits.to(dtype).requires_grad_()
+    surrogate, risk = risk_surrogate(ours, targets, rows, costs, present)
+    surrogate.backward()
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(risk.double(), expected.detach().double(), atol=tolerance * 10)
+    assert torch.allclose(ours.grad.double(), reference.grad, atol=tolerance)
+
+
+def tiny_config(root, tmp_path, *extra):
+    with initialize_config_dir(config_dir(), version_base=None):
+        return compose("train", overrides=[
+            f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "device=cpu", "trainer.num_threads=1",
+            "data.max_train_examples=300", "tokenizer.vocab_size=200", "trainer.max_steps=4",
+            "trainer.valid_every=2", "trainer.valid_max_sentences=10", "trainer.progress=false",
+            "trainer.log_every=1", "model.emb_size=16", "model.enc_hidden=16", "model.dec_hidden=16", *extra])
+
+
+def test_a_risk_run_trains_logs_its_expected_cost_and_differs_from_token_training(multi30k_root, tmp_path,
+                                                                                   monkeypatch):
+    kept = []  # whether each run asked glibc to keep freed memory: not with risk (its heap grew unbounded)
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: kept.append(True))
+    plain = train(tiny_config(multi30k_root, tmp_path), tmp_path / "plain")
+    assert kept == [True]
+    risky = train(tiny_config(multi30k_root, tmp_path, "trainer.risk_weight=0.5", "trainer.risk_candidates=3"),
+                  tmp_path / "risk")
+    assert kept == [True]
+    assert risky["steps"] == plain["steps"] == 4
+    a = load_checkpoint(tmp_path / "plain/checkpoints/last.pt")["model"]
+    b = load_checkpoint(tmp_path / "risk/checkpoints/last.pt")["model"]
+    assert all(torch.isfinite(b[k]).all() for k in b)
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the risk term changed the updates
+    events = EventAccumulator(str(tmp_path / "risk/tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    costs = [event.value for event in events.Scalars("train/expected_cost")]
+    assert len(costs) == 4 and all(0.0 <= cost <= 1.0 for cost in costs)
+    assert "train/expected_cost" not in EventAccumulator(str(tmp_path / "plain/tensorboard")).Reload().Tags()["scalars"]
+
+
+@pytest.mark.parametrize("option, value", [("risk_weight", "1.5"), ("risk_weight", "abc"), ("risk_candidates", "1")])
+def test_invalid_risk_options_are_refused_by_name(multi30k_root, tmp_path, option, value):
+    with pytest.raises(ConfigError, match=f"trainer.{option}"):
+        train(tiny_config(multi30k_root, tmp_path, f"trainer.{option}={value}"), tmp_path / "run")
