@@ -6,11 +6,12 @@ from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nmt.cli.common import config_dir
+from nmt.data.batching import collate
 from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import ConfigError
 from nmt.training import runtime
 from nmt.training.checkpoint import load_checkpoint
-from nmt.training.risk import candidate_targets, expected_risk, risk_surrogate, sentence_costs
+from nmt.training.risk import RiskObjective, candidate_targets, expected_risk, risk_surrogate, sentence_costs
 from nmt.training.trainer import train
 
 
@@ -48,6 +49,22 @@ def test_candidate_rows_hold_bos_tokens_and_eos_with_missing_ones_marked():
     assert tgt_in.tolist() == [[BOS, 7, 8, PAD], [BOS, 9, PAD, PAD], [BOS, 5, 6, 4], [BOS, PAD, PAD, PAD]]
     assert tgt_out.tolist() == [[7, 8, EOS, PAD], [9, EOS, PAD, PAD], [5, 6, 4, EOS], [EOS, PAD, PAD, PAD]]
     assert present.tolist() == [[True, True], [True, False]]
+
+
+class _WordTokenizer:
+    """Ids are words: 10 -> "w10"."""
+
+    def decode(self, ids_batch):
+        return [" ".join(f"w{i}" for i in ids) for ids in ids_batch]
+
+
+def test_costs_land_at_their_candidates_place_with_missing_ones_zero():
+    batch = collate([[4], [5]], [[10, 11, 12, 13], [20, 21, 22, 23]], [0, 1])
+    objective = RiskObjective(0.5, 3, _WordTokenizer())
+    costs = objective.costs([[[10, 11, 12]], [[30, 31], [20, 21, 22, 23]]], batch)
+    assert 0.0 < costs[0, 0] < 1.0  # three of the four words
+    assert costs[0, 1:].tolist() == [0.0, 0.0]  # missing
+    assert costs[1].tolist() == pytest.approx([1.0, 0.0, 0.0])  # nothing in common, the reference, missing
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -165,6 +165,11 @@ def _pad(seqs: list[list[int]]) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def teacher_forcing_pair(tgt_ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target id lists -> (tgt_in, tgt_out), each (B, T) padded with PAD: BOS + y and y + EOS."""
+    return _pad([[BOS, *t] for t in tgt_ids]), _pad([[*t, EOS] for t in tgt_ids])
+
+
 def collate(
     src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]] | None, indices: Sequence[int]
 ) -> Batch:
@@ -176,7 +181,6 @@ def collate(
     if tgt_ids is not None:
         if len(tgt_ids) != len(src):
             raise ValueError(f"{len(src)} sources but {len(tgt_ids)} targets")
-        tgt_in = _pad([[BOS, *t] for t in tgt_ids])  # (B, T)
-        tgt_out = _pad([[*t, EOS] for t in tgt_ids])  # (B, T)
+        tgt_in, tgt_out = teacher_forcing_pair(tgt_ids)  # (B, T) each
         n_tgt_tokens = sum(len(t) + 1 for t in tgt_ids)
     return Batch(_pad(src), src_lengths, tgt_in, tgt_out, n_tgt_tokens, list(indices))

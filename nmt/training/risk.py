@@ -24,8 +24,8 @@ import torch
 from sacrebleu.metrics import BLEU
 from torch import Tensor
 
-from nmt.data.batching import Batch
-from nmt.data.tokenizer import BOS, EOS, PAD, SubwordTokenizer
+from nmt.data.batching import Batch, teacher_forcing_pair
+from nmt.data.tokenizer import EOS, PAD, SubwordTokenizer
 from nmt.inference.search import beam_search
 from nmt.training.loss import label_smoothed_nll, token_log_probs
 
@@ -53,22 +53,15 @@ def candidate_targets(candidates: Sequence[Sequence[Sequence[int]]], k: int) -> 
     """candidates[b] = up to k token lists (no BOS/EOS) for source b -> tgt_in (B*K, T) BOS + tokens,
     tgt_out (B*K, T) tokens + EOS, present (B, K) bool. Row b*K + j holds source b's j-th candidate;
     a missing candidate is an EOS-only row marked absent (it is scored but weighs nothing)."""
-    rows: list[list[int]] = []
-    present = torch.zeros(len(candidates), k, dtype=torch.bool)  # (B, K)
-    for b, nbest in enumerate(candidates):
-        for j in range(k):
-            if j < len(nbest):
-                rows.append(list(nbest[j]))
-                present[b, j] = True
-            else:
-                rows.append([])
-    width = max(len(r) for r in rows) + 1
-    tgt_in = torch.full((len(rows), width), PAD, dtype=torch.long)  # (B*K, T)
-    tgt_out = torch.full((len(rows), width), PAD, dtype=torch.long)  # (B*K, T)
-    for i, row in enumerate(rows):
-        tgt_in[i, : len(row) + 1] = torch.tensor([BOS, *row])
-        tgt_out[i, : len(row) + 1] = torch.tensor([*row, EOS])
-    return tgt_in, tgt_out, present
+    present = _present(candidates, k)  # (B, K)
+    rows = [list(nbest[j]) if j < len(nbest) else [] for nbest in candidates for j in range(k)]
+    return (*teacher_forcing_pair(rows), present)
+
+
+def _present(candidates: Sequence[Sequence[Sequence[int]]], k: int) -> Tensor:
+    """(B, K) bool: True for the candidates the search found (a beam wider than the search space
+    finds fewer than K). Row-major, its True entries are in the order of the flattened n-best lists."""
+    return torch.arange(k) < torch.tensor([len(nbest) for nbest in candidates])[:, None]
 
 
 def risk_surrogate(logits: Tensor, targets: Tensor, sequence_of_row: Tensor, costs: Tensor, present: Tensor
@@ -123,15 +116,11 @@ class RiskObjective:
 
     def costs(self, candidates: list[list[list[int]]], batch: Batch) -> Tensor:
         """(B, K) costs of the candidates against the batch's references (0 where one is missing)."""
-        k = self.candidates
-        references = self.tokenizer.decode([_target_ids(row) for row in batch.tgt_out.tolist()])
+        references = self.tokenizer.decode([row[: row.index(EOS)] for row in batch.tgt_out.tolist()])
         flat_texts = self.tokenizer.decode([c for nbest in candidates for c in nbest])
         flat_refs = [ref for ref, nbest in zip(references, candidates, strict=True) for _ in nbest]
-        flat_costs = iter(sentence_costs(flat_texts, flat_refs))
-        costs = torch.zeros(len(candidates), k)  # (B, K)
-        for b, nbest in enumerate(candidates):
-            for j in range(len(nbest)):
-                costs[b, j] = next(flat_costs)
+        costs = torch.zeros(len(candidates), self.candidates)  # (B, K)
+        costs[_present(candidates, self.candidates)] = torch.tensor(sentence_costs(flat_texts, flat_refs))
         return costs
 
     def risk(self, model, search_model, batch: Batch, autocast) -> Tensor:
@@ -152,7 +141,3 @@ class RiskObjective:
         self.expected_cost = float(risk.mean())
         return surrogate
 
-
-def _target_ids(row: list[int]) -> list[int]:
-    """A tgt_out row (ids + EOS + PAD...) -> the ids before EOS."""
-    return row[: row.index(EOS)] if EOS in row else [i for i in row if i != PAD]
