@@ -85,3 +85,27 @@ def test_ignored_rows_add_nothing_and_get_a_zero_gradient(rows, overwrite):
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     torch.testing.assert_close(grad.double(), expected_grad, atol=1e-6, rtol=1e-6)
     assert torch.all(grad[::3] == 0)
+
+
+@pytest.mark.parametrize("rows", [7, 2 * CPU_ROWS_PER_SLICE + 17])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_per_row_losses_and_a_weighted_sum_of_them_match_cross_entropy(rows, overwrite):
+    """reduction="none" is what minimum risk training weights row by row (nmt/training/risk.py)."""
+    torch.manual_seed(rows)
+    logits = (3 * torch.randn(rows, VOCAB, dtype=torch.float64)).requires_grad_()
+    target = torch.randint(1, VOCAB, (rows,))
+    target[::4] = 0  # ignored rows
+    weights = torch.randn(rows, dtype=torch.float64)  # negative weights too
+    expected = F.cross_entropy(logits, target, label_smoothing=0.1, reduction="none", ignore_index=0)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), logits)
+    losses = label_smoothed_nll(logits * 1, target, 0.1, overwrite=overwrite, ignore_index=0, reduction="none")
+    (grad,) = torch.autograd.grad((losses * weights).sum(), logits)
+    assert losses.shape == (rows,) and losses.dtype == torch.float32
+    torch.testing.assert_close(losses.double(), expected, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(grad.double(), expected_grad, atol=1e-6, rtol=1e-6)
+    assert torch.all(losses[::4] == 0) and torch.all(grad[::4] == 0)
+
+
+def test_an_unknown_reduction_is_refused():
+    with pytest.raises(ValueError, match="reduction must be 'sum' or 'none'"):
+        label_smoothed_nll(torch.zeros(2, VOCAB), torch.zeros(2, dtype=torch.long), reduction="mean")

@@ -1,4 +1,4 @@
-"""Label-smoothed cross-entropy, summed over target tokens, in one pass over the logits each way.
+"""Label-smoothed cross-entropy, summed or per target token, in one pass over the logits each way.
 
 The loss of one token with logits x (V,), gold class y and smoothing eps is that of
 `F.cross_entropy(..., label_smoothing=eps)`:
@@ -35,12 +35,12 @@ def _rows_per_slice(logits: Tensor) -> int:
 @fusable
 def _slice_loss(part: Tensor, target: Tensor, smoothing: float, keep: Tensor) -> tuple[Tensor, Tensor]:
     """part (n, V) logits, target (n,), keep (n,) 1 or 0 per row -> log-normalisers (n,) fp32 and the
-    summed loss of the kept rows."""
+    rows' losses (n,) fp32, 0 where not kept."""
     part = part.float()  # (n, V)
     lse = torch.logsumexp(part, dim=1)  # (n,)
     gold = part.gather(1, target[:, None])[:, 0]  # (n,)
     rows = lse - (1.0 - smoothing) * gold - smoothing / part.shape[1] * part.sum(1)  # (n,)
-    return lse, (rows * keep).sum()
+    return lse, rows * keep
 
 
 @fusable
@@ -73,25 +73,27 @@ def _gradient_into_logits(logits: Tensor, log_norm: Tensor, target: Tensor, smoo
 
 
 class _LabelSmoothedNLL(torch.autograd.Function):
+    """logits (N, V) -> each row's loss (N,) fp32; the backward writes softmax - q, times the rows'
+    incoming gradients, in slices (or over the logits themselves, with `overwrite`)."""
+
     @staticmethod
     def forward(ctx, logits: Tensor, target: Tensor, smoothing: float, overwrite: bool, keep: Tensor) -> Tensor:
         rows = logits.shape[0]
         log_norm = torch.empty(rows, dtype=torch.float32, device=logits.device)  # (N,)
-        total = torch.zeros((), dtype=torch.float32, device=logits.device)
+        losses = torch.empty(rows, dtype=torch.float32, device=logits.device)  # (N,)
         step = _rows_per_slice(logits)
         for start in range(0, rows, step):
             end = start + step
-            lse, loss = _slice_loss(logits[start:end], target[start:end], smoothing, keep[start:end])
-            log_norm[start:end] = lse
-            total += loss
+            log_norm[start:end], losses[start:end] = _slice_loss(logits[start:end], target[start:end], smoothing,
+                                                                 keep[start:end])
         ctx.save_for_backward(logits, target, log_norm, keep)
         ctx.smoothing, ctx.overwrite = smoothing, overwrite
-        return total
+        return losses
 
     @staticmethod
-    def backward(ctx, grad_total: Tensor):
+    def backward(ctx, grad_losses: Tensor):
         logits, target, log_norm, keep = ctx.saved_tensors
-        scale = (grad_total * keep)[:, None]  # (N, 1): ignored rows get a zero gradient
+        scale = (grad_losses * keep)[:, None]  # (N, 1): ignored rows get a zero gradient
         step = _rows_per_slice(logits)
         if step >= logits.shape[0]:  # one slice: no copy into a gradient buffer
             gradient = _gradient_into_logits if ctx.overwrite else _slice_gradient
@@ -105,34 +107,23 @@ class _LabelSmoothedNLL(torch.autograd.Function):
 
 
 def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float = 0.0, overwrite: bool = False,
-                       ignore_index: int | None = None, row_weights: Tensor | None = None) -> Tensor:
-    """logits (N, V), target (N,) class ids -> the summed loss, fp32 scalar.
+                       ignore_index: int | None = None, reduction: str = "sum") -> Tensor:
+    """logits (N, V), target (N,) class ids -> the summed loss, fp32 scalar, or with
+    `reduction="none"` each row's loss (N,) fp32.
 
-    Equal to `F.cross_entropy(logits.float(), target, label_smoothing=smoothing, reduction="sum",
+    Equal to `F.cross_entropy(logits.float(), target, label_smoothing=smoothing, reduction=reduction,
     ignore_index=ignore_index)`: rows whose target is `ignore_index` add nothing, and get a zero
     gradient. With `overwrite`, the backward writes the logits' gradient over the logits themselves
     (the training step, which reads them no more) instead of into a new buffer of their size.
-    `row_weights` (N,), if given, multiplies each row's loss (a weighted sum; weights may be negative).
     """
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise ValueError(f"expected logits (N, V) and target (N,), got {tuple(logits.shape)} and "
                          f"{tuple(target.shape)}")
+    if reduction not in ("sum", "none"):
+        raise ValueError(f"reduction must be 'sum' or 'none', got {reduction!r}")
     if ignore_index is None:
         keep = torch.ones(target.shape, dtype=torch.float32, device=target.device)  # (N,)
     else:
         keep = (target != ignore_index).float()  # (N,)
-    if row_weights is not None:
-        keep = keep * row_weights.float()  # (N,)
-    return _LabelSmoothedNLL.apply(logits, target, float(smoothing), bool(overwrite), keep)
-
-
-@torch.no_grad()
-def token_log_probs(logits: Tensor, target: Tensor) -> Tensor:
-    """logits (N, V), target (N,) -> (N,) fp32 log-softmax of each row at its target, without a
-    gradient, one cache-sized slice at a time (no fp32 copy of the whole logits)."""
-    out = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)  # (N,)
-    step = CPU_ROWS_PER_SLICE if logits.device.type == "cpu" else max(logits.shape[0], 1)
-    for start in range(0, logits.shape[0], step):
-        part = logits[start:start + step].float()  # (n, V)
-        out[start:start + step] = part.gather(1, target[start:start + step, None])[:, 0] - torch.logsumexp(part, 1)
-    return out
+    losses = _LabelSmoothedNLL.apply(logits, target, float(smoothing), bool(overwrite), keep)  # (N,)
+    return losses.sum() if reduction == "sum" else losses

@@ -27,7 +27,7 @@ from torch import Tensor
 from nmt.data.batching import Batch, teacher_forcing_pair
 from nmt.data.tokenizer import EOS, PAD, SubwordTokenizer
 from nmt.inference.search import beam_search
-from nmt.training.loss import label_smoothed_nll, token_log_probs
+from nmt.training.loss import label_smoothed_nll
 
 # Smoothed sentence BLEU: with effective order, a short sentence without a matching 4-gram is not
 # scored 0 (sacreBLEU's default "exp" smoothing), so short candidates still differ in cost.
@@ -72,19 +72,19 @@ def risk_surrogate(logits: Tensor, targets: Tensor, sequence_of_row: Tensor, cos
     The surrogate, a scalar, has the gradient of risk.sum() in the logits, but costs no fp32 copy of
     them: the gradient of R in a candidate's log-probability is the small (B, K) tensor
     g = q (cost - R); the surrogate is the weighted token loss sum over rows of -g(row's candidate) x
-    NLL(row), whose gradient is sum over u of g(u) x d log p(u), computed in cache-sized slices by
-    `label_smoothed_nll`, which overwrites the logits with it (the training step reads them no more).
+    NLL(row), whose gradient is sum over u of g(u) x d log p(u). `label_smoothed_nll` reads the logits
+    once for the rows' losses, which give both the candidates' log-probabilities and the surrogate,
+    and its backward writes the gradient over the logits (the training step reads them no more).
     """
     b, k = costs.shape
-    token = token_log_probs(logits, targets)  # (N,) no gradient
-    log_probs = torch.zeros(b * k, device=logits.device).index_add(0, sequence_of_row, token)  # (B*K,)
+    nll = label_smoothed_nll(logits, targets, 0.0, overwrite=True, reduction="none")  # (N,) -log p(token)
+    log_probs = torch.zeros(b * k, device=logits.device).index_add(0, sequence_of_row, -nll.detach())  # (B*K,)
     log_probs = log_probs.view(b, k).requires_grad_()  # (B, K) a leaf: only its gradient is wanted
     with torch.enable_grad():
         risk = expected_risk(log_probs, costs, present)  # (B,)
         (gradient,) = torch.autograd.grad(risk.sum(), log_probs)  # (B, K)
     row_weights = -gradient.flatten()[sequence_of_row]  # (N,)
-    surrogate = label_smoothed_nll(logits, targets, 0.0, overwrite=True, row_weights=row_weights)
-    return surrogate, risk.detach()
+    return (nll * row_weights).sum(), risk.detach()
 
 
 @dataclass
