@@ -29,8 +29,8 @@ _enabled = False
 
 # One fused function meets several input variants in a run, each compiled once: the GRU update saw
 # 7 in a 60-update fine-tuning run (with and without gradients, in autocast or not, the encoder's 3-D
-# and the decoder's 2-D states, views of different bases) and an 8th after 1,642 updates, where
-# torch's default limit of 8 stopped compiling it, with a warning in the middle of training.
+# and the decoder's 2-D states, views of different bases) and a 9th at update 1,642 of a longer one,
+# which torch's default limit of 8 left to run eagerly, with a warning in the middle of training.
 RECOMPILE_LIMIT = 64
 
 
