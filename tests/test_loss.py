@@ -71,13 +71,19 @@ def test_overwrite_reuses_the_logits_storage():
     assert captured[0].data_ptr() == scores.data_ptr()
 
 
-@pytest.mark.parametrize("rows", [9, 2 * CPU_ROWS_PER_SLICE + 17])
-@pytest.mark.parametrize("overwrite", [False, True])
-def test_ignored_rows_add_nothing_and_get_a_zero_gradient(rows, overwrite):
+def logits_with_ignored_rows(rows, every):
+    """float64 logits (rows, VOCAB) to differentiate, and targets with every `every`-th row ignored (0)."""
     torch.manual_seed(rows)
     logits = (3 * torch.randn(rows, VOCAB, dtype=torch.float64)).requires_grad_()
     target = torch.randint(1, VOCAB, (rows,))
-    target[::3] = 0  # every third row is ignored
+    target[::every] = 0
+    return logits, target
+
+
+@pytest.mark.parametrize("rows", [9, 2 * CPU_ROWS_PER_SLICE + 17])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_ignored_rows_add_nothing_and_get_a_zero_gradient(rows, overwrite):
+    logits, target = logits_with_ignored_rows(rows, 3)
     expected = F.cross_entropy(logits, target, label_smoothing=0.1, reduction="sum", ignore_index=0)
     (expected_grad,) = torch.autograd.grad(expected, logits)
     loss = label_smoothed_nll(logits * 1, target, 0.1, overwrite=overwrite, ignore_index=0)
@@ -91,10 +97,7 @@ def test_ignored_rows_add_nothing_and_get_a_zero_gradient(rows, overwrite):
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_per_row_losses_and_a_weighted_sum_of_them_match_cross_entropy(rows, overwrite):
     """reduction="none" is what minimum risk training weights row by row (nmt/training/risk.py)."""
-    torch.manual_seed(rows)
-    logits = (3 * torch.randn(rows, VOCAB, dtype=torch.float64)).requires_grad_()
-    target = torch.randint(1, VOCAB, (rows,))
-    target[::4] = 0  # ignored rows
+    logits, target = logits_with_ignored_rows(rows, 4)
     weights = torch.randn(rows, dtype=torch.float64)  # negative weights too
     expected = F.cross_entropy(logits, target, label_smoothing=0.1, reduction="none", ignore_index=0)
     (expected_grad,) = torch.autograd.grad((expected * weights).sum(), logits)
