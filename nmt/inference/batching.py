@@ -1,13 +1,25 @@
 """Runs greedy or beam search, or forced decoding of given targets, over many sentences in
 length-sorted batches; results come back in input order."""
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
 from nmt.data.batching import collate, sort_by_length_batches
 from nmt.inference.prefix import Spelling
 from nmt.inference.search import Hypothesis, Sampling, beam_search, forced_decode, greedy_search, sample
+
+
+@contextlib.contextmanager
+def evaluation_mode(model) -> Iterator[None]:
+    """The model in eval mode (dropout off) inside the block, and back in the mode it had after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, nbest: int = 1,
@@ -35,10 +47,8 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
     results: list[list[Hypothesis]] = [[] for _ in src_ids]
     nonempty = [i for i, ids in enumerate(src_ids) if len(ids) > 0]
     lengths = [len(src_ids[i]) + 1 for i in nonempty]  # +1: EOS appended by collate
-    was_training = model.training
-    model.eval()
     generator = None if sampling is None else torch.Generator(device=device).manual_seed(sampling.seed)
-    try:
+    with evaluation_mode(model):
         for batch_positions in sort_by_length_batches(lengths, batch_sentences, batch_tokens):
             indices = [nonempty[p] for p in batch_positions]
             batch = collate([src_ids[i] for i in indices], None, indices).to(device)
@@ -64,8 +74,6 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
                 results[i] = nbest_list
             if on_batch is not None:
                 on_batch(len(indices))
-    finally:
-        model.train(was_training)
     return results
 
 
@@ -80,9 +88,7 @@ def score_many(model, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequen
     scores = [0.0] * len(src_ids)
     # Batches are bounded by the longer side: forced decoding runs one step per target token.
     lengths = [max(len(s), len(t)) + 1 for s, t in zip(src_ids, tgt_ids, strict=True)]
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         for positions in sort_by_length_batches(lengths, batch_sentences, batch_tokens):
             batch = collate([src_ids[i] for i in positions], None, positions).to(device)
             hyps = forced_decode(model, batch.src, batch.src_lengths, [list(tgt_ids[i]) for i in positions])
@@ -90,6 +96,4 @@ def score_many(model, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequen
                 scores[i] = hyp.score
             if on_batch is not None:
                 on_batch(len(positions))
-    finally:
-        model.train(was_training)
     return scores

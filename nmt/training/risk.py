@@ -26,6 +26,7 @@ from torch import Tensor
 
 from nmt.data.batching import Batch, teacher_forcing_pair
 from nmt.data.tokenizer import EOS, PAD, SubwordTokenizer
+from nmt.inference.batching import evaluation_mode
 from nmt.inference.search import beam_search
 from nmt.training.loss import label_smoothed_nll
 
@@ -105,13 +106,9 @@ class RiskObjective:
 
     def search(self, model, batch: Batch) -> list[list[list[int]]]:
         """The K best translations of each source by beam search with the model in eval mode."""
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluation_mode(model):
             nbest = beam_search(model, batch.src, batch.src_lengths, beam_size=self.candidates,
                                 nbest=self.candidates, max_len_a=self.max_len_a, max_len_b=self.max_len_b)
-        finally:
-            model.train(was_training)
         return [[hyp.tokens for hyp in hyps] for hyps in nbest]
 
     def costs(self, candidates: list[list[list[int]]], batch: Batch) -> Tensor:
