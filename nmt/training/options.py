@@ -40,6 +40,8 @@ def check_trainer_options(trainer: Mapping, resume=False) -> None:
           "a number in [0, 1] (0: no minimum risk training)")
     _need("trainer", trainer, "risk_candidates", lambda k: k is None or (_positive_int(k) and k >= 2),
           "an integer >= 2 (candidates per source for minimum risk training)")
+    _need("trainer", trainer, "rdrop_alpha", lambda alpha: alpha is None or (is_number(alpha) and alpha >= 0),
+          "a number >= 0 (0: no R-Drop)")
     _need("trainer", trainer, "clip_grad_norm", lambda clip: clip is None or (is_number(clip) and clip >= 0),
           "null or a number >= 0 (0 or null: no clipping)")
     _need("trainer", trainer, "ema_decay", lambda decay: decay is None or (is_number(decay) and 0 < decay < 1),

@@ -54,6 +54,7 @@ from nmt.training.kept import keep_if_among_best
 from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_run_options
+from nmt.training.rdrop import stacked_twice, symmetric_kl
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
 from nmt.training.risk import RiskObjective
 from nmt.training.runtime import (
@@ -237,6 +238,32 @@ def output_positions(real: torch.Tensor) -> torch.Tensor:
     return flat.view_as(real)
 
 
+def token_objective(model, batch: Batch, tcfg, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (objective, loss), fp32 scalars summed over the batch's real target tokens: the token-level
+    objective to differentiate, and the label-smoothed cross-entropy it contains, to report.
+    They are the same tensor unless `trainer.rdrop_alpha` adds R-Drop's agreement term (nmt.training.rdrop)."""
+    rows = output_positions(batch.tgt_out != PAD)  # (B, T): real tokens (+ padding on a CPU)
+    alpha = tcfg.get("rdrop_alpha") or 0.0  # absent from configs older than the option
+    if not alpha:
+        with autocast_context(device, tcfg.precision):
+            logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, rows)  # (N, V)
+        # The loss is computed in fp32 and summed over real target tokens (padding rows are ignored),
+        # not sentences. The logits are read no more: their gradient may take their memory (overwrite).
+        summed = label_smoothed_nll(logits, batch.tgt_out[rows], tcfg.label_smoothing, overwrite=True,
+                                    ignore_index=PAD)
+        return summed, summed
+    twice = stacked_twice(batch)  # (2B, ...): each copy draws its own dropout masks
+    with autocast_context(device, tcfg.precision):
+        # Rows [0, N) of the logits are the first copy's positions, [N, 2N) the same ones of the second.
+        logits, _ = model(twice.src, twice.src_lengths, twice.tgt_in, torch.cat([rows, rows]))  # (2N, V)
+    target = batch.tgt_out[rows]  # (N,)
+    # The mean of the two copies' losses; no overwrite: the agreement term reads the logits too.
+    summed = label_smoothed_nll(logits, torch.cat([target, target]), tcfg.label_smoothing,
+                                ignore_index=PAD) / 2
+    agreement = symmetric_kl(logits, (target != PAD).float())
+    return summed + alpha / 2 * agreement, summed
+
+
 def train_step(model, optimizer, batches, tcfg, device, weights=None, total_tokens=None,
                world: World = ONE_PROCESS, risk: RiskObjective | None = None,
                total_sentences: int | None = None) -> tuple[float, float]:
@@ -262,16 +289,10 @@ def train_step(model, optimizer, batches, tcfg, device, weights=None, total_toke
         # Only the last accumulated batch all-reduces the gradients (DDP's no_sync skips the others).
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
-            rows = output_positions(batch.tgt_out != PAD)  # (B, T): real tokens (+ padding on a CPU)
-            with autocast_context(device, tcfg.precision):
-                logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, rows)  # (N, V)
-            # The loss is computed in fp32 and summed over real target tokens (padding rows are
-            # ignored), not sentences. The logits are read no more: their gradient may take their
-            # memory (overwrite).
-            summed = label_smoothed_nll(logits, batch.tgt_out[rows], tcfg.label_smoothing, overwrite=True,
-                                        ignore_index=PAD) * weight
+            objective, summed = token_objective(model, batch, tcfg, device)
+            objective, summed = objective * weight, summed * weight
             # DDP averages gradients over ranks; the factor world.size turns the average into the sum.
-            token_loss = summed * world.size / total_tokens
+            token_loss = objective * world.size / total_tokens
             (token_loss if risk is None else token_loss * (1.0 - risk.weight)).backward()
             if risk is not None:  # a second forward and backward, on the model's own candidates
                 expected = risk.risk(model, getattr(model, "module", model), batch,
