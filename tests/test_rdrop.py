@@ -29,6 +29,26 @@ def test_symmetric_kl_is_the_mean_of_both_divergences_over_the_kept_positions():
     assert logits.grad[0].abs().sum() > 0
 
 
+@pytest.mark.parametrize("positions", [5, 600])  # 600: three row slices on a CPU
+def test_symmetric_kl_gradient_matches_autograd_of_the_definition(positions):
+    torch.manual_seed(1)
+    logits = (3 * torch.randn(2 * positions, 9, dtype=torch.float64)).requires_grad_()
+    keep = (torch.rand(positions) > 0.2).double()
+    reference = logits.detach().clone().requires_grad_()
+    log_p, log_q = F.log_softmax(reference[:positions], 1), F.log_softmax(reference[positions:], 1)
+    expected = (((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(1) * keep).sum() / 2
+    (3.0 * expected).backward()
+    ours = symmetric_kl(logits, keep)
+    (3.0 * ours).backward()
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.allclose(logits.grad, reference.grad, atol=1e-6)
+
+
+def test_symmetric_kl_refuses_logits_that_are_not_two_copies():
+    with pytest.raises(ValueError, match="2N"):
+        symmetric_kl(torch.randn(5, 4), torch.ones(3))
+
+
 def test_symmetric_kl_of_two_equal_copies_is_zero():
     logits = torch.randn(3, 11).repeat(2, 1).bfloat16()  # (6, 11): both copies the same
     divergence = symmetric_kl(logits, torch.ones(3))

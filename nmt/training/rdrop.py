@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from nmt.data.batching import Batch
+from nmt.training.loss import CPU_ROWS_PER_SLICE
 
 
 def stacked_twice(batch: Batch) -> Batch:
@@ -32,12 +33,57 @@ def stacked_twice(batch: Batch) -> Batch:
                    indices=batch.indices + batch.indices)
 
 
+def _rows_per_slice(logits: Tensor) -> int:
+    """Slices that stay in cache on a CPU; a GPU takes all rows at once (slices would add launches)."""
+    return CPU_ROWS_PER_SLICE if logits.device.type == "cpu" else max(logits.shape[0] // 2, 1)
+
+
+def _slice_divergence(first: Tensor, second: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """first, second (n, V) logits -> p, q (n, V) fp32 distributions, d = log p - log q (n, V), and
+    KL(p || q), KL(q || p) (n,)."""
+    log_p, log_q = torch.log_softmax(first.float(), dim=1), torch.log_softmax(second.float(), dim=1)  # (n, V)
+    p, q, d = log_p.exp(), log_q.exp(), log_p - log_q  # (n, V)
+    return p, q, d, (p * d).sum(1), -(q * d).sum(1)
+
+
+class _SymmetricKL(torch.autograd.Function):
+    """logits (2N, V), keep (N,) -> fp32 scalar; forward and backward in row slices from the logits, as
+    `nmt.training.loss` does. Autograd of the plain formula keeps four fp32 (N, V) tensors for the
+    backward: a benchmark step's peak memory was 3.8-4.4 GB that way, 2.5-2.6 GB this way (plain: 1.5)."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, keep: Tensor) -> Tensor:
+        rows = keep.shape[0]
+        total = torch.zeros((), dtype=torch.float32, device=logits.device)
+        step = _rows_per_slice(logits)
+        for start in range(0, rows, step):
+            end = min(start + step, rows)
+            *_, kl_pq, kl_qp = _slice_divergence(logits[start:end], logits[rows + start:rows + end])
+            total += ((kl_pq + kl_qp) * keep[start:end]).sum() / 2
+        ctx.save_for_backward(logits, keep)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total: Tensor):
+        # d/dz1 of (KL(p||q) + KL(q||p)) / 2 is (p * (d - KL(p||q)) + p - q) / 2, with d = log p - log q;
+        # for z2, swap p and q (and the sign of d).
+        logits, keep = ctx.saved_tensors
+        rows = keep.shape[0]
+        grad = torch.empty_like(logits)  # (2N, V), the logits' dtype
+        step = _rows_per_slice(logits)
+        for start in range(0, rows, step):
+            end = min(start + step, rows)
+            p, q, d, kl_pq, kl_qp = _slice_divergence(logits[start:end], logits[rows + start:rows + end])
+            scale = (grad_total * keep[start:end] / 2)[:, None]  # (n, 1)
+            grad[start:end] = ((p * (d - kl_pq[:, None]) + p - q) * scale).to(grad.dtype)
+            grad[rows + start:rows + end] = ((q * (-d - kl_qp[:, None]) + q - p) * scale).to(grad.dtype)
+        return grad, None
+
+
 def symmetric_kl(logits: Tensor, keep: Tensor) -> Tensor:
     """logits (2N, V), rows [0, N) the first copy's predictions and [N, 2N) the second's for the
     same N target positions, keep (N,) 1 or 0 per position -> fp32 scalar, the sum over kept
     positions of (KL(p1 || p2) + KL(p2 || p1)) / 2."""
-    first, second = logits.float().chunk(2)  # (N, V) each
-    log_p, log_q = torch.log_softmax(first, dim=1), torch.log_softmax(second, dim=1)  # (N, V)
-    # KL(p || q) + KL(q || p) = sum over classes of (p - q) * (log p - log q): one pass, not two.
-    both_ways = ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(1)  # (N,)
-    return (both_ways * keep).sum() / 2
+    if logits.dim() != 2 or logits.shape[0] != 2 * keep.shape[0]:
+        raise ValueError(f"expected logits (2N, V) and keep (N,), got {tuple(logits.shape)} and {tuple(keep.shape)}")
+    return _SymmetricKL.apply(logits, keep.float())
