@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_training import tiny_config
 
 from nmt.data.batching import collate
 from nmt.data.tokenizer import PAD
@@ -9,7 +10,6 @@ from nmt.models.seq2seq import build_model
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.rdrop import stacked_twice, symmetric_kl
 from nmt.training.trainer import token_objective, train
-from tests.test_risk import tiny_config
 
 
 def test_symmetric_kl_is_the_mean_of_both_divergences_over_the_kept_positions():

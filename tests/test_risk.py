@@ -2,10 +2,9 @@
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tiny_training import tiny_config
 
-from nmt.cli.common import config_dir
 from nmt.data.batching import collate
 from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import ConfigError
@@ -87,15 +86,6 @@ def test_the_surrogate_has_the_gradient_of_the_expected_cost(dtype):
     tolerance = 1e-5 if dtype == torch.float32 else 2e-2
     assert torch.allclose(risk.double(), expected.detach().double(), atol=tolerance * 10)
     assert torch.allclose(ours.grad.double(), reference.grad, atol=tolerance)
-
-
-def tiny_config(root, tmp_path, *extra):
-    with initialize_config_dir(config_dir(), version_base=None):
-        return compose("train", overrides=[
-            f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "device=cpu", "trainer.num_threads=1",
-            "data.max_train_examples=300", "tokenizer.vocab_size=200", "trainer.max_steps=4",
-            "trainer.valid_every=2", "trainer.valid_max_sentences=10", "trainer.progress=false",
-            "trainer.log_every=1", "model.emb_size=16", "model.enc_hidden=16", "model.dec_hidden=16", *extra])
 
 
 def test_a_risk_run_trains_logs_its_expected_cost_and_differs_from_token_training(multi30k_root, tmp_path,

@@ -10,7 +10,8 @@ which is the paper's objective halved, so the cross-entropy part stays a per-tok
 with a run without it (the paper uses alpha = 5 for IWSLT translation). Dropout alone trains an
 average of sub-models that each predict alone; the KL term also asks the sub-models to predict
 alike, which narrows the gap between training (dropout on) and translating (dropout off).
-An update costs about twice as much: the doubled batch, and the KL over the vocabulary per token.
+An update costs about 2.4 times as much (BENCHMARKS.md, thirteenth round): the doubled batch, and
+the KL over the vocabulary per token.
 """
 
 from dataclasses import replace
@@ -34,7 +35,9 @@ def stacked_twice(batch: Batch) -> Batch:
 
 
 def _rows_per_slice(logits: Tensor) -> int:
-    """Slices that stay in cache on a CPU; a GPU takes all rows at once (slices would add launches)."""
+    """Slices that stay in cache on a CPU; a GPU takes all rows at once (slices would add launches).
+    Unlike the loss's slices, CPU slices stay under `trainer.compile`: the KL is not a fused function,
+    so one eager slice of all rows would hold its four fp32 (N, V) temporaries at once."""
     return CPU_ROWS_PER_SLICE if logits.device.type == "cpu" else max(logits.shape[0] // 2, 1)
 
 
