@@ -88,6 +88,15 @@ def test_a_terminal_makes_auto_interactive(checkpoint):
     assert "type a sentence and press Enter (Ctrl-D ends)" in process.stderr.read().decode()
 
 
+@pytest.mark.parametrize("options", [["input=-", "output=-"], ["input=-", "output=-", "interactive=true"]])
+def test_a_dash_names_standard_input_and_output(checkpoint, options):
+    expected = [hyps[0].text for hyps in Translator.load(checkpoint, "cpu").translate(SOURCES, beam_size=2)]
+    process = start(checkpoint, *options)
+    out, errors = process.communicate("".join(f"{line}\n" for line in SOURCES).encode(), timeout=TIMEOUT_S)
+    assert process.returncode == 0, errors.decode()[-2000:]
+    assert out.decode().split("\n")[:-1] == expected  # not read from, nor written to, a file named "-"
+
+
 @pytest.mark.parametrize(("option", "input_path", "terminal", "interactive"), [
     ("auto", None, True, True),
     ("auto", None, False, False),  # a pipe: read it whole, translate in batches

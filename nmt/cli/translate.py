@@ -50,6 +50,7 @@ def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
 
 def run(cfg) -> None:
     log_to_stderr()
+    cfg.input, cfg.output = standard_stream(cfg.input), standard_stream(cfg.output)
     check_decoding_options(cfg)
     check_sampling(cfg)
     check_bool(cfg, "alignment")
@@ -77,6 +78,11 @@ def run(cfg) -> None:
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
     write_output(cfg.output, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
+
+
+def standard_stream(path: str | None) -> str | None:
+    """None (standard input or output) for "-", the name most command-line tools give them."""
+    return None if path == "-" else path
 
 
 def is_interactive(option, input_path: str | None, stdin_is_terminal: bool) -> bool:
