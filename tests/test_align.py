@@ -141,6 +141,17 @@ def test_diagonal_baseline_on_europarl(europarl, capsys):
     assert "sentence 63: 12-16" in err  # the one gold link beyond its sentence is reported and skipped
 
 
+@pytest.mark.parametrize("output", ["-", "links.txt"])
+def test_output_dash_is_standard_output_and_a_name_is_a_file(europarl, tmp_path, monkeypatch, capsys, output):
+    monkeypatch.chdir(tmp_path)
+    run_align(["method=diagonal", f"src_file={europarl / 'test.de'}", f"tgt_file={europarl / 'test.en'}",
+               f"output={output}"])
+    written = sorted(p.name for p in tmp_path.iterdir())
+    links = capsys.readouterr().out if output == "-" else (tmp_path / output).read_text(encoding="utf-8")
+    assert written == ([] if output == "-" else [output])  # "-" is never a file's name
+    assert len(links.splitlines()) == 100 and links.splitlines()[0].startswith("0-0 ")
+
+
 # --- from pieces to words -----------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from nmt.analysis.alignment import (
     word_attention,
 )
 from nmt.cli.checks import check_decoding_options, check_single_checkpoint
-from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
+from nmt.cli.common import check_output_file, hydra_command, log_to_stderr, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translator
@@ -55,6 +55,7 @@ def run(cfg) -> None:
     check_decoding_options(cfg)
     check_single_checkpoint(cfg)
     check_single_checkpoint(cfg, "reverse_checkpoint")
+    cfg.output = standard_stream(cfg.output)
     if cfg.output is not None:
         check_output_file(cfg.output, "output")
     # A leading BOM is dropped.
@@ -72,14 +73,8 @@ def run(cfg) -> None:
         links = [diagonal_links(len(s), len(t)) for s, t in zip(src_words, tgt_words, strict=True)]
     else:
         links = attention_alignments(cfg, src_words, tgt_words)
-    text = "".join(format_pharaoh(sentence) + "\n" for sentence in links)
-    if cfg.output is None:
-        sys.stdout.write(text)
-    else:
-        try:
-            Path(cfg.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write output={cfg.output}: {exc.strerror}") from None
+    write_lines(cfg.output, [format_pharaoh(sentence) for sentence in links])
+    if cfg.output is not None:
         log.info("alignments of %d sentence pairs: %s", len(links), cfg.output)
     if gold is not None:
         # With the links on stdout the scores go to stderr, so the links can be piped on unchanged.

@@ -216,6 +216,23 @@ def check_output_file(path: str, option: str) -> None:
         raise ConfigError(f"cannot write {option}={path}: {os.strerror(reason)}")
 
 
+def standard_stream(path: str | None) -> str | None:
+    """None (standard input or output) for "-", the name most command-line tools give them."""
+    return None if path == "-" else path
+
+
+def write_lines(path: str | None, lines: list[str], option: str = "output") -> None:
+    """Writes one line per item to the file at `path`, or to standard output when `path` is None."""
+    text = "".join(line + "\n" for line in lines)
+    if path is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {option}={path}: {exc.strerror}") from None
+
+
 def log_to_stderr() -> None:
     """Inference commands keep stdout for results, so their messages go to stderr."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)

@@ -9,11 +9,10 @@ each line is translated as soon as it is read, as Joey NMT's and fairseq's inter
 
 import logging
 import sys
-from pathlib import Path
 
 from nmt.analysis.alignment import format_pharaoh, translation_links
 from nmt.cli.checks import check_bool, check_decoding_options, check_nbest, check_sampling
-from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
+from nmt.cli.common import check_output_file, hydra_command, log_to_stderr, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.progress import DecodingProgress
@@ -64,7 +63,7 @@ def run(cfg) -> None:
         return
     lines = read_input(cfg.input)
     if cfg.reference is not None:
-        write_output(cfg.output, score_references(cfg, checkpoints, lines))
+        write_lines(cfg.output, score_references(cfg, checkpoints, lines))
         return
     prefixes = read_prefixes(cfg.prefix, cfg.input, len(lines))
     translator = Translator.load(checkpoints, cfg.device)
@@ -77,12 +76,7 @@ def run(cfg) -> None:
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
     # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
     nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
-    write_output(cfg.output, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
-
-
-def standard_stream(path: str | None) -> str | None:
-    """None (standard input or output) for "-", the name most command-line tools give them."""
-    return None if path == "-" else path
+    write_lines(cfg.output, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
 
 
 def is_interactive(option, input_path: str | None, stdin_is_terminal: bool) -> bool:
@@ -174,17 +168,6 @@ def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]
     log.info(f"scored {len(scores):,} translations: {sum(s.tokens for s in scores):,} subwords (EOS included), "
              f"perplexity {perplexity(scores):.2f}")
     return [f"{s.log_prob:.4f}\t{s.tokens}\t{ref.strip()}" for s, ref in zip(scores, references, strict=True)]
-
-
-def write_output(path: str | None, lines: list[str]) -> None:
-    text = "".join(line + "\n" for line in lines)
-    if path is None:
-        sys.stdout.write(text)
-        return
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write output={path}: {exc.strerror}") from None
 
 
 main = hydra_command("translate", run, usage="nmt-translate checkpoint=PATH < input.txt")
