@@ -34,7 +34,10 @@ def read_input(path: str | None) -> list[str]:
 
 def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
     """The best translation per input, or `score<TAB>translation` for each of the n best; with
-    `alignment`, each line ends with a tab and the translation's word links ("0-0 1-2 ...")."""
+    `alignment`, each line ends with a tab and the translation's word links ("0-0 1-2 ...").
+
+    An input with fewer than `nbest` hypotheses (a blank line has one) repeats its last, so every
+    input gives exactly `nbest` lines."""
     def line(h, with_score: bool) -> str:
         text = f"{h.score:.4f}\t{h.text}" if with_score else h.text
         if not alignment:
@@ -44,7 +47,8 @@ def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
 
     if nbest == 1:
         return [line(hyps[0], False) for hyps in nbest_lists]
-    return [line(h, True) for hyps in nbest_lists for h in hyps[:nbest]]
+    padded = (hyps[:nbest] + [hyps[-1]] * (nbest - len(hyps)) for hyps in nbest_lists)
+    return [line(h, True) for hyps in padded for h in hyps]
 
 
 def run(cfg) -> None:
@@ -74,8 +78,6 @@ def run(cfg) -> None:
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
                                        return_attention=cfg.alignment, prefixes=prefixes,
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
-    # Blank inputs give one empty translation; for n-best output pad to nbest lines per input.
-    nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
     write_lines(cfg.output, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
 
 
@@ -112,8 +114,7 @@ def translate_interactively(cfg, checkpoints: list[str]) -> None:
                                            no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                                            max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                            sampling=sampling_options(cfg), return_attention=cfg.alignment)
-        nbest_lists = [hyps + [hyps[-1]] * (cfg.nbest - len(hyps)) for hyps in nbest_lists]
-        sys.stdout.write("".join(out + "\n" for out in format_lines(nbest_lists, cfg.nbest, cfg.alignment)))
+        write_lines(None, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
         sys.stdout.flush()
 
 
