@@ -1,4 +1,4 @@
-"""Builds a Multi30k data root whose training targets include a model's translations (distillation).
+"""Builds a Multi30k data root whose training pairs include models' translations (distillation).
 
     nmt-translate checkpoint=runs/deen/checkpoints/best.pt input=train.de output=train.hyp.en beam_size=5
     python scripts/distilled_corpus.py OUT_ROOT --corpus data/multi30k --translations train.hyp.en
@@ -8,6 +8,11 @@ then train with `data.root=OUT_ROOT`. The two ways distillation is used in BENCH
   model's own): the source side twice, the target side the references then the translations;
 - `--mode replace` (sequence-level knowledge distillation): the translations instead of the references.
 Several translation files (several teachers, or rounds) each add one more copy of the source side.
+
+`--back-translations train.hyp.de` (the training targets translated into the source language by a model
+of the other direction, e.g. `experiment=m30k_ende_best`) adds one pair per line, the translation as
+source and the reference as target: data diversification's backward half, new source sentences for the
+same targets. It can stand alone or go with `--translations`, in either mode.
 
 Every other file of the corpus (validation and test sets, other languages) is linked, not copied, so
 the model is still chosen and scored on the real references. `train.hyp.en` must have a line for
@@ -29,18 +34,30 @@ from nmt.errors import NMTError  # noqa: E402
 MODES = ("mix", "replace")
 
 
-def training_pairs(corpus: Path, split: str, src: str, tgt: str, translations: list[Path], mode: str):
-    """(source lines, target lines) of the new training split: the source once per target set."""
-    source_file = corpus / f"{split}.{src}.gz"
-    sources = list(iter_lines(source_file))
-    target_sets = [] if mode == "replace" else [list(iter_lines(corpus / f"{split}.{tgt}.gz"))]
+def parallel_lines(path: Path, side: Path, side_lines: list[str], what: str) -> list[str]:
+    """PATH's lines, refused unless there is one per line of SIDE (the file they translate)."""
+    lines = list(iter_lines(path))
+    if len(lines) != len(side_lines):
+        raise NMTError(f"{path} has {len(lines):,} lines but {side} has {len(side_lines):,}: "
+                       f"translate the whole {what}, one line per line")
+    return lines
+
+
+def training_pairs(corpus: Path, split: str, src: str, tgt: str, translations: list[Path], mode: str,
+                   back_translations: list[Path] = ()):
+    """(source lines, target lines) of the new training split: the source once per target set, then
+    each back-translation with the references."""
+    source_file, target_file = corpus / f"{split}.{src}.gz", corpus / f"{split}.{tgt}.gz"
+    sources, references = list(iter_lines(source_file)), list(iter_lines(target_file))
+    target_sets = [] if mode == "replace" else [references]
     for path in translations:
-        hypotheses = list(iter_lines(path))
-        if len(hypotheses) != len(sources):
-            raise NMTError(f"{path} has {len(hypotheses):,} lines but {source_file} has {len(sources):,}: "
-                           "translate the whole training source, one line per line")
-        target_sets.append(hypotheses)
-    return sources * len(target_sets), [line for lines in target_sets for line in lines]
+        target_sets.append(parallel_lines(path, source_file, sources, "training source"))
+    pair_sources = sources * len(target_sets)
+    pair_targets = [line for lines in target_sets for line in lines]
+    for path in back_translations:
+        pair_sources += parallel_lines(path, target_file, references, "training target")
+        pair_targets += references
+    return pair_sources, pair_targets
 
 
 def write_gz(path: Path, lines: list[str]) -> None:
@@ -50,16 +67,18 @@ def write_gz(path: Path, lines: list[str]) -> None:
 
 
 def build(out_root: Path, corpus: Path, translations: list[Path], *, split="train", src="de", tgt="en",
-          mode="mix") -> Path:
+          mode="mix", back_translations: list[Path] = ()) -> Path:
     """Writes OUT_ROOT/multi30k and returns it; refuses an existing one."""
     if mode not in MODES:
         raise NMTError(f"--mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if not translations and not back_translations:
+        raise NMTError("give --translations, --back-translations or both")
     if not corpus.is_dir():
         raise NMTError(f"--corpus {corpus}: no such folder (it should hold {split}.{src}.gz and the other files)")
     final = out_root / "multi30k"
     if final.exists():
         raise NMTError(f"{final} already exists; give another OUT_ROOT or remove it")
-    sources, targets = training_pairs(corpus, split, src, tgt, translations, mode)
+    sources, targets = training_pairs(corpus, split, src, tgt, translations, mode, back_translations)
     staging = out_root / ".multi30k.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -77,9 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_root", type=Path, help="the new data root; train with data.root=OUT_ROOT")
     parser.add_argument("--corpus", type=Path, required=True, help="folder of {split}.{lang}.gz files")
-    parser.add_argument("--translations", type=Path, nargs="+", required=True,
+    parser.add_argument("--translations", type=Path, nargs="+", default=[],
                         help="translations of the training source, one line per line; several files "
                              "(from several models) each add a copy of the source")
+    parser.add_argument("--back-translations", type=Path, nargs="+", default=[],
+                        help="translations of the training target into the source language, one line per "
+                             "line; each file adds its lines as sources of a copy of the references")
     parser.add_argument("--mode", default="mix", help="mix (references and translations) or replace")
     parser.add_argument("--src", default="de")
     parser.add_argument("--tgt", default="en")
@@ -87,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         final = build(args.out_root, args.corpus, args.translations, split=args.split, src=args.src,
-                      tgt=args.tgt, mode=args.mode)
+                      tgt=args.tgt, mode=args.mode, back_translations=args.back_translations)
     except NMTError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {final} ({args.mode}); train with data.root={args.out_root}")

@@ -103,3 +103,42 @@ def test_each_translation_file_adds_a_copy_of_the_source(tmp_path):
         "train en 0", "train en 1", "a0", "a1", "b0", "b1"]
     assert read_lines(multi30k_file(tmp_path / "replace", "train", "de")) == ["train de 0", "train de 1"] * 2
     assert read_lines(multi30k_file(tmp_path / "replace", "train", "en")) == ["a0", "a1", "b0", "b1"]
+
+
+def test_back_translations_pair_new_sources_with_the_references_after_the_forward_pairs(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus", pairs=2)
+    forward, backward = tmp_path / "hyp.en", tmp_path / "hyp.de"
+    forward.write_text("f0\nf1\n", encoding="utf-8")
+    backward.write_text("b0\nb1\n", encoding="utf-8")
+
+    both = run(tmp_path / "both", "--corpus", corpus, "--translations", forward, "--back-translations", backward)
+    alone = run(tmp_path / "alone", "--corpus", corpus, "--back-translations", backward)
+
+    assert both.returncode == 0 and alone.returncode == 0, both.stderr + alone.stderr
+    assert read_lines(multi30k_file(tmp_path / "both", "train", "de")) == [
+        "train de 0", "train de 1", "train de 0", "train de 1", "b0", "b1"]
+    assert read_lines(multi30k_file(tmp_path / "both", "train", "en")) == [
+        "train en 0", "train en 1", "f0", "f1", "train en 0", "train en 1"]
+    assert read_lines(multi30k_file(tmp_path / "alone", "train", "de")) == ["train de 0", "train de 1", "b0", "b1"]
+    assert read_lines(multi30k_file(tmp_path / "alone", "train", "en")) == ["train en 0", "train en 1"] * 2
+
+
+def test_back_translations_of_another_length_name_the_training_target_and_nothing_is_written(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus")
+    backward = tmp_path / "hyp.de"
+    backward.write_text("b0\n", encoding="utf-8")
+
+    done = run(tmp_path / "root", "--corpus", corpus, "--back-translations", backward)
+
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert str(backward) in done.stderr and "1 lines" in done.stderr and "train.en.gz has 3" in done.stderr
+    assert not (tmp_path / "root" / "multi30k").exists()
+
+
+def test_neither_kind_of_translation_is_one_line_naming_both_options(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus")
+    done = run(tmp_path / "root", "--corpus", corpus)
+    assert done.returncode != 0 and done.stderr.count("\n") == 1
+    assert "--translations" in done.stderr and "--back-translations" in done.stderr
+    assert not (tmp_path / "root").exists()
