@@ -48,7 +48,9 @@ def training_pairs(corpus: Path, split: str, src: str, tgt: str, translations: l
     """(source lines, target lines) of the new training split: the source once per target set, then
     each back-translation with the references."""
     source_file, target_file = corpus / f"{split}.{src}.gz", corpus / f"{split}.{tgt}.gz"
-    sources, references = list(iter_lines(source_file)), list(iter_lines(target_file))
+    sources = list(iter_lines(source_file))
+    # replace mode without back-translations never reads the references, so it needs no target file
+    references = list(iter_lines(target_file)) if mode == "mix" or back_translations else []
     target_sets = [] if mode == "replace" else [references]
     for path in translations:
         target_sets.append(parallel_lines(path, source_file, sources, "training source"))
