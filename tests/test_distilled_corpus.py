@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nmt.data.multi30k import multi30k_file
 from nmt.data.readers import read_lines
 
@@ -56,16 +58,22 @@ def test_replace_trains_on_the_translations_alone(tmp_path):
     assert read_lines(multi30k_file(tmp_path / "root", "val", "en")) == ["val en 0", "val en 1"]
 
 
-def test_translations_of_another_length_are_one_line_naming_both_files_and_nothing_is_written(tmp_path):
+@pytest.mark.parametrize("option, name, lines, translated", [
+    ("--translations", "hyp.en", "a\nb\n", "train.de.gz has 3"),       # the source's translations
+    ("--back-translations", "hyp.de", "b0\n", "train.en.gz has 3"),     # the target's
+])
+def test_translations_of_another_length_are_one_line_naming_both_files_and_nothing_is_written(
+        tmp_path, option, name, lines, translated):
     corpus = tiny_corpus(tmp_path / "corpus")
-    hypotheses = tmp_path / "hyp.en"
-    hypotheses.write_text("a\nb\n", encoding="utf-8")
+    hypotheses = tmp_path / name
+    hypotheses.write_text(lines, encoding="utf-8")
 
-    done = run(tmp_path / "root", "--corpus", corpus, "--translations", hypotheses)
+    done = run(tmp_path / "root", "--corpus", corpus, option, hypotheses)
 
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-    assert str(hypotheses) in done.stderr and "2 lines" in done.stderr and "train.de.gz has 3" in done.stderr
+    assert str(hypotheses) in done.stderr and f"{lines.count(chr(10))} lines" in done.stderr
+    assert translated in done.stderr
     assert not (tmp_path / "root" / "multi30k").exists()
 
 
@@ -121,19 +129,6 @@ def test_back_translations_pair_new_sources_with_the_references_after_the_forwar
         "train en 0", "train en 1", "f0", "f1", "train en 0", "train en 1"]
     assert read_lines(multi30k_file(tmp_path / "alone", "train", "de")) == ["train de 0", "train de 1", "b0", "b1"]
     assert read_lines(multi30k_file(tmp_path / "alone", "train", "en")) == ["train en 0", "train en 1"] * 2
-
-
-def test_back_translations_of_another_length_name_the_training_target_and_nothing_is_written(tmp_path):
-    corpus = tiny_corpus(tmp_path / "corpus")
-    backward = tmp_path / "hyp.de"
-    backward.write_text("b0\n", encoding="utf-8")
-
-    done = run(tmp_path / "root", "--corpus", corpus, "--back-translations", backward)
-
-    assert done.returncode != 0
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-    assert str(backward) in done.stderr and "1 lines" in done.stderr and "train.en.gz has 3" in done.stderr
-    assert not (tmp_path / "root" / "multi30k").exists()
 
 
 def test_neither_kind_of_translation_is_one_line_naming_both_options(tmp_path):
