@@ -25,7 +25,7 @@ from benchmark import compose_config, first_batches, seeded_model  # noqa: E402
 
 from nmt.data.pipeline import prepare_data  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
-from nmt.training.trainer import train_step  # noqa: E402
+from nmt.training.step import train_step  # noqa: E402
 
 SETTINGS = {"A fp32, oneDNN off": (False, "fp32"), "B fp32, oneDNN on except RNN calls": (True, "fp32"),
             "C bf16, oneDNN on except RNN calls": (True, "bf16")}

@@ -52,7 +52,8 @@ from nmt.models.seq2seq import build_model, count_parameters
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.optim import build_optimizer
 from nmt.training.runtime import cpu_has_native_bf16, prepare_cpu_runtime, resolve_device, seed_everything
-from nmt.training.trainer import train, train_step
+from nmt.training.step import train_step
+from nmt.training.trainer import train
 
 IMPORTED_AT = time.perf_counter()
 TEST_SPLIT = "test_2016_flickr"

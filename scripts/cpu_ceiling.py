@@ -26,7 +26,7 @@ from torch.profiler import profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import fixed_updates, helper_parser  # noqa: E402
 
-from nmt.training.trainer import train_step  # noqa: E402
+from nmt.training.step import train_step  # noqa: E402
 
 # The profiler's matrix-product operators, and how to read (batch, m, k, n) off their input shapes.
 PRODUCTS = {

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import fixed_updates, helper_parser  # noqa: E402
 
 from nmt.models.fusion import fusion, fusion_wanted  # noqa: E402
-from nmt.training.trainer import train_step  # noqa: E402
+from nmt.training.step import train_step  # noqa: E402
 
 
 def main() -> None:

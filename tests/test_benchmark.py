@@ -128,8 +128,8 @@ def test_cpu_ceiling_prints_the_products_of_a_training_step_and_the_ceiling(mult
     lines = [line for line in stdout.strip().splitlines() if not line.startswith(("USDT", "["))]
     assert lines[0].startswith("smoke, fp32, 1 threads"), lines
     # The output layer (target tokens x 16 -> 300-piece vocabulary) is one of the products seen; the
-    # training step rounds its rows up with padding positions (trainer.output_positions).
-    from nmt.training.trainer import OUTPUT_ROWS_MULTIPLE
+    # training step rounds its rows up with padding positions (step.output_positions).
+    from nmt.training.step import OUTPUT_ROWS_MULTIPLE
 
     tokens = int(lines[0].split(" target tokens")[0].split()[-1])
     output_rows = [int(line.split()[2]) for line in lines[2:-1]

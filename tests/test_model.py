@@ -227,7 +227,7 @@ def test_padding_rows_added_to_the_output_layer_change_neither_loss_nor_gradient
     """The trainer rounds the output layer's rows up with padding positions (fewer oneDNN primitive
     sizes on a CPU); their PAD targets are ignored, so the step is the one on real tokens only."""
     from nmt.training.loss import label_smoothed_nll
-    from nmt.training.trainer import OUTPUT_ROWS_MULTIPLE, output_positions
+    from nmt.training.step import OUTPUT_ROWS_MULTIPLE, output_positions
 
     torch.manual_seed(2)
     model = build_model(model_cfg(decoder_style="luong"), VOCAB, VOCAB, shared_vocab=True).double()

@@ -9,7 +9,8 @@ from nmt.errors import ConfigError
 from nmt.models.seq2seq import build_model
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.rdrop import stacked_twice, symmetric_kl
-from nmt.training.trainer import token_objective, train
+from nmt.training.step import token_objective
+from nmt.training.trainer import train
 
 
 def test_symmetric_kl_is_the_mean_of_both_divergences_over_the_kept_positions():

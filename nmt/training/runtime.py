@@ -76,7 +76,7 @@ def slow_bf16_warning(device: torch.device, precision: str) -> str | None:
 # with its own reordered copy of the weights, up to ONEDNN_PRIMITIVE_CACHE_CAPACITY; building one costs
 # 2-14 ms on an AMX Xeon against 0.3-3 ms for a cached call. When the output layer's rows came as a new
 # count at every update, its 8 MB primitives piled up: a 20-epoch bf16 run reached 7.8 GB at 1,024,
-# so the cap was 128. Since those rows come in a few sizes (trainer.output_positions), an epoch's
+# so the cap was 128. Since those rows come in a few sizes (step.output_positions), an epoch's
 # ~1,000 primitives fit in 1,024 and memory stays flat (2.3 GB over 9 epochs of the reference, against
 # 3.0 GB at 128 over 3), for 8-10% more bf16 training speed there (BENCHMARKS.md, ninth round).
 ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"

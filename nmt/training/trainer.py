@@ -1,4 +1,5 @@
 """The training loop: `train(cfg, run_dir)` reads top to bottom; the Hydra entry point is a thin wrapper.
+One update (forward, loss, backward, optimizer step) is `step.train_step`.
 
 What can go wrong is handled by small helpers: `resume` (continuing exactly), `signals` (SIGINT and
 SIGTERM save and stop), `guards` (NaN/Inf losses, out of memory) and `checkpoint` (atomic files).
@@ -21,14 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nmt.data.batching import Batch, TokenBatchSampler, collate
+from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.epoch_sample import FILE_NAME as EPOCH_SAMPLE
 from nmt.data.epoch_sample import load_epoch_sample, save_epoch_sample
 from nmt.data.pipeline import prepare_data
 from nmt.data.prepared import PreparedData
 from nmt.data.storage import id_lengths
 from nmt.data.subword_sampling import SubwordSampling
-from nmt.data.tokenizer import PAD, Tokenizers
+from nmt.data.tokenizer import Tokenizers
 from nmt.errors import ConfigError
 from nmt.models.fusion import fusion, fusion_wanted
 from nmt.models.seq2seq import build_model, count_parameters
@@ -51,20 +52,18 @@ from nmt.training.ema import WeightAverage, scored_state
 from nmt.training.guards import check_finite, out_of_memory_advice
 from nmt.training.initial import initialise, load_initial
 from nmt.training.kept import keep_if_among_best
-from nmt.training.loss import label_smoothed_nll
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_run_options
-from nmt.training.rdrop import stacked_twice, symmetric_kl
 from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
 from nmt.training.risk import RiskObjective
 from nmt.training.runtime import (
-    autocast_context,
     passive_wait_warning,
     prepare_cpu_runtime,
     seed_everything,
     slow_bf16_warning,
 )
 from nmt.training.signals import StopOnSignal, TrainingStopped
+from nmt.training.step import train_step
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import (
     METRIC_NAMES,
@@ -217,99 +216,6 @@ def _planned_total(run: "Run", n_batches: int, world: World, accumulate: int) ->
 def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
     return TokenBatchSampler(id_lengths(src_ids) + 1, id_lengths(tgt_ids) + 1, cfg.trainer.batch_tokens,
                              shuffle=True, seed=cfg.seed)
-
-
-# oneDNN builds a primitive for every new size of a matrix product: 2-14 ms at its first call on the
-# AMX Xeon of BENCHMARKS.md's ninth round, 0.3-3 ms after. The output layer's rows are the batch's
-# target tokens, a new count at nearly every update; rounded up to a multiple of this with padding
-# positions (whose PAD targets the loss ignores), they come in a few sizes: +10% bf16 training there.
-OUTPUT_ROWS_MULTIPLE = 128
-
-
-def output_positions(real: torch.Tensor) -> torch.Tensor:
-    """real (B, T) bool, True on real target tokens -> the positions whose logits a training step
-    computes: on a CPU, the real ones plus the first padding positions that round their count up to
-    a multiple of OUTPUT_ROWS_MULTIPLE (as many as the batch has); elsewhere `real` itself."""
-    missing = -int(real.sum()) % OUTPUT_ROWS_MULTIPLE if real.device.type == "cpu" else 0
-    if missing == 0:
-        return real
-    flat = real.flatten().clone()  # (B * T,)
-    flat[(~flat).nonzero()[:missing, 0]] = True
-    return flat.view_as(real)
-
-
-def token_objective(model, batch: Batch, tcfg, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (objective, loss), fp32 scalars summed over the batch's real target tokens: the token-level
-    objective to differentiate, and the label-smoothed cross-entropy it contains, to report.
-    They are the same tensor unless `trainer.rdrop_alpha` adds R-Drop's agreement term (nmt.training.rdrop)."""
-    rows = output_positions(batch.tgt_out != PAD)  # (B, T): real tokens (+ padding on a CPU)
-    alpha = tcfg.get("rdrop_alpha") or 0.0  # absent from configs older than the option
-    if not alpha:
-        with autocast_context(device, tcfg.precision):
-            logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, rows)  # (N, V)
-        # The loss is computed in fp32 and summed over real target tokens (padding rows are ignored),
-        # not sentences. The logits are read no more: their gradient may take their memory (overwrite).
-        summed = label_smoothed_nll(logits, batch.tgt_out[rows], tcfg.label_smoothing, overwrite=True,
-                                    ignore_index=PAD)
-        return summed, summed
-    twice = stacked_twice(batch)  # (2B, ...): each copy draws its own dropout masks
-    with autocast_context(device, tcfg.precision):
-        # Rows [0, N) of the logits are the first copy's positions, [N, 2N) the same ones of the second.
-        logits, _ = model(twice.src, twice.src_lengths, twice.tgt_in, torch.cat([rows, rows]))  # (2N, V)
-    target = batch.tgt_out[rows]  # (N,)
-    # The mean of the two copies' losses; no overwrite: the agreement term reads the logits too.
-    summed = label_smoothed_nll(logits, torch.cat([target, target]), tcfg.label_smoothing,
-                                ignore_index=PAD) / 2
-    agreement = symmetric_kl(logits, (target != PAD).float())
-    return summed + alpha / 2 * agreement, summed
-
-
-def train_step(model, optimizer, batches, tcfg, device, weights=None, total_tokens=None,
-               world: World = ONE_PROCESS, risk: RiskObjective | None = None,
-               total_sentences: int | None = None) -> tuple[float, float]:
-    """One update on `batches` (one Batch, or this rank's list of them: gradient accumulation);
-    returns the loss per target token of the whole update (all ranks) and the gradient norm.
-
-    The summed loss is divided by `total_tokens` (default: the tokens of `batches`), the target tokens
-    of every batch of the update on every rank, so the gradient is that of one batch holding them all.
-    `weights` (default 1) is 0 for a rank's stand-in batch. A NaN/Inf loss or gradient norm skips the
-    update (the weights and optimizer state stay as they were); the caller sees it in the values.
-    With `risk` (minimum risk training), the objective is (1 - w) x that loss + w x the expected cost
-    per sentence, over `total_sentences` (default: the sentences of `batches`); the returned loss
-    stays the token-level one, comparable with a run without it.
-    """
-    batches = [batches] if isinstance(batches, Batch) else batches
-    weights = weights or [1.0] * len(batches)
-    total_tokens = total_tokens or sum(b.n_tgt_tokens for b in batches)
-    total_sentences = total_sentences or sum(len(b) for b in batches)
-    optimizer.zero_grad(set_to_none=True)
-    loss_sum = torch.zeros((), device=device)
-    for i, (batch, weight) in enumerate(zip(batches, weights, strict=True)):
-        last = i == len(batches) - 1
-        # Only the last accumulated batch all-reduces the gradients (DDP's no_sync skips the others).
-        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
-        with sync:
-            objective, summed = token_objective(model, batch, tcfg, device)
-            objective, summed = objective * weight, summed * weight
-            # DDP averages gradients over ranks; the factor world.size turns the average into the sum.
-            token_loss = objective * world.size / total_tokens
-            (token_loss if risk is None else token_loss * (1.0 - risk.weight)).backward()
-            if risk is not None:  # a second forward and backward, on the model's own candidates
-                expected = risk.risk(model, getattr(model, "module", model), batch,
-                                     lambda: autocast_context(device, tcfg.precision)) * weight
-                (expected * (risk.weight * world.size / total_sentences)).backward()
-        loss_sum += summed.detach()
-    loss = (world.sum(loss_sum) / total_tokens).item()
-    if not math.isfinite(loss):
-        optimizer.zero_grad(set_to_none=True)
-        return loss, math.nan
-    max_norm = tcfg.clip_grad_norm or math.inf
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    if torch.isfinite(grad_norm):
-        optimizer.step()
-    else:
-        optimizer.zero_grad(set_to_none=True)  # the skipped update's gradients are of no use
-    return loss, grad_norm.item()
 
 
 def _check_writable(run_dir: Path) -> None:
