@@ -48,6 +48,18 @@ def test_plateau_decays_after_patience_and_restores_from_state():
     assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.03)
 
 
+def test_a_restored_plateau_schedule_keeps_its_decays_but_takes_the_new_base_rate():
+    settings = {"name": "plateau", "warmup_steps": 0, "factor": 0.5, "patience": 0, "min_lr": 0.0}
+    schedule = build_schedule(settings, optimizer(0.1))
+    schedule.on_validation(10.0)
+    schedule.on_validation(9.0)  # halves the rate
+    fresh_opt = optimizer(0.02)  # the run resumed with optimizer.lr=0.02
+    fresh = build_schedule({**settings, "patience": 5}, fresh_opt)
+    fresh.load_state_dict(schedule.state_dict())
+    assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.01)
+    assert (fresh.base_lr, fresh.patience, fresh.best) == (0.02, 5, 10.0)
+
+
 def test_unknown_optimizer_and_schedule_names_list_the_choices():
     with pytest.raises(ConfigError, match="adam, adamw"):
         build_optimizer({"name": "sgd", "lr": 1, "betas": [0.9, 0.9], "weight_decay": 0}, [])

@@ -26,8 +26,12 @@ class WarmupSchedule:
     """Sets the learning rate after every update: base_lr x warmup ramp x decay.
 
     Subclasses define the decay; `on_validation` lets a schedule react to validation scores.
-    State is plain numbers so checkpoints stay weights-only.
+    State is plain numbers so checkpoints stay weights-only. A checkpoint restores only the progress
+    (`PROGRESS`), never the settings: a run resumed with another optimizer.lr or scheduler.* option
+    goes on from where it was with the new values, e.g. a lower rate after a divergence.
     """
+
+    PROGRESS: tuple[str, ...] = ("step_count",)
 
     def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int):
         self.optimizer = optimizer
@@ -61,13 +65,18 @@ class WarmupSchedule:
         return {k: v for k, v in vars(self).items() if k != "optimizer"}
 
     def load_state_dict(self, state: Mapping) -> None:
-        vars(self).update(state)
+        for key in self.PROGRESS:
+            if key in state:  # a checkpoint of another schedule lacks some; they keep their start values
+                setattr(self, key, state[key])
         self._apply()
 
 
 class PlateauSchedule(WarmupSchedule):
     """Multiplies the rate by `factor` at the (patience + 1)-th validation in a row without a better
-    score, as torch's ReduceLROnPlateau does (trainer.early_stopping_patience=N stops at the N-th)."""
+    score, as torch's ReduceLROnPlateau does (trainer.early_stopping_patience=N stops at the N-th).
+    The decay is a factor of the base rate, so a new optimizer.lr on resume keeps the decays so far."""
+
+    PROGRESS = ("step_count", "scale", "best", "bad_validations")
 
     def __init__(self, optimizer, warmup_steps: int, factor: float, patience: int, min_lr: float):
         self.factor, self.patience, self.min_lr = factor, patience, min_lr

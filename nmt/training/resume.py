@@ -132,7 +132,7 @@ def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tok
                               f"current data and tokenizer settings give; {_settings_hint(path)}")
     try:
         model.load_state_dict(state.get("training_weights", state["model"]))  # not the EMA (nmt.training.ema)
-        optimizer.load_state_dict(state["optimizer"])
+        _load_optimizer_keeping_settings(optimizer, state["optimizer"])
         schedule.load_state_dict(state["schedule"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {first_line(exc)}; "
@@ -153,6 +153,19 @@ def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tok
         if rank:
             torch.manual_seed(int(torch.randint(2**31, ())) + rank)
     return progress, list(state.get("history", []))
+
+
+# Hyperparameters a resumed run takes from its config, not from the checkpoint (the rate is the schedule's).
+OPTIMIZER_SETTINGS = ("betas", "weight_decay", "eps")
+
+
+def _load_optimizer_keeping_settings(optimizer, saved: dict) -> None:
+    """Restores the moment estimates and step counts; torch's load_state_dict would also put back the
+    saved betas and weight decay, silently undoing a change the warning says is in effect."""
+    settings = [{k: group[k] for k in OPTIMIZER_SETTINGS if k in group} for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, kept in zip(optimizer.param_groups, settings, strict=True):
+        group.update(kept)
 
 
 def _settings_hint(path: Path) -> str:
