@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 
 import pytest
 import torch
@@ -81,6 +82,14 @@ def test_same_seed_same_model():
 def test_vocab_size_too_large_is_a_config_error_with_a_hint():
     with pytest.raises(ConfigError, match=r"tokenizer.vocab_size=5000 is too large .*at most \d+"):
         SubwordTokenizer.train(DE, vocab_size=5000, seed=0)
+
+
+def test_vocab_size_below_the_corpus_characters_is_a_config_error_naming_the_minimum():
+    with pytest.raises(ConfigError, match=r"tokenizer.vocab_size=10 is too small .*needs at least (\d+) at "
+                                          r"tokenizer.character_coverage=1.0") as error:
+        SubwordTokenizer.train(DE, vocab_size=10, seed=0)
+    minimum = int(re.search(r"at least (\d+)", str(error.value)).group(1))
+    assert SubwordTokenizer.train(DE, vocab_size=minimum, seed=0).vocab_size == minimum
 
 
 def test_bad_options_are_config_errors():

@@ -73,7 +73,7 @@ class SubwordTokenizer:
                 minloglevel=2,
             )
         except RuntimeError as e:
-            raise _vocab_error(e, vocab_size, len(texts)) from e
+            raise _vocab_error(e, vocab_size, len(texts), character_coverage) from e
         return cls(model.getvalue())
 
     @classmethod
@@ -112,9 +112,17 @@ class SubwordTokenizer:
         return self._sp.decode_pieces(list(pieces))
 
 
-def _vocab_error(error: RuntimeError, vocab_size: int, n_texts: int) -> Exception:
-    """Turn SentencePiece's "Vocabulary size too high" into an actionable ConfigError."""
+def _vocab_error(error: RuntimeError, vocab_size: int, n_texts: int, character_coverage: float) -> Exception:
+    """Turn SentencePiece's vocabulary size errors (too high for the corpus, or too low for its
+    characters) into actionable ConfigErrors; any other error is returned unchanged."""
     message = str(error)
+    too_small = re.search(r"smaller than required_chars\. \d+ vs (\d+)", message)
+    if too_small:  # every character kept by the coverage needs a piece of its own
+        return ConfigError(
+            f"tokenizer.vocab_size={vocab_size} is too small for the characters of the training text: it "
+            f"needs at least {too_small.group(1)} at tokenizer.character_coverage={character_coverage}; "
+            "raise tokenizer.vocab_size or lower tokenizer.character_coverage"
+        )
     if "Vocabulary size too high" not in message:
         return error
     limit = re.search(r"<= (\d+)", message)
