@@ -35,6 +35,7 @@ def trained(env, tmp_path_factory) -> Path:
                   f"data.cache_dir={env['NMT_TEST_CACHE']}", *SHRINK], env, run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best validation BLEU" in result.stdout
+    assert result.stdout.count("step     20 | epoch") == 1  # each validation line once, not also bare
     return run_dir
 
 

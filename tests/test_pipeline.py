@@ -53,8 +53,10 @@ def toy_corpus(tmp_path) -> dict:
     }
 
 
-def test_prepare_data_cleans_and_tokenizes(toy_corpus, tmp_path):
-    data = prepare_data(make_cfg(toy_corpus), run_dir=tmp_path / "run")
+def test_prepare_data_cleans_and_tokenizes(toy_corpus, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="nmt.data.pipeline"):
+        data = prepare_data(make_cfg(toy_corpus), run_dir=tmp_path / "run")
+    assert "training SentencePiece (unigram, 60 pieces, joint) on 198 sentence pairs" in caplog.text
     assert data.stats["train"].read == 200 and data.stats["train"].empty_dropped == 2
     assert len(data.train_src_ids) == len(data.train_tgt_ids) == data.stats["train"].kept == 198
     assert len(data.valid_src_ids) == len(data.valid_src_text) == 20

@@ -58,16 +58,19 @@ def test_each_line_is_answered_before_the_next_is_sent(checkpoint):
             process.stdin.write(source.encode() + b"\n")
             process.stdin.flush()  # the next line is only sent once this one is answered
             answers.append(read_line(process.stdout.fileno(), buffer).decode())
-        process.stdin.write(b"\xff\xfe not utf-8\n" + SOURCES[0].encode() + b"\n")
+        process.stdin.write(b"\xff\xfe not utf-8\n")
+        process.stdin.flush()
+        answers.append(read_line(process.stdout.fileno(), buffer).decode())  # answered, not skipped
+        process.stdin.write(SOURCES[0].encode() + b"\n")
         process.stdin.flush()
         answers.append(read_line(process.stdout.fileno(), buffer).decode())
         process.stdin.close()
         assert process.wait(timeout=TIMEOUT_S) == 0
     finally:
         process.kill()
-    assert answers == [*expected, expected[0]]  # the bad line is skipped, the session goes on
+    assert answers == [*expected, "", expected[0]]  # the bad line gets an empty answer, the session goes on
     errors = process.stderr.read().decode()
-    assert "error: <stdin>:4: invalid UTF-8 (byte 0xff at byte column 1); this line is skipped" in errors
+    assert "error: <stdin>:4: invalid UTF-8 (byte 0xff at byte column 1); it is answered as an empty line" in errors
 
 
 def test_a_terminal_makes_auto_interactive(checkpoint):

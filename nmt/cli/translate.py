@@ -95,7 +95,8 @@ def is_interactive(option, input_path: str | None, stdin_is_terminal: bool) -> b
 
 def translate_interactively(cfg, checkpoints: list[str]) -> None:
     """Translates standard input line by line, writing (and flushing) each line's output before the
-    next line is read; a line that is not UTF-8 gets a one-line error and the session goes on."""
+    next line is read; a line that is not UTF-8 gets a one-line error and the empty line's answer, and
+    the session goes on."""
     for option in ("reference", "prefix", "output"):
         if cfg.get(option) is not None:
             raise ConfigError(f"{option}= goes with whole files, not with interactive translation: "
@@ -107,8 +108,9 @@ def translate_interactively(cfg, checkpoints: list[str]) -> None:
         try:
             line = decode_typed_line(raw, number)
         except DataError as exc:
+            # Answered all the same, so a program that waits for one answer per line never hangs.
             print(f"error: {exc}", file=sys.stderr, flush=True)
-            continue
+            line = ""
         nbest_lists = translator.translate([line], beam_size=cfg.beam_size, nbest=cfg.nbest,
                                            length_penalty=cfg.length_penalty, coverage_penalty=cfg.coverage_penalty,
                                            no_repeat_ngram_size=cfg.no_repeat_ngram_size,
@@ -124,7 +126,7 @@ def decode_typed_line(raw: bytes, number: int) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"<stdin>:{number}: invalid UTF-8 (byte 0x{raw[exc.start]:02x} at byte column "
-                        f"{exc.start + 1}); this line is skipped: type or paste UTF-8 text") from None
+                        f"{exc.start + 1}); it is answered as an empty line: type or paste UTF-8 text") from None
     return text.removesuffix("\n").removesuffix("\r")
 
 

@@ -155,6 +155,9 @@ def _train_tokenizers(cfg: Mapping, stats: CleanStats) -> tuple[Tokenizers, Iter
         raise DataError(f"training corpus is empty after cleaning ({sampled})")
     # The sample is drawn here, in pairs; SentencePiece must not subsample it again.
     tok_cfg = {**_plain(cfg["tokenizer"]), "sample_size": 0}
+    log.info("training SentencePiece (%s, %s pieces, %s) on %s sentence pairs", tok_cfg["type"],
+             tok_cfg["vocab_size"], "joint" if tok_cfg["joint"] else "one model per language",
+             f"{len(pairs):,}")
     return Tokenizers.train_from_config(tok_cfg, *sample_texts(pairs), seed=cfg["seed"]), rest
 
 

@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.epoch_sample import FILE_NAME as EPOCH_SAMPLE
@@ -166,7 +167,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     run.logger = TrainingLogger(run_dir, enabled=world.is_main)
     progress, done = run.progress, False
     try:
-        with StopOnSignal() as stop:
+        with StopOnSignal() as stop, _console(run.bar):
             while not done and progress.epoch < run.max_epochs:
                 if sampling is not None:
                     run.resegment(sampling, data)
@@ -204,6 +205,11 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
                  metric_text(run.t.best_metric, metric_value(run.t.best_metric, progress.best_score)),
                  run.last_path.parent)
     return summary
+
+
+def _console(bar: tqdm):
+    """While a progress bar is shown, console log lines are written above it instead of through it."""
+    return contextlib.nullcontext() if bar.disable else logging_redirect_tqdm()
 
 
 def _planned_total(run: "Run", n_batches: int, world: World, accumulate: int) -> float:
@@ -377,8 +383,7 @@ class Run:
             chrf_text = f" | chrF {chrf:.2f}{best['chrf']}" if metric == "chrf" else ""
             line = (f"step {p.step:>6} | epoch {epoch} | valid loss {loss:.3f}{best.get('loss', '')} | "
                     f"ppl {ppl:.2f} | BLEU {bleu:.2f}{best.get('bleu', '')}{chrf_text} | lr {lr:.2e}")
-            self.bar.write(line)
-            log.info(line)
+            log.info(line)  # once, to the console and train.log; a progress bar is kept below it (_console)
         if self.world.is_main and t.keep_best_checkpoints:
             p.kept = keep_if_among_best(p.kept, score, p.step, t.keep_best_checkpoints, self.last_path.parent,
                                         scored_state(self.model, self.ema), self.cfg, self.tokenizers)
