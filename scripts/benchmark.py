@@ -34,15 +34,13 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import nmt
-from nmt.cli.common import config_dir
+from nmt.cli.common import compose_checked, run_script
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.pipeline import cache_key, load_test_split, prepare_data
 from nmt.data.tokenizer import Tokenizers
-from nmt.errors import NMTError
 from nmt.inference.batching import search_many
 from nmt.inference.metrics import bleu_score
 from nmt.inference.translator import Translator
@@ -51,6 +49,7 @@ from nmt.models.fusion import fusion, fusion_wanted
 from nmt.models.seq2seq import build_model, count_parameters
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.optim import build_optimizer
+from nmt.training.options import check_run_options
 from nmt.training.runtime import cpu_has_native_bf16, prepare_cpu_runtime, resolve_device, seed_everything
 from nmt.training.step import train_step
 from nmt.training.trainer import train
@@ -82,14 +81,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         p.error("--steps must be >= 1 and --warmup >= 0")
+    for option, value in (("--decode-batch", args.decode_batch), ("--decode-sentences", args.decode_sentences),
+                          ("--threads", args.threads)):
+        if value is not None and value < 1:
+            p.error(f"{option} must be a positive integer; got {value}")
     if args.checkpoint and (args.full or args.all_attention):
         p.error("--checkpoint goes with the quick mode only")
     return args
 
 
 def compose_config(experiment: str, device: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir(), version_base=None):
-        return compose("train", overrides=[f"experiment={experiment}", f"device={device}", *overrides])
+    """nmt-train's config for `experiment=EXPERIMENT` and the overrides, with its one-line errors for
+    an unknown experiment or option and for an invalid value, before any data is read."""
+    cfg = compose_checked("train", [f"experiment={experiment}", f"device={device}", *overrides])
+    check_run_options(cfg)
+    return cfg
 
 
 def checkpoint_config(path: str, device: str, overrides: list[str]) -> DictConfig:
@@ -171,9 +177,17 @@ def helper_parser(doc: str, precisions: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--experiment", default="m30k_deen_ref")
     parser.add_argument("--precision", default="bf16", choices=precisions)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
     return parser
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option when this raises)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
+    return value
 
 
 def fixed_updates(args: argparse.Namespace, device: torch.device, count: int):
@@ -402,7 +416,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except NMTError as exc:  # a user mistake (an option, missing data, no GPU): one line, no traceback
-        sys.exit(f"error: {exc}")
+    run_script(main)  # a user mistake (an option, missing data, no GPU): one line, exit status 2

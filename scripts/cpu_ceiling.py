@@ -24,8 +24,9 @@ import torch
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import fixed_updates, helper_parser  # noqa: E402
+from benchmark import fixed_updates, helper_parser, positive_int  # noqa: E402
 
+from nmt.cli.common import run_script  # noqa: E402
 from nmt.training.step import train_step  # noqa: E402
 
 # The profiler's matrix-product operators, and how to read (batch, m, k, n) off their input shapes.
@@ -39,9 +40,9 @@ PRODUCTS = {
 
 def main() -> None:
     parser = helper_parser(__doc__, ["fp32", "bf16"])
-    parser.add_argument("--batches", type=int, default=2, help="updates profiled, after one warm-up")
-    parser.add_argument("--repeats", type=int, default=7, help="timings per shape (the median is used)")
-    parser.add_argument("--rows", type=int, default=12, help="shapes listed (by share of the time)")
+    parser.add_argument("--batches", type=positive_int, default=2, help="updates profiled, after one warm-up")
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timings per shape (the median is used)")
+    parser.add_argument("--rows", type=positive_int, default=12, help="shapes listed (by share of the time)")
     args = parser.parse_args()
     device = torch.device("cpu")
     _, model, optimizer, batches, tcfg = fixed_updates(args, device, 1 + args.batches)
@@ -103,4 +104,4 @@ def report(calls, tokens: int, args, dtype: torch.dtype) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

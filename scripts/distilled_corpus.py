@@ -28,15 +28,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from nmt.data.readers import iter_lines  # noqa: E402
+from nmt.cli.common import run_script  # noqa: E402
+from nmt.data.readers import CONVERT_TO_UTF8, iter_lines  # noqa: E402
 from nmt.errors import NMTError  # noqa: E402
 
 MODES = ("mix", "replace")
 
 
+def utf8_lines(path: Path) -> list[str]:
+    # This script has no data.on_decode_error option: a file that is not UTF-8 has to be converted.
+    return list(iter_lines(path, hint=CONVERT_TO_UTF8))
+
+
 def parallel_lines(path: Path, side: Path, side_lines: list[str], what: str) -> list[str]:
     """PATH's lines, refused unless there is one per line of SIDE (the file they translate)."""
-    lines = list(iter_lines(path))
+    lines = utf8_lines(path)
     if len(lines) != len(side_lines):
         raise NMTError(f"{path} has {len(lines):,} lines but {side} has {len(side_lines):,}: "
                        f"translate the whole {what}, one line per line")
@@ -48,9 +54,9 @@ def training_pairs(corpus: Path, split: str, src: str, tgt: str, translations: l
     """(source lines, target lines) of the new training split: the source once per target set, then
     each back-translation with the references."""
     source_file, target_file = corpus / f"{split}.{src}.gz", corpus / f"{split}.{tgt}.gz"
-    sources = list(iter_lines(source_file))
+    sources = utf8_lines(source_file)
     # replace mode without back-translations never reads the references, so it needs no target file
-    references = list(iter_lines(target_file)) if mode == "mix" or back_translations else []
+    references = utf8_lines(target_file) if mode == "mix" or back_translations else []
     target_sets = [] if mode == "replace" else [references]
     for path in translations:
         target_sets.append(parallel_lines(path, source_file, sources, "training source"))
@@ -77,13 +83,18 @@ def build(out_root: Path, corpus: Path, translations: list[Path], *, split="trai
         raise NMTError("give --translations, --back-translations or both")
     if not corpus.is_dir():
         raise NMTError(f"--corpus {corpus}: no such folder (it should hold {split}.{src}.gz and the other files)")
+    if out_root.exists() and not out_root.is_dir():
+        raise NMTError(f"OUT_ROOT {out_root} is a file, not a folder; give a folder (it is created if missing)")
     final = out_root / "multi30k"
     if final.exists():
         raise NMTError(f"{final} already exists; give another OUT_ROOT or remove it")
     sources, targets = training_pairs(corpus, split, src, tgt, translations, mode, back_translations)
     staging = out_root / ".multi30k.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise NMTError(f"cannot create {staging}: {exc.strerror}") from None
     written = {f"{split}.{src}.gz", f"{split}.{tgt}.gz"}
     write_gz(staging / f"{split}.{src}.gz", sources)
     write_gz(staging / f"{split}.{tgt}.gz", targets)
@@ -109,13 +120,10 @@ def main() -> None:
     parser.add_argument("--tgt", default="en")
     parser.add_argument("--split", default="train")
     args = parser.parse_args()
-    try:
-        final = build(args.out_root, args.corpus, args.translations, split=args.split, src=args.src,
-                      tgt=args.tgt, mode=args.mode, back_translations=args.back_translations)
-    except NMTError as e:
-        raise SystemExit(f"error: {e}") from None
+    final = build(args.out_root, args.corpus, args.translations, split=args.split, src=args.src,
+                  tgt=args.tgt, mode=args.mode, back_translations=args.back_translations)
     print(f"wrote {final} ({args.mode}); train with data.root={args.out_root}")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)  # a mistake (a missing file, a short translation file): one error line, exit status 2

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import os
 import platform
@@ -27,6 +26,12 @@ import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+from nmt.cli.common import run_script  # noqa: E402
+from nmt.data.readers import CONVERT_TO_UTF8, read_lines  # noqa: E402
+from nmt.errors import NMTError  # noqa: E402
 
 FALLBACK_SENTENCES = [
     "Ein Hund rennt über die Wiese.", "Zwei Männer spielen Fußball im Park.", "Eine Frau liest ein Buch.",
@@ -45,9 +50,7 @@ def read_sentences(path: str | None) -> list[str]:
         if not default.is_file():
             return FALLBACK_SENTENCES
         path = str(default)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    return [line.strip() for line in read_lines(path, hint=CONVERT_TO_UTF8) if line.strip()]
 
 
 def free_port() -> int:
@@ -64,15 +67,17 @@ def start_server(checkpoint: str, overrides: list[str], log_path: Path) -> tuple
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"nmt-serve exited with {process.returncode}; see {log_path}")
+        if process.poll() is not None:  # e.g. a bad --server-args value: the server's own error line says which
+            said = log_path.read_text(errors="replace").strip().splitlines()
+            raise NMTError(f"nmt-serve exited with status {process.returncode}"
+                           f"{': ' + said[-1] if said else ''} (log: {log_path})")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return process, url
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()
-    sys.exit(f"nmt-serve did not start within 120 s; see {log_path}")
+    raise NMTError(f"nmt-serve did not start within 120 s; see {log_path}")
 
 
 async def run_load(url: str, sentences: list[str], args) -> dict:
@@ -151,6 +156,10 @@ def main() -> None:
     args = parser.parse_args()
 
     sentences = read_sentences(args.input)
+    try:
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NMTError(f"cannot create --log-dir {args.log_dir}: {exc.strerror}") from None
     import torch  # only for the record of what ran
 
     setup = {"checkpoint": args.checkpoint, "requests": args.requests, "clients": args.clients,
@@ -188,7 +197,11 @@ def main() -> None:
     if args.json:
         figures = {m: {k: v for k, v in r.items() if k != "translations"} for m, r in results.items()}
         Path(args.json).write_text(json.dumps({"setup": setup, "results": figures}, indent=2) + "\n")
+    failed = [f"{mode}: {', '.join(f'{n} x {what}' for what, n in r['errors'].items())}"
+              for mode, r in results.items() if r["ok"] == 0]
+    if failed:  # no figure measured anything; e.g. --beam-size above the server's limit gives 422s
+        raise NMTError(f"every request failed ({'; '.join(failed)}: HTTP statuses or client errors)")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)  # a mistake (a missing file, a server that cannot start): one error line, exit status 2

@@ -18,6 +18,7 @@ from torch.profiler import profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import fixed_updates, helper_parser  # noqa: E402
 
+from nmt.cli.common import run_script  # noqa: E402
 from nmt.models.fusion import fusion, fusion_wanted  # noqa: E402
 from nmt.training.step import train_step  # noqa: E402
 
@@ -58,4 +59,4 @@ def profile_steps(model, optimizer, batches, tcfg, device, args, fused: bool) ->
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -146,6 +146,23 @@ def test_benchmark_on_a_missing_gpu_is_one_error_line(multi30k_root, tmp_path):
     env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
     command = [sys.executable, str(SCRIPT), "--device", "cuda", "--steps", "1", f"data.cache_dir={tmp_path}"]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: device=cuda was requested but no CUDA GPU is available; use device=cpu"]
+
+
+@pytest.mark.parametrize(("script", "args", "message"), [
+    ("benchmark.py", ["--experiment", "m30k_deen_smal"], "error: experiment=m30k_deen_smal is not an option; "
+                                                        "choose one of: m30k_deen_best, "),
+    ("benchmark.py", ["trainer.max_step=3"], "error: trainer.max_step is not an option (did you mean "
+                                             "trainer.max_steps?)"),
+    ("benchmark.py", ["model.dropout=1.5"], "error: model.dropout must be a number in [0, 1); got 1.5"),
+    ("cpu_ceiling.py", ["optimizer.lr=-1"], "error: optimizer.lr must be a number > 0"),
+])
+def test_a_mistake_in_a_scripts_options_is_one_error_line_before_any_data_is_read(tmp_path, script, args, message):
+    env = {**os.environ, "NMT_DATA_DIR": str(tmp_path / "no_data_here")}  # data would fail with another error
+    command = [sys.executable, str(SCRIPT.parent / script), "--threads", "1", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(message)

@@ -245,6 +245,7 @@ GOOD_ROW = {"translation": {"de": "a", "en": "b"}}
 @pytest.mark.parametrize(("bad_row", "message"), [
     ('{"de": "a", "en": ', "invalid JSON (Expecting value at column 19)"),
     ('{"de": "a" "en": "b"}', "invalid JSON (Expecting ',' delimiter at column 12)"),
+    ('{"de": "a", "en": "b', "invalid JSON (Unterminated string starting at column 19)"),
     ({"translation": {"de": "a"}}, 'no "en" in the translation (found: de)'),
     ({"translation": {}}, 'no "de" or "en" in the translation (found: nothing)'),
     ({"de": "a", "fr": "b"}, 'no "en" in the row (found: de, fr)'),

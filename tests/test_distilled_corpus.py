@@ -70,7 +70,7 @@ def test_translations_of_another_length_are_one_line_naming_both_files_and_nothi
 
     done = run(tmp_path / "root", "--corpus", corpus, option, hypotheses)
 
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert str(hypotheses) in done.stderr and counted in done.stderr
     assert translated in done.stderr
@@ -86,14 +86,14 @@ def test_an_existing_root_is_refused_and_left_as_it_was(tmp_path):
 
     done = run(tmp_path / "root", "--corpus", corpus, "--translations", hypotheses)
 
-    assert done.returncode != 0 and "already exists" in done.stderr
+    assert done.returncode == 2 and "already exists" in done.stderr
     assert read_lines(multi30k_file(tmp_path / "root", "train", "en"))[3:] == ["a", "b", "c"]
 
 
 def test_an_unknown_mode_names_the_option(tmp_path):
     corpus = tiny_corpus(tmp_path / "corpus")
     done = run(tmp_path / "root", "--corpus", corpus, "--translations", corpus / "train.en.gz", "--mode", "both")
-    assert done.returncode != 0 and "--mode" in done.stderr and "both" in done.stderr
+    assert done.returncode == 2 and "--mode" in done.stderr and "both" in done.stderr
 
 
 def test_each_translation_file_adds_a_copy_of_the_source(tmp_path):
@@ -134,6 +134,22 @@ def test_back_translations_pair_new_sources_with_the_references_after_the_forwar
 def test_neither_kind_of_translation_is_one_line_naming_both_options(tmp_path):
     corpus = tiny_corpus(tmp_path / "corpus")
     done = run(tmp_path / "root", "--corpus", corpus)
-    assert done.returncode != 0 and done.stderr.count("\n") == 1
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "--translations" in done.stderr and "--back-translations" in done.stderr
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_file_as_out_root_or_translations_not_in_utf8_are_one_line_each(tmp_path):
+    corpus = tiny_corpus(tmp_path / "corpus")
+    hypotheses = tmp_path / "hyp.en"
+    hypotheses.write_text("one\ntwo\nthree\n")
+    (tmp_path / "afile").write_text("")
+    done = run(tmp_path / "afile", "--corpus", corpus, "--translations", hypotheses)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: OUT_ROOT {tmp_path / 'afile'} is a file, not a folder; give a folder (it is created if missing)"]
+    latin1 = tmp_path / "latin1.en"
+    latin1.write_bytes(hypotheses.read_bytes().replace(b"\n", b" caf\xe9\n", 1))
+    done = run(tmp_path / "root", "--corpus", corpus, "--translations", latin1)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"error: {latin1}:1: invalid UTF-8" in done.stderr and "iconv" in done.stderr
     assert not (tmp_path / "root").exists()

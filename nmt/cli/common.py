@@ -107,18 +107,30 @@ def check_command_line(config_name: str, overrides: list[str], usage: str = "") 
     """
     if any(arg.startswith("-") for arg in overrides):
         return
+    cfg = compose_checked(config_name, overrides, return_hydra_config=True)
+    check_required(cfg, usage)
+    if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
+        check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+
+
+def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """The config `overrides` give, composed as the commands compose it; a mistake in them (an
+    unknown option or config group, an unparsable override) is a one-line ConfigError naming it."""
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base=None):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+            return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     except MissingConfigException as exc:
         raise ConfigError(_missing_option_message(exc)) from None
     except OverrideParseException:
         raise ConfigError(_parse_error_message(overrides)) from None
     except HydraException as exc:
         raise ConfigError(_composition_message(config_name, exc)) from None
-    check_required(cfg, usage)
-    if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
-        check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+
+
+def run_script(main: Callable[[], object]) -> None:
+    """Runs a script of scripts/ the way the commands run: a user mistake is one `error:` line on
+    stderr and exit status 2, Ctrl-C is status 130, never a traceback."""
+    exit_on_user_error(lambda _: main())(None)
 
 
 def check_required(cfg: DictConfig, usage: str = "") -> None:

@@ -189,7 +189,8 @@ def _jsonl_pair(line: str, src_lang: str, tgt_lang: str) -> tuple[str, str]:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from e
+        where = e.msg if e.msg.endswith(" at") else f"{e.msg} at"  # "Unterminated string starting at"
+        raise ValueError(f"invalid JSON ({where} column {e.colno})") from e
     nested = isinstance(row, dict) and "translation" in row
     row = row["translation"] if nested else row
     if not isinstance(row, dict):
