@@ -24,4 +24,6 @@ def path_list(option: str, value) -> list[str]:
     paths = [str(p) for p in value] if OmegaConf.is_list(value) or isinstance(value, list) else [str(value)]
     if not paths:
         raise ConfigError(f"{option}=[] names no checkpoint")
+    if not all(path.strip() for path in paths):  # `checkpoint=` would otherwise be read as the folder "."
+        raise ConfigError(f"{option} is empty; give the path of a checkpoint, e.g. {option}=runs/x/checkpoints/best.pt")
     return paths

@@ -217,7 +217,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (None, "checkpoint not found: {path}"),
+    (None, "resume={path}: no such file; resume takes true, false, auto or the path of a checkpoint file"),
     (b"", "cannot load checkpoint {path}: "),
     ("truncated", "cannot load checkpoint {path}: "),
     ("weights_only", "{path} holds no training state (no optimizer, schedule, progress, rng), so "

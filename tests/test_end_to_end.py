@@ -158,11 +158,12 @@ def test_python_api_translates_with_attention(trained):
     (["nmt-train", "trainer.max_stepz=3"], "max_stepz"),
     (["nmt-evaluate", "checkpoint=missing.pt"], "checkpoint not found: missing.pt"),
     (["nmt-translate", "checkpoint=missing.pt"], "checkpoint not found"),
+    (["nmt-translate", "checkpoint="], "error: checkpoint is empty; give the path of a checkpoint"),
     (["nmt-plot", "checkpoint=missing.pt", "src=x", "output=a.gif"], "output=a.gif"),
 ])
 def test_user_mistakes_give_a_short_error_and_nonzero_exit(args, message, env, tmp_path):
     result = run(args, env, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 

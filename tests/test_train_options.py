@@ -67,6 +67,9 @@ def test_every_shipped_config_passes(overrides):
     (["trainer.max_steps=abc"], "trainer.max_steps must be null or a positive integer; got 'abc'"),
     (["data.tgt_lang=de"], "data.src_lang and data.tgt_lang are both 'de': source and target would be the "
                            "same text"),
+    (["data.cache=off"], "data.cache must be true or false; got 'off'"),  # a cached corpus never reads it
+    (["data=hub", "data.streaming=maybe"], "data.streaming must be true or false; got 'maybe'"),
+    (["data.num_workers=0"], "data.num_workers must be null (all cores) or a positive integer; got 0"),
 ])
 def test_a_value_of_the_wrong_kind_names_the_option(overrides, message):
     with pytest.raises(ConfigError) as error:

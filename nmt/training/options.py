@@ -69,7 +69,7 @@ def check_run_options(cfg: Mapping) -> None:
     check_model_options(cfg["model"], cfg["tokenizer"]["joint"])
     check_optimizer_options(cfg["optimizer"])
     check_scheduler_options(cfg["scheduler"])
-    check_languages(cfg["data"])
+    check_data_options(cfg["data"])
     check_init_from(cfg.get("init_from"), cfg["resume"])
     seed = cfg.get("seed")
     if not (is_int(seed) and 0 <= seed < 2**32):  # numpy and SentencePiece take unsigned 32-bit seeds
@@ -154,6 +154,18 @@ def check_tokenizer_options(tokenizer: Mapping) -> None:
     _need("tokenizer", tokenizer, "sample_size", lambda n: n is None or _non_negative_int(n),
           "0 (all pairs) or a positive integer")
     SubwordSampling.from_config(tokenizer)  # subword_alpha, subword_nbest
+
+
+def check_data_options(data: Mapping) -> None:
+    """The data switches and worker count, checked before the data is read: with a cached corpus they
+    would otherwise never be looked at (`data.cache=off` would silently mean on)."""
+    for switch in ("cache", "streaming"):
+        if switch in data and not isinstance(data[switch], bool):
+            raise invalid(f"data.{switch}", "true or false", data[switch])
+    workers = data.get("num_workers", 1)
+    if workers is not None and not _positive_int(workers):
+        raise invalid("data.num_workers", "null (all cores) or a positive integer", workers)
+    check_languages(data)
 
 
 def check_languages(data: Mapping) -> None:

@@ -70,7 +70,11 @@ def checkpoint_to_resume(resume, run_dir: Path) -> Path | None:
         return last
     if resume == "auto":
         return last if last.is_file() else None
-    return Path(str(resume)).expanduser()
+    path = Path(str(resume)).expanduser()
+    if not path.is_file():  # e.g. resume=yes: say what resume takes, not only that no such file exists
+        raise CheckpointError(f"resume={resume}: {'a folder' if path.is_dir() else 'no such file'}; resume takes "
+                              "true, false, auto or the path of a checkpoint file")
+    return path
 
 
 def training_state(model, optimizer, schedule, progress: Progress, history: list[dict], cfg: DictConfig,
