@@ -77,6 +77,14 @@ def test_checkpoints_of_different_models_are_refused(tmp_path):
         write_average([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "a.pt")
 
 
+def test_a_checkpoint_listed_twice_is_refused_whatever_its_spelling(tmp_path):
+    make_checkpoint(tmp_path / "a.pt")
+    make_checkpoint(tmp_path / "b.pt")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(CheckpointError, match=r"sub/\.\./a.pt is listed twice: each checkpoint counts once"):
+        checkpoints_to_average([tmp_path / "a.pt", tmp_path / "b.pt", f"{tmp_path}/sub/../a.pt"])
+
+
 class FakeTokenizers:
     def to_dict(self):
         return {"joint": True}

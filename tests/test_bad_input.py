@@ -243,6 +243,16 @@ def test_translate_to_an_output_path_that_cannot_be_written(capsys, checkpoint, 
     assert message == f"cannot write output={tmp_path}/file/out.txt: Not a directory"
 
 
+def test_translating_a_file_onto_itself_is_refused_and_the_file_kept(capsys, checkpoint, tmp_path):
+    source = tmp_path / "text.de"
+    source.write_text("Ein Hund.\n")
+    cfg = translate_config(checkpoint, f"input={source}", f"output={tmp_path}/./text.de")
+    message = one_line_error(capsys, nmt.cli.translate.run, cfg)
+    assert message == (f"output={tmp_path}/./text.de is also input={source}: writing it would destroy what the "
+                       "command reads; choose another output")
+    assert source.read_text() == "Ein Hund.\n"
+
+
 def test_evaluate_into_a_folder_that_cannot_be_written(capsys, checkpoint, tmp_path):
     (tmp_path / "src.txt").write_text("Ein Hund.\n")
     (tmp_path / "ref.txt").write_text("A dog.\n")

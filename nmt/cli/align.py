@@ -57,7 +57,7 @@ def run(cfg) -> None:
     check_single_checkpoint(cfg, "reverse_checkpoint")
     cfg.output = standard_stream(cfg.output)
     if cfg.output is not None:
-        check_output_file(cfg.output, "output")
+        check_output_file(cfg.output, "output", {"src_file": cfg.src_file, "tgt_file": cfg.tgt_file})
     # A leading BOM is dropped.
     src_lines = read_lines(cfg.src_file, hint=CONVERT_TO_UTF8)
     tgt_lines = read_lines(cfg.tgt_file, hint=CONVERT_TO_UTF8)

@@ -207,12 +207,17 @@ def check_writable_folder(folder: str, option: str) -> None:
         raise ConfigError(f"cannot create {option}={folder}: {existing} is not writable")
 
 
-def check_output_file(path: str, option: str) -> None:
+def check_output_file(path: str, option: str, inputs: dict[str, str | None] | None = None) -> None:
     """ConfigError unless a file could be written at `path`, checked before the work that fills it.
 
-    The folder must exist: a typo in it should not silently create a tree of folders.
+    The folder must exist: a typo in it should not silently create a tree of folders. `inputs`
+    (option -> path) are files the command reads: writing over one of them would lose it.
     """
     target = Path(path).expanduser().absolute()
+    for name, given in (inputs or {}).items():
+        if given is not None and _same_file(target, Path(given).expanduser()):
+            raise ConfigError(f"{option}={path} is also {name}={given}: writing it would destroy what the command "
+                              f"reads; choose another {option}")
     folder = target.parent
     reason = None
     if not folder.exists():
@@ -226,6 +231,13 @@ def check_output_file(path: str, option: str) -> None:
         reason = errno.EACCES
     if reason is not None:
         raise ConfigError(f"cannot write {option}={path}: {os.strerror(reason)}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # also through links and other spellings of the path
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def standard_stream(path: str | None) -> str | None:

@@ -61,7 +61,7 @@ def run(cfg) -> None:
         check_nbest(cfg)
     checkpoints = path_list("checkpoint", cfg.checkpoint)
     if cfg.output is not None:
-        check_output_file(cfg.output, "output")
+        check_output_file(cfg.output, "output", {key: cfg.get(key) for key in ("input", "prefix", "reference")})
     if is_interactive(cfg.interactive, cfg.input, sys.stdin.isatty()):
         translate_interactively(cfg, checkpoints)
         return

@@ -26,6 +26,12 @@ def checkpoints_to_average(target: str | Path | list) -> list[Path]:
     paths = [Path(str(p)) for p in ([target] if isinstance(target, str | Path) else target)]
     if not paths:
         raise CheckpointError("no checkpoints to average")
+    seen = set()
+    for path in paths:  # a file listed twice would silently count double in the mean
+        key = path.resolve()
+        if key in seen:
+            raise CheckpointError(f"{path} is listed twice: each checkpoint counts once in the average")
+        seen.add(key)
     return paths
 
 
