@@ -100,6 +100,21 @@ def test_cosine_total_steps_given_in_the_config_wins_over_the_trainers_bound_and
     assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.5)
 
 
+def test_a_restored_cosine_keeps_the_planned_end_unless_the_config_now_fixes_one():
+    opt = optimizer()
+    schedule = cosine(opt, warmup_steps=0, min_lr=0.0)
+    schedule.plan(8)  # the trainer's plan for a sampled epoch; on resume inside it, plan() is not called
+    for _ in range(4):
+        schedule.step()
+    fresh_opt = optimizer()
+    cosine(fresh_opt, warmup_steps=0, min_lr=0.0).load_state_dict(schedule.state_dict())
+    assert fresh_opt.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
+    assert 0.0 < fresh_opt.param_groups[0]["lr"] < 1.0
+    fixed_opt = optimizer()
+    cosine(fixed_opt, total_steps=4, warmup_steps=0, min_lr=0.0).load_state_dict(schedule.state_dict())
+    assert fixed_opt.param_groups[0]["lr"] == pytest.approx(0.0)  # scheduler.total_steps=4 given on resume
+
+
 def test_cosine_without_a_finite_bound_keeps_the_base_rate():
     opt = optimizer()
     schedule = cosine(opt, warmup_steps=0)

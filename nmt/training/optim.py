@@ -112,9 +112,19 @@ class CosineSchedule(WarmupSchedule):
     trainer.max_epochs x updates per epoch), so a run that ends on its bound ends fully annealed.
     """
 
+    # The planned last update is progress: a run resumed inside a subword-sampled epoch keeps that
+    # epoch's plan (the trainer plans again at the next epoch).
+    PROGRESS = ("step_count", "total_steps")
+
     def __init__(self, optimizer, warmup_steps: int, min_lr: float, total_steps: int | None):
         self.min_lr, self.fixed_total, self.total_steps = min_lr, total_steps, total_steps
         super().__init__(optimizer, warmup_steps)
+
+    def load_state_dict(self, state: Mapping) -> None:
+        super().load_state_dict(state)
+        if self.fixed_total is not None:  # scheduler.total_steps, as given now, wins over the saved plan
+            self.total_steps = self.fixed_total
+            self._apply()
 
     def plan(self, total_steps):
         # A bound raised on resume stretches the curve (the rate rises a little to meet it).
