@@ -453,16 +453,18 @@ def test_average_never_overwrites_a_checkpoint_training_resumes_from(capsys, che
     state = torch.load(checkpoint, weights_only=True)
     save_checkpoint({**state, "optimizer": {}, "progress": {"step": 3}}, last)
     before = last.read_bytes()
-    cfg = command_config("average", f"checkpoints=[{checkpoint},{checkpoint}]", f"output={last}")
+    other = tmp_path / "other.pt"
+    other.write_bytes(checkpoint.read_bytes())
+    cfg = command_config("average", f"checkpoints=[{checkpoint},{other}]", f"output={last}")
     assert one_line_error(capsys, nmt.cli.average.run, cfg) == (
         f"will not overwrite output={last}: it holds training state (optimizer, progress) that a run "
         "resumes from; choose another output")
     assert last.read_bytes() == before
-    averaged = command_config("average", f"checkpoints=[{checkpoint},{checkpoint}]", f"output={tmp_path}/avg.pt")
+    averaged = command_config("average", f"checkpoints=[{checkpoint},{other}]", f"output={tmp_path}/avg.pt")
     nmt.cli.average.run(averaged)
     nmt.cli.average.run(averaged)  # an earlier average may be replaced
     assert "into" in capsys.readouterr().out
-    missing = command_config("average", f"checkpoints=[{checkpoint},{checkpoint}]", f"output={tmp_path}/typo/avg.pt")
+    missing = command_config("average", f"checkpoints=[{checkpoint},{other}]", f"output={tmp_path}/typo/avg.pt")
     assert one_line_error(capsys, nmt.cli.average.run, missing) == (
         f"cannot write output={tmp_path}/typo/avg.pt: No such file or directory")
     assert not (tmp_path / "typo").exists()
