@@ -106,6 +106,9 @@ def write_bleu_reports(folder: Path) -> None:
     (folder / "best.test_2016_flickr.beam5.json").write_text(json.dumps(report))
     tuned = {**report, "length_penalty": 1.5, "scores": {"bleu": {"score": 13.0, "signature": "nrefs:1"}}}
     (folder / "best.test_2016_flickr.beam5.lp1.5.json").write_text(json.dumps(tuned))
+    covered = {**report, "length_penalty": 1.0, "coverage_penalty": 0.2, "no_repeat_ngram_size": 3,
+               "scores": {"bleu": {"score": 12.75, "signature": "nrefs:1"}}}
+    (folder / "best.test_2016_flickr.beam5.cp0.2.norepeat3.json").write_text(json.dumps(covered))
 
 
 @pytest.fixture(scope="module")
@@ -270,10 +273,12 @@ def test_health_model_docs_and_unknown_paths(client, checkpoint):
     assert info["checkpoint"] == "best.pt" and info["direction"] == "de-en"
     assert info["attention"] == "additive" and info["bidirectional_encoder"] is True
     assert info["parameters"] == sum(p.numel() for p in Translator.load(checkpoint, "cpu").model.parameters())
-    assert info["bleu"] == [{"test_set": "test_2016_flickr", "beam_size": 5, "length_penalty": 1.0, "bleu": 12.5,
-                             "signature": "nrefs:1|case:mixed|tok:13a"},
-                            {"test_set": "test_2016_flickr", "beam_size": 5, "length_penalty": 1.5, "bleu": 13.0,
-                             "signature": "nrefs:1"}]
+    plain = {"test_set": "test_2016_flickr", "beam_size": 5, "length_penalty": 1.0, "coverage_penalty": 0.0,
+             "no_repeat_ngram_size": 0}
+    assert info["bleu"] == [  # sorted by file name; each report says how it decoded
+        {**plain, "coverage_penalty": 0.2, "no_repeat_ngram_size": 3, "bleu": 12.75, "signature": "nrefs:1"},
+        {**plain, "bleu": 12.5, "signature": "nrefs:1|case:mixed|tok:13a"},
+        {**plain, "length_penalty": 1.5, "bleu": 13.0, "signature": "nrefs:1"}]
     assert info["limits"]["max_beam_size"] == 4 and info["default_beam_size"] == 2
     assert client.get("/docs").status_code == 200
     assert "/translate" in client.get("/openapi.json").json()["paths"]

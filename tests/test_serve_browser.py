@@ -98,7 +98,8 @@ def test_a_typed_sentence_gets_its_translation_and_an_interactive_heatmap(browse
     page.wait_for_selector("body[data-state=ready]")
     info = page.inner_text("#model-info")
     assert "additive attention" in info
-    assert "BLEU 12.5 on test_2016_flickr (beam 5) · BLEU 13.0 on test_2016_flickr (beam 5, length penalty 1.5)" in info
+    assert ("BLEU 12.8 on test_2016_flickr (beam 5, coverage penalty 0.2, no repeated 3-grams) · "
+            "BLEU 12.5 on test_2016_flickr (beam 5) · BLEU 13.0 on test_2016_flickr (beam 5, length penalty 1.5)") in info
 
     page.fill("#source", SOURCES[0])
     page.fill("#beam", "3")

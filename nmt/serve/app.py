@@ -163,7 +163,8 @@ def to_hypothesis(translation: Translation) -> Hypothesis:
 
 
 def recorded_bleu(checkpoint: Path) -> list[BleuRecord]:
-    """BLEU that nmt-evaluate wrote next to the checkpoint, as `<stem>.<test set>.beam<k>[.lp<alpha>].json`."""
+    """BLEU that nmt-evaluate wrote next to the checkpoint, as
+    `<stem>.<test set>.beam<k>[.lp<alpha>][.cp<beta>][.norepeat<n>].json`, each with its decoding settings."""
     records = []
     for path in sorted(checkpoint.parent.glob(f"{glob.escape(checkpoint.stem)}.*.beam*.json")):
         try:
@@ -171,6 +172,8 @@ def recorded_bleu(checkpoint: Path) -> list[BleuRecord]:
             bleu = report["scores"]["bleu"]
             records.append(BleuRecord(test_set=report["test_set"], beam_size=report["beam_size"],
                                       length_penalty=report.get("length_penalty", 1.0),
+                                      coverage_penalty=report.get("coverage_penalty") or 0.0,
+                                      no_repeat_ngram_size=report.get("no_repeat_ngram_size") or 0,
                                       bleu=bleu["score"], signature=bleu.get("signature", "")))
         except (OSError, ValueError, KeyError, TypeError) as exc:  # pydantic's errors are ValueErrors
             log.warning("ignoring %s: not an nmt-evaluate report (%s)", path, exc)

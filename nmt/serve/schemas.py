@@ -49,6 +49,8 @@ class BleuRecord(BaseModel):
     test_set: str
     beam_size: int
     length_penalty: float
+    coverage_penalty: float = Field(0.0, description="0: none")
+    no_repeat_ngram_size: int = Field(0, description="0: repeats allowed")
     bleu: float
     signature: str
 

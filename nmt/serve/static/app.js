@@ -198,8 +198,12 @@ function describe(info) {
     `${millions} M parameters`,
   ];
   for (const b of info.bleu) {
-    const penalty = b.length_penalty === 1 ? "" : `, length penalty ${b.length_penalty}`;
-    parts.push(`BLEU ${b.bleu.toFixed(1)} on ${b.test_set} (beam ${b.beam_size}${penalty})`);
+    const settings = [
+      b.length_penalty === 1 ? "" : `, length penalty ${b.length_penalty}`,
+      b.coverage_penalty ? `, coverage penalty ${b.coverage_penalty}` : "",
+      b.no_repeat_ngram_size ? `, no repeated ${b.no_repeat_ngram_size}-grams` : "",
+    ].join("");
+    parts.push(`BLEU ${b.bleu.toFixed(1)} on ${b.test_set} (beam ${b.beam_size}${settings})`);
   }
   return `${info.checkpoint}: ${parts.join(" · ")}`;
 }
