@@ -4,7 +4,7 @@ TORCH ?= torch>=2.4
 EXP ?= m30k_deen_ref
 ARGS ?=
 
-.PHONY: help install train smoke evaluate test lint bench clean
+.PHONY: help install train smoke test lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'

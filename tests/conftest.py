@@ -11,17 +11,27 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def data_roots() -> list[Path]:
+    """Where the tests look for ``multi30k/``: NMT_TEST_DATA_DIR alone when set; otherwise where the
+    commands keep it (NMT_DATA_DIR, then <repo>/data, where `make train` downloads it), then
+    <repo>/../shared/data."""
+    if os.environ.get("NMT_TEST_DATA_DIR"):
+        return [Path(os.environ["NMT_TEST_DATA_DIR"])]
+    commands = [Path(os.environ["NMT_DATA_DIR"])] if os.environ.get("NMT_DATA_DIR") else []
+    return [*commands, REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
+
+
 @pytest.fixture(scope="session")
 def multi30k_root() -> Path:
-    """The directory that contains ``multi30k/`` (env NMT_TEST_DATA_DIR, default <repo>/../shared/data).
+    """The first of `data_roots()` that holds ``multi30k/``.
 
     Missing data skips the test locally but fails it in CI, where skipping would hide a broken setup.
     """
-    root = Path(os.environ.get("NMT_TEST_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
-    if not (root / "multi30k" / "train.de.gz").is_file():
-        message = (
-            f"Multi30k not found at {root / 'multi30k'}; set NMT_TEST_DATA_DIR to the folder containing it"
-        )
+    roots = data_roots()
+    root = next((r for r in roots if (r / "multi30k" / "train.de.gz").is_file()), None)
+    if root is None:
+        message = (f"Multi30k not found in {', '.join(str(r / 'multi30k') for r in roots)}; set "
+                   "NMT_TEST_DATA_DIR to the folder containing multi30k/ (or run `make train` once to fetch it)")
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -133,7 +133,8 @@ def test_missing_data_folder_is_named(capsys, tmp_path):
                                           "data.url='file:///nonexistent/{split}.{lang}'"])
     message = one_line_error(capsys, train, cfg, tmp_path / "run")
     assert message.startswith("could not download file:///nonexistent/train.de") and \
-        message.endswith(f"save it as {tmp_path}/nowhere/multi30k/train.de.gz")
+        message.endswith(f"save it as {tmp_path}/nowhere/multi30k/train.de.gz (and beside it "
+                         "train.en.gz)")  # the split's other file too, for a download by hand
 
 
 def test_source_and_target_line_counts_that_differ_name_both_files(capsys, corpus, tmp_path):

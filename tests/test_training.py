@@ -1,6 +1,7 @@
 """Training pieces: schedules, checkpoints, and a seeded CPU run that repeats exactly."""
 
 import io
+import logging
 import math
 import os
 
@@ -274,8 +275,8 @@ def test_a_passive_openmp_wait_policy_gets_a_warning(monkeypatch, policy, thread
     assert passive_wait_warning(torch.device("cuda"), threads) is None
 
 
-def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_path, monkeypatch):
-    """trainer.compile=true runs the whole training (and its validations) with fused kernels."""
+def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_path, monkeypatch, caplog):
+    """trainer.compile=true runs the whole training (and its validations) with fused kernels, and says so."""
     import nmt.training.trainer as trainer_module
     from nmt.models import fusion
 
@@ -285,7 +286,9 @@ def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_
     real_update = trainer_module.Run.update
     monkeypatch.setattr(trainer_module.Run, "update",
                         lambda self, update: seen.append(fusion.fusion_enabled()) or real_update(self, update))
-    summary = train(tiny_config(multi30k_root, tmp_path, "trainer.compile=true"), tmp_path / "run")
+    with caplog.at_level(logging.INFO, logger="nmt.training.trainer"):
+        summary = train(tiny_config(multi30k_root, tmp_path, "trainer.compile=true"), tmp_path / "run")
+    assert "trainer.compile=true: element-wise steps run through torch.compile" in caplog.text
     assert summary["steps"] == 6 and seen == [True] * 6
     assert all(math.isfinite(entry["valid_loss"]) for entry in summary["history"])
     assert not fusion.fusion_enabled()  # switched back off after the run

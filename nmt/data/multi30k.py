@@ -35,8 +35,9 @@ def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{value!r} is not a Multi30k {kind}; valid: {', '.join(choices)}")
 
 
-def _download(url: str, dest: Path) -> None:
-    """Fetch ``url`` into ``dest`` through a temporary file, so ``dest`` is complete or absent."""
+def _download(url: str, dest: Path, others: list[Path] = ()) -> None:
+    """Fetch ``url`` into ``dest`` through a temporary file, so ``dest`` is complete or absent.
+    ``others``: the files still missing after it, named in the error so a download by hand gets all."""
     log.info("downloading %s -> %s", url, dest)
     try:
         with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
@@ -49,8 +50,9 @@ def _download(url: str, dest: Path) -> None:
                     pass
     except Exception as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        also = f" (and beside it {', '.join(p.name for p in others)})" if others else ""
         raise DataError(
-            f"could not download {url} ({reason}); download it by hand and save it as {dest}"
+            f"could not download {url} ({reason}); download it by hand and save it as {dest}{also}"
         ) from e
 
 
@@ -71,14 +73,12 @@ def ensure_multi30k(
     for lang in langs:
         _check_choice("language", lang, LANGS)
     folder = Path(root) / "multi30k"
-    for split in splits:
-        for lang in langs:
-            dest = multi30k_file(root, split, lang)
-            if dest.exists():
-                continue
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise DataError(f"cannot create {folder}: {e.strerror or e}") from e
-            _download(url_template.format(split=split, lang=lang), dest)
+    missing = [(split, lang) for split in splits for lang in langs if not multi30k_file(root, split, lang).exists()]
+    for i, (split, lang) in enumerate(missing):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"cannot create {folder}: {e.strerror or e}") from e
+        _download(url_template.format(split=split, lang=lang), multi30k_file(root, split, lang),
+                  [multi30k_file(root, *later) for later in missing[i + 1:]])
     return folder

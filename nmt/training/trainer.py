@@ -91,7 +91,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     check_run_options(cfg)
     world, device = init_world(cfg.device)
     try:
-        with fusion(fusion_wanted(cfg.trainer.compile, device)):
+        fused = fusion_wanted(cfg.trainer.compile, device)
+        if fused and world.is_main:  # otherwise the first, slow updates are unexplained
+            log.info("trainer.compile=%s: element-wise steps run through torch.compile; the first updates "
+                     "wait while it compiles them", str(cfg.trainer.compile).lower())
+        with fusion(fused):
             summary = _train(cfg, Path(world.from_main(str(run_dir))), world, device)
         # All ranks finish before any tears the process group down: a rank whose peers vanished while
         # it was still closing its own connections was seen to abort (SIGABRT) in CI.
