@@ -37,7 +37,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import nmt
-from nmt.cli.common import compose_checked, run_script
+from nmt.cli.common import compose_checked, positive_int, run_script
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.pipeline import cache_key, load_test_split, prepare_data
 from nmt.data.tokenizer import Tokenizers
@@ -181,13 +181,6 @@ def helper_parser(doc: str, precisions: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.cache_dir=/tmp/cache")
     return parser
 
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse names the option when this raises)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
-    return value
 
 
 def fixed_updates(args: argparse.Namespace, device: torch.device, count: int):

@@ -24,9 +24,9 @@ import torch
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import fixed_updates, helper_parser, positive_int  # noqa: E402
+from benchmark import fixed_updates, helper_parser  # noqa: E402
 
-from nmt.cli.common import run_script  # noqa: E402
+from nmt.cli.common import positive_int, run_script  # noqa: E402
 from nmt.training.step import train_step  # noqa: E402
 
 # The profiler's matrix-product operators, and how to read (batch, m, k, n) off their input shapes.

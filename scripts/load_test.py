@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from nmt.cli.common import run_script  # noqa: E402
+from nmt.cli.common import positive_int, run_script  # noqa: E402
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines  # noqa: E402
 from nmt.errors import NMTError  # noqa: E402
 
@@ -141,8 +141,8 @@ def git_commit() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=positive_int, default=1000)
+    parser.add_argument("--clients", type=positive_int, default=50)
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--input", help="sentences to send, one a line (default: Multi30k test_2016_flickr.de)")
     parser.add_argument("--warmup", type=int, default=10)
@@ -156,6 +156,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sentences = read_sentences(args.input)
+    if not sentences:
+        raise NMTError(f"--input {args.input} has no non-blank line to send")
     try:
         Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:

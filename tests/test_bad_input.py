@@ -252,6 +252,20 @@ def test_translating_a_file_onto_itself_is_refused_and_the_file_kept(capsys, che
     assert message == (f"output={tmp_path}/./text.de is also input={source}: writing it would destroy what the "
                        "command reads; choose another output")
     assert source.read_text() == "Ein Hund.\n"
+    before = checkpoint.read_bytes()
+    cfg = translate_config(checkpoint, f"input={source}", f"output={checkpoint}")
+    assert one_line_error(capsys, nmt.cli.translate.run, cfg).startswith(f"output={checkpoint} is also checkpoint=")
+    assert checkpoint.read_bytes() == before
+
+
+def test_aligning_onto_the_gold_file_is_refused_and_the_file_kept(capsys, tmp_path):
+    for name, text in (("s.de", "ein hund\n"), ("t.en", "a dog\n"), ("gold.txt", "0-0 1-1\n")):
+        (tmp_path / name).write_text(text)
+    cfg = command_config("align", "method=diagonal", f"src_file={tmp_path}/s.de", f"tgt_file={tmp_path}/t.en",
+                         f"gold={tmp_path}/gold.txt", f"output={tmp_path}/gold.txt")
+    message = one_line_error(capsys, nmt.cli.align.run, cfg)
+    assert message.startswith(f"output={tmp_path}/gold.txt is also gold={tmp_path}/gold.txt")
+    assert (tmp_path / "gold.txt").read_text() == "0-0 1-1\n"
 
 
 def test_evaluate_into_a_folder_that_cannot_be_written(capsys, checkpoint, tmp_path):

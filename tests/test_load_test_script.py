@@ -32,6 +32,13 @@ def test_a_missing_input_file_is_one_line(checkpoint, tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines() == ["error: nope.txt: no such file"]
 
 
+def test_an_input_without_sentences_is_one_line(checkpoint, tmp_path):
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    done = load_test(tmp_path, "--checkpoint", str(checkpoint), "--input", "blank.txt")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: --input blank.txt has no non-blank line to send"]
+
+
 def test_every_request_refused_is_an_error_not_a_result(checkpoint, tmp_path):
     done = load_test(tmp_path, "--checkpoint", str(checkpoint), "--beam-size", "50", "--log-dir", "logs/new")
     assert done.returncode == 2, done.stderr

@@ -4,6 +4,7 @@ import io
 import logging
 import math
 import os
+import sys
 
 import pytest
 import torch
@@ -292,3 +293,20 @@ def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_
     assert summary["steps"] == 6 and seen == [True] * 6
     assert all(math.isfinite(entry["valid_loss"]) for entry in summary["history"])
     assert not fusion.fusion_enabled()  # switched back off after the run
+
+
+@pytest.mark.parametrize("console", ["none", "hydra-like"])
+def test_each_validation_line_reaches_the_terminal_once(multi30k_root, tmp_path, capsys, monkeypatch, console):
+    """With a console log handler (as Hydra sets up for nmt-train) the line is logged above the
+    progress bar; with none (train() called from Python) it is written directly. Never twice, never lost."""
+    root = logging.getLogger()
+    if console == "hydra-like":
+        handler = logging.StreamHandler(sys.stdout)  # capsys's stdout, bound before training starts
+        handler.setFormatter(logging.Formatter("[log] %(message)s"))
+        monkeypatch.setattr(root, "handlers", [*root.handlers, handler])
+        monkeypatch.setattr(root, "level", logging.INFO)
+    train(tiny_config(multi30k_root, tmp_path, "trainer.progress=true"), tmp_path / "run")
+    out = capsys.readouterr().out
+    for step in (3, 6):
+        assert out.count(f"step {step:>6} | epoch") == 1, out
+    assert ("[log] step      3 | epoch" in out) == (console == "hydra-like")

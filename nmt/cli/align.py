@@ -57,7 +57,8 @@ def run(cfg) -> None:
     check_single_checkpoint(cfg, "reverse_checkpoint")
     cfg.output = standard_stream(cfg.output)
     if cfg.output is not None:
-        check_output_file(cfg.output, "output", {"src_file": cfg.src_file, "tgt_file": cfg.tgt_file})
+        check_output_file(cfg.output, "output", {key: cfg.get(key) for key in (
+            "src_file", "tgt_file", "gold", "checkpoint", "reverse_checkpoint")})
     # A leading BOM is dropped.
     src_lines = read_lines(cfg.src_file, hint=CONVERT_TO_UTF8)
     tgt_lines = read_lines(cfg.tgt_file, hint=CONVERT_TO_UTF8)

@@ -1,5 +1,6 @@
 """What every command shares: where the configs live, free-text options, and user-error handling."""
 
+import argparse
 import difflib
 import errno
 import fnmatch
@@ -127,6 +128,14 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         raise ConfigError(_composition_message(config_name, exc)) from None
 
 
+def positive_int(text: str) -> int:
+    """argparse type for the scripts' counts: an integer >= 1 (argparse names the option when it fails)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
+    return value
+
+
 def run_script(main: Callable[[], object]) -> None:
     """Runs a script of scripts/ the way the commands run: a user mistake is one `error:` line on
     stderr and exit status 2, Ctrl-C is status 130, never a traceback."""
@@ -215,7 +224,7 @@ def check_output_file(path: str, option: str, inputs: dict[str, str | None] | No
     """
     target = Path(path).expanduser().absolute()
     for name, given in (inputs or {}).items():
-        if given is not None and _same_file(target, Path(given).expanduser()):
+        if given is not None and _same_file(target, Path(str(given)).expanduser()):
             raise ConfigError(f"{option}={path} is also {name}={given}: writing it would destroy what the command "
                               f"reads; choose another {option}")
     folder = target.parent

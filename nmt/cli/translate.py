@@ -61,7 +61,10 @@ def run(cfg) -> None:
         check_nbest(cfg)
     checkpoints = path_list("checkpoint", cfg.checkpoint)
     if cfg.output is not None:
-        check_output_file(cfg.output, "output", {key: cfg.get(key) for key in ("input", "prefix", "reference")})
+        read = {key: cfg.get(key) for key in ("input", "prefix", "reference")}
+        read.update({f"checkpoint[{i}]" if len(checkpoints) > 1 else "checkpoint": path
+                     for i, path in enumerate(checkpoints)})
+        check_output_file(cfg.output, "output", read)
     if is_interactive(cfg.interactive, cfg.input, sys.stdin.isatty()):
         translate_interactively(cfg, checkpoints)
         return

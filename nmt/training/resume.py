@@ -159,14 +159,12 @@ def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tok
     return progress, list(state.get("history", []))
 
 
-# Hyperparameters a resumed run takes from its config, not from the checkpoint (the rate is the schedule's).
-OPTIMIZER_SETTINGS = ("betas", "weight_decay", "eps")
-
-
 def _load_optimizer_keeping_settings(optimizer, saved: dict) -> None:
-    """Restores the moment estimates and step counts; torch's load_state_dict would also put back the
-    saved betas and weight decay, silently undoing a change the warning says is in effect."""
-    settings = [{k: group[k] for k in OPTIMIZER_SETTINGS if k in group} for group in optimizer.param_groups]
+    """Restores the moment estimates and step counts only. torch's load_state_dict also puts back every
+    saved hyperparameter (betas, weight decay, AdamW's decoupled decay, ...), which would silently undo
+    a change the warning says is in effect: the optimizer built from the config keeps its own (the
+    rate is then set by the schedule)."""
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     optimizer.load_state_dict(saved)
     for group, kept in zip(optimizer.param_groups, settings, strict=True):
         group.update(kept)

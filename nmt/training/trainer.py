@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -211,9 +212,24 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     return summary
 
 
+def _console_handlers() -> list[logging.Handler]:
+    """The handlers through which this module's records reach the terminal (Hydra's console handler)."""
+    found, logger = [], log
+    while logger is not None:
+        found += [h for h in logger.handlers if isinstance(h, logging.StreamHandler)
+                  and getattr(h, "stream", None) in (sys.stdout, sys.stderr)]
+        logger = logger.parent if logger.propagate else None
+    return found
+
+
+def _console_shows_info() -> bool:
+    return log.isEnabledFor(logging.INFO) and any(h.level <= logging.INFO for h in _console_handlers())
+
+
 def _console(bar: tqdm):
-    """While a progress bar is shown, console log lines are written above it instead of through it."""
-    return contextlib.nullcontext() if bar.disable else logging_redirect_tqdm()
+    """While a progress bar is shown, console log lines are written above it instead of through it.
+    Without a console handler (train() called from Python) there is nothing to redirect."""
+    return contextlib.nullcontext() if bar.disable or not _console_handlers() else logging_redirect_tqdm()
 
 
 def _planned_total(run: "Run", n_batches: int, world: World, accumulate: int) -> float:
@@ -387,7 +403,9 @@ class Run:
             chrf_text = f" | chrF {chrf:.2f}{best['chrf']}" if metric == "chrf" else ""
             line = (f"step {p.step:>6} | epoch {epoch} | valid loss {loss:.3f}{best.get('loss', '')} | "
                     f"ppl {ppl:.2f} | BLEU {bleu:.2f}{best.get('bleu', '')}{chrf_text} | lr {lr:.2e}")
-            log.info(line)  # once, to the console and train.log; a progress bar is kept below it (_console)
+            log.info(line)  # to train.log and the console, above a progress bar (_console)
+            if not _console_shows_info():  # train() called without logging set up, e.g. from Python
+                self.bar.write(line)
         if self.world.is_main and t.keep_best_checkpoints:
             p.kept = keep_if_among_best(p.kept, score, p.step, t.keep_best_checkpoints, self.last_path.parent,
                                         scored_state(self.model, self.ema), self.cfg, self.tokenizers)
