@@ -310,3 +310,20 @@ def test_each_validation_line_reaches_the_terminal_once(multi30k_root, tmp_path,
     for step in (3, 6):
         assert out.count(f"step {step:>6} | epoch") == 1, out
     assert ("[log] step      3 | epoch" in out) == (console == "hydra-like")
+
+
+def test_a_resumed_optimizer_keeps_the_hyperparameters_of_its_config():
+    """torch's load_state_dict would bring back the checkpoint's (here AdamW's decoupled decay and
+    betas); the optimizer built from the new config keeps its own and takes only the moments."""
+    from nmt.training.resume import _load_optimizer_keeping_settings
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    saved = build_optimizer({"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.98], "weight_decay": 0.01}, [weight])
+    weight.grad = torch.ones(3)
+    saved.step()
+    now = build_optimizer({"name": "adam", "lr": 1e-3, "betas": [0.8, 0.99], "weight_decay": 0.0}, [weight])
+    _load_optimizer_keeping_settings(now, saved.state_dict())
+    group = now.param_groups[0]
+    assert group["betas"] == (0.8, 0.99) and group["weight_decay"] == 0.0
+    assert not group.get("decoupled_weight_decay", False)
+    assert torch.equal(now.state[weight]["exp_avg"], saved.state[weight]["exp_avg"])
