@@ -381,16 +381,6 @@ def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch,
     assert main_error(capsys, monkeypatch, main, *args).startswith(message)
 
 
-@pytest.mark.parametrize(("main", "args", "message"), [
-    (nmt.cli.train.main, ["experiment=smoke", "trainer.max_steps=3", "experiment=m30k_deen_small"],
-     "experiment is given twice (experiment=smoke and experiment=m30k_deen_small); give it once"),
-    (nmt.cli.translate.main, ["checkpoint=a.pt", "beam_size=2", "beam_size=3"],
-     "beam_size is given twice (beam_size=2 and beam_size=3); give it once"),
-])
-def test_an_option_given_twice_is_refused_not_silently_overridden(capsys, monkeypatch, main, args, message):
-    assert main_error(capsys, monkeypatch, main, *args) == message
-
-
 @pytest.mark.parametrize(("command", "overrides", "message"), [
     ("translate", ["beam_size=abc"], "beam_size must be a positive integer; got 'abc'"),
     ("translate", ["beam_size=2.5"], "beam_size must be a positive integer; got 2.5"),

@@ -108,23 +108,10 @@ def check_command_line(config_name: str, overrides: list[str], usage: str = "") 
     """
     if any(arg.startswith("-") for arg in overrides):
         return
-    check_given_once(overrides)
     cfg = compose_checked(config_name, overrides, return_hydra_config=True)
     check_required(cfg, usage)
     if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
         check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
-
-
-def check_given_once(overrides: list[str]) -> None:
-    """ConfigError for an option given twice: Hydra would silently keep the last, e.g. the second
-    `experiment=` of `make train ARGS="experiment=..."`, which already passes one."""
-    seen: dict[str, str] = {}
-    for override in overrides:
-        key, _, value = override.partition("=")
-        key = key.lstrip("+~")
-        if key in seen:
-            raise ConfigError(f"{key} is given twice ({key}={seen[key]} and {key}={value}); give it once")
-        seen[key] = value
 
 
 def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
