@@ -67,12 +67,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--steps", type=int, default=30, help="timed training steps (quick mode)")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps before the timed ones")
-    p.add_argument("--decode-sentences", type=int, default=None,
+    p.add_argument("--decode-sentences", type=positive_int, default=None,
                    help=f"decode the first N sentences of {TEST_SPLIT} (default: all)")
-    p.add_argument("--decode-batch", type=int, default=64, help="sentences per decoding batch")
+    p.add_argument("--decode-batch", type=positive_int, default=64, help="sentences per decoding batch")
     p.add_argument("--checkpoint", default=None,
                    help="start from this checkpoint's weights and config (e.g. to decode with a trained model)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--full", action="store_true", help="train to the end, then test BLEU and time to it")
     p.add_argument("--run-dir", default=None, help="--full: the run folder (default: a temporary one)")
     p.add_argument("--all-attention", action="store_true",
@@ -81,10 +81,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         p.error("--steps must be >= 1 and --warmup >= 0")
-    for option, value in (("--decode-batch", args.decode_batch), ("--decode-sentences", args.decode_sentences),
-                          ("--threads", args.threads)):
-        if value is not None and value < 1:
-            p.error(f"{option} must be a positive integer; got {value}")
     if args.checkpoint and (args.full or args.all_attention):
         p.error("--checkpoint goes with the quick mode only")
     return args

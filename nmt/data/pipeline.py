@@ -94,7 +94,8 @@ def _clean(name: str, src: list[str], tgt: list[str]) -> tuple[list[str], list[s
 ENCODE_CHUNK = 10_000  # training pairs read, cleaned and tokenized at a time
 
 
-def _workers(data_cfg: Mapping) -> int:
+def worker_count(data_cfg: Mapping) -> int:
+    """The tokenization processes `data.num_workers` asks for; ConfigError for an invalid value."""
     workers = data_cfg.get("num_workers", 1)
     if workers is None:
         return os.cpu_count() or 1
@@ -175,7 +176,7 @@ def _build(cfg: Mapping, path: Path, tokenizers: Tokenizers | None) -> None:
     max_len = _optional_count(data_cfg, "max_len")
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".prepare-") as work:
         with IdFile(Path(work) / "src") as src_file, IdFile(Path(work) / "tgt") as tgt_file:
-            for src_ids, tgt_ids in encode_chunks(tokenizers, chunks, _workers(data_cfg)):
+            for src_ids, tgt_ids in encode_chunks(tokenizers, chunks, worker_count(data_cfg)):
                 # max_len counts subwords, so this filter can only run after tokenization.
                 src_ids, tgt_ids = drop_long(src_ids, tgt_ids, max_len, train_stats)
                 src_file.append(src_ids)

@@ -8,6 +8,7 @@ option, instead of a TypeError deep in the loop or, worse, hours later at the fi
 import math
 from collections.abc import Mapping, Sequence
 
+from nmt.data.pipeline import worker_count
 from nmt.data.subword_sampling import SubwordSampling
 from nmt.data.tokenizer import MODEL_TYPES, SPECIAL_IDS
 from nmt.errors import ConfigError
@@ -158,13 +159,11 @@ def check_tokenizer_options(tokenizer: Mapping) -> None:
 
 def check_data_options(data: Mapping) -> None:
     """The data switches and worker count, checked before the data is read: with a cached corpus they
-    would otherwise never be looked at (`data.cache=off` would silently mean on)."""
+    would otherwise never be looked at (`data.cache=off` would silently mean on, num_workers=0 pass)."""
     for switch in ("cache", "streaming"):
         if switch in data and not isinstance(data[switch], bool):
             raise invalid(f"data.{switch}", "true or false", data[switch])
-    workers = data.get("num_workers", 1)
-    if workers is not None and not _positive_int(workers):
-        raise invalid("data.num_workers", "null (all cores) or a positive integer", workers)
+    worker_count(data)
     check_languages(data)
 
 
