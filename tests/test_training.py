@@ -215,6 +215,22 @@ def test_a_cosine_run_bounded_by_epochs_ends_at_min_lr(multi30k_root, tmp_path, 
     assert summary["history"][-1]["lr"] == pytest.approx(1e-5)
 
 
+def test_a_plateau_run_resumed_as_cosine_inside_a_sampled_epoch_plans_its_end_at_once(multi30k_root, tmp_path):
+    """A plateau checkpoint holds no planned last update; resumed as cosine in the middle of a
+    subword-sampled epoch (whose plan is otherwise kept from the checkpoint), the schedule plans from
+    where the run is and still ends at min_lr, rather than at the base rate until the next epoch."""
+    sampled = ("tokenizer.subword_alpha=0.5", "trainer.batch_tokens=256", "trainer.valid_every=1000",
+               "trainer.max_epochs=1")
+    train(tiny_config(multi30k_root, tmp_path, *sampled, "trainer.max_steps=2"), tmp_path / "run")
+    assert "total_steps" not in load_checkpoint(tmp_path / "run/checkpoints/last.pt")["schedule"]
+    cfg = tiny_config(multi30k_root, tmp_path, *sampled, "trainer.max_steps=null", "scheduler=cosine",
+                      "scheduler.min_lr=1e-5", "resume=true")
+    summary = train(cfg, tmp_path / "run")
+    assert summary["epochs"] == 1 and summary["steps"] > 4
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["schedule"]["total_steps"] == summary["steps"]
+    assert summary["history"][-1]["lr"] == pytest.approx(1e-5)
+
+
 def test_logged_rates_are_those_the_updates_ran_at(multi30k_root, tmp_path):
     cfg = tiny_config(multi30k_root, tmp_path, "scheduler=inverse_sqrt", "scheduler.warmup_steps=4",
                       "optimizer.lr=1e-3", "trainer.log_every=1")

@@ -61,6 +61,11 @@ class WarmupSchedule:
     def plan(self, total_steps: int | float) -> None:
         """Called once the trainer knows how many updates the run will make (inf: no bound)."""
 
+    @property
+    def needs_plan(self) -> bool:
+        """True while the schedule lacks a last update that its decay depends on."""
+        return False
+
     def state_dict(self) -> dict:
         return {k: v for k, v in vars(self).items() if k != "optimizer"}
 
@@ -125,6 +130,11 @@ class CosineSchedule(WarmupSchedule):
         if self.fixed_total is not None:  # scheduler.total_steps, as given now, wins over the saved plan
             self.total_steps = self.fixed_total
             self._apply()
+
+    @property
+    def needs_plan(self) -> bool:
+        # e.g. resumed from a plateau checkpoint, which holds no planned end
+        return self.total_steps is None
 
     def plan(self, total_steps):
         # A bound raised on resume stretches the curve (the rate rises a little to meet it).

@@ -177,7 +177,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
                 if sampling is not None:
                     run.resegment(sampling, data)
                     sampler = _batch_sampler(run.train_src_ids, run.train_tgt_ids, cfg)
-                    if progress.batches_done_in_epoch == 0:  # mid-epoch, the checkpoint holds this epoch's plan
+                    # Mid-epoch the checkpoint holds this epoch's plan, unless its schedule made none.
+                    if progress.batches_done_in_epoch == 0 or schedule.needs_plan:
                         schedule.plan(_planned_total(run, len(sampler), world, cfg.trainer.accumulate))
                 sampler.set_epoch(progress.epoch)
                 batches = list(sampler)
@@ -233,10 +234,12 @@ def _console(bar: tqdm):
 
 
 def _planned_total(run: "Run", n_batches: int, world: World, accumulate: int) -> float:
-    """The run's last update as seen at the start of a sampled epoch: its remaining epochs are
+    """The run's last update as seen in a sampled epoch of `n_batches`: the epochs after it are
     assumed as long as this one, so the estimate is exact by the last epoch."""
-    epochs_left = run.max_epochs - run.progress.epoch
-    return min(run.max_steps, run.progress.step + epochs_left * updates_per_epoch(n_batches, world, accumulate))
+    p = run.progress
+    epoch_start = p.step - updates_per_epoch(p.batches_done_in_epoch, world, accumulate)  # 0 done: p.step
+    epochs_left = run.max_epochs - p.epoch  # this one included
+    return min(run.max_steps, epoch_start + epochs_left * updates_per_epoch(n_batches, world, accumulate))
 
 
 def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
