@@ -33,6 +33,26 @@ def test_step_scores_and_their_gradients_equal_plain_autograd_in_float64(tq):
         torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-12)
 
 
+def test_keys_read_outside_the_step_loop_too_get_both_gradients():
+    """The summed step gradient is added to whatever else the keys' gradient holds, not dropped."""
+    torch.manual_seed(1)
+    keys = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)  # (B, S, A)
+    queries = [torch.randn(2, 1, 3, dtype=torch.float64) for _ in range(3)]
+    v = torch.randn(1, 3, dtype=torch.float64)
+    other = torch.randn(2, 4, 3, dtype=torch.float64)
+
+    def keys_gradient(use_steps: bool) -> torch.Tensor:
+        summed = SummedKeys(keys)
+        total = (summed.keys * other).sum()  # a use of the keys besides the scores
+        for q in queries:
+            total = total + (step_scores(q, summed, v) if use_steps else additive_scores(q, summed.keys, v)).sum()
+        return torch.autograd.grad(total, keys)[0]
+
+    expected = keys_gradient(False)
+    assert not torch.allclose(expected, other)  # the scores do contribute
+    torch.testing.assert_close(keys_gradient(True), expected, atol=1e-12, rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_compiled_step_scores_equal_plain_autograd(dtype):
     if not compiler_available():

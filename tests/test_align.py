@@ -69,6 +69,16 @@ def test_argmax_links_one_per_target_word_and_none_for_silent_rows():
     assert argmax_links(np.zeros((0, 3))) == set()
 
 
+def test_argmax_links_take_the_maximum_of_each_target_row():
+    # Rows are target words, columns source words: each target word links to its row's maximum,
+    # which here differs from each column's maximum.
+    weights = np.array([[0.1, 0.8, 0.1], [0.1, 0.5, 0.4], [0.6, 0.3, 0.1]])
+    assert argmax_links(weights) == {(1, 0), (1, 1), (0, 2)}
+    wide = np.array([[0.1, 0.2, 0.3, 0.4], [0.7, 0.1, 0.1, 0.1]])  # 2 target words, 4 source words
+    assert argmax_links(wide) == {(3, 0), (0, 1)}
+    assert argmax_links(wide.T) == {(1, 0), (0, 1), (0, 2), (0, 3)}
+
+
 def test_diagonal_baseline_and_flip_and_pharaoh_text():
     assert diagonal_links(3, 3) == {(0, 0), (1, 1), (2, 2)}
     assert diagonal_links(4, 2) == {(1, 0), (3, 1)}  # (j + 0.5) * 4 / 2 = 1, 3

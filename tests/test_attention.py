@@ -104,6 +104,31 @@ def test_scaled_dot_equals_torch_scaled_dot_product_attention():
     assert torch.allclose(context, expected)
 
 
+def test_scaled_dot_with_different_sizes_scales_by_the_query_size():
+    """Keys are projected to query_dim first, so the scale is 1/sqrt(query_dim), not 1/sqrt(key_dim)."""
+    attention = make("scaled_dot")  # query_dim 8, key_dim 12
+    query, states, mask = inputs()
+    context, weights = attend(attention, query, states, mask)
+    projected = states @ attention.key_proj.weight.T  # (B, S, query_dim)
+    expected = F.scaled_dot_product_attention(query, projected, states, attn_mask=mask[:, None, :])
+    assert torch.allclose(context, expected)
+    scores = torch.einsum("bqd,bsd->bqs", query, projected) / QUERY_DIM**0.5
+    assert torch.allclose(weights, scores.masked_fill(~mask[:, None, :], float("-inf")).softmax(-1))
+
+
+def test_general_keeps_its_learned_matrix_when_the_sizes_are_equal():
+    """Luong's "general" is qᵀ W k with a learned W even when query_dim == key_dim (where "dot" has none)."""
+    general, dot = make("general", KEY_DIM, KEY_DIM), make("dot", KEY_DIM, KEY_DIM)
+    assert [tuple(p.shape) for p in general.parameters()] == [(KEY_DIM, KEY_DIM)]
+    assert list(dot.parameters()) == []
+    query, states, mask = inputs(query_dim=KEY_DIM)
+    _, weights = attend(general, query, states, mask)
+    W = general.key_proj.weight  # (query_dim, key_dim)
+    scores = torch.einsum("bqd,de,bse->bqs", query, W, states).masked_fill(~mask[:, None, :], float("-inf"))
+    assert torch.allclose(weights, scores.softmax(-1))
+    assert not torch.allclose(weights, attend(dot, query, states, mask)[1])
+
+
 def test_dot_equals_manual_softmax_of_query_key_products():
     query, states, mask = inputs(query_dim=KEY_DIM)
     context, weights = attend(make("dot", KEY_DIM, KEY_DIM), query, states, mask)

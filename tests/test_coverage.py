@@ -7,6 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
+from toy_models import ToyModel, pad_batch, score_by_hand
 
 from nmt.cli.common import config_dir, exit_on_user_error
 from nmt.cli.evaluate import run as evaluate_run
@@ -35,6 +36,19 @@ def test_the_penalty_sums_log_capped_coverage_over_real_source_positions():
     assert coverage_penalty(coverage, mask, 0.2)[0].tolist() == pytest.approx(expected)
     untouched = coverage_penalty(torch.zeros(1, 1, 3), source_mask(torch.tensor([3]), 3), 1.0)
     assert torch.isfinite(untouched).all() and untouched.item() < -100  # no attention at all: finite, very low
+
+
+def test_forced_decoding_of_a_batch_counts_each_targets_own_steps_only():
+    """Batched targets of different lengths: a shorter one's coverage sums its own attention rows
+    (its tokens and EOS), not those of the padding steps the longer ones still take."""
+    model = ToyModel(seed=2)
+    sentences, targets = [[3, 5, 1, 7], [4, 6, 8], [5]], [[3], [4, 5, 6, 3, 4], []]
+    src, lengths = pad_batch(sentences)
+    found = forced_decode(model, src, lengths, targets, coverage_penalty=0.5)
+    for sentence, tokens, hyp in zip(sentences, targets, found, strict=True):
+        total, attention = score_by_hand(model, sentence, tokens)  # attention (len + 1, len(sentence))
+        covered = attention.sum(0).clamp(max=1.0)  # (len(sentence),)
+        assert hyp.score == pytest.approx(total + 0.5 * float(covered.log().sum()), rel=1e-6)
 
 
 @pytest.mark.parametrize("beta", [0.2, 1.0])

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from nmt.inference.metrics import bleu_score, corpus_scores, format_scores
+from nmt.inference.metrics import bleu_score, chrf_score, corpus_scores, format_scores
 
 REFERENCES = [
     "The cat sat on the mat.",
@@ -62,6 +62,13 @@ def test_scores_and_signatures_equal_the_sacrebleu_cli(cli_scores, key, cli_name
 def test_bleu_score_equals_the_bleu_of_corpus_scores(cli_scores):
     assert bleu_score(HYPOTHESES, REFERENCES) == corpus_scores(HYPOTHESES, REFERENCES)["bleu"]["score"]
     assert 0.0 < bleu_score(HYPOTHESES, REFERENCES) < 100.0
+
+
+def test_chrf_score_equals_the_chrf2_of_the_sacrebleu_cli(cli_scores):
+    """chrF weights recall twice as much as precision, so hypotheses and references must not swap."""
+    assert chrf_score(HYPOTHESES, REFERENCES) == pytest.approx(cli_scores["chrF2"]["score"], abs=1e-4)
+    assert chrf_score(HYPOTHESES, REFERENCES) == corpus_scores(HYPOTHESES, REFERENCES)["chrf"]["score"]
+    assert chrf_score(REFERENCES, REFERENCES) == pytest.approx(100.0)
 
 
 def test_signatures_name_one_reference_and_the_13a_tokenizer():

@@ -50,6 +50,43 @@ def test_stepwise_decoding_equals_teacher_forcing(attention, style, feeding, rnn
         torch.testing.assert_close(w, weights[:, t], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("style", ["bahdanau", "luong"])
+def test_decode_step_equals_the_published_equations_run_with_the_nn_gru(style):
+    """Each step against a reference written from the papers, with the decoder's own nn.GRU doing the
+    recurrence (not the step code under test), two layers, input feeding for Luong:
+    initial state: layer l of tanh(bridge(encoder summary)), the l-th block of H;
+    Bahdanau: attend from the previous top-layer state, RNN on [emb; context],
+    output tanh(W_p [emb; state; context]);
+    Luong: RNN on [emb; previous attentional vector], attend from the new top-layer state,
+    attentional vector tanh(W_c [context; state]), which is both the output and the next step's input."""
+    torch.manual_seed(4)
+    model = build_model(model_cfg(decoder_style=style, dec_layers=2, input_feeding=True), VOCAB, VOCAB,
+                        shared_vocab=True).double().eval()
+    src, lengths, tgt_in = batch()
+    dec = model.decoder
+    with torch.no_grad():
+        memory, final = model.encoder(model.src_embed(src), lengths)  # (B, S, D), (B, D)
+        mask, keys = src != model.pad_id, dec.attention.precompute_keys(memory)
+        hidden = torch.stack(torch.tanh(dec.bridge(final)).split(dec.hidden_size, dim=-1))  # (L, B, H)
+        feed = torch.zeros(len(lengths), dec.hidden_size, dtype=torch.float64)  # (B, H)
+        state = model.encode(src, lengths)
+        torch.testing.assert_close(state.hidden, hidden)
+        for t in range(tgt_in.shape[1]):
+            emb = model.tgt_embed(tgt_in[:, t])  # (B, E)
+            if style == "bahdanau":
+                context, weights = dec.attention(hidden[-1][:, None], keys, memory, mask)  # (B, 1, C)
+                out, hidden = dec.rnn(torch.cat([emb, context[:, 0]], -1)[:, None], hidden)  # (B, 1, H)
+                output = torch.tanh(dec.pre_output(torch.cat([emb, out[:, 0], context[:, 0]], -1)))
+            else:
+                out, hidden = dec.rnn(torch.cat([emb, feed], -1)[:, None], hidden)  # (B, 1, H)
+                context, weights = dec.attention(out, keys, memory, mask)  # (B, 1, C)
+                output = feed = torch.tanh(dec.combine(torch.cat([context[:, 0], out[:, 0]], -1)))  # (B, H)
+            log_probs, state, w = model.decode_step(tgt_in[:, t], state)
+            torch.testing.assert_close(log_probs, torch.log_softmax(model.logits(output), -1).float())
+            torch.testing.assert_close(w, weights[:, 0])
+            torch.testing.assert_close(state.hidden, hidden)
+
+
 @pytest.mark.parametrize("attention", available_attentions())
 def test_attention_ignores_source_padding(attention):
     """Weights on padding are 0 and a sentence's output does not depend on its batch neighbours."""

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.models.encoder import RNNEncoder
 from nmt.models.recurrence import padded_recurrence, reversal_index
 
 LENGTHS = torch.tensor([5, 1, 3, 5, 2])
@@ -50,6 +51,19 @@ def test_equals_the_packed_module_outputs_states_and_gradients_in_float64(cls, b
 
     for mine, reference in zip(grads(ours), grads(theirs), strict=True):
         assert torch.allclose(mine, reference, atol=1e-12)
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_encoder_summary_is_the_last_layers_final_forward_and_backward_states(rnn_type):
+    """The sentence summary the decoder starts from is the top layer's [forward; backward] final
+    hidden state of the packed nn module (h_n[-2], h_n[-1]), not a lower layer's."""
+    torch.manual_seed(3)
+    encoder = RNNEncoder(rnn_type, 6, 4, num_layers=2, bidirectional=True, dropout=0.0).double()
+    x = torch.randn(len(LENGTHS), int(LENGTHS.max()), 6, dtype=torch.float64)
+    outputs, final = encoder(x, LENGTHS)
+    ref_outputs, h_n, _ = packed_reference(encoder.rnn, x, LENGTHS)
+    assert torch.allclose(outputs, ref_outputs, atol=1e-12)
+    assert torch.allclose(final, torch.cat([h_n[-2], h_n[-1]], dim=-1), atol=1e-12)
 
 
 def test_padding_values_do_not_reach_real_positions():

@@ -77,6 +77,32 @@ def test_top_k_and_top_p_draw_from_the_most_likely_tokens_only(model_and_batch):
     assert 0.5 * (drawn - expected).abs().sum() < 0.03
 
 
+def nucleus(probs: torch.Tensor, p: float) -> torch.Tensor:
+    """The fewest most likely tokens whose probability reaches p, by a plain loop."""
+    kept, mass = [], 0.0
+    for token in probs.argsort(descending=True).tolist():
+        kept.append(token)
+        mass += float(probs[token])
+        if mass >= p:
+            break
+    return torch.tensor(kept)
+
+
+@pytest.mark.parametrize(("temperature", "size"), [(2.0, 3), (0.5, 2)])
+def test_top_p_takes_the_nucleus_of_the_tempered_distribution(model_and_batch, temperature, size):
+    """Temperature comes first: the nucleus is the one of softmax(log-probs / temperature)."""
+    model, batch = model_and_batch
+    tempered = first_step_distribution(model, batch, temperature).double()
+    p = float(tempered.sort(descending=True).values[:size].sum()) - 1e-6
+    kept = nucleus(tempered, p)
+    assert len(kept) == size
+    assert len(nucleus(first_step_distribution(model, batch).double(), p)) != size  # the order matters here
+    drawn = drawn_first_tokens(model, batch, 20000, Sampling(temperature=temperature, topp=p, seed=7))
+    expected = torch.zeros_like(tempered)
+    expected[kept] = tempered[kept] / tempered[kept].sum()
+    assert 0.5 * (drawn - expected).abs().sum() < 0.03
+
+
 @pytest.mark.parametrize("sampling", [Sampling(topk=1), Sampling(topp=1e-6), Sampling(temperature=1e-4)])
 def test_sampling_without_choice_is_greedy_search(model_and_batch, sampling):
     model, batch = model_and_batch
