@@ -98,6 +98,32 @@ def test_shuffle_is_determined_by_seed_and_epoch():
     assert epoch(1, 0) != epoch(2, 0)
 
 
+def test_a_batch_takes_examples_until_the_next_would_exceed_the_budget():
+    """Greedy packing: a batch may fill the budget exactly, and is closed only when the next example
+    (in length order) would take it over the budget."""
+    assert list(TokenBatchSampler([3] * 4, [2] * 4, 16, shuffle=False)) == [[0, 1, 2, 3]]  # 4 x (3 + 1) = 16
+    src, tgt = random_lengths(500)
+    batches = list(TokenBatchSampler(src, tgt, 300, shuffle=False))
+    for batch, following in zip(batches, batches[1:], strict=False):
+        grown = batch + following[:1]
+        assert len(grown) * max(widths(src, tgt, grown)) > 300
+
+
+def test_each_epoch_shuffles_the_order_of_batches_and_which_examples_share_one():
+    """Not short batches first and long ones last, and examples of equal length are grouped anew each
+    epoch: not the same batches in another order."""
+    src, tgt = random_lengths(1000)
+    sampler = TokenBatchSampler(src, tgt, 400, shuffle=True, seed=0)
+    epochs = []
+    for number in range(2):
+        sampler.set_epoch(number)
+        epochs.append(list(sampler))
+    for batches in epochs:
+        longest = [max(widths(src, tgt, b)) for b in batches]
+        assert longest != sorted(longest) and longest != sorted(longest, reverse=True)
+    assert {frozenset(b) for b in epochs[0]} != {frozenset(b) for b in epochs[1]}
+
+
 def test_bad_budget_is_a_config_error():
     with pytest.raises(ConfigError, match="batch_tokens"):
         TokenBatchSampler([1], [1], 0, shuffle=False)

@@ -58,6 +58,31 @@ def test_loss_and_bleu_choose_differently_on_this_run(multi30k_root, tmp_path):
     assert by_loss != by_bleu
 
 
+@pytest.mark.parametrize("patience", [1, 2])
+def test_training_stops_early_at_the_patience_th_validation_in_a_row_without_a_better_score(
+        multi30k_root, tmp_path, caplog, patience):
+    """trainer.early_stopping_patience=N ends the run at the N-th validation in a row whose score is not
+    above the best so far (a tie is no improvement), and a resumed run then has nothing to do."""
+    cfg = tiny_config(multi30k_root, tmp_path, "trainer.max_steps=20", "optimizer.lr=1e-9",  # nearly frozen weights
+                      f"trainer.early_stopping_patience={patience}")
+    caplog.set_level(logging.INFO, logger="nmt.training.trainer")
+    summary = train(cfg, tmp_path / "run")
+    scores = [h["valid_bleu"] for h in summary["history"]]
+    stop, best, without = None, -math.inf, 0
+    for i, score in enumerate(scores):
+        best, without = (score, 0) if score > best else (best, without + 1)
+        if without == patience:
+            stop = i
+            break
+    assert stop is not None and stop == len(scores) - 1  # stopped there, and no validation later
+    assert summary["steps"] == 2 * (stop + 1) < 20
+    assert f"early stopping: no better BLEU in {patience} validations" in caplog.text
+    resumed = train(tiny_config(multi30k_root, tmp_path, "trainer.max_steps=20", "optimizer.lr=1e-9",
+                                f"trainer.early_stopping_patience={patience}", "resume=true"), tmp_path / "run")
+    assert resumed["steps"] == summary["steps"]
+    assert f"stopped early after {patience} validations without a better BLEU" in caplog.text
+
+
 def test_an_unknown_metric_is_refused_naming_the_option(tmp_path):
     cfg = tiny_config(tmp_path, tmp_path, "trainer.best_metric=ppl")
     with pytest.raises(ConfigError, match="^trainer.best_metric must be one of bleu, chrf, loss; got 'ppl'"):

@@ -219,6 +219,14 @@ def test_tsv_line_without_one_tab_names_file_and_line(tmp_path):
         load_split(files_cfg("tsv", str(path)), "train")
 
 
+def test_tsv_line_with_a_second_tab_is_refused_not_cut(tmp_path):
+    """A tab inside a sentence would silently drop text (or shift it to the other side)."""
+    path = tmp_path / "train.tsv"
+    path.write_text("a\tb\nein hund\ta dog\truns\n")
+    with pytest.raises(DataError, match=r"train\.tsv:2: expected 'source<TAB>target', found 3 fields"):
+        load_split(files_cfg("tsv", str(path)), "train")
+
+
 def write_jsonl(path: Path, rows: list) -> Path:
     """One JSON value a line; a str row is written as it is (a broken line)."""
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows))

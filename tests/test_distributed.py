@@ -24,8 +24,10 @@ from hydra import compose, initialize_config_dir
 from test_resume import logged_losses
 
 from nmt.cli.common import config_dir
-from nmt.training.checkpoint import load_checkpoint
-from nmt.training.distributed import World, updates
+from nmt.training.checkpoint import capture_rng_state, load_checkpoint
+from nmt.training.distributed import World, updates, updates_per_epoch
+from nmt.training.optim import build_schedule
+from nmt.training.resume import restore
 from nmt.training.trainer import train
 
 OVERRIDES = [
@@ -51,6 +53,39 @@ def test_every_batch_of_an_epoch_is_used_once_across_ranks_and_accumulation():
         assert sorted(seen) == epoch, (size, accumulate)
         per_update = size * accumulate
         assert ends == {min(n, 11) for n in range(per_update, 11 + per_update, per_update)}
+
+
+def test_updates_per_epoch_counts_the_updates_every_rank_makes():
+    """The count the cosine schedule plans with: a short last group is an update too."""
+    for n_batches in range(1, 12):
+        epoch = [[i] for i in range(n_batches)]
+        for size, accumulate in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 2)]:
+            for rank in range(size):
+                world = World(rank, size)
+                made = len(list(updates(epoch, 0, world, accumulate)))
+                assert updates_per_epoch(n_batches, world, accumulate) == made, (n_batches, size, accumulate)
+
+
+def test_each_rank_resumes_with_the_random_state_it_saved():
+    """Under DDP every rank draws its own dropout masks: rank r goes on from rank r's saved RNG."""
+    class Tokenizers:
+        def to_dict(self):
+            return {"joint": True}
+
+    per_rank, draws = [], []
+    for seed in (11, 22):
+        torch.manual_seed(seed)
+        per_rank.append(capture_rng_state())
+        draws.append(torch.rand(4))
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = build_schedule({"name": "inverse_sqrt", "warmup_steps": 1}, optimizer)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+             "progress": {"step": 3}, "rng": per_rank[0], "rng_per_rank": per_rank, "tokenizers": {"joint": True}}
+    for rank in (1, 0):
+        progress, _ = restore(state, Path("last.pt"), model, optimizer, schedule, Tokenizers(), World(rank, 2))
+        assert progress.step == 3
+        assert torch.equal(torch.rand(4), draws[rank]), rank
 
 
 def test_a_resumed_epoch_is_cut_into_groups_from_the_resume_point():

@@ -52,6 +52,23 @@ def test_applied_swaps_the_average_in_and_the_weights_back():
         assert torch.equal(value, weights[name]), name
 
 
+def test_the_second_update_of_a_run_moves_the_average_with_the_decay_of_one_earlier_update(multi30k_root, tmp_path):
+    """After update 1 the average is A1; update 2 gives weights W2 and A2 = d A1 + (1 - d) W2 with
+    d = min(0.9, (1 + 1) / (10 + 1)): the decay is counted from the updates before this one."""
+    cache, ema = tmp_path / "cache", "trainer.ema_decay=0.9"
+    train(config(multi30k_root, cache, ema, "trainer.max_steps=1"), tmp_path / "run")
+    first = load_checkpoint(tmp_path / "run/checkpoints/last.pt")["model"]
+    train(config(multi30k_root, cache, ema, "trainer.max_steps=2", "resume=true"), tmp_path / "run")
+    second = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    averaged, weights = second["model"], second["training_weights"]
+    names = [name for name in weights if weights[name].is_floating_point()]
+    before = torch.cat([(first[name] - weights[name]).double().flatten() for name in names])
+    after = torch.cat([(averaged[name] - weights[name]).double().flatten() for name in names])
+    decay = float(after @ before / (before @ before))  # the least-squares d in A2 - W2 = d (A1 - W2)
+    assert decay == pytest.approx(2 / 11, rel=1e-3)
+    torch.testing.assert_close(after, decay * before, rtol=0, atol=1e-6)
+
+
 def test_training_validates_and_saves_the_average_and_resumes_exactly(multi30k_root, tmp_path):
     cache = tmp_path / "cache"
     cfg = config(multi30k_root, cache, "trainer.ema_decay=0.9", "trainer.keep_best_checkpoints=2")

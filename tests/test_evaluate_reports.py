@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 from hydra import compose, initialize_config_dir
+from sacrebleu.metrics import BLEU, CHRF, TER
 from tiny_checkpoint import make_checkpoint
 
 from nmt.analysis.repeats import format_repetition, repeats_ngram, repetition_report
@@ -55,6 +56,23 @@ def test_evaluate_counts_the_translations_and_references_that_repeat_a_word_trig
     looping = sum(repeats_ngram(text, 3) for text in hypotheses)
     assert report["repetition"] == {"ngram": 3, "sentences": 2, "translations": looping, "references": 1}
     assert f"repeated word 3-grams: {looping} of 2 translations (references: 1)" in capsys.readouterr().out
+
+
+def test_the_reported_scores_are_sacrebleus_of_the_written_translations_against_the_references(tmp_path):
+    """Scored as detokenized text (the .hyp file), hypotheses against references: with references that
+    extend each translation, every metric is far from 0 and tells the two sides apart."""
+    checkpoint = make_checkpoint(tmp_path / "best.pt", seed=3)  # this seed's untrained model says several words
+    sources = "ein hund läuft\neine frau spielt fußball\nzwei männer\n"
+    evaluate_files(checkpoint, tmp_path, "beam_size=2", sources=sources, references="a\nb\nc\n")
+    hyp_file = tmp_path / "best.src.txt.beam2.hyp"
+    hypotheses = hyp_file.read_text(encoding="utf-8").splitlines()
+    references = [f"{hypothesis} a dog runs" for hypothesis in hypotheses]
+    report = evaluate_files(checkpoint, tmp_path, "beam_size=2", sources=sources, references="\n".join(references))
+    assert hyp_file.read_text(encoding="utf-8").splitlines() == hypotheses
+    for name, metric in {"bleu": BLEU(), "chrf": CHRF(), "ter": TER()}.items():
+        assert report["scores"][name]["score"] == pytest.approx(metric.corpus_score(hypotheses, [references]).score)
+        assert report["scores"][name]["score"] != pytest.approx(metric.corpus_score(references, [hypotheses]).score)
+    assert 10 < report["scores"]["bleu"]["score"] < 90
 
 
 def test_a_repeated_word_trigram_is_counted_once_per_sentence():

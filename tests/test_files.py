@@ -61,6 +61,15 @@ def test_only_temporaries_of_writers_no_longer_running_are_stale(tmp_path):
         live.wait()
 
 
+def test_a_temporary_carrying_this_process_id_is_stale(tmp_path):
+    """No write is in progress in this process while it looks for leftovers; a job restarted in a
+    container often gets the process id its killed predecessor had, whose leftovers must still go."""
+    leftover = tmp_path / f".last.pt.{os.getpid()}.0a1b2c3d.tmp"
+    leftover.write_bytes(b"part")
+    assert stale_temporaries(tmp_path) == [leftover]
+    assert remove_stale_temporaries(tmp_path) == [leftover] and not leftover.exists()
+
+
 def test_temporary_names_are_hidden_fresh_and_carry_the_process_id(tmp_path):
     first, second = temporary_path(tmp_path / "a.pt"), temporary_path(tmp_path / "a.pt")
     assert first != second

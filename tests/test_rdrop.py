@@ -1,6 +1,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
+from test_training import SRC, STEP_CFG, TGT, step_model
 from tiny_training import tiny_config
 
 from nmt.data.batching import collate
@@ -90,6 +92,28 @@ def test_r_drop_adds_the_copies_disagreement_and_nothing_without_dropout(multi30
     assert both.item() > both_loss.item() > 0
     both.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_the_r_drop_objective_is_the_copies_mean_cross_entropy_plus_alpha_over_4_times_both_divergences():
+    """Per token (CE(p1) + CE(p2) + alpha (KL(p1 || p2) + KL(p2 || p1)) / 2) / 2, from the logits of the
+    model's one forward over both copies."""
+    model, batch = step_model(dropout=0.3), collate(SRC, TGT, [0, 1, 2, 3])
+    seen = []
+    model.register_forward_hook(lambda module, args, output: seen.append((args[3], output[0].detach())))
+    cfg = OmegaConf.create({**STEP_CFG, "label_smoothing": 0.0, "rdrop_alpha": 5.0})
+    objective, loss = token_objective(model.train(), batch, cfg, torch.device("cpu"))
+    ((positions, logits),) = seen  # positions (2B, T), logits (2N, V): the first copy's rows, then the second's
+    target = torch.cat([batch.tgt_out, batch.tgt_out])[positions].chunk(2)[0]  # (N,)
+    real = target != PAD
+    first, second = (half[real] for half in logits.chunk(2))
+    cross_entropy = (F.cross_entropy(first, target[real], reduction="sum")
+                     + F.cross_entropy(second, target[real], reduction="sum")) / 2
+    log_p, log_q = F.log_softmax(first, 1), F.log_softmax(second, 1)
+    divergences = (F.kl_div(log_q, log_p, reduction="sum", log_target=True)
+                   + F.kl_div(log_p, log_q, reduction="sum", log_target=True))
+    assert divergences.item() > 0.01 * cross_entropy.item()  # dropout made the copies disagree
+    assert loss.item() == pytest.approx(cross_entropy.item(), rel=1e-5)
+    assert objective.item() == pytest.approx((cross_entropy + 5.0 * divergences / 4).item(), rel=1e-5)
 
 
 def test_an_r_drop_run_trains_and_takes_other_steps_than_without(multi30k_root, tmp_path):

@@ -1,8 +1,12 @@
 """Minimum risk training: the expected cost, its pieces, and a training run that uses it."""
 
+import contextlib
+import copy
+
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_training import SRC, sgd_update, step_model
 from tiny_training import tiny_config
 
 from nmt.data.batching import collate
@@ -64,6 +68,27 @@ def test_costs_land_at_their_candidates_place_with_missing_ones_zero():
     assert 0.0 < costs[0, 0] < 1.0  # three of the four words
     assert costs[0, 1:].tolist() == [0.0, 0.0]  # missing
     assert costs[1].tolist() == pytest.approx([1.0, 0.0, 0.0])  # nothing in common, the reference, missing
+
+
+def test_a_risk_update_mixes_the_loss_per_target_token_and_the_expected_cost_per_sentence():
+    """loss = (1 - w) x NLL per token + w x risk per sentence: the update moves the weights by that mix
+    of the two objectives' gradients, each taken alone."""
+    model, weight = step_model(), 0.3
+    objective = RiskObjective(weight, 3, _WordTokenizer(), max_len_a=1.0, max_len_b=3)
+    indices = list(range(len(SRC)))
+    # References among the model's own candidates, so that the candidates' costs differ (0 for one).
+    nbest = objective.search(model, collate(SRC, [[4]] * len(SRC), indices))
+    batch = collate(SRC, [next(c for c in candidates if c) for candidates in nbest], indices)
+    token_change, token_loss, _ = sgd_update(model, batch)  # SGD at rate 1: minus the token loss's gradient
+    alone = copy.deepcopy(model)
+    objective.risk(alone, alone, batch, contextlib.nullcontext).backward()  # the summed expected cost
+    risk_gradient = torch.cat([torch.zeros(p.numel()) if p.grad is None else p.grad.flatten()
+                               for p in alone.parameters()])
+    assert risk_gradient.norm() > 0.1 * token_change.norm()  # both parts weigh in
+    change, loss, _ = sgd_update(model, batch, risk=objective)
+    assert loss == pytest.approx(token_loss, rel=1e-6)  # the reported loss stays the token-level one
+    expected = (1 - weight) * token_change - weight * risk_gradient / len(SRC)
+    torch.testing.assert_close(change, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -111,6 +111,15 @@ def test_training_split_is_tokenized_chunk_by_chunk(tmp_path, monkeypatch):
     assert chunked.stats == whole.stats
 
 
+def test_max_train_examples_ending_inside_a_chunk_takes_exactly_that_many_pairs(tmp_path, monkeypatch):
+    """data.max_train_examples=250 read in chunks of 40: the seventh chunk is cut after its 10th pair."""
+    whole = prepare_data(corpus_cfg(tmp_path, n=300, max_train_examples=250))
+    monkeypatch.setattr(pipeline, "ENCODE_CHUNK", 40)
+    chunked = prepare_data(corpus_cfg(tmp_path, n=300, max_train_examples=250))
+    assert len(chunked.train_src_ids) == len(whole.train_src_ids) == 250
+    assert chunked.train_src_ids == whole.train_src_ids and chunked.train_tgt_ids == whole.train_tgt_ids
+
+
 def test_sentencepiece_trains_on_the_sampled_pairs_only(tmp_path, monkeypatch):
     seen = []
     real_train = Tokenizers.train_from_config.__func__

@@ -1,5 +1,6 @@
 """Training pieces: schedules, checkpoints, and a seeded CPU run that repeats exactly."""
 
+import copy
 import io
 import logging
 import math
@@ -9,12 +10,16 @@ import sys
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nmt.cli.common import config_dir
+from nmt.data.batching import collate
 from nmt.errors import CheckpointError, ConfigError
+from nmt.models.seq2seq import build_model
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 from nmt.training.optim import build_optimizer, build_schedule
+from nmt.training.step import train_step
 from nmt.training.trainer import train
 
 
@@ -60,6 +65,51 @@ def test_a_restored_plateau_schedule_keeps_its_decays_but_takes_the_new_base_rat
     fresh.load_state_dict(schedule.state_dict())
     assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.01)
     assert (fresh.base_lr, fresh.patience, fresh.best) == (0.02, 5, 10.0)
+
+
+PLATEAU = {"name": "plateau", "warmup_steps": 0, "factor": 0.5, "min_lr": 0.02}
+
+
+@pytest.mark.parametrize("patience", [0, 1, 2])
+def test_plateau_rates_equal_those_of_torchs_reduce_lr_on_plateau(patience):
+    """The reference the docstring names: ReduceLROnPlateau in max mode, where a tie is no improvement,
+    the count of validations without one starts again after each decay, and min_lr floors the rate."""
+    scores = [1.0, 2.0, 2.0, 2.0, 1.5, 3.0, 3.0, 3.0, 3.0, 2.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    ours_opt, torch_opt = optimizer(0.4), optimizer(0.4)
+    schedule = build_schedule({**PLATEAU, "patience": patience}, ours_opt)
+    reference = torch.optim.lr_scheduler.ReduceLROnPlateau(torch_opt, mode="max", factor=0.5, patience=patience,
+                                                           threshold=0.0, threshold_mode="abs", min_lr=0.02)
+    ours, theirs = [], []
+    for score in scores:
+        schedule.on_validation(score)
+        reference.step(score)
+        ours.append(ours_opt.param_groups[0]["lr"])
+        theirs.append(torch_opt.param_groups[0]["lr"])
+    assert ours == pytest.approx(theirs)
+    assert theirs[-1] < 0.4  # the scores do decay the rate
+
+
+def test_a_restored_plateau_schedule_counts_on_from_its_validations_without_improvement():
+    settings = {**PLATEAU, "patience": 2, "min_lr": 0.0}
+    scores = [10.0, 9.0, 9.0, 9.0, 9.0]
+    one_go_opt = optimizer()
+    one_go = build_schedule(settings, one_go_opt)
+    expected = []
+    for score in scores:
+        one_go.on_validation(score)
+        expected.append(one_go_opt.param_groups[0]["lr"])
+    assert expected[2:] == pytest.approx([1.0, 0.5, 0.5])  # the third validation in a row without improvement
+    stopped = build_schedule(settings, optimizer())
+    for score in scores[:2]:  # stopped after one validation without improvement
+        stopped.on_validation(score)
+    resumed_opt = optimizer()
+    resumed = build_schedule(settings, resumed_opt)
+    resumed.load_state_dict(stopped.state_dict())
+    rates = []
+    for score in scores[2:]:
+        resumed.on_validation(score)
+        rates.append(resumed_opt.param_groups[0]["lr"])
+    assert rates == pytest.approx(expected[2:])
 
 
 def test_unknown_optimizer_and_schedule_names_list_the_choices():
@@ -130,6 +180,66 @@ def test_cosine_without_a_finite_bound_keeps_the_base_rate():
 def test_cosine_total_steps_must_be_a_positive_whole_number(total):
     with pytest.raises(ConfigError, match="scheduler.total_steps"):
         cosine(optimizer(), total_steps=total)
+
+
+STEP_CFG = {"label_smoothing": 0.1, "precision": "fp32", "rdrop_alpha": 0.0, "clip_grad_norm": None}
+SRC = [[5, 6, 7, 8], [9, 10], [11, 12, 13], [14, 15, 16, 17, 18, 19]]
+TGT = [[20, 21], [22, 23, 24, 25, 26], [27], [28, 29, 5, 6, 7, 8, 9]]
+
+
+def step_model(dropout=0.0):
+    """A tiny seeded model (vocabulary of 30) for single training steps."""
+    torch.manual_seed(0)
+    cfg = {"rnn_type": "gru", "emb_size": 8, "enc_hidden": 8, "enc_layers": 1, "bidirectional": True,
+           "dec_hidden": 8, "dec_layers": 1, "decoder_style": "bahdanau", "input_feeding": True, "dropout": dropout,
+           "tie_embeddings": True, "tie_output": False, "attention": {"name": "additive"}}
+    return build_model(cfg, 30, 30, shared_vocab=True)
+
+
+def sgd_update(model, batches, hook=None, risk=None, **options):
+    """(change of all parameters, loss, gradient norm) of one train_step on a copy of `model` with SGD
+    at rate 1, so that the change is minus the (clipped) gradient; `hook` rewrites the source
+    embeddings' gradient, `options` the trainer.* settings of STEP_CFG."""
+    model = copy.deepcopy(model)
+    if hook is not None:
+        model.src_embed.weight.register_hook(hook)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    loss, norm = train_step(model, sgd, batches, OmegaConf.create({**STEP_CFG, **options}), torch.device("cpu"),
+                            risk=risk)
+    return torch.cat([p.detach().flatten() for p in model.parameters()]) - before, loss, norm
+
+
+def test_accumulated_batches_update_as_one_batch_holding_them_all():
+    """trainer.accumulate: the summed loss is divided by the target tokens of the whole update, not
+    each batch by its own (the two batches hold 9 and 10 target tokens)."""
+    model = step_model()
+    first, second = collate(SRC[:2], TGT[:2], [0, 1]), collate(SRC[2:], TGT[2:], [2, 3])
+    assert first.n_tgt_tokens != second.n_tgt_tokens
+    accumulated, loss_accumulated, _ = sgd_update(model, [first, second])
+    together, loss_together, _ = sgd_update(model, collate(SRC, TGT, [0, 1, 2, 3]))
+    torch.testing.assert_close(accumulated, together)
+    assert loss_accumulated == pytest.approx(loss_together, rel=1e-6)
+
+
+def test_gradients_are_clipped_to_trainer_clip_grad_norm():
+    model, batch = step_model(), collate(SRC, TGT, [0, 1, 2, 3])
+    free, _, norm = sgd_update(model, batch)
+    assert norm == pytest.approx(free.norm().item(), rel=1e-5) and norm > 0.01
+    clipped, _, clipped_norm = sgd_update(model, batch, clip_grad_norm=0.01)
+    assert clipped_norm == pytest.approx(norm, rel=1e-5)  # the norm before clipping is reported
+    torch.testing.assert_close(clipped, free * (0.01 / norm), rtol=1e-4, atol=1e-6)
+    assert clipped.norm().item() == pytest.approx(0.01, rel=1e-4)
+    loose, _, _ = sgd_update(model, batch, clip_grad_norm=10 * norm)  # a bound above the norm changes nothing
+    torch.testing.assert_close(loose, free)
+
+
+def test_an_infinite_gradient_with_a_finite_loss_skips_the_update():
+    """E.g. an overflow in the backward: the weights stay as they were, and the norm tells the trainer."""
+    model, batch = step_model(), collate(SRC, TGT, [0, 1, 2, 3])
+    change, loss, norm = sgd_update(model, batch, hook=lambda grad: grad + math.inf, clip_grad_norm=1.0)
+    assert math.isfinite(loss) and not math.isfinite(norm)
+    assert torch.equal(change, torch.zeros_like(change))
 
 
 def minimal_state():
