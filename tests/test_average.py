@@ -77,6 +77,26 @@ def test_checkpoints_of_different_models_are_refused(tmp_path):
         write_average([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "a.pt")
 
 
+def test_checkpoints_with_other_tokenizers_or_other_weights_are_refused_naming_the_file(tmp_path):
+    """Same model settings are not enough: averaging weights trained on other subwords, or of other
+    names or shapes, would give a broken model (or a traceback) instead of an average."""
+    first = make_checkpoint(tmp_path / "a.pt")
+    state = load_checkpoint(first)
+    state.pop("format_version")
+    other_vocabulary = load_checkpoint(make_checkpoint(tmp_path / "other.pt", vocab_size=36))["tokenizers"]
+    assert other_vocabulary != state["tokenizers"]
+    save_checkpoint({**state, "tokenizers": other_vocabulary}, tmp_path / "tokenizers.pt")
+    reshaped = {**state["model"], "src_embed.weight": torch.zeros(3, 3)}
+    save_checkpoint({**state, "model": reshaped}, tmp_path / "shape.pt")
+    renamed = {f"x.{name}" if name == "src_embed.weight" else name: value for name, value in state["model"].items()}
+    save_checkpoint({**state, "model": renamed}, tmp_path / "names.pt")
+    with pytest.raises(CheckpointError, match="tokenizers.pt was trained with other SentencePiece models than"):
+        average_checkpoints([first, tmp_path / "tokenizers.pt"])
+    for name in ("shape.pt", "names.pt"):
+        with pytest.raises(CheckpointError, match=f"{name} has other weights \\(names or shapes\\) than"):
+            average_checkpoints([first, tmp_path / name])
+
+
 def test_a_checkpoint_listed_twice_is_refused_whatever_its_spelling(tmp_path):
     make_checkpoint(tmp_path / "a.pt")
     make_checkpoint(tmp_path / "b.pt")

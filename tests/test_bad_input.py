@@ -258,6 +258,18 @@ def test_translating_a_file_onto_itself_is_refused_and_the_file_kept(capsys, che
     assert checkpoint.read_bytes() == before
 
 
+@pytest.mark.parametrize("option", ["reference", "prefix"])
+def test_translating_onto_the_reference_or_prefix_file_is_refused_and_the_file_kept(capsys, checkpoint, tmp_path,
+                                                                                  option):
+    (tmp_path / "text.de").write_text("Ein Hund.\n")
+    given = tmp_path / "given.en"
+    given.write_text("A dog.\n")
+    cfg = translate_config(checkpoint, f"input={tmp_path / 'text.de'}", f"{option}={given}", f"output={given}")
+    message = one_line_error(capsys, nmt.cli.translate.run, cfg)
+    assert message.startswith(f"output={given} is also {option}={given}: writing it would destroy")
+    assert given.read_text() == "A dog.\n"
+
+
 def test_aligning_onto_the_gold_file_is_refused_and_the_file_kept(capsys, tmp_path):
     for name, text in (("s.de", "ein hund\n"), ("t.en", "a dog\n"), ("gold.txt", "0-0 1-1\n")):
         (tmp_path / name).write_text(text)

@@ -62,6 +62,20 @@ def test_quick_mode_prints_one_json_line_with_every_figure(bench):
     assert record["bleu"] is None and record["time_to_bleu_s"] is None
 
 
+def assert_rate(rate: float, count: int, seconds: float) -> None:
+    """`rate` (rounded to 0.1) is `count` over `seconds` (rounded to 0.001), within those roundings."""
+    assert count / (seconds + 0.0005) - 0.05 <= rate <= count / max(seconds - 0.0005, 1e-9) + 0.05, (rate, count, seconds)
+
+
+def test_quick_mode_counts_only_the_timed_steps_and_its_speeds_are_its_counts_over_its_times(bench):
+    (record,) = bench("--steps", "1", "--warmup", "3", "--decode-sentences", "3")
+    # A batch holds at most batch_tokens target tokens: one timed step cannot count more (warm-up ones excluded).
+    assert 0 < record["train_tgt_tokens"] <= record["train_steps"] * record["batch_tokens"]
+    assert_rate(record["train_tgt_tokens_per_s"], record["train_tgt_tokens"], record["train_s"])
+    for name in ("greedy", "beam5"):
+        assert_rate(record[f"decode_{name}_sents_per_s"], record["decode_sentences"], record[f"decode_{name}_s"])
+
+
 def test_all_attention_mode_prints_one_line_per_attention_and_decoder_style(bench):
     records = bench("--all-attention", "--steps", "1", "--warmup", "0", "--decode-sentences", "2")
     combos = {(r["attention"], r["decoder_style"], r["input_feeding"]) for r in records}

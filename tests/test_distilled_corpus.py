@@ -1,8 +1,10 @@
 """scripts/distilled_corpus.py: the data root the distillation runs of BENCHMARKS.md train on."""
 
 import gzip
+import importlib.util
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,23 @@ def test_mix_puts_the_translations_after_the_references_of_the_real_corpus(multi
     for split in ("val", "test_2016_flickr"):
         linked = multi30k_file(root, split, "en")
         assert linked.is_symlink() and linked.resolve() == (corpus / f"{split}.en.gz").resolve()
+
+
+def test_the_same_inputs_build_the_same_bytes_at_any_time(tmp_path, monkeypatch):
+    """The written training files do not depend on when they were built (gzip stores a time), so a
+    rebuilt root keeps its prepared-data cache key."""
+    spec = importlib.util.spec_from_file_location("distilled_corpus", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    corpus = tiny_corpus(tmp_path / "corpus")
+    hypotheses = tmp_path / "hyp.en"
+    hypotheses.write_text("a\nb\nc\n", encoding="utf-8")
+    built = []
+    for clock in (1_000_000_000.0, 1_700_000_000.0):
+        monkeypatch.setattr(time, "time", lambda clock=clock: clock)
+        built.append(script.build(tmp_path / f"root{len(built)}", corpus, [hypotheses]))
+    for name in ("train.de.gz", "train.en.gz"):
+        assert (built[0] / name).read_bytes() == (built[1] / name).read_bytes()
 
 
 def test_replace_trains_on_the_translations_alone(tmp_path):

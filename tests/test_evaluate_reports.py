@@ -10,6 +10,9 @@ from tiny_checkpoint import make_checkpoint
 from nmt.analysis.repeats import format_repetition, repeats_ngram, repetition_report
 from nmt.cli.common import config_dir
 from nmt.inference.evaluate import evaluate
+from nmt.inference.metrics import corpus_scores
+from nmt.inference.translator import Translator
+from nmt.serve.app import recorded_bleu
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,6 +42,35 @@ def test_each_length_penalty_keeps_its_own_report(checkpoint, tmp_path):
     assert reports["best.src.txt.beam2.lp1.5.json"] == tuned and tuned["length_penalty"] == 1.5
     hypotheses = (tmp_path / "best.src.txt.beam2.lp1.5.hyp").read_text(encoding="utf-8").splitlines()
     assert len(hypotheses) == 3 and (tmp_path / "best.src.txt.beam2.hyp").is_file()
+
+
+def test_the_hypotheses_are_the_detokenized_translations_in_input_order_and_bleu_scores_them(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", seed=4)  # its translations differ, in several words
+    sources = ["ein hund läuft", "", "eine frau", "zwei männer spielen"]
+    expected = [hyps[0].text for hyps in Translator.load(checkpoint, "cpu").translate(sources, beam_size=2)]
+    assert len(set(expected)) == 4 and any(" " in text for text in expected)
+    assert not any("\u2581" in text for text in expected)  # text, not SentencePiece pieces
+    references = [expected[0], "", "a woman", expected[3]]  # two right, so the scores depend on the pairing
+    report = evaluate_files(checkpoint, tmp_path, "beam_size=2", sources="".join(f"{s}\n" for s in sources),
+                            references="".join(f"{r}\n" for r in references))
+    written = (tmp_path / "best.src.txt.beam2.hyp").read_text(encoding="utf-8")
+    assert written == "".join(f"{text}\n" for text in expected)  # one line per source line, blank ones included
+    assert report["sentences"] == 4
+    scores = corpus_scores(expected, references)
+    assert 0 < scores["bleu"]["score"] < 100
+    for metric in ("bleu", "chrf", "ter"):
+        assert report["scores"][metric]["score"] == pytest.approx(scores[metric]["score"])
+
+
+def test_coverage_penalty_and_ngram_blocking_reports_keep_the_names_the_server_reads(checkpoint, tmp_path):
+    """Each search setting keeps its own report, named as nmt-serve's /model expects to find it."""
+    plain = evaluate_files(checkpoint, tmp_path, "beam_size=2")
+    tuned = evaluate_files(checkpoint, tmp_path, "beam_size=2", "coverage_penalty=0.2", "no_repeat_ngram_size=3")
+    assert sorted(path.name for path in tmp_path.glob("*.json")) == [
+        "best.src.txt.beam2.cp0.2.norepeat3.json", "best.src.txt.beam2.json"]
+    assert json.loads((tmp_path / "best.src.txt.beam2.cp0.2.norepeat3.json").read_text()) == tuned
+    records = {(r.coverage_penalty, r.no_repeat_ngram_size): r.bleu for r in recorded_bleu(tmp_path / "best.pt")}
+    assert records == {(0.0, 0): plain["scores"]["bleu"]["score"], (0.2, 3): tuned["scores"]["bleu"]["score"]}
 
 
 def test_evaluate_prints_and_reports_the_attention_statistics(checkpoint, tmp_path, capsys):

@@ -145,6 +145,13 @@ def test_key_by_key_the_user_types_characters_and_a_completed_word_saves_keys():
         simulate_corrections(model, ["s"], ["a b"], unit="letter")
 
 
+def test_key_by_key_a_run_of_whitespace_in_the_reference_is_one_space():
+    """A reference with doubled or trailing spaces is the text "a b c" to type: the translation
+    "a b c" needs no key."""
+    result = simulate_corrections(ScriptedModel({"s": "a b c"}), ["s"], [" a  b\tc "], unit="character")
+    assert (result.reference_units, result.typed, result.right_unaided) == (5, 0, 1)
+
+
 def test_an_unknown_unit_is_a_one_line_error(tmp_path, capsys):
     checkpoint = make_checkpoint(tmp_path / "model.pt")
     with initialize_config_dir(config_dir=config_dir(), version_base=None):

@@ -61,6 +61,44 @@ def test_tokens_label_the_axes_source_on_top():
     assert ax.xaxis.get_ticks_position() == "top"
 
 
+def bright_cell(weights, src: list[str], tgt: list[str]) -> tuple[str, str, list[str]]:
+    """Draws `weights` (zero but one cell of 1) and reads the rendered image: the source and target
+    labels nearest the bright (yellow) cell, and the target labels from the top of the figure down."""
+    fig = plot_attention(weights, src, tgt, colorbar=False)  # no colourbar: its yellow end is bright too
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())  # (H, W, 4), row 0 at the top
+    ys, xs = np.nonzero((rgba[..., 0] > 200) & (rgba[..., 1] > 200) & (rgba[..., 2] < 100))
+    x, y = xs.mean(), rgba.shape[0] - ys.mean()  # display coordinates: y grows upwards
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+
+    def centre(label):
+        box = label.get_window_extent(renderer)
+        return (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+
+    column = min(ax.get_xticklabels(), key=lambda label: abs(centre(label)[0] - x)).get_text()
+    row = min(ax.get_yticklabels(), key=lambda label: abs(centre(label)[1] - y)).get_text()
+    top_down = [label.get_text() for label in sorted(ax.get_yticklabels(), key=lambda label: -centre(label)[1])]
+    return column, row, top_down
+
+
+@pytest.mark.parametrize(("t", "s"), [(0, 3), (2, 0), (1, 2)])
+def test_each_cell_is_drawn_under_its_own_labels_first_target_token_on_top(t, s):
+    """Weight (t, s) is drawn in the column labelled with source token s and the row labelled with
+    target token t, and the target is read from the top down."""
+    src, tgt = ["s0", "s1", "s2", "s3"], ["t0", "t1", "t2"]
+    weights = np.zeros((3, 4))
+    weights[t, s] = 1.0
+    assert bright_cell(weights, src, tgt) == (src[s], tgt[t], tgt)
+
+
+def test_a_long_source_and_a_short_target_make_a_wide_figure():
+    wide = plot_attention(random_attention(2, 30), tokens(30, "s"), tokens(2, "t"))
+    tall = plot_attention(random_attention(30, 2), tokens(2, "s"), tokens(30, "t"))
+    assert wide.get_figwidth() > 2 * wide.get_figheight()
+    assert tall.get_figheight() > 2 * tall.get_figwidth()
+
+
 def test_torch_tensor_with_grad_is_accepted():
     weights = torch.softmax(torch.randn(3, 4, requires_grad=True), dim=-1)
     fig = plot_attention(weights, tokens(4, "s"), tokens(3, "t"))
@@ -148,6 +186,22 @@ def test_svg_and_pdf_saving(tmp_path):
     svg, pdf = save_figure(fig, tmp_path / "att.svg"), save_figure(fig, tmp_path / "att.PDF")
     assert b"<svg" in svg.read_bytes()[:500]
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_a_save_that_fails_midway_keeps_the_previous_file_whole(tmp_path, monkeypatch):
+    path = save_figure(plot_attention(random_attention(2, 3), tokens(3, "s"), tokens(2, "t")), tmp_path / "att.png")
+    before = path.read_bytes()
+    fig = plot_attention(random_attention(4, 4), tokens(4, "s"), tokens(4, "t"))
+
+    def fail_midway(file, **_):
+        file.write(b"\x89PNG half a figure")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fig, "savefig", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(fig, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["att.png"]  # no temporary file left either
 
 
 def test_unknown_suffix_raises_listing_valid_formats(tmp_path):

@@ -78,6 +78,16 @@ def test_checkpoints_by_sentences_with_references_at_word_level(checkpoints, fil
     assert grid_w > 1.6 * one_w and grid_h > 1.6 * one_h
 
 
+def test_a_blank_line_inside_the_source_file_keeps_each_reference_with_its_sentence(checkpoints, tmp_path):
+    a, _ = checkpoints
+    (tmp_path / "src.txt").write_text(f"{SOURCES[0]}\n\n{SOURCES[1]}\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text(f"{REFERENCES[0]}\nthe blank line's\n{REFERENCES[1]}\n", encoding="utf-8")
+    run_plot([f"checkpoint={a}", f"src_file={tmp_path / 'src.txt'}", f"ref_file={tmp_path / 'ref.txt'}",
+              "save_weights=json", f"output={tmp_path / 'pairs.png'}"])
+    panels = json.loads((tmp_path / "pairs.json").read_text(encoding="utf-8"))["panels"]
+    assert [(p["source"], p["translation"]) for p in panels] == list(zip(SOURCES, REFERENCES, strict=True))
+
+
 def test_greedy_subword_panel_saves_the_weights_as_npy(checkpoints, tmp_path, capsys):
     a, _ = checkpoints
     run_plot([f"checkpoint={a}", f"src={SOURCES[0]}", "beam_size=1", "save_weights=npy",

@@ -109,6 +109,20 @@ def test_evaluate_reports_the_perplexity_of_the_references(tmp_path, capsys):
     assert f"references: perplexity {perplexity(scores):.2f}" in capsys.readouterr().out
 
 
+def test_evaluate_reports_the_references_mean_negative_log_probability_per_subword(tmp_path):
+    """nll_per_subword is the mean over all target subwords (EOS included), not over sentences: the
+    figure training logs as valid_loss."""
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    src, ref = write_pairs(tmp_path, SOURCES[:3], TRANSLATIONS[:3])
+    report = evaluate(command_config("evaluate", checkpoint, f"src_file={src}", f"ref_file={ref}", "beam_size=1",
+                                     "reference_perplexity=true", "attention_stats=false"))
+    scores = Translator.load(checkpoint, "cpu").score(SOURCES[:3], TRANSLATIONS[:3])
+    nll = -sum(s.log_prob for s in scores) / sum(s.tokens for s in scores)
+    assert report["references"]["nll_per_subword"] == pytest.approx(nll, abs=1e-5)
+    assert math.exp(report["references"]["nll_per_subword"]) == pytest.approx(report["references"]["perplexity"],
+                                                                              rel=1e-4)
+
+
 def test_evaluate_leaves_the_references_unscored_by_default(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "model.pt")
     src, ref = write_pairs(tmp_path, SOURCES[:3], TRANSLATIONS[:3])

@@ -151,6 +151,27 @@ def test_translate_draws_nbest_samples_per_line(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() != first
 
 
+def test_translate_draws_with_the_temperature_top_k_top_p_and_seed_it_is_given(tmp_path, capsys):
+    """nmt-translate sampling=true draws what the Python API draws with the same Sampling options."""
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "in.txt").write_text("".join(f"{line}\n" for line in SOURCES), encoding="utf-8")
+    options = {"temperature": 0.3, "sampling_topk": 4, "sampling_topp": 0.7, "sampling_seed": 5}
+    translate.run(translate_config(checkpoint, f"input={tmp_path / 'in.txt'}", "sampling=true", "nbest=3",
+                                   "max_len_b=4", *(f"{key}={value}" for key, value in options.items())))
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    translator = Translator.load(checkpoint, "cpu")
+
+    def drawn(**changes):
+        sampling = Sampling(**{"temperature": 0.3, "topk": 4, "topp": 0.7, "seed": 5, **changes})
+        samples = translator.translate(SOURCES, nbest=3, max_len_b=4, sampling=sampling)
+        return [[f"{h.score:.4f}", h.text] for hyps in samples for h in hyps]
+
+    assert rows == drawn()
+    # Each option changes the draws here, so a command that dropped one would be caught above.
+    assert all(drawn(**{key: value}) != rows for key, value in
+               [("temperature", 1.0), ("topk", 0), ("topp", 1.0), ("seed", 0)])
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["sampling=true", "temperature=0"], "temperature must be a number > 0; got 0"),
     (["sampling=true", "sampling_topp=1.5"], "sampling_topp must be a number in (0, 1]"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,19 @@ def test_the_servers_ngram_blocking_translates_as_the_python_api_does(translator
         ServeSettings.from_config(serve_config(checkpoint, "no_repeat_ngram_size=-2"))
 
 
+def test_the_servers_length_penalty_and_length_limit_decode_as_the_python_api_does(translator, checkpoint):
+    options = {"length_penalty": 0.5, "max_len_a": 0.5, "max_len_b": 1}
+    expected = translator.translate(SOURCES[:3], beam_size=2, **options)
+    default = translator.translate(SOURCES[:3], beam_size=2)
+    assert [t[0].text for t in expected] != [t[0].text for t in default]  # the limit cuts some translations
+    with make_client(translator, checkpoint, "beam_size=2", *(f"{key}={value}" for key, value in options.items())) as c:
+        answer = c.post("/translate", json={"text": SOURCES[:3]})
+    assert answer.status_code == 200, answer.text
+    got = [nbest[0] for nbest in answer.json()["translations"]]
+    assert [h["text"] for h in got] == [t[0].text for t in expected]
+    assert [h["score"] for h in got] == pytest.approx([t[0].score for t in expected], abs=1e-5)
+
+
 def test_a_blank_text_gives_an_empty_translation(client):
     [[empty], [full]] = client.post("/translate", json={"text": ["   ", SOURCES[1]],
                                                         "return_attention": True}).json()["translations"]
@@ -230,6 +244,16 @@ def test_each_limit_gives_a_json_error(client, body, status, code):
     answer = client.post("/translate", content=json.dumps(body).encode(), headers={"content-type": "application/json"})
     assert answer.status_code == status, answer.text
     assert answer.json()["error"] == code and answer.json()["detail"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["beam_size=5", "limits.max_beam_size=4"], "beam_size=5 is above limits.max_beam_size=4"),
+    (["limits.max_texts=64", "batching.max_pending=10"], "batching.max_pending=10 must be at least limits.max_texts=64"),
+])
+def test_settings_that_would_refuse_every_default_or_largest_request_are_refused_at_start(checkpoint, overrides,
+                                                                                         message):
+    with pytest.raises(ConfigError, match=message):
+        ServeSettings.from_config(serve_config(checkpoint, *overrides))
 
 
 def test_a_body_over_the_size_limit_is_refused_before_parsing(client):
@@ -367,3 +391,64 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
 def test_the_batcher_refuses_work_beyond_its_queue():
     _, results = run_batcher([(["a"] * 3, 1), (["b"] * 3, 1)], window_s=0.05, max_sentences=8, max_pending=4)
     assert not isinstance(results[0], Exception) and isinstance(results[1], Overloaded)
+
+
+def test_the_batcher_queues_exactly_max_pending_sentences():
+    _, results = run_batcher([(["a"] * 3, 1), (["b"], 1), (["c"], 1)], window_s=0.05, max_sentences=8, max_pending=4)
+    assert [type(r).__name__ for r in results] == ["BatchResult", "BatchResult", "Overloaded"]
+
+
+def test_a_shared_batch_gives_attention_to_the_requests_that_ask_for_it_and_only_to_them():
+    calls = []
+
+    def fake_translate(texts, beam_size, nbest, attention, prefixes):
+        calls.append(list(texts))
+        return [[Translation(text.upper(), 0.0, ["x", "</s>"], ["X", "</s>"],
+                             torch.ones(2, 2) if attention else None)] for text in texts]
+
+    async def main():
+        batcher = Batcher(fake_translate, window_s=0.05, max_sentences=8, max_pending=100)
+        await batcher.start()
+        try:
+            return await asyncio.gather(batcher.submit(["a"], 1, 1, False), batcher.submit(["b"], 1, 1, True),
+                                        batcher.submit(["c"], 1, 1, False))
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(main())
+    assert calls == [["a", "b", "c"]]  # one model call for the three
+    [[plain_a]], [[asked]], [[plain_c]] = (r.translations for r in results)
+    assert asked.text == "B" and torch.equal(asked.attention, torch.ones(2, 2))
+    assert plain_a.attention is None and plain_c.attention is None
+
+
+def test_a_request_whose_client_went_away_frees_its_place_in_the_queue():
+    calls = []
+
+    def fake_translate(texts, beam_size, nbest, attention, prefixes):
+        calls.append(list(texts))
+        return [[Translation(text.upper(), 0.0, [], [], None)] for text in texts]
+
+    async def main():
+        batcher = Batcher(fake_translate, window_s=0.05, max_sentences=8, max_pending=4)
+        await batcher.start()
+        try:
+            gone = asyncio.create_task(batcher.submit(["a"] * 3, 1, 1, False))
+            await asyncio.sleep(0.01)  # queued, waiting for others to join it
+            gone.cancel()
+            for _ in range(100):  # its place is freed once the batcher has looked at the queue again
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(Overloaded):
+                    return await asyncio.wait_for(batcher.submit(["b"] * 3, 1, 1, False), 5)
+            raise AssertionError("the abandoned request still fills the queue")
+        finally:
+            await batcher.stop()
+
+    # In a thread, so that a batcher stuck on the abandoned request fails the test instead of hanging it.
+    results = []
+    worker = threading.Thread(target=lambda: results.append(asyncio.run(main())), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert results, "the batcher never answered the request that came after the abandoned one"
+    assert [nbest[0].text for nbest in results[0].translations] == ["B"] * 3
+    assert calls == [["b"] * 3]  # the abandoned request was never translated

@@ -1,6 +1,7 @@
 """nmt-translate's interactive mode: each typed line is translated and written before the next one is
 read, at a terminal by default (interactive=auto) or on demand (interactive=true)."""
 
+import io
 import os
 import pty
 import select
@@ -98,6 +99,38 @@ def test_a_dash_names_standard_input_and_output(checkpoint, options):
     out, errors = process.communicate("".join(f"{line}\n" for line in SOURCES).encode(), timeout=TIMEOUT_S)
     assert process.returncode == 0, errors.decode()[-2000:]
     assert out.decode().split("\n")[:-1] == expected  # not read from, nor written to, a file named "-"
+
+
+def command_config(checkpoint, *overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        return compose("translate", overrides=[f"checkpoint={checkpoint}", "device=cpu", "beam_size=2",
+                                               "max_len_b=4", *overrides])
+
+
+def answered_interactively(monkeypatch, capsys, cfg, lines: list[str]) -> list[str]:
+    """What nmt-translate interactive=true writes for `lines` typed one by one, run in this process."""
+    typed = io.TextIOWrapper(io.BytesIO("".join(f"{line}\n" for line in lines).encode()), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", typed)
+    capsys.readouterr()
+    translate.run(cfg)
+    return capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(("options", "answer_lines"), [(["nbest=2", "alignment=true"], 2),
+                                                     (["sampling=true", "nbest=2", "sampling_seed=4"], 2)])
+def test_each_typed_line_gets_what_the_same_line_in_a_file_gets(checkpoint, tmp_path, monkeypatch, capsys, options,
+                                                                answer_lines):
+    """The options that shape an answer (n-best lists, word links, sampling) hold line by line too."""
+    from_files = []
+    for line in SOURCES:
+        (tmp_path / "in.txt").write_text(f"{line}\n", encoding="utf-8")
+        translate.run(command_config(checkpoint, f"input={tmp_path / 'in.txt'}", *options))
+        answer = capsys.readouterr().out.splitlines()
+        assert len(answer) == answer_lines
+        from_files += answer
+    typed = answered_interactively(monkeypatch, capsys, command_config(checkpoint, "interactive=true", *options),
+                                   SOURCES)
+    assert typed == from_files
 
 
 @pytest.mark.parametrize(("option", "input_path", "terminal", "interactive"), [

@@ -2,8 +2,11 @@
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
 
+from nmt.cli import translate
+from nmt.cli.common import config_dir
 from nmt.errors import CheckpointError
 from nmt.inference.translator import Translator
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
@@ -57,3 +60,28 @@ def test_a_checkpoint_that_does_not_fit_the_model_names_the_file_and_the_weight(
     path = broken_copy(source, tmp_path / "tokenizer.pt", tokenizers={"joint": True, "src": b"garbage"})
     with pytest.raises(CheckpointError, match=f"^{path}: checkpoint has no usable tokenizer models"):
         Translator.load(path, "cpu")
+
+
+def test_nbest_lines_give_each_inputs_hypotheses_in_input_order_best_first_with_their_scores(tmp_path, capsys):
+    """nmt-translate nbest=3: three `score<TAB>translation` lines per input line, in input order, each
+    input's best first; a blank input still gets its three (empty) lines."""
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    sources = ["ein hund läuft über die wiese", "", "zwei männer"]
+    (tmp_path / "in.txt").write_text("".join(f"{line}\n" for line in sources), encoding="utf-8")
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("translate", overrides=[f"checkpoint={checkpoint}", "device=cpu", f"input={tmp_path / 'in.txt'}",
+                                              "beam_size=3", "nbest=3"])
+    translate.run(cfg)
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3 * len(sources) and all(len(row) == 2 for row in rows)
+    api = Translator.load(checkpoint, "cpu").translate(sources, beam_size=3, nbest=3)
+    for k, hyps in enumerate(api):
+        group = rows[3 * k: 3 * k + 3]
+        scores = [float(score) for score, _ in group]
+        assert scores == sorted(scores, reverse=True)  # best first
+        if not sources[k]:
+            assert group == [["0.0000", ""]] * 3
+            continue
+        assert len({h.text for h in hyps}) > 1  # distinct hypotheses: their order can be checked
+        assert [text for _, text in group] == [h.text for h in hyps]
+        assert scores == pytest.approx([h.score for h in hyps], abs=1e-4)
