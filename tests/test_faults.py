@@ -12,6 +12,7 @@ import random
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from nmt.errors import TrainingError
 from nmt.models.seq2seq import Seq2Seq
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.guards import out_of_memory_advice
+from nmt.training.signals import StopOnSignal
 from nmt.training.trainer import train
 
 TINY = ["experiment=smoke", "data.max_train_examples=300", "data.max_len=30", "tokenizer.vocab_size=200",
@@ -178,6 +180,60 @@ def test_sigterm_saves_prints_the_resume_command_and_it_carries_on(multi30k_root
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {run_dir}/checkpoints/last.pt at step {step}" in resumed.stdout  # Hydra's log
     assert load_checkpoint(run_dir / "checkpoints/last.pt")["progress"]["step"] == 8
+
+
+def test_a_second_signal_stops_at_once_and_the_command_exits_130_without_a_traceback(capsys):
+    """The first Ctrl-C only asks (the update finishes, last.pt is saved); the second one, for a user
+    who will not wait, interrupts there and then."""
+    reached = []
+
+    def task(_):
+        with StopOnSignal() as stop:
+            signal.raise_signal(signal.SIGINT)
+            reached.append(stop.received)
+            signal.raise_signal(signal.SIGTERM)
+            reached.append("after the second signal")
+
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            exit_on_user_error(task)(None)
+    except KeyboardInterrupt:
+        pytest.fail("the interruption escaped the command (a traceback, not exit status 130)")
+    assert reached == [signal.SIGINT] and exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert "send it again to stop at once" in err and err.endswith("interrupted\n") and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back all the same
+
+
+def test_a_signal_the_process_was_started_to_ignore_stays_ignored():
+    """E.g. `nohup` or a background job started with SIGINT ignored: training must not start listening to it."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with StopOnSignal() as stop:
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.received is None
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_outside_the_main_thread_signals_keep_their_usual_effect():
+    """Training in a thread (a notebook, a server) cannot install handlers; it trains without them."""
+    outcome = {}
+
+    def in_thread():
+        try:
+            with StopOnSignal() as stop:
+                outcome["received"] = stop.received
+        except Exception as exc:  # noqa: BLE001 (reported by the assertion below)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert outcome == {"received": None}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # --- NaN / Inf losses -----------------------------------------------------------------------------

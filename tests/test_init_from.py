@@ -114,3 +114,20 @@ def test_a_path_that_is_not_text_is_refused(tmp_path):
     cfg = tiny_config(tmp_path, tmp_path, "init_from=5")
     with pytest.raises(ConfigError, match="^init_from must be null or a checkpoint path; got 5"):
         check_run_options(cfg)
+
+
+def test_weights_of_another_shape_are_refused_in_one_line():
+    """torch's load_state_dict lists every mismatch on lines of its own; the command prints one line."""
+    from nmt.models.seq2seq import build_model
+    from nmt.training.initial import initialise
+
+    cfg = {"rnn_type": "gru", "emb_size": 8, "enc_hidden": 8, "enc_layers": 1, "bidirectional": True, "dec_hidden": 8,
+           "dec_layers": 1, "decoder_style": "bahdanau", "input_feeding": True, "dropout": 0.0,
+           "tie_embeddings": True, "tie_output": False, "attention": {"name": "additive"}}
+    weights = build_model(cfg, 30, 30, shared_vocab=True).state_dict()
+    weights = {name: torch.zeros(3, 3) if i < 2 else value for i, (name, value) in enumerate(weights.items())}
+    with pytest.raises(CheckpointError) as error:
+        initialise(build_model(cfg, 30, 30, shared_vocab=True), {"model": weights}, "parent.pt")
+    message = str(error.value)
+    assert message.startswith("init_from=parent.pt does not fit this model: Error(s) in loading state_dict")
+    assert "\n" not in message

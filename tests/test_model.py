@@ -142,6 +142,25 @@ def test_word_dropout_blanks_whole_tokens_in_training_only():
     assert torch.equal(model._embed(model.src_embed, src), model.src_embed(src))
 
 
+def test_word_dropout_blanks_tokens_at_its_rate_on_both_sides_independently_per_sentence():
+    """model.word_dropout=0.2 blanks a fifth of the source words the encoder reads and of the previous
+    target words the decoder reads under teacher forcing, drawn anew for every token of every sentence."""
+    model = build_model(model_cfg(word_dropout=0.2), VOCAB, VOCAB, True).train()
+    seen = {}
+    for name in ("encoder", "decoder"):  # the hook keeps the embedded input each is given
+        getattr(model, name).register_forward_pre_hook(lambda module, args, name=name: seen.update({name: args[0]}))
+    torch.manual_seed(0)
+    sentence = torch.randint(4, VOCAB, (40,))
+    src = sentence.repeat(64, 1)  # (64, 40): one sentence 64 times, all real tokens
+    tgt_in = src.clone()
+    tgt_in[:, 0] = 2  # BOS
+    model(src, torch.full((64,), 40), tgt_in)
+    for name in ("encoder", "decoder"):
+        blank = seen[name].abs().sum(-1) == 0  # (64, 40)
+        assert abs(blank.float().mean().item() - 0.2) < 0.03, name  # 2,560 tokens: sd 0.008
+        assert len({tuple(row.tolist()) for row in blank}) > 32, name  # not the same positions in every copy
+
+
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("rnn_type", "transformer", "rnn_type"), ("decoder_style", "vaswani", "bahdanau, luong"),
     ("word_dropout", 1.0, "model.word_dropout"), ("word_dropout", "high", "model.word_dropout"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -99,6 +100,72 @@ def test_cache_key_follows_what_determines_the_data(toy_corpus, tmp_path):
     assert cache_key(make_cfg(toy_corpus, subword_alpha=0.1, subword_nbest=-1)) == base
     os.utime(tmp_path / "val.tsv", ns=(1, 1))
     assert cache_key(make_cfg(toy_corpus)) != base
+
+
+def test_cache_key_changes_with_the_cache_format_and_with_streaming(toy_corpus, monkeypatch):
+    """A cache written in another layout, or by a stream (which samples its head rather than a
+    reservoir), is not this run's data."""
+    base = cache_key(make_cfg(toy_corpus))
+    monkeypatch.setattr(pipeline, "CACHE_FORMAT", pipeline.CACHE_FORMAT + 1)
+    assert cache_key(make_cfg(toy_corpus)) != base
+    hub = {"source": "hub", "name": "org/corpus-not-on-disk", "config": None, "src_lang": "xx", "tgt_lang": "yy",
+           "splits": {"train": "train", "val": "validation"}, "cache": True}
+    assert cache_key(make_cfg({**hub, "streaming": True})) != cache_key(make_cfg({**hub, "streaming": False}))
+
+
+@pytest.fixture
+def text_corpus(tmp_path) -> dict:
+    """A files/text corpus (one file per language), cached; the same pairs are in <split>.jsonl."""
+    for split, n, seed in (("train", 200, 1), ("val", 20, 3)):
+        xx, yy = toy_lines(n, seed), toy_lines(n, seed + 1)
+        (tmp_path / f"{split}.xx").write_text("\n".join(xx) + "\n")
+        (tmp_path / f"{split}.yy").write_text("\n".join(yy) + "\n")
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"xx": x, "yy": y}) + "\n"
+                                                         for x, y in zip(xx, yy, strict=True)))
+    return {"source": "files", "format": "text", "src_lang": "xx", "tgt_lang": "yy",
+            "files": {"train": str(tmp_path / "train.{lang}"), "val": str(tmp_path / "val.{lang}")},
+            "root": str(tmp_path), "cache": True, "cache_dir": str(tmp_path / "cache"), "max_len": None,
+            "max_train_examples": None}
+
+
+def prepared_content(data) -> tuple:
+    return (data.tokenizers.src.to_bytes(), [ids.tolist() for ids in data.train_src_ids],
+            [ids.tolist() for ids in data.train_tgt_ids], data.valid_src_ids, data.valid_tgt_text)
+
+
+@pytest.mark.parametrize("change", ["training file rewritten", "seed", "sample_size", "languages swapped"])
+def test_a_change_that_changes_the_data_is_never_served_the_old_cache(text_corpus, tmp_path, change):
+    """After a first run filled the cache, a run with one setting changed gets the data a run without
+    a cache would prepare, not the cached data of the first."""
+    if change == "languages swapped":  # one file holds both languages: only data.src_lang tells the direction
+        text_corpus = {**text_corpus, "format": "jsonl",
+                       "files": {"train": str(tmp_path / "train.jsonl"), "val": str(tmp_path / "val.jsonl")}}
+    before = make_cfg(text_corpus, sample_size=80)
+    old = prepared_content(prepare_data(before))
+    after = make_cfg(text_corpus, sample_size=80)
+    if change == "training file rewritten":  # the same lines in another order: the same size
+        lines = (tmp_path / "train.xx").read_text().splitlines()
+        (tmp_path / "train.xx").write_text("\n".join(reversed(lines)) + "\n")
+        os.utime(tmp_path / "train.xx", ns=(10**18, 10**18))
+    elif change == "seed":  # another sample for SentencePiece
+        after.seed = 8
+    elif change == "sample_size":  # all pairs instead of 80
+        after.tokenizer.sample_size = 0
+    else:  # yy -> xx instead of xx -> yy
+        after.data.src_lang, after.data.tgt_lang = "yy", "xx"
+    served = prepared_content(prepare_data(after))
+    uncached = OmegaConf.merge(after, {"data": {"cache": False}})
+    expected = prepared_content(prepare_data(uncached))
+    assert expected != old  # the change does change the data ...
+    assert served == expected  # ... and the cached run sees it
+
+
+def test_a_cache_prepared_with_bad_bytes_replaced_does_not_hide_them_from_a_strict_run(text_corpus, tmp_path):
+    (tmp_path / "train.xx").write_bytes((tmp_path / "train.xx").read_bytes() + b"schl\xe9cht\n")
+    (tmp_path / "train.yy").write_bytes((tmp_path / "train.yy").read_bytes() + b"bad\n")
+    prepare_data(make_cfg({**text_corpus, "on_decode_error": "replace"}))
+    with pytest.raises(DataError, match=r"train\.xx:201"):
+        prepare_data(make_cfg({**text_corpus, "on_decode_error": "error"}))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])

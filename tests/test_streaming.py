@@ -136,6 +136,24 @@ def test_sentencepiece_trains_on_the_sampled_pairs_only(tmp_path, monkeypatch):
     assert len(sampled.train_src_ids) == len(data.train_src_ids) == 250  # all pairs are still tokenized
 
 
+def sentencepiece_samples(monkeypatch) -> list[list[str]]:
+    """The source sentences SentencePiece is trained on, one list per training."""
+    seen, real_train = [], Tokenizers.train_from_config.__func__
+    monkeypatch.setattr(Tokenizers, "train_from_config", classmethod(
+        lambda cls, tok_cfg, src, tgt, seed: seen.append(list(src)) or real_train(cls, tok_cfg, src, tgt, seed)))
+    return seen
+
+
+def test_the_sentencepiece_sample_follows_the_seed(tmp_path, monkeypatch):
+    seen = sentencepiece_samples(monkeypatch)
+    for seed in (7, 7, 8):
+        cfg = corpus_cfg(tmp_path, n=300)
+        cfg.seed, cfg.tokenizer.sample_size = seed, 100
+        prepare_data(cfg)
+    assert [len(sample) for sample in seen] == [100, 100, 100]
+    assert seen[0] == seen[1] and seen[0] != seen[2]
+
+
 class CountingStream:
     """A hub dataset in streaming mode whose reads are counted (`datasets.IterableDataset`)."""
 
@@ -175,5 +193,16 @@ def test_hub_stream_is_read_once_and_gives_every_pair(monkeypatch):
     assert ("train", True) in calls and streams["train"].passes == 1
     assert data.stats["train"].read == data.stats["train"].kept == len(data.train_src_ids) == 250
     assert data.tokenizers.src.decode([data.train_src_ids[249].tolist()]) == [pairs[249][0]]
+
+
+def test_a_hub_stream_trains_sentencepiece_on_exactly_its_first_sample_size_pairs(monkeypatch):
+    """The head of the stream is the sample, cut at tokenizer.sample_size pairs even inside a chunk."""
+    pairs = list(zip(toy_lines(250, 1), toy_lines(250, 2), strict=True))
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config, split, streaming=False:
+                        CountingStream(pairs if split == "train" else pairs[:10]).dataset)
+    monkeypatch.setattr(pipeline, "ENCODE_CHUNK", 30)  # 100 pairs end inside the fourth chunk
+    seen = sentencepiece_samples(monkeypatch)
+    prepare_data(hub_cfg(sample_size=100, streaming=True))
+    assert seen == [[src for src, _ in pairs[:100]]]
     with pytest.raises(ConfigError, match="tokenizer.sample_size must be a positive number"):
         prepare_data(hub_cfg(sample_size=0, streaming=True))

@@ -7,6 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
+from nmt.data import subword_sampling
 from nmt.data.storage import RaggedIds
 from nmt.data.subword_sampling import SubwordSampling
 from nmt.data.tokenizer import UNK, SubwordTokenizer, Tokenizers
@@ -116,3 +117,19 @@ def test_pairs_whose_sample_exceeds_max_len_keep_their_prepared_ids(prepared):
     for i in range(len(keep)):
         expected = (src[i], tgt[i]) if over[i] else (free_src[i], free_tgt[i])
         assert new_src[i].tolist() == expected[0].tolist() and new_tgt[i].tolist() == expected[1].tolist()
+
+
+def test_a_corpus_of_several_chunks_is_sampled_sentence_for_sentence(prepared, monkeypatch):
+    """The sampling goes CHUNK sentences at a time (Multi30k's 29,000 pairs take three chunks): in
+    every chunk each sentence keeps its text, and the pairs with an unknown piece keep their ids."""
+    monkeypatch.setattr(subword_sampling, "CHUNK", 300)
+    tokenizers, unknown = prepared["tokenizers"], (3, 650, 1200, 1999)
+    src, tgt = with_unk(prepared["src"], [3, 650, 1999]), with_unk(prepared["tgt"], [1200])
+    new_src, new_tgt = SubwordSampling(0.1, 64).resegment(tokenizers, src, tgt, seed=0, epoch=0)
+    assert len(new_src) == len(new_tgt) == N_PAIRS
+    for i in unknown:
+        assert new_src[i].tolist() == src[i].tolist() and new_tgt[i].tolist() == tgt[i].tolist()
+    assert tokenizers.src.decode(list(new_src)) == tokenizers.src.decode(list(src))
+    assert tokenizers.tgt.decode(list(new_tgt)) == tokenizers.tgt.decode(list(tgt))
+    last_chunk = range(1800, N_PAIRS - 1)
+    assert sum(not np.array_equal(new_src[i], src[i]) for i in last_chunk) > len(last_chunk) // 2

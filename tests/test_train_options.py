@@ -70,11 +70,36 @@ def test_every_shipped_config_passes(overrides):
     (["data.cache=off"], "data.cache must be true or false; got 'off'"),  # a cached corpus never reads it
     (["data=hub", "data.streaming=maybe"], "data.streaming must be true or false; got 'maybe'"),
     (["data.num_workers=0"], "data.num_workers must be null (all cores) or a positive integer; got 0"),
+    # The bounds themselves, where a value just past them would start a run that makes no sense.
+    (["trainer.valid_beam_size=0"], "trainer.valid_beam_size must be a positive integer; got 0"),
+    (["trainer.label_smoothing=1"], "trainer.label_smoothing must be a number in [0, 1); got 1"),
+    (["trainer.ema_decay=0"], "trainer.ema_decay must be null (no weight averaging) or a number in (0, 1), "
+                              "e.g. 0.999; got 0"),
+    (["trainer.risk_weight=0.5", "trainer.risk_candidates=1"],
+     "trainer.risk_candidates must be an integer >= 2 (candidates per source for minimum risk training); got 1"),
+    (["trainer.num_threads=0"], "trainer.num_threads must be null or a positive integer; got 0"),
+    (["trainer.num_threads=-1"], "trainer.num_threads must be null or a positive integer; got -1"),
+    (["trainer.early_stopping_patience=0"], "trainer.early_stopping_patience must be null or a positive "
+                                            "integer; got 0"),
+    (["optimizer.betas=[0.9,0.98,0.99]"], "optimizer.betas must be two numbers in [0, 1), e.g. [0.9,0.999]; "
+                                          "got [0.9, 0.98, 0.99]"),
+    (["tokenizer.character_coverage=0"], "tokenizer.character_coverage must be a number in (0, 1]; got 0"),
 ])
 def test_a_value_of_the_wrong_kind_names_the_option(overrides, message):
     with pytest.raises(ConfigError) as error:
         check_run_options(composed(*overrides))
     assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["trainer.clip_grad_norm=0"], ["trainer.clip_grad_norm=null"],  # the default config's "0 or null: no clipping"
+    ["seed=4294967295"], ["seed=0"],  # SentencePiece and numpy take any unsigned 32-bit seed
+    ["trainer.label_smoothing=0"], ["trainer.valid_max_len_b=0"], ["trainer.plot_sentences=0"],
+    ["trainer.risk_weight=1", "trainer.risk_candidates=2"], ["tokenizer.character_coverage=1"],
+    ["trainer.num_threads=1"], ["trainer.early_stopping_patience=1"], ["trainer.ema_decay=0.5"],
+])
+def test_values_at_the_documented_bounds_are_accepted(overrides):
+    check_run_options(composed(*overrides))
 
 
 def test_one_language_on_both_sides_is_allowed_where_the_target_has_its_own_column():

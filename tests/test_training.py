@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -352,6 +353,44 @@ def test_logged_rates_are_those_the_updates_ran_at(multi30k_root, tmp_path):
     assert logged == pytest.approx({step: 1e-3 * f for step, f in enumerate(warmup_then_decay, 1)}, rel=1e-6)
 
 
+def test_logged_training_figures_are_those_of_the_updates_since_the_last_log(multi30k_root, tmp_path, monkeypatch):
+    """train/loss and train/grad_norm (before clipping) are what the update gave; train/tokens_per_s is the target tokens
+    (EOS included) of the updates since the previous log over their training time, the validations
+    between them left out. A fake clock makes every update take 2 s and every validation 100 s."""
+    import nmt.training.trainer as trainer_module
+    from nmt.data.tokenizer import PAD
+
+    clock, updates = [1000.0], []
+    real_step, real_validate = trainer_module.train_step, trainer_module.Run.validate
+
+    def step(model, optimizer, batches, *args):
+        clock[0] += 2.0
+        loss, norm = real_step(model, optimizer, batches, *args)
+        updates.append({"loss": loss, "norm": norm, "tokens": sum(int((b.tgt_out != PAD).sum()) for b in batches)})
+        return loss, norm
+
+    def validate(self, scheduled):
+        clock[0] += 100.0
+        return real_validate(self, scheduled)
+
+    monkeypatch.setattr(trainer_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(trainer_module, "train_step", step)
+    monkeypatch.setattr(trainer_module.Run, "validate", validate)
+    # 6 updates, validated after 3 and 6; every gradient is clipped, and the norm logged is the one before
+    train(tiny_config(multi30k_root, tmp_path, "trainer.log_every=2", "trainer.clip_grad_norm=0.01"), tmp_path / "run")
+    assert min(update["norm"] for update in updates) > 0.01
+    events = EventAccumulator(str(tmp_path / "run/tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = {tag: {event.step: event.value for event in events.Scalars(f"train/{tag}")}
+              for tag in ("loss", "grad_norm", "tokens_per_s")}
+    steps = [1, 2, 4, 6]  # the first update, then every trainer.log_every
+    assert logged["loss"] == pytest.approx({s: updates[s - 1]["loss"] for s in steps}, rel=1e-6)
+    assert logged["grad_norm"] == pytest.approx({s: updates[s - 1]["norm"] for s in steps}, rel=1e-6)
+    tokens = [update["tokens"] for update in updates]
+    assert logged["tokens_per_s"] == pytest.approx({1: tokens[0] / 2, 2: tokens[1] / 2, 4: (tokens[2] + tokens[3]) / 4,
+                                                    6: (tokens[4] + tokens[5]) / 4}, rel=1e-6)
+
+
 def test_onednn_cache_is_bounded_unless_the_user_set_it(monkeypatch):
     from nmt.training.runtime import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_VARIABLE, bound_onednn_cache
 
@@ -453,3 +492,57 @@ def test_a_resumed_optimizer_keeps_the_hyperparameters_of_its_config():
     assert group["betas"] == (0.8, 0.99) and group["weight_decay"] == 0.0
     assert not group.get("decoupled_weight_decay", False)
     assert torch.equal(now.state[weight]["exp_avg"], saved.state[weight]["exp_avg"])
+
+
+def test_trainer_num_threads_is_the_cpu_thread_count_the_updates_run_with(multi30k_root, tmp_path, monkeypatch):
+    import nmt.training.trainer as trainer_module
+    from nmt.training.runtime import seed_everything
+
+    seen, real_update = [], trainer_module.Run.update
+    monkeypatch.setattr(trainer_module.Run, "update",
+                        lambda self, update: seen.append(torch.get_num_threads()) or real_update(self, update))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train(tiny_config(multi30k_root, tmp_path, "trainer.max_steps=2", "trainer.num_threads=1"), tmp_path / "run")
+        assert seen == [1, 1]
+        torch.set_num_threads(2)
+        seed_everything(0, None)  # trainer.num_threads=null: torch's own count stays
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_device_auto_takes_the_gpu_when_there_is_one_and_an_explicit_cuda_without_one_is_refused(monkeypatch):
+    from nmt.training.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    for name in ("cuda", "cuda:0"):
+        with pytest.raises(ConfigError, match=rf"^device={name} was requested but no CUDA GPU is available; "
+                                              "use device=cpu$"):
+            resolve_device(name)
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("auto", torch.float32), ("fp32", torch.float32),
+                                                  ("bf16", torch.bfloat16)])
+def test_cpu_products_run_in_bf16_only_with_precision_bf16(precision, dtype):
+    """trainer.precision=auto stays fp32 on the CPU (bf16 is 3x slower where it is emulated)."""
+    import warnings
+
+    from nmt.training.runtime import autocast_context
+
+    weights = torch.ones(4, 4)
+    with autocast_context(torch.device("cpu"), precision):
+        assert (weights @ weights).dtype == dtype
+    with warnings.catch_warnings():  # torch warns that it cannot enable CUDA autocast on a machine without CUDA
+        warnings.simplefilter("ignore")
+        cuda = autocast_context(torch.device("cuda"), precision)
+    # On a GPU, auto and bf16 mean bf16 autocast, fp32 none.
+    assert isinstance(cuda, torch.autocast) == (precision != "fp32")
+    if precision != "fp32":
+        assert cuda.device == "cuda" and cuda.fast_dtype == torch.bfloat16
