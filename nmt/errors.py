@@ -27,5 +27,10 @@ class TrainingError(NMTError):
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type's name when it has none: for one-line errors."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """The first line of an exception's message, or its type's name when it has none: for one-line errors.
+
+    A heading that ends in a colon takes its first detail with it: torch's load_state_dict says
+    "Error(s) in loading state_dict for Seq2Seq:" and names the mismatching weight on the next line.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]

@@ -129,5 +129,7 @@ def test_weights_of_another_shape_are_refused_in_one_line():
     with pytest.raises(CheckpointError) as error:
         initialise(build_model(cfg, 30, 30, shared_vocab=True), {"model": weights}, "parent.pt")
     message = str(error.value)
-    assert message.startswith("init_from=parent.pt does not fit this model: Error(s) in loading state_dict")
+    assert message.startswith("init_from=parent.pt does not fit this model: Error(s) in loading state_dict for "
+                              "Seq2Seq: size mismatch for ")  # the first weight that does not fit, named
+    assert "torch.Size([3, 3]) from checkpoint" in message
     assert "\n" not in message
