@@ -65,7 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default="m30k_deen_ref", help="configs/experiment/NAME.yaml")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--steps", type=int, default=30, help="timed training steps (quick mode)")
+    p.add_argument("--steps", type=positive_int, default=30, help="timed training steps (quick mode)")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps before the timed ones")
     p.add_argument("--decode-sentences", type=positive_int, default=None,
                    help=f"decode the first N sentences of {TEST_SPLIT} (default: all)")
@@ -79,8 +79,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="one line per attention variant x decoder style (bahdanau, luong +/- input feeding)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.batch_tokens=8192")
     args = p.parse_args(argv)
-    if args.steps < 1 or args.warmup < 0:
-        p.error("--steps must be >= 1 and --warmup >= 0")
+    if args.warmup < 0:
+        p.error(f"--warmup must be >= 0; got {args.warmup}")
     if args.checkpoint and (args.full or args.all_attention):
         p.error("--checkpoint goes with the quick mode only")
     return args

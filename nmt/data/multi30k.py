@@ -74,11 +74,12 @@ def ensure_multi30k(
         _check_choice("language", lang, LANGS)
     folder = Path(root) / "multi30k"
     missing = [(split, lang) for split in splits for lang in langs if not multi30k_file(root, split, lang).exists()]
-    for i, (split, lang) in enumerate(missing):
+    if missing:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise DataError(f"cannot create {folder}: {e.strerror or e}") from e
+    for i, (split, lang) in enumerate(missing):
         _download(url_template.format(split=split, lang=lang), multi30k_file(root, split, lang),
                   [multi30k_file(root, *later) for later in missing[i + 1:]])
     return folder
