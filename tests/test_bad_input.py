@@ -94,6 +94,44 @@ def test_unknown_config_key_or_group_option_is_one_line_with_the_choices(capsys,
     assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args).startswith(message)
 
 
+GROUP_OF_OPTIONS = "must be a group of options such as"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["trainer=5"], "trainer=5 is not an option; trainer takes the name of one of its configs: default"),
+    (["experiment=smoke", "data=[1]"], "data=[1] is not an option; data takes the name of one of its configs: "
+                                       "common, files, hub, multi30k"),
+    (["model/attention=[dot,5]"], f"model/attention=[dot,5] is not an option; model/attention takes the name of "
+                                  f"one of its configs: {ATTENTIONS}"),
+    (["model.attention=5"], f"model.attention {GROUP_OF_OPTIONS} model.attention.name=...; got 5"),
+    (["experiment=smoke", "model.attention=null"], f"model.attention {GROUP_OF_OPTIONS} model.attention.name=...; "
+                                                   "got None"),
+    # data.files is a group only where data=files chose it
+    (["experiment=smoke", "data=files", "data.files=3"], f"data.files {GROUP_OF_OPTIONS} data.files.train=...; got 3"),
+])
+def test_a_group_of_options_given_one_value_is_one_line_and_leaves_no_run_folder(capsys, monkeypatch, tmp_path,
+                                                                                  args, message):
+    """Hydra crashes on a config group chosen with a number, and composes a group of options set to
+    one value, which the command would only meet, with a traceback, where it reads the group."""
+    run = tmp_path / "run"
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args, f"hydra.run.dir={run}").startswith(message)
+    assert not run.exists()
+
+
+def test_a_users_experiment_file_that_sets_a_group_to_one_value_is_one_line(capsys, monkeypatch, tmp_path):
+    """--config-dir skips the check before Hydra starts; the task checks again."""
+    (tmp_path / "mine/experiment").mkdir(parents=True)
+    (tmp_path / "mine/experiment/bad.yaml").write_text("# @package _global_\ntrainer: 5\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(tmp_path / "mine"),
+                         "experiment=bad", f"hydra.run.dir={tmp_path / 'run'}")
+    assert message == f"trainer {GROUP_OF_OPTIONS} trainer.max_steps=...; got 5"
+
+
+def test_a_group_of_serving_options_given_one_value_is_one_line(capsys, monkeypatch):
+    message = main_error(capsys, monkeypatch, nmt.cli.serve.main, "checkpoint=x.pt", "limits=5")
+    assert message == f"limits {GROUP_OF_OPTIONS} limits.max_text_chars=...; got 5"
+
+
 def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tmp_path):
     (tmp_path / "file").write_text("")
     message = main_error(capsys, monkeypatch, nmt.cli.train.main, f"hydra.run.dir={tmp_path}/file/run")

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import hydra
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
+from nmt.cli.option_groups import check_option_groups, group_choice_error
 from nmt.errors import ConfigError, NMTError
 
 
@@ -93,7 +95,12 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
         hydra.main(config_path=config_dir(), config_name=config_name, version_base=None)(
-            exit_on_user_error(task))()
+            exit_on_user_error(checked_task))()
+
+    def checked_task(cfg: DictConfig):
+        # again: flags such as --config-dir skip check_command_line
+        check_option_groups(cfg, config_dir(), config_name, list(HydraConfig.get().overrides.task))
+        return task(cfg)
 
     return main
 
@@ -116,16 +123,22 @@ def check_command_line(config_name: str, overrides: list[str], usage: str = "") 
 
 def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """The config `overrides` give, composed as the commands compose it; a mistake in them (an
-    unknown option or config group, an unparsable override) is a one-line ConfigError naming it."""
+    unknown option or config group, an unparsable override, a group of options given one value) is
+    a one-line ConfigError naming it."""
+    error = group_choice_error(config_dir(), overrides)
+    if error is not None:
+        raise error
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base=None):
-            return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     except MissingConfigException as exc:
         raise ConfigError(_missing_option_message(exc)) from None
     except OverrideParseException:
         raise ConfigError(_parse_error_message(overrides)) from None
     except HydraException as exc:
         raise ConfigError(_composition_message(config_name, exc)) from None
+    check_option_groups(cfg, config_dir(), config_name, overrides)
+    return cfg
 
 
 def positive_int(text: str) -> int:

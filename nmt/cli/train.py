@@ -7,13 +7,11 @@ import signal
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nmt.cli.common import PATH_TEMPLATE_KEYS, config_dir, hydra_command, quote_text_overrides
+from nmt.cli.common import PATH_TEMPLATE_KEYS, compose_checked, hydra_command, quote_text_overrides
 from nmt.errors import NMTError
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
@@ -50,16 +48,15 @@ def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
 def check_before_start(overrides: list[str]) -> Path | None:
     """Checks the options and `resume` as `train` will, but before Hydra creates the run folder, so a
     mistaken value leaves no folder behind; returns the run folder, or None where Hydra has the say
-    (flags such as --cfg and -m, or a command line that does not compose)."""
+    (flags such as --cfg and -m, or a run folder Hydra cannot resolve)."""
     if any(arg.startswith("-") for arg in overrides):
         return None
     overrides = quote_text_overrides(overrides, PATH_TEMPLATE_KEYS, only_with="{}")  # as hydra_command does
+    cfg = compose_checked("train", overrides, return_hydra_config=True)
     try:
-        with initialize_config_dir(config_dir=config_dir(), version_base=None):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
         run_dir = Path(cfg.hydra.run.dir).absolute()
-    except (HydraException, OmegaConfBaseException):
-        return None  # hydra_command's check names the mistake in one line
+    except OmegaConfBaseException:
+        return None  # an interpolation Hydra reports
     job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     check_run_options(job)
     checkpoint_to_resume(job.resume, run_dir)  # resume=true without a run; a new run over an old one
