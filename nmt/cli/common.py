@@ -20,7 +20,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 
 from nmt.cli.option_groups import check_option_groups, group_choice_error
-from nmt.errors import ConfigError, NMTError
+from nmt.errors import ConfigError, NMTError, first_line
 
 
 def config_dir() -> str:
@@ -167,10 +167,6 @@ def check_required(cfg: DictConfig, usage: str = "") -> None:
     raise ConfigError(f"{names} {verb} required{hint}")
 
 
-def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-
-
 def _parse_error_message(overrides: list[str]) -> str:
     """Names the first override Hydra cannot parse, with the parser's reason."""
     parser = OverridesParser.create()
@@ -190,7 +186,7 @@ def _missing_option_message(exc: MissingConfigException) -> str:
     """`model/attention=bogus is not an option; choose one of: additive, ...`"""
     missing = re.search(r"Could not find '([^']+)'", str(exc))
     if not (missing and exc.options):
-        return _first_line(exc)
+        return first_line(exc)
     group, _, name = missing.group(1).rpartition("/")
     return f"{group}={name} is not an option; choose one of: {', '.join(sorted(exc.options))}"
 
@@ -199,7 +195,7 @@ def _composition_message(config_name: str, exc: HydraException) -> str:
     """`trainer.max_stepz is not an option (did you mean trainer.max_steps?) ...` for a typo in a key."""
     unknown = re.match(r"Could not override '([^']+)'", str(exc))
     if not unknown:
-        return _first_line(exc)
+        return first_line(exc)
     key = unknown.group(1)
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
         known = _dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
