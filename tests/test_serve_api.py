@@ -346,7 +346,10 @@ def test_concurrent_requests_share_a_batch_and_translate_as_alone(translator, ch
 
 
 def run_batcher(jobs, **options):
-    """Runs a Batcher over a recording fake model; returns the calls and the results."""
+    """Runs a Batcher over a recording fake model; returns the calls and the results.
+
+    The event loop runs in a thread of its own, so that a batcher stuck without yielding (a request
+    it never takes spins its loop) fails the test in 30 s instead of hanging the suite."""
     calls = []
 
     def fake_translate(texts, beam_size, nbest, attention, prefixes):
@@ -365,7 +368,21 @@ def run_batcher(jobs, **options):
         finally:
             await batcher.stop()
 
-    return calls, asyncio.run(main())
+    outcome = {}
+
+    def run_loop():
+        try:
+            outcome["results"] = asyncio.run(main())
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run_loop, daemon=True)  # a stuck one ends with the test process
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the batcher left a request unanswered for 30 s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return calls, outcome["results"]
 
 
 def test_the_batcher_groups_by_beam_size_and_caps_batches():
