@@ -89,6 +89,8 @@ ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"
     (["model/attention=bogus"], f"model/attention=bogus is not an option; choose one of: {ATTENTIONS}"),
     (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_best, m30k_deen_ref, m30k_deen_small, m30k_ende_best, smoke"),
     (["trainer.max_steps"], "cannot parse the override 'trainer.max_steps' (missing EQUAL at '<EOF>')"),
+    (["trainer.max_steps=1,2"], "trainer.max_steps=1,2: a comma is ambiguous; write a list as key=[a,b], text as "
+                                "key='a,b', or add -m to run one job per value"),
 ])
 def test_unknown_config_key_or_group_option_is_one_line_with_the_choices(capsys, monkeypatch, args, message):
     assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args).startswith(message)

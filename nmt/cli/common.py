@@ -193,6 +193,10 @@ def _missing_option_message(exc: MissingConfigException) -> str:
 
 def _composition_message(config_name: str, exc: HydraException) -> str:
     """`trainer.max_stepz is not an option (did you mean trainer.max_steps?) ...` for a typo in a key."""
+    ambiguous = re.match(r"Ambiguous value for argument '([^']+)'", str(exc))
+    if ambiguous:  # Hydra's own advice takes three more lines
+        return (f"{ambiguous.group(1)}: a comma is ambiguous; write a list as key=[a,b], text as key='a,b', "
+                "or add -m to run one job per value")
     unknown = re.match(r"Could not override '([^']+)'", str(exc))
     if not unknown:
         return first_line(exc)
