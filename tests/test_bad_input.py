@@ -120,13 +120,46 @@ def test_a_group_of_options_given_one_value_is_one_line_and_leaves_no_run_folder
     assert not run.exists()
 
 
-def test_a_users_experiment_file_that_sets_a_group_to_one_value_is_one_line(capsys, monkeypatch, tmp_path):
-    """--config-dir skips the check before Hydra starts; the task checks again."""
-    (tmp_path / "mine/experiment").mkdir(parents=True)
-    (tmp_path / "mine/experiment/bad.yaml").write_text("# @package _global_\ntrainer: 5\n")
-    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(tmp_path / "mine"),
-                         "experiment=bad", f"hydra.run.dir={tmp_path / 'run'}")
+def users_configs(tmp_path: Path, name: str, text: str) -> Path:
+    """A folder of the user's own configs (--config-dir) holding experiment/<name>.yaml."""
+    (tmp_path / "mine/experiment").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "mine/experiment" / f"{name}.yaml").write_text(text)
+    return tmp_path / "mine"
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_users_experiment_file_that_sets_a_group_to_one_value_is_one_line(capsys, monkeypatch, tmp_path, multirun):
+    """Checked before Hydra starts, and again in the job where a flag (-m) leaves the command line to Hydra."""
+    mine = users_configs(tmp_path, "bad", "# @package _global_\ntrainer: 5\n")
+    flags = ["-m", "--config-dir", str(mine)] if multirun else ["--config-dir", str(mine)]
+    run = f"hydra.{'sweep' if multirun else 'run'}.dir={tmp_path / 'run'}"
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, *flags, "experiment=bad", run)
     assert message == f"trainer {GROUP_OF_OPTIONS} trainer.max_steps=...; got 5"
+    assert multirun or not (tmp_path / "run").exists()
+
+
+def test_an_unknown_option_in_a_users_experiment_is_named_not_silently_ignored(capsys, monkeypatch, tmp_path):
+    """The command line's unknown keys Hydra rejects; a config file's it merges, and nothing reads them."""
+    mine = users_configs(tmp_path, "typo", "# @package _global_\ntrainer:\n  batch_tokenz: 6000\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(mine), "experiment=typo",
+                         f"hydra.run.dir={tmp_path / 'run'}")
+    assert message == ("trainer.batch_tokenz, set in a config file (experiment=typo), is not an option "
+                       "(did you mean trainer.batch_tokens?)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_users_config_that_is_not_yaml_is_named_with_its_line(capsys, monkeypatch, tmp_path):
+    mine = users_configs(tmp_path, "broken", "# @package _global_\ntrainer:\n  max_steps: [1\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, f"--config-dir={mine}", "experiment=broken",
+                         f"hydra.run.dir={tmp_path / 'run'}")
+    assert message.startswith(f"{mine / 'experiment/broken.yaml'}, line 4: ")
+    assert message.endswith("(not valid YAML)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_folder_of_configs_is_one_line(capsys, monkeypatch, tmp_path):
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "-cd", str(tmp_path / "nowhere"), "experiment=x")
+    assert message == f"-cd {tmp_path / 'nowhere'}: no such folder"
 
 
 def test_a_group_of_serving_options_given_one_value_is_one_line(capsys, monkeypatch):

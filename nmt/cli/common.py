@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nmt.cli.option_groups import check_option_groups, group_choice_error
+from nmt.cli.config_shape import check_config_shape, dotted_keys, group_choice_error
 from nmt.errors import ConfigError, NMTError, first_line
 
 
@@ -97,9 +98,11 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
         hydra.main(config_path=config_dir(), config_name=config_name, version_base=None)(
             exit_on_user_error(checked_task))()
 
+    @functools.wraps(task)  # Hydra names the job, and so the log file, after the task's module
     def checked_task(cfg: DictConfig):
-        # again: flags such as --config-dir skip check_command_line
-        check_option_groups(cfg, config_dir(), config_name, list(HydraConfig.get().overrides.task))
+        hydra_config = HydraConfig.get()  # again: flags such as -m skip check_command_line
+        check_config_shape(cfg, config_dir(), config_name, list(hydra_config.overrides.task),
+                           hydra_config.runtime.choices)
         return task(cfg)
 
     return main
@@ -113,12 +116,38 @@ def check_command_line(config_name: str, overrides: list[str], usage: str = "") 
     traceback when it reads the option, and that the run folder (hydra.run.dir) can be created, which
     Hydra would report with a traceback. Flags (`--help`, `--cfg job`, `-m`) are left to Hydra.
     """
-    if any(arg.startswith("-") for arg in overrides):
+    overrides = composable_overrides(overrides)
+    if overrides is None:
         return
     cfg = compose_checked(config_name, overrides, return_hydra_config=True)
     check_required(cfg, usage)
     if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
         check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+
+
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def composable_overrides(argv: list[str]) -> list[str] | None:
+    """The command line as overrides that compose the config Hydra will: `--config-dir DIR` (`-cd DIR`,
+    a folder of the user's own configs) becomes the search path entry Hydra makes of it. None where
+    another flag (`--cfg job`, `-m`, `--help`) leaves the command line to Hydra."""
+    overrides, extra_dir = [], None
+    args = iter(argv)
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if flag in CONFIG_DIR_FLAGS:
+            extra_dir = value if equals else next(args, "")
+            if not Path(extra_dir).expanduser().is_dir():
+                raise ConfigError(f"{flag} {extra_dir}: no such folder")
+        elif arg.startswith("-"):
+            return None
+        else:
+            overrides.append(arg)
+    if extra_dir is not None:  # as Hydra does, the last one counts
+        url = "file://" + str(Path(extra_dir).expanduser().absolute())
+        overrides.append(f"hydra.searchpath=[{hydra_quote(url)}]")
+    return overrides
 
 
 def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
@@ -130,14 +159,19 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         raise error
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base=None):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    except yaml.YAMLError as exc:  # in a config of the user's own (--config-dir)
+        raise ConfigError(yaml_error_message(exc)) from None
     except MissingConfigException as exc:
         raise ConfigError(_missing_option_message(exc)) from None
     except OverrideParseException:
         raise ConfigError(_parse_error_message(overrides)) from None
     except HydraException as exc:
         raise ConfigError(_composition_message(config_name, exc)) from None
-    check_option_groups(cfg, config_dir(), config_name, overrides)
+    check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices)
+    if not return_hydra_config:
+        with read_write(cfg), open_dict(cfg):  # as compose does
+            del cfg["hydra"]
     return cfg
 
 
@@ -165,6 +199,15 @@ def check_required(cfg: DictConfig, usage: str = "") -> None:
     verb = "are" if len(missing) > 1 else "is"
     hint = f": {usage}" if usage else f"; add {' '.join(f'{key}=...' for key in missing)}"
     raise ConfigError(f"{names} {verb} required{hint}")
+
+
+def yaml_error_message(exc: yaml.YAMLError) -> str:
+    """`FILE, line 3: expected the node content, but found '<stream end>'` for a config that is not YAML."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    if mark is None:
+        return f"a config is not valid YAML: {problem}"
+    return f"{mark.name}, line {mark.line + 1}: {problem} (not valid YAML)"
 
 
 def _parse_error_message(overrides: list[str]) -> str:
@@ -202,19 +245,10 @@ def _composition_message(config_name: str, exc: HydraException) -> str:
         return first_line(exc)
     key = unknown.group(1)
     with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        known = _dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
+        known = dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
-
-
-def _dotted_keys(tree: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in tree.items():
-        keys.append(f"{prefix}{key}")
-        if isinstance(value, dict):
-            keys += _dotted_keys(value, f"{prefix}{key}.")
-    return keys
 
 
 def check_writable_folder(folder: str, option: str) -> None:

@@ -11,7 +11,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nmt.cli.common import PATH_TEMPLATE_KEYS, compose_checked, hydra_command, quote_text_overrides
+from nmt.cli.common import (
+    PATH_TEMPLATE_KEYS,
+    composable_overrides,
+    compose_checked,
+    hydra_command,
+    quote_text_overrides,
+)
 from nmt.errors import NMTError
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
@@ -49,9 +55,9 @@ def check_before_start(overrides: list[str]) -> Path | None:
     """Checks the options and `resume` as `train` will, but before Hydra creates the run folder, so a
     mistaken value leaves no folder behind; returns the run folder, or None where Hydra has the say
     (flags such as --cfg and -m, or a run folder Hydra cannot resolve)."""
-    if any(arg.startswith("-") for arg in overrides):
+    overrides = composable_overrides(quote_text_overrides(overrides, PATH_TEMPLATE_KEYS, only_with="{}"))
+    if overrides is None:  # quoted as hydra_command quotes them
         return None
-    overrides = quote_text_overrides(overrides, PATH_TEMPLATE_KEYS, only_with="{}")  # as hydra_command does
     cfg = compose_checked("train", overrides, return_hydra_config=True)
     try:
         run_dir = Path(cfg.hydra.run.dir).absolute()

@@ -1,0 +1,121 @@
+"""The shape of a command's composed config, checked before any work starts, each fault in one line.
+
+Hydra rejects an unknown key on the command line but composes other shapes without complaint:
+a group of options given one value (`model.attention=5`, `trainer: 5` in a user's experiment file),
+which the commands would meet with a traceback where they first read the group, and an unknown key
+in an experiment (`batch_tokenz: 6000` in a user's own, under --config-dir), which nothing would
+read, so the user's setting would be silently lost. A config group chosen with a number
+(`trainer=5`, `data=[1]`) even crashes Hydra's compose. The options a user's own config of another
+group (`data=my_corpus`) brings are taken as known: they define that option.
+"""
+
+import difflib
+import functools
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.errors import ConfigError
+from nmt.values import invalid
+
+# Mappings whose keys the user names (split -> file pattern or hub split): any key is known there.
+FREE_FORM = ("data.files", "data.splits")
+
+_ABSENT = object()
+
+
+def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overrides: list[str],
+                       choices: Mapping[str, str | None]) -> None:
+    """ConfigError for the first group of options `cfg` replaced by one value, or the first option
+    it sets that the command's configs do not have. `cfg` was composed from `overrides`, and
+    `choices` are the config options it took (hydra.runtime.choices); its hydra node is not looked at."""
+    searchpath = tuple(arg for arg in overrides if arg.startswith("hydra.searchpath="))  # --config-dir
+    picked = searchpath + tuple(f"{group}={option}" for group, option in choices.items()
+                                if option is not None and group != "experiment" and not group.startswith("hydra"))
+    shape = _config_shape(config_dir, config_name, picked)  # the configs as chosen, without an experiment
+    groups = {**_config_shape(config_dir, config_name, ()).groups, **shape.groups}
+    for path, first_option in sorted(groups.items()):  # parents first
+        value = OmegaConf.select(cfg, path, default=_ABSENT, throw_on_missing=False)
+        if value is not _ABSENT and not isinstance(value, DictConfig):
+            raise invalid(path, f"a group of options such as {path}.{first_option}=...", value)
+    if not shape.keys:  # the choices alone did not compose: nothing to compare with
+        return
+    added = [override.key_or_group for _, override in _parsed(overrides)
+             if override is not None and (override.is_add() or override.is_force_add())]
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    tree.pop("hydra", None)
+    for key in dotted_keys(tree):
+        if key in shape.keys or any(key == root or key.startswith(f"{root}.") for root in (*FREE_FORM, *added)):
+            continue
+        close = difflib.get_close_matches(key, shape.keys, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        source = f" (experiment={choices['experiment']})" if choices.get("experiment") else ""
+        raise ConfigError(f"{key}, set in a config file{source}, is not an option{hint}")
+
+
+def group_choice_error(config_dir: str, overrides: list[str]) -> ConfigError | None:
+    """The error for a config group (`model/attention`, `trainer`) chosen with something other than
+    the name of one of its configs (`trainer=5`, `data=[1]`), on which Hydra's compose crashes; None
+    when no override does that."""
+    for arg, override in _parsed(overrides):
+        if override is None or override.is_delete() or not Path(config_dir, override.key_or_group).is_dir():
+            continue
+        folder = Path(config_dir, override.key_or_group)
+        value = override.value()
+        if not all(isinstance(name, str) for name in (value if isinstance(value, list) else [value])):
+            options = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
+            return ConfigError(f"{arg} is not an option; {override.key_or_group} takes the name of one of its "
+                               f"configs: {options}")
+    return None
+
+
+def _parsed(overrides: list[str]) -> Iterator[tuple[str, Override | None]]:
+    """Each override with its parse, None for an unparsable one (compose names those)."""
+    parser = OverridesParser.create()
+    for arg in overrides:
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except OverrideParseException:
+            override = None
+        yield arg, override
+
+
+class _Shape:
+    def __init__(self, tree: dict):
+        self.keys = dotted_keys(tree)  # every option, dotted
+        self.groups = {}  # dotted path of every group of options -> the name of its first option
+        for key in self.keys:
+            node = functools.reduce(lambda branch, name: branch[name], key.split("."), tree)
+            if isinstance(node, dict) and node:
+                self.groups[key] = str(next(iter(node)))
+
+
+@functools.cache
+def _config_shape(config_dir: str, config_name: str, choices: tuple[str, ...]) -> _Shape:
+    """The options of the command's config with these config choices; none when the choices do not
+    compose (the command says why)."""
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside the command's hydra.main: its search path
+            tree = OmegaConf.to_container(compose(config_name, overrides=list(choices)), resolve=False)
+        else:
+            with initialize_config_dir(config_dir=config_dir, version_base=None):
+                tree = OmegaConf.to_container(compose(config_name, overrides=list(choices)), resolve=False)
+    except (HydraException, ValueError, TypeError):  # Hydra's own errors, and its crashes on bad choices
+        tree = {}
+    return _Shape(tree)
+
+
+def dotted_keys(tree: dict, prefix: str = "") -> list[str]:
+    """Every key of a nested dict, dotted (`model`, `model.attention`, `model.attention.name`)."""
+    keys = []
+    for key, value in tree.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += dotted_keys(value, f"{prefix}{key}.")
+    return keys
