@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import nmt.cli.train
+from nmt.cli.common import composable_overrides, compose_checked
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,6 +38,7 @@ defaults: [files, _self_]
 files:
   train: "{corpus}/train.{{lang}}"
   val: "{corpus}/val.{{lang}}"
+  test: "{corpus}/val.{{lang}}"   # split names are the user's: not mistaken for a misspelt option
 cache: false
 """
 
@@ -63,6 +65,7 @@ def test_a_users_experiment_trains_with_its_choices_and_values(monkeypatch, my_c
     used = OmegaConf.load(run / "config.yaml")
     assert used.model.attention.name == "dot" and used.data.source == "files" and used.data.cache is False
     assert used.data.files.train == f"{tmp_path}/corpus/train.{{lang}}"
+    assert used.data.files.test == f"{tmp_path}/corpus/val.{{lang}}"
     assert (used.model.emb_size, used.model.enc_hidden, used.tokenizer.vocab_size) == (12, 10, 40)
     assert used.trainer.max_steps == 2
     assert (run / "checkpoints/last.pt").is_file()
@@ -76,3 +79,10 @@ def test_cfg_job_prints_a_users_experiment_over_the_defaults(capsys, monkeypatch
     assert printed.model.attention.name == "dot" and printed.model.emb_size == 12
     assert printed.model.dec_hidden == 14  # the command line over the user's file
     assert printed.optimizer.name == "adam"  # what the user's file leaves alone keeps its default
+
+
+def test_split_names_an_experiment_adds_are_not_taken_for_misspelt_options(my_configs):
+    (my_configs / "experiment/more_splits.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - _self_\ndata:\n  files:\n    test_2: x/{lang}\n")
+    cfg = compose_checked("train", composable_overrides(["--config-dir", str(my_configs), "experiment=more_splits"]))
+    assert cfg.data.files.test_2 == "x/{lang}" and cfg.model.attention.name == "dot"

@@ -64,9 +64,9 @@ def group_choice_error(config_dir: str, overrides: list[str]) -> ConfigError | N
     the name of one of its configs (`trainer=5`, `data=[1]`), on which Hydra's compose crashes; None
     when no override does that."""
     for arg, override in _parsed(overrides):
-        if override is None or override.is_delete() or not Path(config_dir, override.key_or_group).is_dir():
+        folder = Path(config_dir, override.key_or_group) if override is not None else None
+        if folder is None or override.is_delete() or not folder.is_dir():
             continue
-        folder = Path(config_dir, override.key_or_group)
         value = override.value()
         if not all(isinstance(name, str) for name in (value if isinstance(value, list) else [value])):
             options = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
@@ -90,10 +90,13 @@ class _Shape:
     def __init__(self, tree: dict):
         self.keys = dotted_keys(tree)  # every option, dotted
         self.groups = {}  # dotted path of every group of options -> the name of its first option
-        for key in self.keys:
-            node = functools.reduce(lambda branch, name: branch[name], key.split("."), tree)
-            if isinstance(node, dict) and node:
-                self.groups[key] = str(next(iter(node)))
+        nodes = [("", tree)]
+        while nodes:
+            prefix, node = nodes.pop()
+            for key, value in node.items():
+                if isinstance(value, dict) and value:
+                    self.groups[f"{prefix}{key}"] = str(next(iter(value)))
+                    nodes.append((f"{prefix}{key}.", value))
 
 
 @functools.cache
