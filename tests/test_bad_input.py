@@ -108,6 +108,12 @@ GROUP_OF_OPTIONS = "must be a group of options such as"
     (["model.attention=5"], f"model.attention {GROUP_OF_OPTIONS} model.attention.name=...; got 5"),
     (["experiment=smoke", "model.attention=null"], f"model.attention {GROUP_OF_OPTIONS} model.attention.name=...; "
                                                    "got None"),
+    (["experiment=smoke", "data=[files]"], "data=[files] is not an option; data takes the name of one of its configs"),
+    (["model/attention=[dot,general]"], "model/attention=[dot,general] is not an option"),  # would merge the two
+    (["experiment=smoke", "~device"], "~device: options cannot be removed; give device=VALUE instead"),
+    (["experiment=smoke", "~trainer.max_epochs"], "~trainer.max_epochs: options cannot be removed"),  # a null one
+    (["model.attention=[1]"], "cannot set model.attention=[1]: Cannot merge DictConfig with ListConfig"),
+    (["hydra=5"], "cannot compose the options: Config group override must be a string or a list. Got int"),
     # data.files is a group only where data=files chose it
     (["experiment=smoke", "data=files", "data.files=3"], f"data.files {GROUP_OF_OPTIONS} data.files.train=...; got 3"),
 ])

@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nmt.cli.config_shape import check_config_shape, dotted_keys, group_choice_error
+from nmt.cli.config_shape import check_config_shape, dotted_keys, override_error
 from nmt.errors import ConfigError, NMTError, first_line
 
 
@@ -154,7 +154,7 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
     """The config `overrides` give, composed as the commands compose it; a mistake in them (an
     unknown option or config group, an unparsable override, a group of options given one value) is
     a one-line ConfigError naming it."""
-    error = group_choice_error(config_dir(), overrides)
+    error = override_error(config_dir(), overrides)
     if error is not None:
         raise error
     try:
@@ -168,6 +168,8 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         raise ConfigError(_parse_error_message(overrides)) from None
     except HydraException as exc:
         raise ConfigError(_composition_message(config_name, exc)) from None
+    except (ValueError, TypeError) as exc:  # Hydra's crashes on shapes it does not expect (hydra=5)
+        raise ConfigError(f"cannot compose the options: {first_line(exc)}") from None
     check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices)
     if not return_hydra_config:
         with read_write(cfg), open_dict(cfg):  # as compose does
@@ -240,6 +242,9 @@ def _composition_message(config_name: str, exc: HydraException) -> str:
     if ambiguous:  # Hydra's own advice takes three more lines
         return (f"{ambiguous.group(1)}: a comma is ambiguous; write a list as key=[a,b], text as key='a,b', "
                 "or add -m to run one job per value")
+    merging = re.match(r"Error merging override (.+)", str(exc))
+    if merging and exc.__cause__ is not None:  # the reason is in the cause: "Cannot merge DictConfig with ..."
+        return f"cannot set {merging.group(1)}: {first_line(exc.__cause__)}"
     unknown = re.match(r"Could not override '([^']+)'", str(exc))
     if not unknown:
         return first_line(exc)

@@ -59,19 +59,32 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
         raise ConfigError(f"{key}, set in a config file{source}, is not an option{hint}")
 
 
-def group_choice_error(config_dir: str, overrides: list[str]) -> ConfigError | None:
-    """The error for a config group (`model/attention`, `trainer`) chosen with something other than
-    the name of one of its configs (`trainer=5`, `data=[1]`), on which Hydra's compose crashes; None
-    when no override does that."""
+def override_error(config_dir: str, overrides: list[str]) -> ConfigError | None:
+    """The error for an override whose shape the commands cannot take, found before Hydra composes
+    (which crashes on some of them); None when there is none.
+
+    A config group (`model/attention`, `trainer`) takes the name of one of its configs, not a
+    number (`trainer=5`) or a list (`model/attention=[dot,general]` would merge two attentions; only
+    experiments combine). An option cannot be removed (`~device`): every one is read, and Hydra
+    cannot even remove one whose value is null. Split names under data.files and data.splits can.
+    """
     for arg, override in _parsed(overrides):
-        folder = Path(config_dir, override.key_or_group) if override is not None else None
-        if folder is None or override.is_delete() or not folder.is_dir():
+        if override is None:
+            continue
+        key = override.key_or_group
+        if override.is_delete():
+            if not any(key.startswith(f"{root}.") for root in FREE_FORM):
+                return ConfigError(f"{arg}: options cannot be removed; give {key}=VALUE instead")
+            continue
+        folder = Path(config_dir, key)
+        if not folder.is_dir():
             continue
         value = override.value()
-        if not all(isinstance(name, str) for name in (value if isinstance(value, list) else [value])):
-            options = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
-            return ConfigError(f"{arg} is not an option; {override.key_or_group} takes the name of one of its "
-                               f"configs: {options}")
+        if isinstance(value, str) or (key == "experiment" and isinstance(value, list)
+                                      and all(isinstance(name, str) for name in value)):
+            continue
+        options = ", ".join(sorted(path.stem for path in folder.glob("*.yaml") if not path.stem.startswith("_")))
+        return ConfigError(f"{arg} is not an option; {key} takes the name of one of its configs: {options}")
     return None
 
 
