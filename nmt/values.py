@@ -21,6 +21,8 @@ def invalid(option: str, wanted: str, value) -> ConfigError:
 
 def path_list(option: str, value) -> list[str]:
     """`option=PATH` or `option=[A,B,...]` as a list of at least one path (nmt-plot's panels, an ensemble)."""
+    if value is None:
+        raise ConfigError(f"{option}=null names no checkpoint")
     paths = [str(p) for p in value] if OmegaConf.is_list(value) or isinstance(value, list) else [str(value)]
     if not paths:
         raise ConfigError(f"{option}=[] names no checkpoint")

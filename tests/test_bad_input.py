@@ -191,6 +191,9 @@ def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tm
                             "e.g. 0.999; got 1"),
     ("model.attention.name=bogus", f"unknown attention 'bogus'; choose one of: {ATTENTIONS}"),
     ("tokenizer.subword_alpha=2", "tokenizer.subword_alpha must be a number from 0 (off) to 1; got 2"),
+    ("data.cache_dir=2024", "data.cache_dir must be a folder's path (a name of digits goes in quotes: "
+                            "data.cache_dir='2024'); got 2024"),
+    ("data.src_lang=5", "data.src_lang must be a language code, e.g. de; got 5"),
 ])
 def test_bad_option_values_fail_before_any_data_is_read(capsys, tmp_path, override, message):
     missing = tmp_path / "no_corpus_here"  # reading it would be a different error
@@ -503,10 +506,21 @@ def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch,
     ("translate", ["no_repeat_ngram_size=-1"], "no_repeat_ngram_size must be an integer >= 0 (0: off); got -1"),
     ("evaluate", ["no_repeat_ngram_size=1.5"], "no_repeat_ngram_size must be an integer >= 0 (0: off); got 1.5"),
     ("serve", ["no_repeat_ngram_size=two"], "no_repeat_ngram_size must be an integer >= 0 (0: off); got 'two'"),
+    # Hydra reads digits as a number and brackets as a list; the commands need a file name
+    ("translate", ["input=2024"], "input must be a path (a name of digits goes in quotes: input='2024'); got 2024"),
+    ("translate", ["prefix=[a]"], "prefix must be a path"),
+    ("evaluate", ["src_file=5", "ref_file=6"], "src_file must be a path"),
+    ("evaluate", ["output_dir=true"], "output_dir must be a path"),
+    ("plot", ["src_file=5"], "src_file must be a path"),
+    ("plot", ["src=Ein Hund.", "output=.png"], "output=.png: the file name must end in one of: .png, .svg, .pdf"),
+    ("align", ["src_file=s.de", "tgt_file=s.en", "gold=5"], "gold must be a path"),
+    ("average", ["checkpoints=[a.pt,b.pt]", "output=5"], "output must be a path"),
+    ("average", ["checkpoints=null"], "checkpoints=null names no checkpoint"),
 ])
 def test_bad_inference_options_fail_before_the_checkpoint_is_loaded(capsys, command, overrides, message):
     # The checkpoint does not exist: loading it first would be a different error.
-    cfg = command_config(command, "checkpoint=/nonexistent/model.pt", *overrides)
+    checkpoint = [] if command == "average" else ["checkpoint=/nonexistent/model.pt"]  # nmt-average: checkpoints=
+    cfg = command_config(command, *checkpoint, *overrides)
     run = getattr(nmt.cli, command).run
     assert one_line_error(capsys, run, cfg).startswith(message)
 

@@ -16,7 +16,7 @@ from nmt.analysis.alignment import (
     read_gold,
     word_attention,
 )
-from nmt.cli.checks import check_decoding_options, check_single_checkpoint
+from nmt.cli.checks import check_decoding_options, check_paths, check_single_checkpoint
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
@@ -52,6 +52,7 @@ def run(cfg) -> None:
         raise ConfigError(f"method={cfg.method!r} is not valid; choose one of: {', '.join(METHODS)}")
     if cfg.symmetrize not in SYMMETRIZE:
         raise ConfigError(f"symmetrize={cfg.symmetrize!r} is not valid; choose one of: {', '.join(SYMMETRIZE)}")
+    check_paths(cfg, "src_file", "tgt_file", "gold", "output")
     check_decoding_options(cfg)
     check_single_checkpoint(cfg)
     check_single_checkpoint(cfg, "reverse_checkpoint")

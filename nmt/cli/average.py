@@ -4,11 +4,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from nmt.cli.checks import check_paths
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.errors import CheckpointError
 from nmt.training.averaging import checkpoints_to_average, write_average
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.resume import TRAINING_KEYS
+from nmt.values import path_list
 
 
 def check_output(target, output: str | None) -> None:
@@ -30,9 +32,9 @@ def check_output(target, output: str | None) -> None:
 
 def run(cfg) -> None:
     log_to_stderr()
-    target = cfg.checkpoints
-    if OmegaConf.is_list(target):
-        target = list(target)
+    check_paths(cfg, "output")
+    paths = path_list("checkpoints", cfg.checkpoints)
+    target = paths if OmegaConf.is_list(cfg.checkpoints) else paths[0]  # one path: a folder of kept ones
     check_output(target, cfg.output)
     output, paths = write_average(target, cfg.output)
     print(f"averaged {len(paths)} checkpoints ({', '.join(path.name for path in paths)}) into {output}")

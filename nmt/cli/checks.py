@@ -73,6 +73,15 @@ def check_vmax(cfg) -> None:
         fail("vmax", "null (the largest weight) or a number > 0", vmax)
 
 
+def check_paths(cfg, *options: str) -> None:
+    """Each option null or a path: Hydra reads `input=2024` as a number and `input=[a]` as a list,
+    where the commands need a file name (a name of digits works quoted: input='2024')."""
+    for option in options:
+        value = cfg.get(option)
+        if value is not None and not isinstance(value, str):
+            fail(option, f"a path (a name of digits goes in quotes: {option}='2024')", value)
+
+
 def check_single_checkpoint(cfg, option: str = "checkpoint") -> None:
     """For commands that take one model: a list (an ensemble) is for nmt-evaluate and nmt-translate."""
     if isinstance(cfg.get(option), ListConfig):

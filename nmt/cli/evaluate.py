@@ -4,7 +4,7 @@
 """
 
 from nmt.analysis.interactive import UNITS
-from nmt.cli.checks import check_bool, check_decoding_options
+from nmt.cli.checks import check_bool, check_decoding_options, check_paths
 from nmt.cli.common import check_writable_folder, hydra_command, log_to_stderr
 from nmt.errors import ConfigError
 from nmt.inference.evaluate import evaluate
@@ -12,6 +12,7 @@ from nmt.inference.evaluate import evaluate
 
 def run(cfg) -> None:
     log_to_stderr()
+    check_paths(cfg, "src_file", "ref_file", "data_root", "output_dir")
     check_decoding_options(cfg)
     check_bool(cfg, "attention_stats")
     check_bool(cfg, "reference_perplexity")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmt.cli.checks import check_decoding_options, check_vmax
+from nmt.cli.checks import check_decoding_options, check_paths, check_vmax
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
@@ -42,6 +42,7 @@ class PlotItem:
 
 
 def check_options(cfg) -> None:
+    check_paths(cfg, "src_file", "ref_file", "output")
     check_decoding_options(cfg)
     check_vmax(cfg)
     for option, fix in EMPTY_TEXT_FIXES.items():
@@ -49,7 +50,7 @@ def check_options(cfg) -> None:
             raise ConfigError(f"{option}= is empty; {fix}")
     if cfg.level not in LEVELS:
         raise ConfigError(f"level={cfg.level!r} is not valid; choose one of: {', '.join(LEVELS)}")
-    suffix = str(cfg.output).rsplit(".", 1)[-1].lower()
+    suffix = Path(cfg.output).suffix.lower().removeprefix(".")  # none for ".png": a hidden file's name
     if suffix not in SAVE_FORMATS:
         raise ConfigError(f"output={cfg.output}: the file name must end in one of: .{', .'.join(SAVE_FORMATS)}")
     if cfg.save_weights is not None and cfg.save_weights not in WEIGHT_FORMATS:

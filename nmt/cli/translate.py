@@ -11,7 +11,7 @@ import logging
 import sys
 
 from nmt.analysis.alignment import format_pharaoh, translation_links
-from nmt.cli.checks import check_bool, check_decoding_options, check_nbest, check_sampling
+from nmt.cli.checks import check_bool, check_decoding_options, check_nbest, check_paths, check_sampling
 from nmt.cli.common import check_output_file, hydra_command, log_to_stderr, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.errors import ConfigError, DataError
@@ -53,6 +53,7 @@ def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
 
 def run(cfg) -> None:
     log_to_stderr()
+    check_paths(cfg, "input", "output", "reference", "prefix")
     cfg.input, cfg.output = standard_stream(cfg.input), standard_stream(cfg.output)
     check_decoding_options(cfg)
     check_sampling(cfg)

@@ -163,6 +163,13 @@ def check_data_options(data: Mapping) -> None:
     for switch in ("cache", "streaming"):
         if switch in data and not isinstance(data[switch], bool):
             raise invalid(f"data.{switch}", "true or false", data[switch])
+    for folder in ("root", "cache_dir"):  # Hydra reads data.cache_dir=2024 as a number
+        if data.get(folder) is not None and not isinstance(data[folder], str):
+            raise invalid(f"data.{folder}", f"a folder's path (a name of digits goes in quotes: data.{folder}='2024')",
+                          data[folder])
+    for side in ("src_lang", "tgt_lang"):
+        if not (isinstance(data.get(side), str) and data[side].strip()):
+            raise invalid(f"data.{side}", "a language code, e.g. de", data.get(side))
     worker_count(data)
     check_languages(data)
 
