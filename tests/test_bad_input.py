@@ -194,6 +194,9 @@ def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tm
     ("data.cache_dir=2024", "data.cache_dir must be a folder's path (a name of digits goes in quotes: "
                             "data.cache_dir='2024'); got 2024"),
     ("data.src_lang=5", "data.src_lang must be a language code, e.g. de; got 5"),
+    # beyond any address space, so that no machine's allocator can say yes and then fill it
+    ("model.enc_hidden=10000000000000", "a model of these sizes does not fit in memory (894,069.7 GiB for one "
+                                        "weight); lower model.emb_size, model.enc_hidden or model.dec_hidden"),
 ])
 def test_bad_option_values_fail_before_any_data_is_read(capsys, tmp_path, override, message):
     missing = tmp_path / "no_corpus_here"  # reading it would be a different error
@@ -483,8 +486,12 @@ def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch,
     ("translate", ["nbest=abc"], "nbest must be a positive integer; got 'abc'"),
     ("translate", ["nbest=6"], "nbest=6 needs beam_size >= 6, got beam_size=5"),
     ("translate", ["length_penalty=abc"], "length_penalty must be a number >= 0; got 'abc'"),
-    ("translate", ["max_len_a=abc"], "max_len_a must be a number >= 0; got 'abc'"),
-    ("translate", ["max_len_b=-1"], "max_len_b must be an integer >= 0; got -1"),
+    ("translate", ["max_len_a=abc"], "max_len_a must be a number from 0 to 1000 (output tokens per source token); "
+                                     "got 'abc'"),
+    ("translate", ["max_len_a=1e30"], "max_len_a must be a number from 0 to 1000"),  # overflowed: empty output
+    ("translate", ["max_len_b=-1"], "max_len_b must be an integer from 0 to 100000; got -1"),
+    ("translate", ["max_len_b=999999999"], "max_len_b must be an integer from 0 to 100000"),
+    ("translate", ["length_penalty=inf"], "length_penalty must be a number >= 0; got inf"),
     ("translate", ["max_len_a=0", "max_len_b=0"], "max_len_a=0 and max_len_b=0 allow no output at all"),
     ("translate", ["batch_sentences=0"], "batch_sentences must be a positive integer; got 0"),
     ("evaluate", ["beam_size=abc"], "beam_size must be a positive integer; got 'abc'"),

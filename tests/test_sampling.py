@@ -174,6 +174,7 @@ def test_translate_draws_with_the_temperature_top_k_top_p_and_seed_it_is_given(t
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["sampling=true", "temperature=0"], "temperature must be a number > 0; got 0"),
+    (["sampling=true", "temperature=inf"], "temperature must be a number > 0; got inf"),  # nan probabilities
     (["sampling=true", "sampling_topp=1.5"], "sampling_topp must be a number in (0, 1]"),
     (["sampling=true", "sampling_topk=-1"], "sampling_topk must be an integer >= 0"),
     (["sampling=yes"], "sampling must be true or false"),

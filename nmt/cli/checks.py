@@ -5,10 +5,15 @@ Hydra accepts any value for a known key; these reject values of the wrong kind o
 search or a silently different decoding.
 """
 
+import math
+
 from omegaconf import ListConfig, OmegaConf
 
 from nmt.errors import ConfigError
 from nmt.values import invalid, is_int, is_number
+
+MAX_LEN_A = 1000  # output tokens per source token
+MAX_LEN_B = 100_000  # output tokens beyond that
 
 
 def fail(option: str, wanted: str, value) -> None:
@@ -25,17 +30,19 @@ def check_decoding_options(cfg) -> None:
     """The options every inference command shares (configs/_inference.yaml)."""
     check_positive_int(cfg, "beam_size")
     check_positive_int(cfg, "batch_sentences")
-    for option in ("length_penalty", "max_len_a"):
-        if not (is_number(cfg.get(option)) and cfg.get(option) >= 0):
-            fail(option, "a number >= 0", cfg.get(option))
+    if not (is_number(cfg.get("length_penalty")) and 0 <= cfg.get("length_penalty") < math.inf):
+        fail("length_penalty", "a number >= 0", cfg.get("length_penalty"))
+    # Bounded so that the length limit stays a length: max_len_a=1e30 would overflow it
+    if not (is_number(cfg.get("max_len_a")) and 0 <= cfg.get("max_len_a") <= MAX_LEN_A):
+        fail("max_len_a", f"a number from 0 to {MAX_LEN_A} (output tokens per source token)", cfg.get("max_len_a"))
     beta = cfg.get("coverage_penalty", 0.0)  # nmt-translate and nmt-evaluate only
     if not (is_number(beta) and beta >= 0):
         fail("coverage_penalty", "a number >= 0 (0: off)", beta)
     ngram = cfg.get("no_repeat_ngram_size", 0)  # nmt-translate and nmt-evaluate only
     if not (is_int(ngram) and ngram >= 0):
         fail("no_repeat_ngram_size", "an integer >= 0 (0: off)", ngram)
-    if not (is_int(cfg.get("max_len_b")) and cfg.get("max_len_b") >= 0):
-        fail("max_len_b", "an integer >= 0", cfg.get("max_len_b"))
+    if not (is_int(cfg.get("max_len_b")) and 0 <= cfg.get("max_len_b") <= MAX_LEN_B):
+        fail("max_len_b", f"an integer from 0 to {MAX_LEN_B}", cfg.get("max_len_b"))
     if cfg.max_len_a == 0 and cfg.max_len_b == 0:
         # The limit max_len_a x source length + max_len_b would allow no output token at all.
         raise ConfigError("max_len_a=0 and max_len_b=0 allow no output at all; raise one of them")
@@ -52,7 +59,7 @@ def check_sampling(cfg) -> None:
     """nmt-translate's sampling options; with sampling=true, nbest counts the samples (no beam)."""
     check_bool(cfg, "sampling")
     check_positive_int(cfg, "nbest")
-    if not (is_number(cfg.temperature) and cfg.temperature > 0):
+    if not (is_number(cfg.temperature) and 0 < cfg.temperature < math.inf):
         fail("temperature", "a number > 0", cfg.temperature)
     if not (is_int(cfg.sampling_topk) and cfg.sampling_topk >= 0):
         fail("sampling_topk", "an integer >= 0 (0: every token)", cfg.sampling_topk)

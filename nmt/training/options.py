@@ -6,6 +6,7 @@ option, instead of a TypeError deep in the loop or, worse, hours later at the fi
 """
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 from nmt.data.pipeline import worker_count
@@ -116,7 +117,15 @@ def check_model_options(model: Mapping, joint_vocabulary: bool) -> None:
     # The builders know the rest (rnn_type, decoder_style, the attention variant and its options,
     # tied embeddings needing one vocabulary): a model with a tiny vocabulary checks them in a
     # fraction of a second, before the data takes minutes.
-    build_model(model, 8, 8, shared_vocab=joint_vocabulary)
+    try:
+        build_model(model, 8, 8, shared_vocab=joint_vocabulary)
+    except (RuntimeError, MemoryError) as exc:  # torch's CPU allocator raises a RuntimeError
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(exc))
+        size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB for one weight)" if asked else ""
+        raise ConfigError(f"a model of these sizes does not fit in memory{size}; lower model.emb_size, "
+                          "model.enc_hidden or model.dec_hidden") from None
 
 
 def check_optimizer_options(optimizer: Mapping) -> None:
