@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from test_training import tiny_config
-from tiny_checkpoint import make_checkpoint
+from tiny_checkpoint import CONFIG_SKELETON, make_checkpoint
 
 from nmt.errors import CheckpointError
 from nmt.inference.translator import Translator
@@ -114,7 +114,7 @@ def test_only_the_best_validations_stay_on_disk(tmp_path):
     model = torch.nn.Linear(2, 2)
     kept = []
     for step, bleu in [(1, 10.0), (2, 30.0), (3, 20.0), (4, 5.0), (5, 40.0), (6, 30.0)]:
-        kept = keep_if_among_best(kept, bleu, step, 3, tmp_path, model.state_dict(), OmegaConf.create({"model": {}}),
+        kept = keep_if_among_best(kept, bleu, step, 3, tmp_path, model.state_dict(), OmegaConf.create(CONFIG_SKELETON),
                                   FakeTokenizers())
     assert kept == [[40.0, 5], [30.0, 6], [30.0, 2]]  # a tie keeps the later step first
     assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == ["step-2.pt", "step-5.pt", "step-6.pt"]

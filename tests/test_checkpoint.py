@@ -1,10 +1,13 @@
 """Checkpoint writes that fail: one clear error, the previous checkpoint kept, no stray file."""
 
+import copy
 import errno
+import math
 import os
 
 import pytest
 import torch
+from tiny_checkpoint import CONFIG_SKELETON
 
 import nmt.files as files_module
 from nmt.errors import CheckpointError
@@ -34,7 +37,7 @@ class FillingDisk:
 
 
 def state(value: float) -> dict:
-    return {"model": {"w": torch.full((50_000,), value)}, "config": {}, "tokenizers": {}}
+    return {"model": {"w": torch.full((50_000,), value)}, "config": CONFIG_SKELETON, "tokenizers": {}}
 
 
 def test_a_full_disk_is_one_error_that_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -70,3 +73,39 @@ def test_files_that_are_not_checkpoints_say_what_is_wrong(tmp_path, content, rea
     with pytest.raises(CheckpointError) as error:
         load_checkpoint(path)
     assert str(error.value) == reason.format(path=path)
+
+
+def edited(change) -> dict:
+    """A checkpoint's state as save_checkpoint writes it, with one part changed by hand."""
+    state = {"format_version": 1, "model": {"w": torch.ones(3)}, "config": copy.deepcopy(CONFIG_SKELETON),
+             "tokenizers": {}}
+    change(state)
+    return state
+
+
+UNREADABLE = "cannot read checkpoint {path}: its {part} is not what nmt writes there (edited by hand, or written by " \
+             "another program?)"
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda state: state.update(config="hello"), UNREADABLE.format(path="{path}", part="config")),
+    (lambda state: state["config"].update(model=5), UNREADABLE.format(path="{path}", part="config.model")),
+    (lambda state: state["config"]["model"].update(attention=5),
+     UNREADABLE.format(path="{path}", part="config.model.attention")),
+    (lambda state: state["config"].pop("data"), UNREADABLE.format(path="{path}", part="config.data")),
+    (lambda state: state["config"]["data"].update(src_lang=5), UNREADABLE.format(path="{path}", part="config.data")),
+    (lambda state: state.update(tokenizers=[1]), UNREADABLE.format(path="{path}", part="tokenizers")),
+    (lambda state: state.update(model=[1]), UNREADABLE.format(path="{path}", part="weights (model)")),
+    (lambda state: state["model"].update(w=torch.tensor([1.0, math.nan])),
+     "checkpoint {path} has NaN or infinite weights (w); take an earlier checkpoint"),
+])
+def test_a_checkpoint_with_a_part_of_the_wrong_kind_is_refused_naming_it(tmp_path, change, reason):
+    """Each part would otherwise fail with a TypeError where a command first reads it, and NaN
+    weights would translate every sentence into nothing with exit status 0."""
+    path = tmp_path / "x.pt"
+    torch.save(edited(change), path)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert str(error.value) == reason.format(path=path)
+    torch.save(edited(lambda state: None), path)
+    assert load_checkpoint(path)["config"] == CONFIG_SKELETON  # the same file unedited loads

@@ -13,6 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tiny_checkpoint import CONFIG_SKELETON
 
 from nmt.cli.common import config_dir
 from nmt.data.batching import collate
@@ -244,7 +245,7 @@ def test_an_infinite_gradient_with_a_finite_loss_skips_the_update():
 
 
 def minimal_state():
-    return {"model": {"w": torch.arange(3.0)}, "config": {"model": {}}, "tokenizers": {"src": b"x"}}
+    return {"model": {"w": torch.arange(3.0)}, "config": CONFIG_SKELETON, "tokenizers": {"src": b"x"}}
 
 
 def test_checkpoint_round_trip_leaves_no_temporary_files(tmp_path):

@@ -44,3 +44,8 @@ def make_checkpoint(path: Path, *, attention: str = "additive", decoder_style: s
     model = build_model(config["model"], tokenizer.vocab_size, tokenizer.vocab_size, shared_vocab=True)
     save_checkpoint({"model": model.state_dict(), "config": config, "tokenizers": tokenizers.to_dict()}, path)
     return path
+
+
+# The parts of a checkpoint's config that loading checks the kind of: for tests of the file
+# mechanics (saving, keeping, atomic writes) that need no real model.
+CONFIG_SKELETON = {"model": {"attention": {"name": "additive"}}, "data": {"src_lang": "de", "tgt_lang": "en"}}

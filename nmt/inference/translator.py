@@ -174,5 +174,7 @@ def _direction(config: dict) -> str:
 
 def _detail(exc: Exception) -> str:
     """The line of an error that says what differs: load_state_dict's first line only names the model."""
+    if isinstance(exc, KeyError):  # a bare key name says little on its own
+        return f"its config has no option {exc.args[0]!r}"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
     return lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]

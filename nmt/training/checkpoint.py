@@ -95,7 +95,35 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if state["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {state['format_version']}, "
                               f"this nmt reads format {FORMAT_VERSION}")
+    part = _unreadable_part(state)
+    if part is not None:
+        raise CheckpointError(f"cannot read checkpoint {path}: its {part} is not what nmt writes there "
+                              "(edited by hand, or written by another program?)")
+    weight = next((name for name, value in state["model"].items()
+                   if value.is_floating_point() and not torch.isfinite(value).all()), None)
+    if weight is not None:  # it would translate every sentence into nothing
+        raise CheckpointError(f"checkpoint {path} has NaN or infinite weights ({weight}); take an earlier checkpoint")
     return state
+
+
+def _unreadable_part(state: dict) -> str | None:
+    """The first part the commands read that is not of the kind they read it as, or None; each
+    would otherwise fail with a TypeError wherever it is first used."""
+    config = state["config"]
+    if not isinstance(config, dict):
+        return "config"
+    if not isinstance(config.get("model"), dict):
+        return "config.model"
+    if not isinstance(config["model"].get("attention"), dict):
+        return "config.model.attention"
+    data = config.get("data")  # its languages name the direction in reports, the server and alignments
+    if not (isinstance(data, dict) and all(isinstance(data.get(side), str) for side in ("src_lang", "tgt_lang"))):
+        return "config.data"
+    if not isinstance(state["tokenizers"], dict):
+        return "tokenizers"
+    if not (isinstance(state["model"], dict) and all(isinstance(value, torch.Tensor) for value in state["model"].values())):
+        return "weights (model)"
+    return None
 
 
 def capture_rng_state() -> dict:
