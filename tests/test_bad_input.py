@@ -220,6 +220,7 @@ def test_missing_data_folder_is_named(capsys, tmp_path):
     assert message.startswith("could not download file:///nonexistent/train.de") and \
         message.endswith(f"save it as {tmp_path}/nowhere/multi30k/train.de.gz (and beside it "
                          "train.en.gz)")  # the split's other file too, for a download by hand
+    assert not (tmp_path / "nowhere").exists()  # the folders made for the download are taken back
 
 
 def test_source_and_target_line_counts_that_differ_name_both_files(capsys, corpus, tmp_path):

@@ -77,7 +77,13 @@ def test_failed_download_names_url_and_manual_destination(tmp_path, mirror):
     message = str(info.value)
     assert "train.de.gz" in message and message.count("file://") == 1
     assert str(multi30k_file(tmp_path, "train", "de")) in message and "by hand" in message
-    assert list((tmp_path / "multi30k").iterdir()) == []  # nothing half-written
+    assert not (tmp_path / "multi30k").exists()  # nothing half-written, and no empty folder left behind
+
+
+def test_a_download_that_fails_after_another_finished_keeps_the_finished_one(tmp_path, mirror):
+    with pytest.raises(DataError, match="could not download"):
+        ensure_multi30k(tmp_path / "data", ["val", "train"], ["de"], mirror)  # the mirror has no train split
+    assert [path.name for path in (tmp_path / "data/multi30k").iterdir()] == ["val.de.gz"]
 
 
 def test_download_that_is_not_gzip_is_rejected(tmp_path):
@@ -86,7 +92,7 @@ def test_download_that_is_not_gzip_is_rejected(tmp_path):
     page.write_text("<html>Not Found</html>")
     with pytest.raises(DataError, match="could not download"):
         ensure_multi30k(tmp_path / "data", ["val"], ["de"], page.parent.as_uri() + "/{split}.{lang}.gz")
-    assert not multi30k_file(tmp_path / "data", "val", "de").exists()
+    assert not (tmp_path / "data").exists()  # neither the file nor the folders made for it
 
 
 def test_unknown_multi30k_split_lists_valid_ones(tmp_path):

@@ -7,6 +7,7 @@ made by hand and one downloaded here are interchangeable.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import shutil
@@ -74,12 +75,19 @@ def ensure_multi30k(
         _check_choice("language", lang, LANGS)
     folder = Path(root) / "multi30k"
     missing = [(split, lang) for split in splits for lang in langs if not multi30k_file(root, split, lang).exists()]
+    created = [path for path in (folder, *folder.parents) if not path.exists()] if missing else []
     if missing:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise DataError(f"cannot create {folder}: {e.strerror or e}") from e
-    for i, (split, lang) in enumerate(missing):
-        _download(url_template.format(split=split, lang=lang), multi30k_file(root, split, lang),
-                  [multi30k_file(root, *later) for later in missing[i + 1:]])
+    try:
+        for i, (split, lang) in enumerate(missing):
+            _download(url_template.format(split=split, lang=lang), multi30k_file(root, split, lang),
+                      [multi30k_file(root, *later) for later in missing[i + 1:]])
+    except DataError:
+        for path in created:  # innermost first; one that holds a finished download stays
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
     return folder
