@@ -101,6 +101,12 @@ def test_read_gold_numbered_format_with_sure_and_possible(tmp_path):
     with pytest.raises(DataError, match="sentence 4 is outside 1..3"):
         path.write_text("4 0 0 S\n")
         read_gold(path, 3)
+    path.write_text("1 0 0 X\n")  # a bad mark on the first line: still this format, named as such
+    with pytest.raises(DataError, match=r"gold.wa:1: expected `sentence src tgt \[S\|P\]`, got '1 0 0 X'"):
+        read_gold(path, 2)
+    path.write_bytes(b"1 0 0 S\n\xeb\n")  # the hint fits nmt-align, which has no data.* options
+    with pytest.raises(DataError, match=r"gold.wa:2: invalid UTF-8 .*; convert the file to UTF-8"):
+        read_gold(path, 2)
 
 
 def test_read_gold_pharaoh_lines(tmp_path):

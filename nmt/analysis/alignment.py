@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nmt.data.batching import collate, sort_by_length_batches
-from nmt.data.readers import read_lines
+from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import DataError
 from nmt.inference.search import forced_decode
 from nmt.viz.word_level import group_pieces, is_special, merge_groups
@@ -125,6 +125,7 @@ class GoldAlignment:
 
 
 _NUMBERED = re.compile(r"\s*\d+\s+\d+\s+\d+(\s+[SP])?\s*")
+_LIKE_NUMBERED = re.compile(r"\s*\d+\s+\d+\s+\d+(\s+\S+)*\s*")  # the format, even with a bad field
 _PHARAOH_LINK = re.compile(r"(\d+)([-p?])(\d+)")
 
 
@@ -135,10 +136,10 @@ def read_gold(path: str | Path, n_sentences: int) -> list[GoldAlignment]:
       0-based indices (the format of the deen-europarl gold set); a missing S/P means S;
     - one sentence a line of Pharaoh links, `i-j` sure and `i?j` or `ipj` possible.
     """
-    lines = read_lines(path)
+    lines = read_lines(path, hint=CONVERT_TO_UTF8)
     gold = [GoldAlignment(set(), set()) for _ in range(n_sentences)]
     first = next((line for line in lines if line.strip()), "")
-    if _NUMBERED.fullmatch(first):
+    if _LIKE_NUMBERED.fullmatch(first):
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
