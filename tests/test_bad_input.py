@@ -517,6 +517,8 @@ def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch,
     # Hydra reads digits as a number and brackets as a list; the commands need a file name
     ("translate", ["input=2024"], "input must be a path (a name of digits goes in quotes: input='2024'); got 2024"),
     ("translate", ["prefix=[a]"], "prefix must be a path"),
+    ("translate", ["reference=-"], "reference=- cannot be standard input, which holds the sentences to translate; "
+                                   "give the reference lines in a file"),
     ("evaluate", ["src_file=5", "ref_file=6"], "src_file must be a path"),
     ("evaluate", ["output_dir=true"], "output_dir must be a path"),
     ("plot", ["src_file=5"], "src_file must be a path"),

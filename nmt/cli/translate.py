@@ -54,6 +54,10 @@ def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
 def run(cfg) -> None:
     log_to_stderr()
     check_paths(cfg, "input", "output", "reference", "prefix")
+    for option in ("reference", "prefix"):  # "-" is standard input only for input=, the sentences
+        if cfg.get(option) == "-":
+            raise ConfigError(f"{option}=- cannot be standard input, which holds the sentences to translate; "
+                              f"give the {option} lines in a file")
     cfg.input, cfg.output = standard_stream(cfg.input), standard_stream(cfg.output)
     check_decoding_options(cfg)
     check_sampling(cfg)
