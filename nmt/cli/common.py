@@ -1,7 +1,6 @@
 """What every command shares: where the configs live, free-text options, and user-error handling."""
 
 import argparse
-import difflib
 import errno
 import fnmatch
 import functools
@@ -16,11 +15,16 @@ import hydra
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nmt.cli.config_shape import check_config_shape, dotted_keys, override_error
+from nmt.cli.config_shape import check_config_shape, override_error
+from nmt.cli.hydra_messages import (
+    composition_message,
+    missing_option_message,
+    parse_error_message,
+    yaml_error_message,
+)
 from nmt.errors import ConfigError, NMTError, first_line
 
 
@@ -152,8 +156,8 @@ def composable_overrides(argv: list[str]) -> list[str] | None:
 
 def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """The config `overrides` give, composed as the commands compose it; a mistake in them (an
-    unknown option or config group, an unparsable override, a group of options given one value) is
-    a one-line ConfigError naming it."""
+    unknown option or config group, an unparsable override, a config file that is not YAML, a shape
+    the commands cannot take: nmt.cli.config_shape) is a one-line ConfigError naming it."""
     error = override_error(config_dir(), overrides)
     if error is not None:
         raise error
@@ -163,11 +167,11 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
     except yaml.YAMLError as exc:  # in a config of the user's own (--config-dir)
         raise ConfigError(yaml_error_message(exc)) from None
     except MissingConfigException as exc:
-        raise ConfigError(_missing_option_message(exc)) from None
+        raise ConfigError(missing_option_message(exc)) from None
     except OverrideParseException:
-        raise ConfigError(_parse_error_message(overrides)) from None
+        raise ConfigError(parse_error_message(overrides)) from None
     except HydraException as exc:
-        raise ConfigError(_composition_message(config_name, exc)) from None
+        raise ConfigError(composition_message(config_dir(), config_name, exc)) from None
     except (ValueError, TypeError) as exc:  # Hydra's crashes on shapes it does not expect (hydra=5)
         raise ConfigError(f"cannot compose the options: {first_line(exc)}") from None
     check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices)
@@ -201,59 +205,6 @@ def check_required(cfg: DictConfig, usage: str = "") -> None:
     verb = "are" if len(missing) > 1 else "is"
     hint = f": {usage}" if usage else f"; add {' '.join(f'{key}=...' for key in missing)}"
     raise ConfigError(f"{names} {verb} required{hint}")
-
-
-def yaml_error_message(exc: yaml.YAMLError) -> str:
-    """`FILE, line 3: expected the node content, but found '<stream end>'` for a config that is not YAML."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or first_line(exc)
-    if mark is None:
-        return f"a config is not valid YAML: {problem}"
-    return f"{mark.name}, line {mark.line + 1}: {problem} (not valid YAML)"
-
-
-def _parse_error_message(overrides: list[str]) -> str:
-    """Names the first override Hydra cannot parse, with the parser's reason."""
-    parser = OverridesParser.create()
-    for arg in overrides:
-        try:
-            parser.parse_overrides([arg])
-        except OverrideParseException as exc:
-            lines = [line for line in str(exc).splitlines()
-                     if line.strip() and not line.startswith(("Error parsing override", "See https"))]
-            reason = f" ({lines[0].strip()})" if lines else ""
-            return (f"cannot parse the override {arg!r}{reason}; write key=value, and quote values with "
-                    "spaces, commas, brackets or braces: key='a, b'")
-    return "cannot parse the command line; see https://hydra.cc/docs/advanced/override_grammar/basic"
-
-
-def _missing_option_message(exc: MissingConfigException) -> str:
-    """`model/attention=bogus is not an option; choose one of: additive, ...`"""
-    missing = re.search(r"Could not find '([^']+)'", str(exc))
-    if not (missing and exc.options):
-        return first_line(exc)
-    group, _, name = missing.group(1).rpartition("/")
-    return f"{group}={name} is not an option; choose one of: {', '.join(sorted(exc.options))}"
-
-
-def _composition_message(config_name: str, exc: HydraException) -> str:
-    """`trainer.max_stepz is not an option (did you mean trainer.max_steps?) ...` for a typo in a key."""
-    ambiguous = re.match(r"Ambiguous value for argument '([^']+)'", str(exc))
-    if ambiguous:  # Hydra's own advice takes three more lines
-        return (f"{ambiguous.group(1)}: a comma is ambiguous; write a list as key=[a,b], text as key='a,b', "
-                "or add -m to run one job per value")
-    merging = re.match(r"Error merging override (.+)", str(exc))
-    if merging and exc.__cause__ is not None:  # the reason is in the cause: "Cannot merge DictConfig with ..."
-        return f"cannot set {merging.group(1)}: {first_line(exc.__cause__)}"
-    unknown = re.match(r"Could not override '([^']+)'", str(exc))
-    if not unknown:
-        return first_line(exc)
-    key = unknown.group(1)
-    with initialize_config_dir(config_dir=config_dir(), version_base=None):
-        known = dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
 
 
 def check_writable_folder(folder: str, option: str) -> None:

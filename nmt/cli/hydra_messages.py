@@ -1,0 +1,67 @@
+"""Hydra's errors as one line each: what is wrong and how to write it, without Hydra's advice about
+stack traces. Used by nmt.cli.common when it composes a command's config before Hydra does."""
+
+import difflib
+import re
+
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import OmegaConf
+
+from nmt.cli.config_shape import dotted_keys
+from nmt.errors import first_line
+
+
+def yaml_error_message(exc: yaml.YAMLError) -> str:
+    """`FILE, line 3: expected the node content, but found '<stream end>'` for a config that is not YAML."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    if mark is None:
+        return f"a config is not valid YAML: {problem}"
+    return f"{mark.name}, line {mark.line + 1}: {problem} (not valid YAML)"
+
+
+def parse_error_message(overrides: list[str]) -> str:
+    """Names the first override Hydra cannot parse, with the parser's reason."""
+    parser = OverridesParser.create()
+    for arg in overrides:
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as exc:
+            lines = [line for line in str(exc).splitlines()
+                     if line.strip() and not line.startswith(("Error parsing override", "See https"))]
+            reason = f" ({lines[0].strip()})" if lines else ""
+            return (f"cannot parse the override {arg!r}{reason}; write key=value, and quote values with "
+                    "spaces, commas, brackets or braces: key='a, b'")
+    return "cannot parse the command line; see https://hydra.cc/docs/advanced/override_grammar/basic"
+
+
+def missing_option_message(exc: MissingConfigException) -> str:
+    """`model/attention=bogus is not an option; choose one of: additive, ...`"""
+    missing = re.search(r"Could not find '([^']+)'", str(exc))
+    if not (missing and exc.options):
+        return first_line(exc)
+    group, _, name = missing.group(1).rpartition("/")
+    return f"{group}={name} is not an option; choose one of: {', '.join(sorted(exc.options))}"
+
+
+def composition_message(config_dir: str, config_name: str, exc: HydraException) -> str:
+    """`trainer.max_stepz is not an option (did you mean trainer.max_steps?) ...` for a typo in a key."""
+    ambiguous = re.match(r"Ambiguous value for argument '([^']+)'", str(exc))
+    if ambiguous:  # Hydra's own advice takes three more lines
+        return (f"{ambiguous.group(1)}: a comma is ambiguous; write a list as key=[a,b], text as key='a,b', "
+                "or add -m to run one job per value")
+    merging = re.match(r"Error merging override (.+)", str(exc))
+    if merging and exc.__cause__ is not None:  # the reason is in the cause: "Cannot merge DictConfig with ..."
+        return f"cannot set {merging.group(1)}: {first_line(exc.__cause__)}"
+    unknown = re.match(r"Could not override '([^']+)'", str(exc))
+    if not unknown:
+        return first_line(exc)
+    key = unknown.group(1)
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        known = dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
