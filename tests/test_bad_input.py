@@ -114,6 +114,7 @@ GROUP_OF_OPTIONS = "must be a group of options such as"
     (["experiment=smoke", "~trainer.max_epochs"], "~trainer.max_epochs: options cannot be removed"),  # a null one
     (["model.attention=[1]"], "cannot set model.attention=[1]: Cannot merge DictConfig with ListConfig"),
     (["hydra=5"], "cannot compose the options: Config group override must be a string or a list. Got int"),
+    (["model.attention={nme: dot}"], "model.attention.nme is not an option (did you mean model.attention.name?)"),
     # data.files is a group only where data=files chose it
     (["experiment=smoke", "data=files", "data.files=3"], f"data.files {GROUP_OF_OPTIONS} data.files.train=...; got 3"),
 ])
@@ -166,6 +167,11 @@ def test_a_users_config_that_is_not_yaml_is_named_with_its_line(capsys, monkeypa
 def test_a_missing_folder_of_configs_is_one_line(capsys, monkeypatch, tmp_path):
     message = main_error(capsys, monkeypatch, nmt.cli.train.main, "-cd", str(tmp_path / "nowhere"), "experiment=x")
     assert message == f"-cd {tmp_path / 'nowhere'}: no such folder"
+
+
+def test_a_mapping_where_a_value_goes_names_the_override_that_gave_it(capsys, monkeypatch):
+    message = main_error(capsys, monkeypatch, nmt.cli.translate.main, "checkpoint=x.pt", "input={a: 1}")
+    assert message == "input.a, set by input={a: 1}, is not an option (did you mean input?)"
 
 
 def test_a_group_of_serving_options_given_one_value_is_one_line(capsys, monkeypatch):

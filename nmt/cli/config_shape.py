@@ -46,17 +46,25 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
             raise invalid(path, f"a group of options such as {path}.{first_option}=...", value)
     if not shape.keys:  # the choices alone did not compose: nothing to compare with
         return
-    added = [override.key_or_group for _, override in _parsed(overrides)
-             if override is not None and (override.is_add() or override.is_force_add())]
+    parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
+    added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
     tree = OmegaConf.to_container(cfg, resolve=False)
     tree.pop("hydra", None)
     for key in dotted_keys(tree):
-        if key in shape.keys or any(key == root or key.startswith(f"{root}.") for root in (*FREE_FORM, *added)):
+        if key in shape.keys or any(_within(key, root) for root in (*FREE_FORM, *added)):
             continue
         close = difflib.get_close_matches(key, shape.keys, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        source = f" (experiment={choices['experiment']})" if choices.get("experiment") else ""
-        raise ConfigError(f"{key}, set in a config file{source}, is not an option{hint}")
+        given = next((arg for arg, override in parsed if _within(key, override.key_or_group)), None)
+        if given is not None:  # a mapping given on the command line: input='{a: 1}'
+            where = f"by {given}"
+        else:
+            where = "in a config file" + (f" (experiment={choices['experiment']})" if choices.get("experiment") else "")
+        raise ConfigError(f"{key}, set {where}, is not an option{hint}")
+
+
+def _within(key: str, root: str) -> bool:
+    return key == root or key.startswith(f"{root}.")
 
 
 def override_error(config_dir: str, overrides: list[str]) -> ConfigError | None:

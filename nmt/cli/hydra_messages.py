@@ -59,7 +59,9 @@ def composition_message(config_dir: str, config_name: str, exc: HydraException) 
     unknown = re.match(r"Could not override '([^']+)'", str(exc))
     if not unknown:
         return first_line(exc)
-    key = unknown.group(1)
+    # The cause names the key itself, which may lie inside the value: model.attention={nme: dot}
+    full_key = re.search(r"full_key: (\S+)", str(exc.__cause__ or ""))
+    key = full_key.group(1) if full_key else unknown.group(1)
     with initialize_config_dir(config_dir=config_dir, version_base=None):
         known = dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
     close = difflib.get_close_matches(key, known, n=1)
