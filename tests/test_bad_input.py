@@ -164,6 +164,26 @@ def test_a_users_config_that_is_not_yaml_is_named_with_its_line(capsys, monkeypa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("defaults: [_inference, _self_]\nport: 8000\n",  # not built on serve.yaml: no checkpoint, no limits
+     "checkpoint is missing from the config; a config of your own should build on the command's: "
+     "defaults: [serve, _self_]"),
+    ("defaults: [serve, _self_]\ncheckpoint: x.pt\nport: [8000\n", "line 4: "),
+])
+def test_a_users_config_in_place_of_the_commands_is_checked_before_it_runs(capsys, monkeypatch, tmp_path, text,
+                                                                          message):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/my_server.yaml").write_text(text)
+    error = main_error(capsys, monkeypatch, nmt.cli.serve.main, "--config-dir", str(tmp_path / "mine"),
+                       "--config-name", "my_server")
+    assert error.startswith(message) or error.startswith(f"{tmp_path / 'mine/my_server.yaml'}, {message}")
+
+
+def test_a_config_name_found_nowhere_is_one_line(capsys, monkeypatch, tmp_path):
+    message = main_error(capsys, monkeypatch, nmt.cli.translate.main, "-cd", str(tmp_path), "-cn", "nosuch")
+    assert message == f"--config-name nosuch: there is no nosuch.yaml in {tmp_path}"
+
+
 def test_a_missing_folder_of_configs_is_one_line(capsys, monkeypatch, tmp_path):
     message = main_error(capsys, monkeypatch, nmt.cli.train.main, "-cd", str(tmp_path / "nowhere"), "experiment=x")
     assert message == f"-cd {tmp_path / 'nowhere'}: no such folder"

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from tiny_checkpoint import make_checkpoint
 
 import nmt.cli.train
-from nmt.cli.common import composable_overrides, compose_checked
+import nmt.cli.translate
+from nmt.cli.common import composable_command_line, compose_checked
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -84,5 +86,26 @@ def test_cfg_job_prints_a_users_experiment_over_the_defaults(capsys, monkeypatch
 def test_split_names_an_experiment_adds_are_not_taken_for_misspelt_options(my_configs):
     (my_configs / "experiment/more_splits.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - _self_\ndata:\n  files:\n    test_2: x/{lang}\n")
-    cfg = compose_checked("train", composable_overrides(["--config-dir", str(my_configs), "experiment=more_splits"]))
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=more_splits"])
+    cfg = compose_checked("train", overrides)
     assert cfg.data.files.test_2 == "x/{lang}" and cfg.model.attention.name == "dot"
+
+
+def test_a_users_own_decoding_config_replaces_the_commands(monkeypatch, tmp_path):
+    """--config-name picks a config of the user's (saved decoding settings) that builds on the command's."""
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "greedy_de_en.yaml").write_text(
+        f"defaults: [translate, _self_]\ncheckpoint: {checkpoint}\nbeam_size: 1\nmax_len_b: 3\n")
+    overrides, users_config = composable_command_line(["--config-dir", str(mine), "--config-name", "greedy_de_en",
+                                                       "max_len_a=0"])
+    cfg = compose_checked("translate", overrides, users_config=users_config)
+    assert (cfg.checkpoint, cfg.beam_size, cfg.max_len_a, cfg.max_len_b) == (str(checkpoint), 1, 0, 3)
+    assert cfg.length_penalty == 1.0  # what the user's file leaves alone comes from translate.yaml
+    (tmp_path / "in.txt").write_text("ein hund\nzwei männer\n")
+    monkeypatch.setattr(sys, "argv", ["nmt-translate", "--config-dir", str(mine), "--config-name", "greedy_de_en",
+                                      f"input={tmp_path / 'in.txt'}", f"output={tmp_path / 'out.txt'}", "device=cpu"])
+    nmt.cli.translate.main()
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert len(lines) == 2 and all(len(line.split()) <= 3 for line in lines)  # max_len_b=3 from the user's file

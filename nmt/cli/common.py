@@ -120,50 +120,68 @@ def check_command_line(config_name: str, overrides: list[str], usage: str = "") 
     traceback when it reads the option, and that the run folder (hydra.run.dir) can be created, which
     Hydra would report with a traceback. Flags (`--help`, `--cfg job`, `-m`) are left to Hydra.
     """
-    overrides = composable_overrides(overrides)
-    if overrides is None:
+    command_line = composable_command_line(overrides)
+    if command_line is None:
         return
-    cfg = compose_checked(config_name, overrides, return_hydra_config=True)
+    overrides, users_config = command_line
+    cfg = compose_checked(config_name, overrides, return_hydra_config=True, users_config=users_config)
     check_required(cfg, usage)
     if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
         check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+CONFIG_NAME_FLAGS = ("--config-name", "-cn")
 
 
-def composable_overrides(argv: list[str]) -> list[str] | None:
-    """The command line as overrides that compose the config Hydra will: `--config-dir DIR` (`-cd DIR`,
-    a folder of the user's own configs) becomes the search path entry Hydra makes of it. None where
-    another flag (`--cfg job`, `-m`, `--help`) leaves the command line to Hydra."""
-    overrides, extra_dir = [], None
+def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str] | None] | None:
+    """The command line as what composes the config Hydra will: the overrides, and the user's own
+    config that replaces the command's (`--config-name NAME` in `--config-dir DIR`) as (DIR, NAME).
+    `--config-dir DIR` (`-cd DIR`, a folder of the user's own configs) becomes the search path entry
+    Hydra makes of it. None where another flag (`--cfg job`, `-m`, `--help`) leaves the command line
+    to Hydra, or a --config-name names one of the package's own configs."""
+    overrides, extra_dir, name = [], None, None
     args = iter(argv)
     for arg in args:
         flag, equals, value = arg.partition("=")
-        if flag in CONFIG_DIR_FLAGS:
-            extra_dir = value if equals else next(args, "")
-            if not Path(extra_dir).expanduser().is_dir():
-                raise ConfigError(f"{flag} {extra_dir}: no such folder")
+        if flag in (*CONFIG_DIR_FLAGS, *CONFIG_NAME_FLAGS):
+            value = value if equals else next(args, "")
+            if flag in CONFIG_NAME_FLAGS:
+                name = value
+            elif not Path(value).expanduser().is_dir():
+                raise ConfigError(f"{flag} {value}: no such folder")
+            else:
+                extra_dir = str(Path(value).expanduser().absolute())  # as Hydra does, the last one counts
         elif arg.startswith("-"):
             return None
         else:
             overrides.append(arg)
-    if extra_dir is not None:  # as Hydra does, the last one counts
-        url = "file://" + str(Path(extra_dir).expanduser().absolute())
-        overrides.append(f"hydra.searchpath=[{hydra_quote(url)}]")
-    return overrides
+    if name is not None and not (extra_dir and Path(extra_dir, f"{name}.yaml").is_file()):
+        if Path(config_dir(), f"{name}.yaml").is_file():
+            return None  # one of the package's own: Hydra composes it
+        raise ConfigError(f"--config-name {name}: there is no {name}.yaml in "
+                          f"{extra_dir or 'the package configs; give its folder with --config-dir'}")
+    # The user's own config is composed from their folder, with the package's configs it builds on
+    # (`defaults: [translate, _self_]`) found through the search path.
+    searched = config_dir() if name is not None else extra_dir
+    if searched is not None:
+        overrides.append(f"hydra.searchpath=[{hydra_quote('file://' + searched)}]")
+    return overrides, ((extra_dir, name) if name is not None else None)
 
 
-def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
-    """The config `overrides` give, composed as the commands compose it; a mistake in them (an
-    unknown option or config group, an unparsable override, a config file that is not YAML, a shape
-    the commands cannot take: nmt.cli.config_shape) is a one-line ConfigError naming it."""
+def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False,
+                    users_config: tuple[str, str] | None = None) -> DictConfig:
+    """The config `overrides` give, composed as the command `config_name` composes it, or from the
+    user's own config (folder, name) in its place; a mistake in them (an unknown option or config
+    group, an unparsable override, a config file that is not YAML, a shape the commands cannot take:
+    nmt.cli.config_shape) is a one-line ConfigError naming it."""
     error = override_error(config_dir(), overrides)
     if error is not None:
         raise error
+    folder, primary = users_config or (config_dir(), config_name)
     try:
-        with initialize_config_dir(config_dir=config_dir(), version_base=None):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+        with initialize_config_dir(config_dir=folder, version_base=None):
+            cfg = compose(primary, overrides=overrides, return_hydra_config=True)
     except yaml.YAMLError as exc:  # in a config of the user's own (--config-dir)
         raise ConfigError(yaml_error_message(exc)) from None
     except MissingConfigException as exc:

@@ -46,10 +46,14 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
             raise invalid(path, f"a group of options such as {path}.{first_option}=...", value)
     if not shape.keys:  # the choices alone did not compose: nothing to compare with
         return
+    present = set(dotted_keys(tree := _without_hydra(cfg)))
+    missing = next((key for key in shape.keys if key not in present and not any(_within(key, root) for root in FREE_FORM)),
+                   None)
+    if missing is not None:  # a config of the user's own in place of the command's (--config-name)
+        raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
+                          f"command's: defaults: [{config_name}, _self_]")
     parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
     added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
-    tree = OmegaConf.to_container(cfg, resolve=False)
-    tree.pop("hydra", None)
     for key in dotted_keys(tree):
         if key in shape.keys or any(_within(key, root) for root in (*FREE_FORM, *added)):
             continue
@@ -61,6 +65,12 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
         else:
             where = "in a config file" + (f" (experiment={choices['experiment']})" if choices.get("experiment") else "")
         raise ConfigError(f"{key}, set {where}, is not an option{hint}")
+
+
+def _without_hydra(cfg: DictConfig) -> dict:
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    tree.pop("hydra", None)
+    return tree
 
 
 def _within(key: str, root: str) -> bool:

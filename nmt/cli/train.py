@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from nmt.cli.common import (
     PATH_TEMPLATE_KEYS,
-    composable_overrides,
+    composable_command_line,
     compose_checked,
     hydra_command,
     quote_text_overrides,
@@ -55,10 +55,11 @@ def check_before_start(overrides: list[str]) -> Path | None:
     """Checks the options and `resume` as `train` will, but before Hydra creates the run folder, so a
     mistaken value leaves no folder behind; returns the run folder, or None where Hydra has the say
     (flags such as --cfg and -m, or a run folder Hydra cannot resolve)."""
-    overrides = composable_overrides(quote_text_overrides(overrides, PATH_TEMPLATE_KEYS, only_with="{}"))
-    if overrides is None:  # quoted as hydra_command quotes them
+    command_line = composable_command_line(quote_text_overrides(overrides, PATH_TEMPLATE_KEYS, only_with="{}"))
+    if command_line is None:  # quoted as hydra_command quotes them
         return None
-    cfg = compose_checked("train", overrides, return_hydra_config=True)
+    overrides, users_config = command_line
+    cfg = compose_checked("train", overrides, return_hydra_config=True, users_config=users_config)
     try:
         run_dir = Path(cfg.hydra.run.dir).absolute()
     except OmegaConfBaseException:
