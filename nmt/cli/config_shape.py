@@ -32,39 +32,52 @@ _ABSENT = object()
 
 def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overrides: list[str],
                        choices: Mapping[str, str | None]) -> None:
-    """ConfigError for the first group of options `cfg` replaced by one value, or the first option
-    it sets that the command's configs do not have. `cfg` was composed from `overrides`, and
-    `choices` are the config options it took (hydra.runtime.choices); its hydra node is not looked at."""
+    """ConfigError for the first group of options `cfg` replaced by one value, option the command's
+    config has and `cfg` lacks, or option `cfg` sets that the command's configs do not have. `cfg` was
+    composed from `overrides`, and `choices` are the config options it took (hydra.runtime.choices);
+    its hydra node is not looked at."""
     searchpath = tuple(arg for arg in overrides if arg.startswith("hydra.searchpath="))  # --config-dir
     picked = searchpath + tuple(f"{group}={option}" for group, option in choices.items()
                                 if option is not None and group != "experiment" and not group.startswith("hydra"))
     shape = _config_shape(config_dir, config_name, picked)  # the configs as chosen, without an experiment
-    groups = {**_config_shape(config_dir, config_name, ()).groups, **shape.groups}
+    _check_groups(cfg, {**_config_shape(config_dir, config_name, ()).groups, **shape.groups})
+    if not shape.keys:  # the choices alone did not compose: nothing to compare with
+        return
+    tree = _without_hydra(cfg)
+    present = set(dotted_keys(tree))
+    missing = next((key for key in shape.keys if key not in present and not _free_form(key)), None)
+    if missing is not None:  # a config of the user's own in place of the command's (--config-name)
+        raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
+                          f"command's: defaults: [{config_name}, _self_]")
+    _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"))
+
+
+def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
     for path, first_option in sorted(groups.items()):  # parents first
         value = OmegaConf.select(cfg, path, default=_ABSENT, throw_on_missing=False)
         if value is not _ABSENT and not isinstance(value, DictConfig):
             raise invalid(path, f"a group of options such as {path}.{first_option}=...", value)
-    if not shape.keys:  # the choices alone did not compose: nothing to compare with
-        return
-    present = set(dotted_keys(tree := _without_hydra(cfg)))
-    missing = next((key for key in shape.keys if key not in present and not any(_within(key, root) for root in FREE_FORM)),
-                   None)
-    if missing is not None:  # a config of the user's own in place of the command's (--config-name)
-        raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
-                          f"command's: defaults: [{config_name}, _self_]")
+
+
+def _check_known(keys: list[str], known: list[str], overrides: list[str], experiment: str | None) -> None:
+    """An option the configs do not have is refused, unless the command line added it with `+`."""
     parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
     added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
-    for key in dotted_keys(tree):
-        if key in shape.keys or any(_within(key, root) for root in (*FREE_FORM, *added)):
+    for key in keys:
+        if key in known or _free_form(key) or any(_within(key, root) for root in added):
             continue
-        close = difflib.get_close_matches(key, shape.keys, n=1)
+        close = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         given = next((arg for arg, override in parsed if _within(key, override.key_or_group)), None)
         if given is not None:  # a mapping given on the command line: input='{a: 1}'
             where = f"by {given}"
         else:
-            where = "in a config file" + (f" (experiment={choices['experiment']})" if choices.get("experiment") else "")
+            where = "in a config file" + (f" (experiment={experiment})" if experiment else "")
         raise ConfigError(f"{key}, set {where}, is not an option{hint}")
+
+
+def _free_form(key: str) -> bool:
+    return any(_within(key, root) for root in FREE_FORM)
 
 
 def _without_hydra(cfg: DictConfig) -> dict:
