@@ -155,6 +155,18 @@ def test_an_unknown_option_in_a_users_experiment_is_named_not_silently_ignored(c
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("text", [
+    "trainer:\n  batch_tokens: 6000\n",
+    "# a comment above the header hides it\n# @package _global_\ndefaults:\n  - override /model/attention: dot\n",
+])
+def test_an_experiment_without_its_package_header_says_so(capsys, monkeypatch, tmp_path, text):
+    mine = users_configs(tmp_path, "headless", text)
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(mine), "experiment=headless",
+                         f"hydra.run.dir={tmp_path / 'run'}")
+    assert message == ("experiment=headless puts its options under experiment.*: an experiment's first line must be "
+                       "`# @package _global_`")
+
+
 def test_a_users_config_that_is_not_yaml_is_named_with_its_line(capsys, monkeypatch, tmp_path):
     mine = users_configs(tmp_path, "broken", "# @package _global_\ntrainer:\n  max_steps: [1\n")
     message = main_error(capsys, monkeypatch, nmt.cli.train.main, f"--config-dir={mine}", "experiment=broken",

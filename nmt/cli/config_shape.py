@@ -29,6 +29,9 @@ FREE_FORM = ("data.files", "data.splits")
 
 _ABSENT = object()
 
+NO_PACKAGE_HEADER = ("experiment={experiment} puts its options under experiment.*: an experiment's first line must be "
+                     "`# @package _global_`")
+
 
 def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overrides: list[str],
                        choices: Mapping[str, str | None]) -> None:
@@ -44,6 +47,8 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if not shape.keys:  # the choices alone did not compose: nothing to compare with
         return
     tree = _without_hydra(cfg)
+    if isinstance(tree.get("experiment"), dict):  # its options went under experiment.*
+        raise ConfigError(NO_PACKAGE_HEADER.format(experiment=choices.get("experiment")))
     present = set(dotted_keys(tree))
     missing = next((key for key in shape.keys if key not in present and not _free_form(key)), None)
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)

@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import OmegaConf
 
-from nmt.cli.config_shape import dotted_keys
+from nmt.cli.config_shape import NO_PACKAGE_HEADER, dotted_keys
 from nmt.errors import first_line
 
 
@@ -56,6 +56,9 @@ def composition_message(config_dir: str, config_name: str, exc: HydraException) 
     merging = re.match(r"Error merging override (.+)", str(exc))
     if merging and exc.__cause__ is not None:  # the reason is in the cause: "Cannot merge DictConfig with ..."
         return f"cannot set {merging.group(1)}: {first_line(exc.__cause__)}"
+    headless = re.match(r"In 'experiment/([^']+)': Could not override '[^']*@experiment\.", str(exc))
+    if headless:  # its defaults' overrides were taken as the experiment group's own
+        return NO_PACKAGE_HEADER.format(experiment=headless.group(1))
     unknown = re.match(r"Could not override '([^']+)'", str(exc))
     if not unknown:
         return first_line(exc)
