@@ -87,6 +87,7 @@ ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"
 @pytest.mark.parametrize(("args", "message"), [
     (["trainer.max_stepz=3"], "trainer.max_stepz is not an option (did you mean trainer.max_steps?)"),
     (["model/attention=bogus"], f"model/attention=bogus is not an option; choose one of: {ATTENTIONS}"),
+    (["data=bogus"], "data=bogus is not an option; choose one of: files, hub, multi30k"),  # not _common, a base
     (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_best, m30k_deen_ref, m30k_deen_small, m30k_ende_best, smoke"),
     (["trainer.max_steps"], "cannot parse the override 'trainer.max_steps' (missing EQUAL at '<EOF>')"),
     (["trainer.max_steps=1,2"], "trainer.max_steps=1,2: a comma is ambiguous; write a list as key=[a,b], text as "
@@ -102,7 +103,7 @@ GROUP_OF_OPTIONS = "must be a group of options such as"
 @pytest.mark.parametrize(("args", "message"), [
     (["trainer=5"], "trainer=5 is not an option; trainer takes the name of one of its configs: default"),
     (["experiment=smoke", "data=[1]"], "data=[1] is not an option; data takes the name of one of its configs: "
-                                       "common, files, hub, multi30k"),
+                                       "files, hub, multi30k"),
     (["model/attention=[dot,5]"], f"model/attention=[dot,5] is not an option; model/attention takes the name of "
                                   f"one of its configs: {ATTENTIONS}"),
     (["model.attention=5"], f"model.attention {GROUP_OF_OPTIONS} model.attention.name=...; got 5"),

@@ -44,7 +44,8 @@ def missing_option_message(exc: MissingConfigException) -> str:
     if not (missing and exc.options):
         return first_line(exc)
     group, _, name = missing.group(1).rpartition("/")
-    return f"{group}={name} is not an option; choose one of: {', '.join(sorted(exc.options))}"
+    options = sorted(option for option in exc.options if not option.startswith("_"))  # _common: a shared base
+    return f"{group}={name} is not an option; choose one of: {', '.join(options)}"
 
 
 def composition_message(config_dir: str, config_name: str, exc: HydraException) -> str:
