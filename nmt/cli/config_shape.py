@@ -57,6 +57,11 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"))
 
 
+def known_options(config_dir: str, config_name: str) -> list[str]:
+    """Every option of the command's config as it comes, dotted (for "did you mean" hints)."""
+    return _config_shape(config_dir, config_name, ()).keys
+
+
 def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
     for path, first_option in sorted(groups.items()):  # parents first
         value = OmegaConf.select(cfg, path, default=_ABSENT, throw_on_missing=False)

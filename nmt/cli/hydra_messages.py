@@ -5,12 +5,10 @@ import difflib
 import re
 
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import OmegaConf
 
-from nmt.cli.config_shape import NO_PACKAGE_HEADER, dotted_keys
+from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options
 from nmt.errors import first_line
 
 
@@ -66,8 +64,6 @@ def composition_message(config_dir: str, config_name: str, exc: HydraException) 
     # The cause names the key itself, which may lie inside the value: model.attention={nme: dot}
     full_key = re.search(r"full_key: (\S+)", str(exc.__cause__ or ""))
     key = full_key.group(1) if full_key else unknown.group(1)
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
-        known = dotted_keys(OmegaConf.to_container(compose(config_name), resolve=False))
-    close = difflib.get_close_matches(key, known, n=1)
+    close = difflib.get_close_matches(key, known_options(config_dir, config_name), n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
