@@ -5,6 +5,7 @@ states, the resolved config as a dict, and the SentencePiece models as bytes, so
 weights_only=True)` can open it and a translation needs nothing else.
 """
 
+import codecs
 import contextlib
 import random
 import zipfile
@@ -18,6 +19,11 @@ from nmt.files import atomic_write, stale_temporaries
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model", "config", "tokenizers")
+
+# torch.save pickles bytes (the SentencePiece models) as calls of codecs.encode. torch 2.4's
+# weights_only loader does not allow that function yet and refused every nmt checkpoint; later
+# releases allow it themselves. It only turns a string into bytes, so allowing it here is safe.
+torch.serialization.add_safe_globals([codecs.encode])
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
