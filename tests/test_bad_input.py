@@ -654,3 +654,24 @@ def test_path_templates_with_braces_work_unquoted_as_the_readme_writes_them(caps
 def test_a_parse_error_hint_mentions_braces(capsys, monkeypatch):
     message = main_error(capsys, monkeypatch, nmt.cli.train.main, "trainer.max_steps=[1")
     assert message.endswith("quote values with spaces, commas, brackets or braces: key='a, b'")
+
+
+def test_a_misspelt_option_of_a_group_in_an_experiment_is_refused_whichever_config_the_command_line_picks(
+        capsys, monkeypatch, tmp_path):
+    """Options of another config of the group are let through (the shipped experiments' plateau patience
+    under scheduler=cosine); a misspelling is an option of none of them, and the experiment is blamed."""
+    mine = users_configs(tmp_path, "typo", "# @package _global_\nscheduler:\n  patiance: 3\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(mine), "experiment=typo",
+                         "scheduler=cosine", f"hydra.run.dir={tmp_path / 'run'}")
+    assert message == ("scheduler.patiance, set in a config file (experiment=typo), is not an option "
+                       "(did you mean scheduler.name?)")
+
+
+def test_a_data_config_copied_from_before_the_shared_options_were_renamed_says_how_to_mend_it(
+        capsys, monkeypatch, tmp_path):
+    (tmp_path / "mine/data").mkdir(parents=True)
+    (tmp_path / "mine/data/old_copy.yaml").write_text("defaults: [common, _self_]\nsource: multi30k\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(tmp_path / "mine"),
+                         "data=old_copy", f"hydra.run.dir={tmp_path / 'run'}")
+    assert message.startswith("In 'data/old_copy': Could not load 'data/common'.")
+    assert message.endswith("write `defaults: [_common, _self_]`")

@@ -8,9 +8,11 @@ import pytest
 from omegaconf import OmegaConf
 from tiny_checkpoint import make_checkpoint
 
+import nmt.cli.common
 import nmt.cli.train
 import nmt.cli.translate
 from nmt.cli.common import composable_command_line, compose_checked
+from nmt.cli.config_shape import override_error
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -109,3 +111,40 @@ def test_a_users_own_decoding_config_replaces_the_commands(monkeypatch, tmp_path
     nmt.cli.translate.main()
     lines = (tmp_path / "out.txt").read_text().splitlines()
     assert len(lines) == 2 and all(len(line.split()) <= 3 for line in lines)  # max_len_b=3 from the user's file
+
+
+@pytest.mark.parametrize(("experiment", "group", "option", "unread"), [
+    ("m30k_deen_best", "scheduler", "cosine", "patience"),  # README's "Levers tried" ran this
+    ("m30k_ende_best", "scheduler", "inverse_sqrt", "factor"),
+])
+def test_a_shipped_experiment_takes_another_config_of_a_group_it_sets_options_of(experiment, group, option, unread):
+    """The experiment's options for its own pick (plateau's patience) stay merged in, unread, as Hydra
+    merges them; they are no misspelling of the user's."""
+    cfg = compose_checked("train", [f"experiment={experiment}", f"{group}={option}"])
+    assert cfg[group].name == option and unread in cfg[group]
+
+
+def test_a_users_experiment_sets_options_of_a_config_the_command_line_then_replaces(my_configs):
+    (my_configs / "experiment/heads.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model/attention: multihead\n  - _self_\n"
+        "model:\n  attention:\n    num_heads: 8\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=heads", "model/attention=dot"])
+    assert compose_checked("train", overrides).model.attention.name == "dot"
+
+
+@pytest.mark.parametrize("name", ["greedy", "greedy.yaml", "/greedy"])
+def test_config_name_is_taken_with_or_without_yaml_and_a_leading_slash_as_hydra_takes_it(tmp_path, name):
+    (tmp_path / "greedy.yaml").write_text("defaults: [translate, _self_]\nbeam_size: 1\n")
+    assert composable_command_line(["--config-dir", str(tmp_path), "--config-name", name]) == (
+        [f"hydra.searchpath=['file://{nmt.cli.common.config_dir()}']"], (str(tmp_path), "greedy"))
+
+
+@pytest.mark.parametrize("mode", ["hydra.mode=MULTIRUN", "hydra.mode='MULTIRUN'", "++hydra.mode=MULTIRUN"])
+def test_hydra_mode_multirun_leaves_the_sweep_to_hydra_as_dash_m_does(my_configs, mode):
+    assert composable_command_line(["--config-dir", str(my_configs), mode, "seed=1,2"]) is None
+    assert composable_command_line([mode, "model/attention=dot,general"]) is None
+
+
+def test_removing_the_optional_experiment_is_allowed_as_hydra_allows_it():
+    assert override_error(str(nmt.cli.common.config_dir()), ["experiment=smoke", "~experiment"]) is None
+    assert compose_checked("train", ["experiment=smoke", "~experiment"]).trainer.max_steps is None

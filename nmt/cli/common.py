@@ -132,13 +132,14 @@ def check_command_line(config_name: str, overrides: list[str], usage: str = "") 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 CONFIG_NAME_FLAGS = ("--config-name", "-cn")
+MULTIRUN_MODE = re.compile(r"\+{0,2}hydra\.mode=(MULTIRUN|'MULTIRUN'|\"MULTIRUN\")")  # as -m does
 
 
 def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str] | None] | None:
     """The command line as what composes the config Hydra will: the overrides, and the user's own
     config that replaces the command's (`--config-name NAME` in `--config-dir DIR`) as (DIR, NAME).
     `--config-dir DIR` (`-cd DIR`, a folder of the user's own configs) becomes the search path entry
-    Hydra makes of it. None where another flag (`--cfg job`, `-m`, `--help`) leaves the command line
+    Hydra makes of it. None where another flag (`--cfg job`, `-m` or hydra.mode=MULTIRUN, `--help`) leaves the command line
     to Hydra, or a --config-name names one of the package's own configs."""
     overrides, extra_dir, name = [], None, None
     args = iter(argv)
@@ -147,12 +148,12 @@ def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str]
         if flag in (*CONFIG_DIR_FLAGS, *CONFIG_NAME_FLAGS):
             value = value if equals else next(args, "")
             if flag in CONFIG_NAME_FLAGS:
-                name = value
+                name = value.removesuffix(".yaml").lstrip("/")  # Hydra takes `x`, `x.yaml` and `/x` alike
             elif not Path(value).expanduser().is_dir():
                 raise ConfigError(f"{flag} {value}: no such folder")
             else:
                 extra_dir = str(Path(value).expanduser().absolute())  # as Hydra does, the last one counts
-        elif arg.startswith("-"):
+        elif arg.startswith("-") or MULTIRUN_MODE.fullmatch(arg):
             return None
         else:
             overrides.append(arg)

@@ -11,7 +11,7 @@ group (`data=my_corpus`) brings are taken as known: they define that option.
 
 import difflib
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -54,7 +54,8 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
-    _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"))
+    _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"),
+                 functools.partial(_another_options, config_dir, config_name, picked))
 
 
 def known_options(config_dir: str, config_name: str) -> list[str]:
@@ -69,21 +70,42 @@ def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
             raise invalid(path, f"a group of options such as {path}.{first_option}=...", value)
 
 
-def _check_known(keys: list[str], known: list[str], overrides: list[str], experiment: str | None) -> None:
-    """An option the configs do not have is refused, unless the command line added it with `+`."""
+def _check_known(keys: list[str], known: list[str], overrides: list[str], experiment: str | None,
+                 another_options: Callable[[str], bool]) -> None:
+    """An option the configs do not have is refused, unless the command line added it with `+` or it
+    is an option of another config of its group (`another_options`)."""
     parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
     added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
     for key in keys:
-        if key in known or _free_form(key) or any(_within(key, root) for root in added):
+        if key in known or _free_form(key) or any(_within(key, root) for root in added) or another_options(key):
             continue
         close = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        given = next((arg for arg, override in parsed if _within(key, override.key_or_group)), None)
+        given = next((arg for arg, override in parsed
+                      if _within(key, override.key_or_group) and isinstance(override.value(), dict)), None)
         if given is not None:  # a mapping given on the command line: input='{a: 1}'
             where = f"by {given}"
         else:
             where = "in a config file" + (f" (experiment={experiment})" if experiment else "")
         raise ConfigError(f"{key}, set {where}, is not an option{hint}")
+
+
+def _another_options(config_dir: str, config_name: str, picked: tuple[str, ...], key: str) -> bool:
+    """Whether `key` is an option of another config of a group it lies in (scheduler.patience is
+    plateau's). An experiment sets options of the configs it picks (m30k_deen_best: plateau's
+    patience); a command line that picks another (scheduler=cosine) leaves them merged in and unread,
+    which is no mistake of the user's. Composed only for a key that is not known otherwise."""
+    parts = key.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        group = "/".join(parts[:depth])
+        folder = Path(config_dir, group)
+        if not folder.is_dir():
+            continue
+        others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
+        for option in sorted(path.stem for path in folder.glob("*.yaml") if not path.stem.startswith("_")):
+            if key in _config_shape(config_dir, config_name, (*others, f"{group}={option}")).keys:
+                return True
+    return False
 
 
 def _free_form(key: str) -> bool:
@@ -107,14 +129,15 @@ def override_error(config_dir: str, overrides: list[str]) -> ConfigError | None:
     A config group (`model/attention`, `trainer`) takes the name of one of its configs, not a
     number (`trainer=5`) or a list (`model/attention=[dot,general]` would merge two attentions; only
     experiments combine). An option cannot be removed (`~device`): every one is read, and Hydra
-    cannot even remove one whose value is null. Split names under data.files and data.splits can.
+    cannot even remove one whose value is null. Split names under data.files and data.splits can,
+    and `~experiment` takes the optional experiment out of the defaults, as Hydra allows.
     """
     for arg, override in _parsed(overrides):
         if override is None:
             continue
         key = override.key_or_group
         if override.is_delete():
-            if not any(key.startswith(f"{root}.") for root in FREE_FORM):
+            if key != "experiment" and not any(key.startswith(f"{root}.") for root in FREE_FORM):
                 return ConfigError(f"{arg}: options cannot be removed; give {key}=VALUE instead")
             continue
         folder = Path(config_dir, key)

@@ -38,6 +38,9 @@ def parse_error_message(overrides: list[str]) -> str:
 
 def missing_option_message(exc: MissingConfigException) -> str:
     """`model/attention=bogus is not an option; choose one of: additive, ...`"""
+    if "Could not load 'data/common'" in str(exc):  # a copy of a data config from before the rename
+        return (f"{first_line(exc)} The options every corpus shares are in data/_common since 6 Dec 2026: "
+                "write `defaults: [_common, _self_]`")
     missing = re.search(r"Could not find '([^']+)'", str(exc))
     if not (missing and exc.options):
         return first_line(exc)
