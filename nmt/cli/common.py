@@ -7,9 +7,11 @@ import functools
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 import yaml
@@ -69,6 +71,14 @@ def quote_text_overrides(argv: list[str], keys: Iterable[str], only_with: str = 
     return out
 
 
+def stop_on_broken_pipe() -> NoReturn:
+    """The reader of the output has gone (`nmt-translate ... | head`): stop quietly, as `cat` does,
+    with the status a shell reports for a process that SIGPIPE ended (Python raises instead)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # else the flush at exit fails once more, with a message
+    sys.exit(128 + signal.SIGPIPE)
+
+
 def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
     """A user mistake becomes one line on stderr and exit status 2, never a traceback."""
 
@@ -82,6 +92,8 @@ def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictCo
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
+        except BrokenPipeError:
+            stop_on_broken_pipe()
 
     return wrapper
 
@@ -99,8 +111,11 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
         except NMTError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
-        hydra.main(config_path=config_dir(), config_name=config_name, version_base=None)(
-            exit_on_user_error(checked_task))()
+        try:  # --help and --cfg print from Hydra itself
+            hydra.main(config_path=config_dir(), config_name=config_name, version_base=None)(
+                exit_on_user_error(checked_task))()
+        except BrokenPipeError:
+            stop_on_broken_pipe()
 
     @functools.wraps(task)  # Hydra names the job, and so the log file, after the task's module
     def checked_task(cfg: DictConfig):
