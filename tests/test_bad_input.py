@@ -664,7 +664,19 @@ def test_a_misspelt_option_of_a_group_in_an_experiment_is_refused_whichever_conf
     message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(mine), "experiment=typo",
                          "scheduler=cosine", f"hydra.run.dir={tmp_path / 'run'}")
     assert message == ("scheduler.patiance, set in a config file (experiment=typo), is not an option "
-                       "(did you mean scheduler.name?)")
+                       "(did you mean scheduler.patience?)")  # the hint looks at the replaced plateau too
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("scheduler:\n  total_steps: 1000\n", "scheduler.total_steps"),  # cosine's, while plateau stays
+    ("data:\n  streaming: true\n", "data.streaming"),  # hub's, on multi30k
+])
+def test_an_option_of_a_config_nothing_picked_is_refused_as_it_would_be_lost(capsys, monkeypatch, tmp_path,
+                                                                              text, key):
+    mine = users_configs(tmp_path, "unpicked", "# @package _global_\n" + text)
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(mine), "experiment=unpicked",
+                         f"hydra.run.dir={tmp_path / 'run'}")
+    assert message.startswith(f"{key}, set in a config file (experiment=unpicked), is not an option")
 
 
 def test_a_data_config_copied_from_before_the_shared_options_were_renamed_says_how_to_mend_it(

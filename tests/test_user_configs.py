@@ -124,12 +124,19 @@ def test_a_shipped_experiment_takes_another_config_of_a_group_it_sets_options_of
     assert cfg[group].name == option and unread in cfg[group]
 
 
-def test_a_users_experiment_sets_options_of_a_config_the_command_line_then_replaces(my_configs):
+def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_it_set_options_of(
+        monkeypatch, my_configs, tmp_path):
+    """The experiment's num_heads, for the multihead attention it picked, is left unread by general."""
     (my_configs / "experiment/heads.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /model/attention: multihead\n  - _self_\n"
-        "model:\n  attention:\n    num_heads: 8\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=heads", "model/attention=dot"])
-    assert compose_checked("train", overrides).model.attention.name == "dot"
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /model/attention: multihead\n  - _self_\n"
+        "model:\n  attention:\n    num_heads: 2\n")
+    run = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "--config-dir", str(my_configs), "experiment=heads",
+                                      "model/attention=general", f"hydra.run.dir={run}"])
+    nmt.cli.train.main()
+    used = OmegaConf.load(run / "config.yaml")
+    assert used.model.attention.name == "general" and used.model.attention.num_heads == 2
+    assert (run / "checkpoints/last.pt").is_file()
 
 
 @pytest.mark.parametrize("name", ["greedy", "greedy.yaml", "/greedy"])

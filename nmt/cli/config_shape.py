@@ -54,8 +54,9 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
+    experiments = _experiments(overrides, choices.get("experiment"))
     _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"),
-                 functools.partial(_another_options, config_dir, config_name, picked))
+                 functools.partial(_replaced_options, config_dir, config_name, picked, experiments))
 
 
 def known_options(config_dir: str, config_name: str) -> list[str]:
@@ -71,15 +72,18 @@ def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
 
 
 def _check_known(keys: list[str], known: list[str], overrides: list[str], experiment: str | None,
-                 another_options: Callable[[str], bool]) -> None:
+                 replaced_options: Callable[[str], list[str]]) -> None:
     """An option the configs do not have is refused, unless the command line added it with `+` or it
-    is an option of another config of its group (`another_options`)."""
+    is an option of a config the command line replaced (`replaced_options`)."""
     parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
     added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
     for key in keys:
-        if key in known or _free_form(key) or any(_within(key, root) for root in added) or another_options(key):
+        if key in known or _free_form(key) or any(_within(key, root) for root in added):
             continue
-        close = difflib.get_close_matches(key, known, n=1)
+        replaced = replaced_options(key)
+        if key in replaced:
+            continue
+        close = difflib.get_close_matches(key, [*known, *replaced], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         given = next((arg for arg, override in parsed
                       if _within(key, override.key_or_group) and isinstance(override.value(), dict)), None)
@@ -90,22 +94,38 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str], experi
         raise ConfigError(f"{key}, set {where}, is not an option{hint}")
 
 
-def _another_options(config_dir: str, config_name: str, picked: tuple[str, ...], key: str) -> bool:
-    """Whether `key` is an option of another config of a group it lies in (scheduler.patience is
-    plateau's). An experiment sets options of the configs it picks (m30k_deen_best: plateau's
-    patience); a command line that picks another (scheduler=cosine) leaves them merged in and unread,
-    which is no mistake of the user's. Composed only for a key that is not known otherwise."""
+def _replaced_options(config_dir: str, config_name: str, picked: tuple[str, ...], experiments: tuple[str, ...],
+                      key: str) -> list[str]:
+    """The options of the configs that the groups `key` lies in had before the command line replaced
+    them: the command's default or an experiment's pick. An experiment sets options of the configs it picks
+    (m30k_deen_best: plateau's patience); a command line that picks another (scheduler=cosine) leaves
+    them merged in and unread, which is no mistake of the user's. An option of a config nothing
+    picked (cosine's total_steps while plateau stays) would be lost, and stays unknown. Composed only
+    for a key that is not known otherwise."""
+    searchpath = tuple(choice for choice in picked if choice.startswith("hydra.searchpath="))
+    options = []
     parts = key.split(".")
     for depth in range(len(parts) - 1, 0, -1):
         group = "/".join(parts[:depth])
-        folder = Path(config_dir, group)
-        if not folder.is_dir():
+        if not Path(config_dir, group).is_dir():
             continue
         others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
-        for option in sorted(path.stem for path in folder.glob("*.yaml") if not path.stem.startswith("_")):
-            if key in _config_shape(config_dir, config_name, (*others, f"{group}={option}")).keys:
-                return True
-    return False
+        earlier = {_choices(config_dir, config_name, (*searchpath, *extra)).get(group)
+                   for extra in ((), *((f"experiment={name}",) for name in experiments))}
+        for option in sorted(option for option in earlier if isinstance(option, str)):
+            options += _config_shape(config_dir, config_name, (*others, f"{group}={option}")).keys
+    return options
+
+
+def _experiments(overrides: list[str], chosen: object) -> tuple[str, ...]:
+    """The experiments the command line names (experiment=a or experiment=[a,b]), or that a user's
+    own config picked."""
+    names = [chosen] if isinstance(chosen, str) else []
+    for _, override in _parsed(overrides):
+        if override is not None and override.key_or_group == "experiment" and not override.is_delete():
+            value = override.value()
+            names += [value] if isinstance(value, str) else [name for name in value or [] if isinstance(name, str)]
+    return tuple(dict.fromkeys(names))
 
 
 def _free_form(key: str) -> bool:
@@ -180,15 +200,27 @@ class _Shape:
 def _config_shape(config_dir: str, config_name: str, choices: tuple[str, ...]) -> _Shape:
     """The options of the command's config with these config choices; none when the choices do not
     compose (the command says why)."""
+    cfg = _composed(config_dir, config_name, choices)
+    return _Shape(OmegaConf.to_container(cfg, resolve=False) if cfg is not None else {})
+
+
+@functools.cache
+def _choices(config_dir: str, config_name: str, overrides: tuple[str, ...]) -> dict:
+    """The config each group takes with these overrides (hydra.runtime.choices); empty when they do
+    not compose."""
+    cfg = _composed(config_dir, config_name, overrides, return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.runtime.choices) if cfg is not None else {}
+
+
+def _composed(config_dir: str, config_name: str, overrides: tuple[str, ...],
+              return_hydra_config: bool = False) -> DictConfig | None:
     try:
         if GlobalHydra.instance().is_initialized():  # inside the command's hydra.main: its search path
-            tree = OmegaConf.to_container(compose(config_name, overrides=list(choices)), resolve=False)
-        else:
-            with initialize_config_dir(config_dir=config_dir, version_base=None):
-                tree = OmegaConf.to_container(compose(config_name, overrides=list(choices)), resolve=False)
+            return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+        with initialize_config_dir(config_dir=config_dir, version_base=None):
+            return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
     except (HydraException, ValueError, TypeError):  # Hydra's own errors, and its crashes on bad choices
-        tree = {}
-    return _Shape(tree)
+        return None
 
 
 def dotted_keys(tree: dict, prefix: str = "") -> list[str]:
