@@ -154,8 +154,8 @@ def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str]
     """The command line as what composes the config Hydra will: the overrides, and the user's own
     config that replaces the command's (`--config-name NAME` in `--config-dir DIR`) as (DIR, NAME).
     `--config-dir DIR` (`-cd DIR`, a folder of the user's own configs) becomes the search path entry
-    Hydra makes of it. None where another flag (`--cfg job`, `-m` or hydra.mode=MULTIRUN, `--help`) leaves the command line
-    to Hydra, or a --config-name names one of the package's own configs."""
+    Hydra makes of it. None where another flag (`--cfg job`, `-m` or hydra.mode=MULTIRUN, `--help`)
+    leaves the command line to Hydra, or a --config-name names one of the package's own configs."""
     overrides, extra_dir, name = [], None, None
     args = iter(argv)
     for arg in args:

@@ -97,11 +97,11 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str], experi
 def _replaced_options(config_dir: str, config_name: str, picked: tuple[str, ...], experiments: tuple[str, ...],
                       key: str) -> list[str]:
     """The options of the configs that the groups `key` lies in had before the command line replaced
-    them: the command's default or an experiment's pick. An experiment sets options of the configs it picks
-    (m30k_deen_best: plateau's patience); a command line that picks another (scheduler=cosine) leaves
-    them merged in and unread, which is no mistake of the user's. An option of a config nothing
-    picked (cosine's total_steps while plateau stays) would be lost, and stays unknown. Composed only
-    for a key that is not known otherwise."""
+    them: the command's default or an experiment's pick. An experiment sets options of the configs
+    it picks (m30k_deen_best: plateau's patience); a command line that picks another config
+    (scheduler=cosine) leaves them merged in and unread, which is no mistake of the user's. An
+    option of a config nothing picked (cosine's total_steps while plateau stays) would be lost, and
+    stays unknown. Composed only for a key that is not known otherwise."""
     searchpath = tuple(choice for choice in picked if choice.startswith("hydra.searchpath="))
     options = []
     parts = key.split(".")
