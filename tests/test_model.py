@@ -7,7 +7,7 @@ import torch
 
 from nmt.errors import ConfigError
 from nmt.models.attention import available_attentions
-from nmt.models.seq2seq import attention_settings, build_model
+from nmt.models.seq2seq import build_model
 
 VOCAB = 23
 
@@ -310,13 +310,3 @@ def test_padding_rows_added_to_the_output_layer_change_neither_loss_nor_gradient
     full = torch.ones(2, OUTPUT_ROWS_MULTIPLE, dtype=torch.bool)
     assert output_positions(full) is full  # a multiple already: nothing added
 
-
-@pytest.mark.parametrize(("attention", "settings"), [
-    ({"name": "dot", "num_heads": 8}, {}),  # multihead's, left from an experiment that picked it
-    ({"name": "general", "hidden_size": 64, "num_heads": 8}, {}),
-    ({"name": "concat", "hidden_size": 64, "num_heads": 8}, {"hidden_size": 64}),
-    ({"name": "multihead", "num_heads": 8, "hidden_size": None}, {"num_heads": 8}),
-    ({"name": "dot", "num_hedas": 8}, {"num_hedas": 8}),  # no attention's: kept, for build_attention to refuse
-])
-def test_attention_settings_leave_out_only_other_attentions_options(attention, settings):
-    assert attention_settings(attention) == settings

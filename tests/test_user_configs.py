@@ -118,15 +118,15 @@ def test_a_users_own_decoding_config_replaces_the_commands(monkeypatch, tmp_path
     ("m30k_ende_best", "scheduler", "inverse_sqrt", "factor"),
 ])
 def test_a_shipped_experiment_takes_another_config_of_a_group_it_sets_options_of(experiment, group, option, unread):
-    """The experiment's options for its own pick (plateau's patience) stay merged in, unread, as Hydra
-    merges them; they are no misspelling of the user's."""
+    """The experiment's options for its own pick (plateau's patience) are no misspelling of the user's;
+    nothing would read them, and they are taken out."""
     cfg = compose_checked("train", [f"experiment={experiment}", f"{group}={option}"])
-    assert cfg[group].name == option and unread in cfg[group]
+    assert cfg[group].name == option and unread not in cfg[group]
 
 
 def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_it_set_options_of(
         monkeypatch, my_configs, tmp_path):
-    """The experiment's num_heads, for the multihead attention it picked, is left unread by general."""
+    """The experiment's num_heads, for the multihead attention it picked, is taken out for general."""
     (my_configs / "experiment/heads.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /model/attention: multihead\n  - _self_\n"
         "model:\n  attention:\n    num_heads: 2\n")
@@ -135,8 +135,25 @@ def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_i
                                       "model/attention=general", f"hydra.run.dir={run}"])
     nmt.cli.train.main()
     used = OmegaConf.load(run / "config.yaml")
-    assert used.model.attention.name == "general" and used.model.attention.num_heads == 2
+    assert used.model.attention == {"name": "general"}
     assert (run / "checkpoints/last.pt").is_file()
+
+
+@pytest.mark.parametrize(("experiment", "setting"), [("heads", "model.attention.num_heads=2"),
+                                                     ("tiny_dot", "+model.attention.num_heads=2")])
+def test_an_option_of_another_attention_set_on_the_command_line_is_refused(capsys, monkeypatch, my_configs,
+                                                                          tmp_path, experiment, setting):
+    """The user's own setting is not taken out: it is refused by the attention, not lost."""
+    (my_configs / "experiment/heads.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /model/attention: multihead\n  - _self_\n"
+        "model:\n  attention:\n    num_heads: 2\n")
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "--config-dir", str(my_configs), f"experiment={experiment}",
+                                      "model/attention=dot", setting, f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as stopped:
+        nmt.cli.train.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: attention 'dot' has no option 'num_heads'; valid options: (none)")
 
 
 @pytest.mark.parametrize("name", ["greedy", "greedy.yaml", "/greedy"])

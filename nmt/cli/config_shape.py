@@ -19,7 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nmt.errors import ConfigError
 from nmt.values import invalid
@@ -38,7 +38,8 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     """ConfigError for the first group of options `cfg` replaced by one value, option the command's
     config has and `cfg` lacks, or option `cfg` sets that the command's configs do not have. `cfg` was
     composed from `overrides`, and `choices` are the config options it took (hydra.runtime.choices);
-    its hydra node is not looked at."""
+    its hydra node is not looked at. The options a config file set for a config that the command line
+    then replaced (plateau's patience under scheduler=cosine) are taken out of `cfg`."""
     searchpath = tuple(arg for arg in overrides if arg.startswith("hydra.searchpath="))  # --config-dir
     picked = searchpath + tuple(f"{group}={option}" for group, option in choices.items()
                                 if option is not None and group != "experiment" and not group.startswith("hydra"))
@@ -55,8 +56,14 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
     experiments = _experiments(overrides, choices.get("experiment"))
-    _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"),
-                 functools.partial(_replaced_options, config_dir, config_name, picked, experiments))
+    leftovers = _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"),
+                             functools.partial(_replaced_options, config_dir, config_name, picked, experiments))
+    for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if isinstance(node, DictConfig) and leaf in node:
+            with open_dict(node):
+                del node[leaf]
 
 
 def known_options(config_dir: str, config_name: str) -> list[str]:
@@ -72,16 +79,21 @@ def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
 
 
 def _check_known(keys: list[str], known: list[str], overrides: list[str], experiment: str | None,
-                 replaced_options: Callable[[str], list[str]]) -> None:
+                 replaced_options: Callable[[str], list[str]]) -> list[str]:
     """An option the configs do not have is refused, unless the command line added it with `+` or it
-    is an option of a config the command line replaced (`replaced_options`)."""
+    is an option of a config the command line replaced (`replaced_options`). Those that a config file
+    set for a replaced config are returned; one the command line sets is the user's own setting, left
+    for the command to refuse (model/attention=dot model.attention.num_heads=2)."""
     parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
     added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
+    leftovers = []
     for key in keys:
         if key in known or _free_form(key) or any(_within(key, root) for root in added):
             continue
         replaced = replaced_options(key)
         if key in replaced:
+            if not any(_within(key, root) for root in [*leftovers, *_set_by(key, parsed)]):
+                leftovers.append(key)
             continue
         close = difflib.get_close_matches(key, [*known, *replaced], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -92,6 +104,13 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str], experi
         else:
             where = "in a config file" + (f" (experiment={experiment})" if experiment else "")
         raise ConfigError(f"{key}, set {where}, is not an option{hint}")
+    return leftovers
+
+
+def _set_by(key: str, parsed: list[tuple[str, Override]]) -> list[str]:
+    """The keys of the command line's overrides that set `key` (itself, or a mapping holding it)."""
+    return [override.key_or_group for _, override in parsed
+            if override.key_or_group == key or (_within(key, override.key_or_group) and isinstance(override.value(), dict))]
 
 
 def _replaced_options(config_dir: str, config_name: str, picked: tuple[str, ...], experiments: tuple[str, ...],

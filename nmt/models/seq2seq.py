@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import ConfigError
-from nmt.models.attention import attention_options, available_attentions, build_attention
+from nmt.models.attention import build_attention
 from nmt.models.decoder import DECODER_STYLES, RNNDecoder
 from nmt.models.dropout import Dropout
 from nmt.models.encoder import RNN_TYPES, RNNEncoder
@@ -92,18 +92,6 @@ def _choice(cfg: Mapping, key: str, valid: Mapping) -> type:
     return valid[value]
 
 
-def attention_settings(attention: Mapping) -> dict:
-    """The options `model.attention` sets for its attention. Those of another attention only are left
-    out: an experiment's for the one it picked (num_heads for multihead) stay in the config when the
-    command line picks another (model/attention=dot), as Hydra merges them. An option no attention
-    has is kept, for build_attention to name."""
-    name = attention["name"]
-    own = attention_options(name) if name in available_attentions() else []
-    others = {option for other in available_attentions() for option in attention_options(other)}
-    return {key: value for key, value in attention.items()
-            if key != "name" and value is not None and (key in own or key not in others)}
-
-
 def build_model(cfg: Mapping, src_vocab: int, tgt_vocab: int, shared_vocab: bool) -> Seq2Seq:
     """Builds the model from the `model` config section and the vocabulary sizes."""
     _choice(cfg, "rnn_type", RNN_TYPES)
@@ -116,8 +104,10 @@ def build_model(cfg: Mapping, src_vocab: int, tgt_vocab: int, shared_vocab: bool
     tgt_embed = src_embed if cfg["tie_embeddings"] else nn.Embedding(tgt_vocab, emb, padding_idx=PAD)
     encoder = RNNEncoder(cfg["rnn_type"], emb, cfg["enc_hidden"], cfg["enc_layers"], cfg["bidirectional"],
                          cfg["dropout"])
-    attention = build_attention(cfg["attention"]["name"], query_dim=cfg["dec_hidden"],
-                                key_dim=encoder.output_size, **attention_settings(cfg["attention"]))
+    att_cfg = dict(cfg["attention"])
+    attention = build_attention(att_cfg.pop("name"), query_dim=cfg["dec_hidden"],
+                                key_dim=encoder.output_size,
+                                **{k: v for k, v in att_cfg.items() if v is not None})
     decoder = decoder_cls(cfg["rnn_type"], emb, cfg["dec_hidden"], cfg["dec_layers"], encoder.output_size,
                           attention, cfg["dropout"], input_feeding=cfg.get("input_feeding", True))
     word_dropout = cfg.get("word_dropout", 0.0)  # absent from checkpoints older than the option
