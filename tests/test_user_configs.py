@@ -172,3 +172,15 @@ def test_hydra_mode_multirun_leaves_the_sweep_to_hydra_as_dash_m_does(my_configs
 def test_removing_the_optional_experiment_is_allowed_as_hydra_allows_it():
     assert override_error(str(nmt.cli.common.config_dir()), ["experiment=smoke", "~experiment"]) is None
     assert compose_checked("train", ["experiment=smoke", "~experiment"]).trainer.max_steps is None
+
+
+def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(my_configs):
+    """cos_total picks cosine and sets its total_steps; cos_plateau builds on it and picks plateau."""
+    (my_configs / "experiment/cos_total.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /scheduler: cosine\n  - _self_\n"
+        "scheduler:\n  total_steps: 1000\n")
+    (my_configs / "experiment/cos_plateau.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - cos_total\n  - override /scheduler: plateau\n  - _self_\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=cos_plateau"])
+    cfg = compose_checked("train", overrides)
+    assert cfg.scheduler.name == "plateau" and "total_steps" not in cfg.scheduler

@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -55,7 +56,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
-    experiments = _experiments(overrides, choices.get("experiment"))
+    experiments = _with_bases(_experiments(overrides, choices.get("experiment")), _config_folders(config_dir, picked))
     leftovers = _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"),
                              functools.partial(_replaced_options, config_dir, config_name, picked, experiments))
     for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
@@ -145,6 +146,36 @@ def _experiments(overrides: list[str], chosen: object) -> tuple[str, ...]:
             value = override.value()
             names += [value] if isinstance(value, str) else [name for name in value or [] if isinstance(name, str)]
     return tuple(dict.fromkeys(names))
+
+
+def _with_bases(names: tuple[str, ...], folders: list[Path]) -> tuple[str, ...]:
+    """The experiments and those they build on (`defaults: [m30k_deen_best, ...]`), as found in
+    `folders`: an experiment's options for its base's picks are no mistake either."""
+    found, pending = list(names), list(names)
+    while pending:
+        name = pending.pop(0)
+        path = next((folder / "experiment" / f"{name}.yaml" for folder in folders
+                     if (folder / "experiment" / f"{name}.yaml").is_file()), None)
+        if path is None:
+            continue
+        try:  # it composed already, so it is YAML; its defaults may still be of any shape
+            defaults = yaml.safe_load(path.read_text(encoding="utf-8")).get("defaults") or []
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+            continue
+        bases = [entry.removeprefix("/experiment/") for entry in defaults if isinstance(entry, str)
+                 and entry != "_self_" and ("/" not in entry or entry.startswith("/experiment/"))]
+        pending += [base for base in bases if base not in found]
+        found += [base for base in bases if base not in found]
+    return tuple(found)
+
+
+def _config_folders(config_dir: str, picked: tuple[str, ...]) -> list[Path]:
+    """The user's config folders (the search path --config-dir made), then the package's."""
+    folders = []
+    for _, override in _parsed([choice for choice in picked if choice.startswith("hydra.searchpath=")]):
+        value = override.value() if override is not None else []
+        folders += [Path(entry.removeprefix("file://")) for entry in value if isinstance(entry, str)]
+    return [*folders, Path(config_dir)]
 
 
 def _free_form(key: str) -> bool:
