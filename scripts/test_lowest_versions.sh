@@ -7,6 +7,7 @@
 #
 # The packages that ours need are taken as they were when torch 2.4 came out (--exclude-newer): today's
 # pyarrow needs numpy 2, so an environment of numpy 1.24 with today's pyarrow cannot import datasets.
+# It needs python3.11: numpy 1.24 has no wheels for newer Pythons (pyproject's lowest Python is 3.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-/tmp/nmt-lowest}
