@@ -56,9 +56,9 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
-    experiments = _with_bases(_experiments(overrides, choices.get("experiment")), _config_folders(config_dir, picked))
     leftovers = _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"),
-                             functools.partial(_replaced_options, config_dir, config_name, picked, experiments))
+                             functools.partial(_replaced_options, config_dir, config_name, picked, overrides,
+                                               choices.get("experiment")))
     for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -114,14 +114,15 @@ def _set_by(key: str, parsed: list[tuple[str, Override]]) -> list[str]:
             if override.key_or_group == key or (_within(key, override.key_or_group) and isinstance(override.value(), dict))]
 
 
-def _replaced_options(config_dir: str, config_name: str, picked: tuple[str, ...], experiments: tuple[str, ...],
-                      key: str) -> list[str]:
+def _replaced_options(config_dir: str, config_name: str, picked: tuple[str, ...], overrides: list[str],
+                      experiment: object, key: str) -> list[str]:
     """The options of the configs that the groups `key` lies in had before the command line replaced
     them: the command's default or an experiment's pick. An experiment sets options of the configs
     it picks (m30k_deen_best: plateau's patience); a command line that picks another config
     (scheduler=cosine) leaves them merged in and unread, which is no mistake of the user's. An
     option of a config nothing picked (cosine's total_steps while plateau stays) would be lost, and
-    stays unknown. Composed only for a key that is not known otherwise."""
+    stays unknown. Composed, and the experiments' files read, only for a key not known otherwise."""
+    experiments = _with_bases(_experiments(overrides, experiment), _config_folders(config_dir, picked))
     searchpath = tuple(choice for choice in picked if choice.startswith("hydra.searchpath="))
     options = []
     parts = key.split(".")
