@@ -26,11 +26,17 @@ import nmt.cli.plot
 import nmt.cli.serve
 import nmt.cli.train
 import nmt.cli.translate
-from nmt.cli.common import config_dir, exit_on_user_error, quote_text_overrides
+from nmt.cli.common import (
+    composable_command_line,
+    compose_checked,
+    config_dir,
+    exit_on_user_error,
+    quote_text_overrides,
+)
 from nmt.data.pipeline import prepare_data
 from nmt.data.readers import decode_lines, read_lines
 from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
-from nmt.errors import DataError
+from nmt.errors import ConfigError, DataError
 from nmt.inference.evaluate import evaluate
 from nmt.models.seq2seq import build_model
 from nmt.training.checkpoint import save_checkpoint
@@ -52,6 +58,15 @@ def main_error(capsys, monkeypatch, main, *args: str) -> str:
     """Runs a console script's main() in-process for a mistake caught before Hydra starts."""
     monkeypatch.setattr(sys, "argv", ["nmt-train", *args])
     return one_line_error(capsys, main)
+
+
+def config_error(command: str, *args: str) -> str:
+    """A command's refusal of a command line, from the checks before Hydra starts (nmt-train would
+    train the full reference model, were the command line taken)."""
+    overrides, users_config = composable_command_line(list(args))
+    with pytest.raises(ConfigError) as refused:
+        compose_checked(command, overrides, users_config=users_config)
+    return str(refused.value)
 
 
 def write_corpus(folder: Path, split: str, src: list[str] | bytes, tgt: list[str] | bytes) -> None:
@@ -667,16 +682,38 @@ def test_a_misspelt_option_of_a_group_in_an_experiment_is_refused_whichever_conf
                        "(did you mean scheduler.patience?)")  # the hint looks at the replaced plateau too
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("scheduler:\n  total_steps: 1000\n", "scheduler.total_steps"),  # cosine's, while plateau stays
-    ("data:\n  streaming: true\n", "data.streaming"),  # hub's, on multi30k
+@pytest.mark.parametrize(("text", "key", "picked", "owner"), [
+    ("scheduler:\n  total_steps: 1000\n", "scheduler.total_steps", "scheduler=plateau", "scheduler=cosine"),
+    ("data:\n  streaming: true\n", "data.streaming", "data=multi30k", "data=hub"),
+    # the experiment replaced plateau itself: its patience is its own mistake, not a leftover
+    ("defaults:\n  - override /scheduler: cosine\n  - _self_\nscheduler:\n  patience: 1\n", "scheduler.patience",
+     "scheduler=cosine", "scheduler=plateau"),
 ])
-def test_an_option_of_a_config_nothing_picked_is_refused_as_it_would_be_lost(capsys, monkeypatch, tmp_path,
-                                                                              text, key):
+def test_an_option_of_a_config_nothing_picked_is_refused_as_it_would_be_lost(tmp_path, text, key, picked, owner):
     mine = users_configs(tmp_path, "unpicked", "# @package _global_\n" + text)
-    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(mine), "experiment=unpicked",
-                         f"hydra.run.dir={tmp_path / 'run'}")
-    assert message.startswith(f"{key}, set in a config file (experiment=unpicked), is not an option")
+    message = config_error("train", "--config-dir", str(mine), "experiment=unpicked")
+    assert message == f"{key}, set in a config file (experiment=unpicked), is not an option of {picked}; {owner} has it"
+
+
+def test_a_misspelt_option_in_a_users_own_config_names_its_file_not_the_experiment(monkeypatch, tmp_path):
+    mine = users_configs(tmp_path, "small", "# @package _global_\ntrainer:\n  max_steps: 2\n")
+    (mine / "my_run.yaml").write_text("defaults: [train, _self_]\ntrainer:\n  batch_tokenz: 500\n")
+    (mine / "greedy.yaml").write_text("defaults: [translate, _self_]\ncheckpoint: x.pt\nbeam_sise: 1\n")
+    monkeypatch.chdir(tmp_path)
+    message = config_error("train", "--config-dir", "mine", "--config-name", "my_run", "experiment=small")
+    assert message == ("trainer.batch_tokenz, set in mine/my_run.yaml, is not an option "
+                       "(did you mean trainer.batch_tokens?)")
+    message = config_error("translate", "--config-dir", "mine", "--config-name", "greedy")
+    assert message == "beam_sise, set in mine/greedy.yaml, is not an option (did you mean beam_size?)"
+
+
+def test_an_option_the_users_own_config_sets_for_a_config_it_replaced_itself_is_refused(tmp_path):
+    """Its own pick is cosine: plateau's patience, which nothing would read, is its mistake."""
+    (tmp_path / "my_run.yaml").write_text(
+        "defaults:\n  - train\n  - override scheduler: cosine\n  - _self_\nscheduler:\n  patience: 1\n")
+    message = config_error("train", "--config-dir", str(tmp_path), "--config-name", "my_run")
+    assert message == (f"scheduler.patience, set in {tmp_path}/my_run.yaml, is not an option of scheduler=cosine; "
+                       "scheduler=plateau has it")
 
 
 def test_a_data_config_copied_from_before_the_shared_options_were_renamed_says_how_to_mend_it(

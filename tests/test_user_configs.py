@@ -184,3 +184,21 @@ def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(my_con
     overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=cos_plateau"])
     cfg = compose_checked("train", overrides)
     assert cfg.scheduler.name == "plateau" and "total_steps" not in cfg.scheduler
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_users_own_config_may_have_its_pick_replaced_on_the_command_line(monkeypatch, my_configs, tmp_path,
+                                                                          multirun):
+    """my_run (--config-name) picks cosine and sets its total_steps; the command line picks plateau, and
+    total_steps, which nothing would read, is taken out. Checked before Hydra starts, and in the job."""
+    (my_configs / "my_run.yaml").write_text(
+        "defaults:\n  - train\n  - override scheduler: cosine\n  - _self_\nscheduler:\n  total_steps: 1000\n")
+    run = tmp_path / "run"
+    mode = ["-m"] if multirun else []
+    folder = [f"hydra.sweep.dir={run}", "hydra.sweep.subdir=."] if multirun else [f"hydra.run.dir={run}"]
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *mode, "--config-dir", str(my_configs), "--config-name", "my_run",
+                                      "experiment=tiny_dot", "scheduler=plateau", *folder])
+    nmt.cli.train.main()
+    used = OmegaConf.load(run / "config.yaml")
+    assert used.scheduler.name == "plateau" and "total_steps" not in used.scheduler
+    assert used.model.attention.name == "dot" and (run / "checkpoints/last.pt").is_file()

@@ -121,10 +121,20 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
     def checked_task(cfg: DictConfig):
         hydra_config = HydraConfig.get()  # again: flags such as -m skip check_command_line
         check_config_shape(cfg, config_dir(), config_name, list(hydra_config.overrides.task),
-                           hydra_config.runtime.choices)
+                           hydra_config.runtime.choices, _users_config(hydra_config, config_name))
         return task(cfg)
 
     return main
+
+
+def _users_config(hydra_config: DictConfig, config_name: str) -> tuple[str, str] | None:
+    """The user's own config (folder, name) that Hydra composed in place of the command's
+    (--config-name in --config-dir), None when it composed the command's."""
+    if hydra_config.job.config_name == config_name:
+        return None
+    folder = next((source.path for source in hydra_config.runtime.config_sources if source.provider == "command-line"),
+                  config_dir())
+    return folder, hydra_config.job.config_name
 
 
 def check_command_line(config_name: str, overrides: list[str], usage: str = "") -> None:
@@ -208,7 +218,7 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         raise ConfigError(composition_message(config_dir(), config_name, exc)) from None
     except (ValueError, TypeError) as exc:  # Hydra's crashes on shapes it does not expect (hydra=5)
         raise ConfigError(f"cannot compose the options: {first_line(exc)}") from None
-    check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices)
+    check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices, users_config)
     if not return_hydra_config:
         with read_write(cfg), open_dict(cfg):  # as compose does
             del cfg["hydra"]

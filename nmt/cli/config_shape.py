@@ -13,6 +13,7 @@ import difflib
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -35,12 +36,13 @@ NO_PACKAGE_HEADER = ("experiment={experiment} puts its options under experiment.
 
 
 def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overrides: list[str],
-                       choices: Mapping[str, str | None]) -> None:
+                       choices: Mapping[str, str | None], users_config: tuple[str, str] | None = None) -> None:
     """ConfigError for the first group of options `cfg` replaced by one value, option the command's
     config has and `cfg` lacks, or option `cfg` sets that the command's configs do not have. `cfg` was
     composed from `overrides`, and `choices` are the config options it took (hydra.runtime.choices);
-    its hydra node is not looked at. The options a config file set for a config that the command line
-    then replaced (plateau's patience under scheduler=cosine) are taken out of `cfg`."""
+    its hydra node is not looked at. `users_config` (folder, name) is the user's own config that took
+    the place of the command's (--config-name). The options a config file set for a config that the
+    command line then replaced (plateau's patience under scheduler=cosine) are taken out of `cfg`."""
     searchpath = tuple(arg for arg in overrides if arg.startswith("hydra.searchpath="))  # --config-dir
     picked = searchpath + tuple(f"{group}={option}" for group, option in choices.items()
                                 if option is not None and group != "experiment" and not group.startswith("hydra"))
@@ -56,9 +58,14 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
-    leftovers = _check_known(dotted_keys(tree), shape.keys, overrides, choices.get("experiment"),
-                             functools.partial(_replaced_options, config_dir, config_name, picked, overrides,
-                                               choices.get("experiment")))
+    primary = users_config or (config_dir, config_name)  # the config the command line was composed from
+    leftovers, unknown = _check_known(dotted_keys(tree), shape.keys, overrides,
+                                      functools.partial(_replaced_options, config_dir, config_name, primary, picked,
+                                                        overrides, choices.get("experiment")))
+    if unknown is not None:
+        where = (f"by {unknown.given}" if unknown.given is not None
+                 else _config_file_setting(users_config, choices.get("experiment"), unknown.key))
+        raise _unknown_option_error(unknown, where, picked, _owners(config_dir, config_name, picked, unknown.key))
     for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -79,12 +86,19 @@ def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
             raise invalid(path, f"a group of options such as {path}.{first_option}=...", value)
 
 
-def _check_known(keys: list[str], known: list[str], overrides: list[str], experiment: str | None,
-                 replaced_options: Callable[[str], list[str]]) -> list[str]:
-    """An option the configs do not have is refused, unless the command line added it with `+` or it
-    is an option of a config the command line replaced (`replaced_options`). Those that a config file
-    set for a replaced config are returned; one the command line sets is the user's own setting, left
-    for the command to refuse (model/attention=dot model.attention.num_heads=2)."""
+class _Unknown(NamedTuple):
+    key: str
+    close: str | None  # the known option it is most like
+    given: str | None  # the override that set it (a mapping given on the command line: input='{a: 1}')
+
+
+def _check_known(keys: list[str], known: list[str], overrides: list[str],
+                 replaced_options: Callable[[str], list[str]]) -> tuple[list[str], _Unknown | None]:
+    """An option the configs do not have is unknown, unless the command line added it with `+` or it
+    is an option of a config the command line replaced (`replaced_options`). Returns those that a
+    config file set for a replaced config, and the first unknown one; one that the command line sets
+    is the user's own setting, left for the command to refuse (model/attention=dot
+    model.attention.num_heads=2)."""
     parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
     added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
     leftovers = []
@@ -97,15 +111,58 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str], experi
                 leftovers.append(key)
             continue
         close = difflib.get_close_matches(key, [*known, *replaced], n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
         given = next((arg for arg, override in parsed
                       if _within(key, override.key_or_group) and isinstance(override.value(), dict)), None)
-        if given is not None:  # a mapping given on the command line: input='{a: 1}'
-            where = f"by {given}"
-        else:
-            where = "in a config file" + (f" (experiment={experiment})" if experiment else "")
-        raise ConfigError(f"{key}, set {where}, is not an option{hint}")
-    return leftovers
+        return leftovers, _Unknown(key, close[0] if close else None, given)
+    return leftovers, None
+
+
+def _unknown_option_error(unknown: _Unknown, where: str, picked: tuple[str, ...], owners: list[str]) -> ConfigError:
+    """`where` says what set it; `owners` are the configs of its group, other than the one `picked`,
+    that have it (`scheduler=plateau` for patience under cosine)."""
+    if owners:
+        group = owners[0].partition("=")[0]
+        chosen = next((choice for choice in picked if choice.startswith(f"{group}=")), f"the {group} picked")
+        return ConfigError(f"{unknown.key}, set {where}, is not an option of {chosen}; "
+                           f"{' and '.join(owners)} {'have' if len(owners) > 1 else 'has'} it")
+    hint = f" (did you mean {unknown.close}?)" if unknown.close else ""
+    return ConfigError(f"{unknown.key}, set {where}, is not an option{hint}")
+
+
+def _owners(config_dir: str, config_name: str, picked: tuple[str, ...], key: str) -> list[str]:
+    """The configs of the groups `key` lies in that have it, other than those `picked`."""
+    owners = []
+    parts = key.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        group = "/".join(parts[:depth])
+        others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
+        names = sorted({path.stem for folder in _config_folders(config_dir, picked)
+                        for path in Path(folder, group).glob("*.yaml") if not path.stem.startswith("_")})
+        owners += [f"{group}={name}" for name in names if f"{group}={name}" not in picked
+                   and key in _config_shape(config_dir, config_name, (*others, f"{group}={name}")).keys]
+    return owners
+
+
+def _config_file_setting(users_config: tuple[str, str] | None, experiment: object, key: str) -> str:
+    """Where a config file set `key`, for its error: the user's own config (--config-name) when its
+    file sets it, else the experiment."""
+    if users_config is not None:
+        path = Path(*users_config).with_suffix(".yaml")
+        try:  # it composed already, so it is YAML; it may still hold no mapping
+            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            tree = None
+        if isinstance(tree, dict) and key in dotted_keys(tree):
+            return f"in {_shown_path(path)}"
+    return "in a config file" + (f" (experiment={experiment})" if isinstance(experiment, str) else "")
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the working folder where it lies within it, as the user likely typed it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _set_by(key: str, parsed: list[tuple[str, Override]]) -> list[str]:
@@ -114,16 +171,23 @@ def _set_by(key: str, parsed: list[tuple[str, Override]]) -> list[str]:
             if override.key_or_group == key or (_within(key, override.key_or_group) and isinstance(override.value(), dict))]
 
 
-def _replaced_options(config_dir: str, config_name: str, picked: tuple[str, ...], overrides: list[str],
-                      experiment: object, key: str) -> list[str]:
+def _replaced_options(config_dir: str, config_name: str, primary: tuple[str, str], picked: tuple[str, ...],
+                      overrides: list[str], experiment: object, key: str) -> list[str]:
     """The options of the configs that the groups `key` lies in had before the command line replaced
-    them: the command's default or an experiment's pick. An experiment sets options of the configs
+    them: the pick of the config it was composed from (`primary`: the command's, or the user's own
+    from --config-name), or an experiment's pick. An experiment sets options of the configs
     it picks (m30k_deen_best: plateau's patience); a command line that picks another config
     (scheduler=cosine) leaves them merged in and unread, which is no mistake of the user's. An
-    option of a config nothing picked (cosine's total_steps while plateau stays) would be lost, and
-    stays unknown. Composed, and the experiments' files read, only for a key not known otherwise."""
+    option of a config nothing picked (cosine's total_steps while plateau stays, or plateau's
+    patience in an experiment that picks cosine) would be lost, and stays unknown. Composed, and
+    the experiments' files read, only for a key not known otherwise."""
     experiments = _with_bases(_experiments(overrides, experiment), _config_folders(config_dir, picked))
     searchpath = tuple(choice for choice in picked if choice.startswith("hydra.searchpath="))
+    # Whose picks count: each experiment's (with those it builds on), and the primary config's own
+    # where no experiment could have replaced them.
+    picks_of = [(f"experiment={name}",) for name in experiments]
+    if not experiments or primary != (config_dir, config_name):
+        picks_of.append(())
     options = []
     parts = key.split(".")
     for depth in range(len(parts) - 1, 0, -1):
@@ -131,8 +195,7 @@ def _replaced_options(config_dir: str, config_name: str, picked: tuple[str, ...]
         if not Path(config_dir, group).is_dir():
             continue
         others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
-        earlier = {_choices(config_dir, config_name, (*searchpath, *extra)).get(group)
-                   for extra in ((), *((f"experiment={name}",) for name in experiments))}
+        earlier = {_choices(*primary, (*searchpath, *extra)).get(group) for extra in picks_of}
         for option in sorted(option for option in earlier if isinstance(option, str)):
             options += _config_shape(config_dir, config_name, (*others, f"{group}={option}")).keys
     return options
