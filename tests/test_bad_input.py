@@ -112,6 +112,25 @@ def test_unknown_config_key_or_group_option_is_one_line_with_the_choices(capsys,
     assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args).startswith(message)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["model.attention.num_heads=8"], "model.attention.num_heads is not an option of model/attention=additive; "
+                                      "model/attention=multihead has it: add model/attention=multihead to the command line"),
+    (["experiment=m30k_deen_best", "scheduler.total_steps=100"],  # the experiment keeps the default plateau
+     "scheduler.total_steps is not an option of scheduler=plateau; scheduler=cosine has it: add scheduler=cosine "
+     "to the command line"),
+    (["data.files.train=x.{lang}"], "data.files is not an option of data=multi30k; data=files has it: add data=files "
+                                    "to the command line"),
+    # the command line picked the group: which config has the option is the news
+    (["scheduler=cosine", "scheduler.patience=2"], "scheduler.patience is not an option of scheduler=cosine; "
+                                                   "scheduler=plateau has it"),
+    (["model/attention=dot", "model.attention={num_heads: 2}"],
+     "model.attention.num_heads is not an option of model/attention=dot; model/attention=multihead has it"),
+])
+def test_an_option_of_a_config_the_command_line_does_not_pick_names_the_config_that_has_it(
+        capsys, monkeypatch, args, message):
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args) == message
+
+
 GROUP_OF_OPTIONS = "must be a group of options such as"
 
 

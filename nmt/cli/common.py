@@ -215,7 +215,7 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
     except OverrideParseException:
         raise ConfigError(parse_error_message(overrides)) from None
     except HydraException as exc:
-        raise ConfigError(composition_message(config_dir(), config_name, exc)) from None
+        raise ConfigError(composition_message(config_dir(), config_name, exc, overrides, users_config)) from None
     except (ValueError, TypeError) as exc:  # Hydra's crashes on shapes it does not expect (hydra=5)
         raise ConfigError(f"cannot compose the options: {first_line(exc)}") from None
     check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices, users_config)

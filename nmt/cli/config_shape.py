@@ -121,10 +121,7 @@ def _unknown_option_error(unknown: _Unknown, where: str, picked: tuple[str, ...]
     """`where` says what set it; `owners` are the configs of its group, other than the one `picked`,
     that have it (`scheduler=plateau` for patience under cosine)."""
     if owners:
-        group = owners[0].partition("=")[0]
-        chosen = next((choice for choice in picked if choice.startswith(f"{group}=")), f"the {group} picked")
-        return ConfigError(f"{unknown.key}, set {where}, is not an option of {chosen}; "
-                           f"{' and '.join(owners)} {'have' if len(owners) > 1 else 'has'} it")
+        return ConfigError(_not_in_pick(f"{unknown.key}, set {where},", picked, owners))
     hint = f" (did you mean {unknown.close}?)" if unknown.close else ""
     return ConfigError(f"{unknown.key}, set {where}, is not an option{hint}")
 
@@ -141,6 +138,38 @@ def _owners(config_dir: str, config_name: str, picked: tuple[str, ...], key: str
         owners += [f"{group}={name}" for name in names if f"{group}={name}" not in picked
                    and key in _config_shape(config_dir, config_name, (*others, f"{group}={name}")).keys]
     return owners
+
+
+def unpicked_option_message(config_dir: str, config_name: str, overrides: list[str], key: str,
+                            primary: tuple[str, str] | None = None) -> str | None:
+    """For a command line that sets an option of a config its group does not pick
+    (`model.attention.num_heads=8` under additive): which config has it and how to pick it. None when
+    no other config of its groups has it. `primary` is the user's own config (folder, name) from
+    --config-name, if any."""
+    parsed = [(arg, override) for arg, override in _parsed(overrides) if override is not None]
+    groups_chosen = [override.key_or_group for _, override in parsed if Path(config_dir, override.key_or_group).is_dir()]
+    rest = tuple(arg for arg, override in parsed  # the command line without the overrides that set the key
+                 if override.key_or_group in groups_chosen or not (_within(override.key_or_group, key)
+                                                                   or _within(key, override.key_or_group)))
+    choices = _choices(*(primary or (config_dir, config_name)), rest)
+    if not choices:
+        return None
+    searchpath = tuple(arg for arg in rest if arg.startswith("hydra.searchpath="))
+    picked = searchpath + tuple(f"{group}={option}" for group, option in choices.items()
+                                if option is not None and group != "experiment" and not group.startswith("hydra"))
+    owners = _owners(config_dir, config_name, picked, key)
+    if not owners:
+        return None
+    message = _not_in_pick(key, picked, owners)
+    group = owners[0].partition("=")[0]
+    return message if group in groups_chosen else f"{message}: add {owners[0]} to the command line"
+
+
+def _not_in_pick(key: str, picked: tuple[str, ...], owners: list[str]) -> str:
+    """`scheduler.patience is not an option of scheduler=cosine; scheduler=plateau has it`"""
+    group = owners[0].partition("=")[0]
+    chosen = next((choice for choice in picked if choice.startswith(f"{group}=")), f"the {group} picked")
+    return f"{key} is not an option of {chosen}; {' and '.join(owners)} {'have' if len(owners) > 1 else 'has'} it"
 
 
 def _config_file_setting(users_config: tuple[str, str] | None, experiment: object, key: str) -> str:

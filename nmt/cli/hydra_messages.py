@@ -8,7 +8,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
-from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options
+from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options, unpicked_option_message
 from nmt.errors import first_line
 
 
@@ -49,8 +49,10 @@ def missing_option_message(exc: MissingConfigException) -> str:
     return f"{group}={name} is not an option; choose one of: {', '.join(options)}"
 
 
-def composition_message(config_dir: str, config_name: str, exc: HydraException) -> str:
-    """`trainer.max_stepz is not an option (did you mean trainer.max_steps?) ...` for a typo in a key."""
+def composition_message(config_dir: str, config_name: str, exc: HydraException, overrides: list[str],
+                        users_config: tuple[str, str] | None = None) -> str:
+    """`trainer.max_stepz is not an option (did you mean trainer.max_steps?) ...` for a typo in a key;
+    for an option of another config of its group, which config has it."""
     ambiguous = re.match(r"Ambiguous value for argument '([^']+)'", str(exc))
     if ambiguous:  # Hydra's own advice takes three more lines
         return (f"{ambiguous.group(1)}: a comma is ambiguous; write a list as key=[a,b], text as key='a,b', "
@@ -67,6 +69,10 @@ def composition_message(config_dir: str, config_name: str, exc: HydraException) 
     # The cause names the key itself, which may lie inside the value: model.attention={nme: dot}
     full_key = re.search(r"full_key: (\S+)", str(exc.__cause__ or ""))
     key = full_key.group(1) if full_key else unknown.group(1)
-    close = difflib.get_close_matches(key, known_options(config_dir, config_name), n=1)
+    unpicked = unpicked_option_message(config_dir, config_name, overrides, key, users_config)
+    if unpicked is not None:
+        return unpicked
+    others = [option for option in known_options(config_dir, config_name) if option != key]  # a default's, unpicked
+    close = difflib.get_close_matches(key, others, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
