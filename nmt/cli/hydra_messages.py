@@ -8,7 +8,8 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
-from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options, unpicked_option_message
+from nmt.cli.config_picks import unpicked_option_message
+from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options
 from nmt.errors import first_line
 
 
