@@ -13,6 +13,7 @@ import nmt.cli.train
 import nmt.cli.translate
 from nmt.cli.common import composable_command_line, compose_checked
 from nmt.cli.config_shape import override_error
+from nmt.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -160,7 +161,7 @@ def test_an_option_of_another_attention_set_on_the_command_line_is_refused(capsy
 def test_config_name_is_taken_with_or_without_yaml_and_a_leading_slash_as_hydra_takes_it(tmp_path, name):
     (tmp_path / "greedy.yaml").write_text("defaults: [translate, _self_]\nbeam_size: 1\n")
     assert composable_command_line(["--config-dir", str(tmp_path), "--config-name", name]) == (
-        [f"hydra.searchpath=['file://{nmt.cli.common.config_dir()}']"], (str(tmp_path), "greedy"))
+        [f"hydra.searchpath=['file://{tmp_path}','file://{nmt.cli.common.config_dir()}']"], (str(tmp_path), "greedy"))
 
 
 @pytest.mark.parametrize("mode", ["hydra.mode=MULTIRUN", "hydra.mode='MULTIRUN'", "++hydra.mode=MULTIRUN"])
@@ -174,8 +175,19 @@ def test_removing_the_optional_experiment_is_allowed_as_hydra_allows_it():
     assert compose_checked("train", ["experiment=smoke", "~experiment"]).trainer.max_steps is None
 
 
-def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(my_configs):
-    """cos_total picks cosine and sets its total_steps; cos_plateau builds on it and picks plateau."""
+def run_argv(tmp_path: Path, multirun: bool) -> tuple[list[str], list[str]]:
+    """The flags and run folder overrides of a run in tmp_path/run, one job of a sweep or not."""
+    run = tmp_path / "run"
+    if multirun:
+        return ["-m"], [f"hydra.sweep.dir={run}", "hydra.sweep.subdir=."]
+    return [], [f"hydra.run.dir={run}"]
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(monkeypatch, my_configs, tmp_path,
+                                                                          multirun):
+    """cos_total picks cosine and sets its total_steps; cos_plateau builds on it and picks plateau.
+    Checked before Hydra starts, and again in the job (where -m leaves the command line to Hydra)."""
     (my_configs / "experiment/cos_total.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /scheduler: cosine\n  - _self_\n"
         "scheduler:\n  total_steps: 1000\n")
@@ -184,6 +196,32 @@ def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(my_con
     overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=cos_plateau"])
     cfg = compose_checked("train", overrides)
     assert cfg.scheduler.name == "plateau" and "total_steps" not in cfg.scheduler
+    flags, folder = run_argv(tmp_path, multirun)
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "experiment=cos_plateau",
+                                      *folder])
+    nmt.cli.train.main()
+    used = OmegaConf.load(tmp_path / "run/config.yaml")
+    assert used.scheduler.name == "plateau" and "total_steps" not in used.scheduler
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_experiment_that_picks_a_config_itself_may_not_set_options_of_the_one_it_replaced(
+        capsys, monkeypatch, my_configs, tmp_path, multirun):
+    """cos_patience builds on tiny_dot, which keeps plateau; it picks cosine and sets plateau's patience,
+    which nothing would read. Refused before Hydra starts, and in the job alike."""
+    (my_configs / "experiment/cos_patience.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /scheduler: cosine\n  - _self_\n"
+        "scheduler:\n  patience: 1\n")
+    flags, folder = run_argv(tmp_path, multirun)
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "experiment=cos_patience",
+                                      *folder])
+    with pytest.raises(SystemExit) as stopped:
+        nmt.cli.train.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: scheduler.patience, set in a config file (experiment=cos_patience), is not an option of "
+        "scheduler=cosine; scheduler=plateau has it")
+    assert not (tmp_path / "run/checkpoints").exists()
 
 
 @pytest.mark.parametrize("multirun", [False, True])
@@ -194,11 +232,22 @@ def test_a_users_own_config_may_have_its_pick_replaced_on_the_command_line(monke
     (my_configs / "my_run.yaml").write_text(
         "defaults:\n  - train\n  - override scheduler: cosine\n  - _self_\nscheduler:\n  total_steps: 1000\n")
     run = tmp_path / "run"
-    mode = ["-m"] if multirun else []
-    folder = [f"hydra.sweep.dir={run}", "hydra.sweep.subdir=."] if multirun else [f"hydra.run.dir={run}"]
-    monkeypatch.setattr(sys, "argv", ["nmt-train", *mode, "--config-dir", str(my_configs), "--config-name", "my_run",
+    flags, folder = run_argv(tmp_path, multirun)
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "--config-name", "my_run",
                                       "experiment=tiny_dot", "scheduler=plateau", *folder])
     nmt.cli.train.main()
     used = OmegaConf.load(run / "config.yaml")
     assert used.scheduler.name == "plateau" and "total_steps" not in used.scheduler
     assert used.model.attention.name == "dot" and (run / "checkpoints/last.pt").is_file()
+
+
+def test_a_misspelt_option_in_a_users_own_config_that_picks_their_own_corpus_is_refused(my_configs):
+    """The command's config is composed, for the comparison, with the user's folder searched too:
+    without it their data=my_corpus did not compose and nothing was checked."""
+    (my_configs / "my_run.yaml").write_text(
+        "defaults:\n  - train\n  - override data: my_corpus\n  - _self_\ntrainer:\n  batch_tokenz: 500\n")
+    overrides, users_config = composable_command_line(["--config-dir", str(my_configs), "--config-name", "my_run"])
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", overrides, users_config=users_config)
+    assert str(refused.value) == (f"trainer.batch_tokenz, set in {my_configs}/my_run.yaml, is not an option "
+                                  "(did you mean trainer.batch_tokens?)")

@@ -120,11 +120,24 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
     @functools.wraps(task)  # Hydra names the job, and so the log file, after the task's module
     def checked_task(cfg: DictConfig):
         hydra_config = HydraConfig.get()  # again: flags such as -m skip check_command_line
-        check_config_shape(cfg, config_dir(), config_name, list(hydra_config.overrides.task),
-                           hydra_config.runtime.choices, _users_config(hydra_config, config_name))
+        users_config = _users_config(hydra_config, config_name)
+        searchpath = searchpath_overrides(_users_folder(hydra_config), users_config is not None)  # as before Hydra
+        check_config_shape(cfg, config_dir(), config_name, [*hydra_config.overrides.task, *searchpath],
+                           hydra_config.runtime.choices, users_config)
         return task(cfg)
 
     return main
+
+
+def searchpath_overrides(users_folder: str | None, users_config: bool) -> list[str]:
+    """The override that has Hydra search the user's folder (--config-dir), as Hydra does. For a config
+    of their own in place of the command's (`users_config`, composed from their folder) the package's
+    folder too: their config builds on the command's (`defaults: [translate, _self_]`), and the checks
+    compose the command's config with the configs of the user's folder it picks (data=my_corpus)."""
+    if users_folder is None:
+        return []
+    folders = [users_folder, config_dir()] if users_config else [users_folder]
+    return [f"hydra.searchpath=[{','.join(hydra_quote('file://' + folder) for folder in folders)}]"]
 
 
 def _users_config(hydra_config: DictConfig, config_name: str) -> tuple[str, str] | None:
@@ -132,9 +145,13 @@ def _users_config(hydra_config: DictConfig, config_name: str) -> tuple[str, str]
     (--config-name in --config-dir), None when it composed the command's."""
     if hydra_config.job.config_name == config_name:
         return None
-    folder = next((source.path for source in hydra_config.runtime.config_sources if source.provider == "command-line"),
-                  config_dir())
-    return folder, hydra_config.job.config_name
+    return _users_folder(hydra_config) or config_dir(), hydra_config.job.config_name
+
+
+def _users_folder(hydra_config: DictConfig) -> str | None:
+    """The folder of the user's own configs (--config-dir), None without one."""
+    return next((source.path for source in hydra_config.runtime.config_sources if source.provider == "command-line"),
+                None)
 
 
 def check_command_line(config_name: str, overrides: list[str], usage: str = "") -> None:
@@ -187,11 +204,7 @@ def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str]
             return None  # one of the package's own: Hydra composes it
         raise ConfigError(f"--config-name {name}: there is no {name}.yaml in "
                           f"{extra_dir or 'the package configs; give its folder with --config-dir'}")
-    # The user's own config is composed from their folder, with the package's configs it builds on
-    # (`defaults: [translate, _self_]`) found through the search path.
-    searched = config_dir() if name is not None else extra_dir
-    if searched is not None:
-        overrides.append(f"hydra.searchpath=[{hydra_quote('file://' + searched)}]")
+    overrides += searchpath_overrides(extra_dir, name is not None)
     return overrides, ((extra_dir, name) if name is not None else None)
 
 

@@ -71,21 +71,25 @@ def not_in_pick(key: str, picked: tuple[str, ...], owners: list[str]) -> str:
 
 def replaced_options(config_dir: str, config_name: str, primary: tuple[str, str], picked: tuple[str, ...],
                      overrides: list[str], experiment: object, key: str) -> list[str]:
-    """The options of the configs that the groups `key` lies in had before the command line replaced
-    them: the pick of the config it was composed from (`primary`: the command's, or the user's own
-    from --config-name), or an experiment's pick. An experiment sets options of the configs
-    it picks (m30k_deen_best: plateau's patience); a command line that picks another config
-    (scheduler=cosine) leaves them merged in and unread, which is no mistake of the user's. An
-    option of a config nothing picked (cosine's total_steps while plateau stays, or plateau's
-    patience in an experiment that picks cosine) would be lost, and stays unknown. Composed, and
-    the experiments' files read, only for a key not known otherwise."""
-    experiments = _with_bases(_experiments(overrides, experiment), _config_folders(config_dir, picked))
+    """The options of the configs that the groups `key` lies in had, for the config file that set it,
+    before the command line replaced them. That file is an experiment (its pick, or the pick of one
+    it builds on), or the user's own config from --config-name (`primary`, otherwise the command's
+    config). An experiment sets options of the configs it picks (m30k_deen_best: plateau's
+    patience); a command line that picks another config (scheduler=cosine) leaves them merged in and
+    unread, which is no mistake of the user's. An option of a config nothing picked (cosine's
+    total_steps while plateau stays, or plateau's patience in an experiment that itself picks
+    cosine) would be lost, and stays unknown. Composed, and the experiments' files read, only for a
+    key not known otherwise."""
+    folders = _config_folders(config_dir, picked, primary)
+    experiments = _with_bases(_experiments(overrides, experiment), folders)
     searchpath = tuple(choice for choice in picked if choice.startswith("hydra.searchpath="))
-    # Whose picks count: each experiment's (with those it builds on), and the primary config's own
-    # where no experiment could have replaced them.
-    picks_of = [(f"experiment={name}",) for name in experiments]
-    if not experiments or primary != (config_dir, config_name):
+    # Whose picks count: those of the files that set the key themselves; where none of them does (a
+    # user's config of another group set it), every experiment's and the primary config's.
+    picks_of = [(f"experiment={name}",) for name in experiments
+                if key in file_options(_experiment_file(name, folders))]
+    if primary != (config_dir, config_name) and key in file_options(Path(*primary).with_suffix(".yaml")):
         picks_of.append(())
+    picks_of = picks_of or [*((f"experiment={name}",) for name in experiments), ()]
     options = []
     parts = key.split(".")
     for depth in range(len(parts) - 1, 0, -1):
@@ -115,29 +119,45 @@ def _with_bases(names: tuple[str, ...], folders: list[Path]) -> tuple[str, ...]:
     `folders`: an experiment's options for its base's picks are no mistake either."""
     found, pending = list(names), list(names)
     while pending:
-        name = pending.pop(0)
-        path = next((folder / "experiment" / f"{name}.yaml" for folder in folders
-                     if (folder / "experiment" / f"{name}.yaml").is_file()), None)
-        if path is None:
-            continue
-        try:  # it composed already, so it is YAML; its defaults may still be of any shape
-            defaults = yaml.safe_load(path.read_text(encoding="utf-8")).get("defaults") or []
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
-            continue
+        defaults = _file_tree(_experiment_file(pending.pop(0), folders)).get("defaults")
         bases = [entry.removeprefix("/experiment/") for entry in defaults if isinstance(entry, str)
-                 and entry != "_self_" and ("/" not in entry or entry.startswith("/experiment/"))]
+                 and entry != "_self_" and ("/" not in entry or entry.startswith("/experiment/"))
+                 ] if isinstance(defaults, list) else []
         pending += [base for base in bases if base not in found]
         found += [base for base in bases if base not in found]
     return tuple(found)
 
 
-def _config_folders(config_dir: str, picked: tuple[str, ...]) -> list[Path]:
-    """The user's config folders (the search path --config-dir made), then the package's."""
-    folders = []
+def _experiment_file(name: str, folders: list[Path]) -> Path | None:
+    return next((folder / "experiment" / f"{name}.yaml" for folder in folders
+                 if (folder / "experiment" / f"{name}.yaml").is_file()), None)
+
+
+def file_options(path: Path | None) -> list[str]:
+    """The options a config file sets itself, dotted, leaving out its defaults list."""
+    tree = _file_tree(path)
+    tree.pop("defaults", None)
+    return dotted_keys(tree)
+
+
+def _file_tree(path: Path | None) -> dict:
+    """A config file's YAML, empty where there is none or it holds no mapping (it composed already,
+    so it is YAML; its parts may still be of any shape)."""
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        tree = None
+    return tree if isinstance(tree, dict) else {}
+
+
+def _config_folders(config_dir: str, picked: tuple[str, ...], primary: tuple[str, str] | None = None) -> list[Path]:
+    """The user's config folders (the search path --config-dir made, and the folder of their own
+    config from --config-name), then the package's."""
+    folders = [Path(primary[0])] if primary is not None and primary[0] != config_dir else []
     for _, override in parsed_overrides([choice for choice in picked if choice.startswith("hydra.searchpath=")]):
         value = override.value() if override is not None else []
         folders += [Path(entry.removeprefix("file://")) for entry in value if isinstance(entry, str)]
-    return [*folders, Path(config_dir)]
+    return [*dict.fromkeys([*folders, Path(config_dir)])]
 
 
 def within(key: str, root: str) -> bool:

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nmt.cli.config_picks import (
     configs_having,
     dotted_keys,
+    file_options,
     not_in_pick,
     parsed_overrides,
     picked_configs,
@@ -134,14 +134,8 @@ def _unknown_option_error(unknown: _Unknown, where: str, picked: tuple[str, ...]
 def _config_file_setting(users_config: tuple[str, str] | None, experiment: object, key: str) -> str:
     """Where a config file set `key`, for its error: the user's own config (--config-name) when its
     file sets it, else the experiment."""
-    if users_config is not None:
-        path = Path(*users_config).with_suffix(".yaml")
-        try:  # it composed already, so it is YAML; it may still hold no mapping
-            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            tree = None
-        if isinstance(tree, dict) and key in dotted_keys(tree):
-            return f"in {_shown_path(path)}"
+    if users_config is not None and key in file_options(path := Path(*users_config).with_suffix(".yaml")):
+        return f"in {_shown_path(path)}"
     return "in a config file" + (f" (experiment={experiment})" if isinstance(experiment, str) else "")
 
 
