@@ -27,9 +27,7 @@ def picked_configs(choices: Mapping[str, str | None], searchpath: tuple[str, ...
 def configs_having(config_dir: str, config_name: str, picked: tuple[str, ...], key: str) -> list[str]:
     """The configs of the groups `key` lies in that have it, other than those `picked`."""
     owners = []
-    parts = key.split(".")
-    for depth in range(len(parts) - 1, 0, -1):
-        group = "/".join(parts[:depth])
+    for group in _groups_of(key):
         others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
         names = sorted({path.stem for folder in _config_folders(config_dir, picked)
                         for path in Path(folder, group).glob("*.yaml") if not path.stem.startswith("_")})
@@ -91,9 +89,7 @@ def replaced_options(config_dir: str, config_name: str, primary: tuple[str, str]
         picks_of.append(())
     picks_of = picks_of or [*((f"experiment={name}",) for name in experiments), ()]
     options = []
-    parts = key.split(".")
-    for depth in range(len(parts) - 1, 0, -1):
-        group = "/".join(parts[:depth])
+    for group in _groups_of(key):
         if not Path(config_dir, group).is_dir():
             continue
         others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
@@ -101,6 +97,12 @@ def replaced_options(config_dir: str, config_name: str, primary: tuple[str, str]
         for option in sorted(option for option in earlier if isinstance(option, str)):
             options += shape_of(config_dir, config_name, (*others, f"{group}={option}")).keys
     return options
+
+
+def _groups_of(key: str) -> Iterator[str]:
+    """The config groups `key` may lie in, innermost first (model.attention.num_heads: model/attention, model)."""
+    parts = key.split(".")
+    return ("/".join(parts[:depth]) for depth in range(len(parts) - 1, 0, -1))
 
 
 def _experiments(overrides: list[str], chosen: object) -> tuple[str, ...]:
