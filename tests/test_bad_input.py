@@ -101,6 +101,8 @@ ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"
 
 @pytest.mark.parametrize(("args", "message"), [
     (["trainer.max_stepz=3"], "trainer.max_stepz is not an option (did you mean trainer.max_steps?)"),
+    # the hint looks at every attention's options, not only the picked additive's
+    (["model.attention.num_head=8"], "model.attention.num_head is not an option (did you mean model.attention.num_heads?)"),
     (["model/attention=bogus"], f"model/attention=bogus is not an option; choose one of: {ATTENTIONS}"),
     (["data=bogus"], "data=bogus is not an option; choose one of: files, hub, multi30k"),  # not _common, a base
     (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_best, m30k_deen_ref, m30k_deen_small, m30k_ende_best, smoke"),
@@ -712,6 +714,13 @@ def test_an_option_of_a_config_nothing_picked_is_refused_as_it_would_be_lost(tmp
     mine = users_configs(tmp_path, "unpicked", "# @package _global_\n" + text)
     message = config_error("train", "--config-dir", str(mine), "experiment=unpicked")
     assert message == f"{key}, set in a config file (experiment=unpicked), is not an option of {picked}; {owner} has it"
+
+
+def test_a_misspelling_in_an_experiment_that_picks_a_config_itself_is_hinted_from_every_config_of_the_group(tmp_path):
+    mine = users_configs(tmp_path, "typo", "# @package _global_\ndefaults:\n  - m30k_deen_best\n"
+                                           "  - override /scheduler: cosine\n  - _self_\nscheduler:\n  patiance: 2\n")
+    assert config_error("train", "--config-dir", str(mine), "experiment=typo") == (
+        "scheduler.patiance, set in a config file (experiment=typo), is not an option (did you mean scheduler.patience?)")
 
 
 def test_a_misspelt_option_in_a_users_own_config_names_its_file_not_the_experiment(monkeypatch, tmp_path):

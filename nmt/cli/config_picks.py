@@ -26,14 +26,25 @@ def picked_configs(choices: Mapping[str, str | None], searchpath: tuple[str, ...
 
 def configs_having(config_dir: str, config_name: str, picked: tuple[str, ...], key: str) -> list[str]:
     """The configs of the groups `key` lies in that have it, other than those `picked`."""
-    owners = []
+    return [choice for choice, options in _group_configs(config_dir, config_name, picked, key)
+            if choice not in picked and key in options]
+
+
+def group_options(config_dir: str, config_name: str, picked: tuple[str, ...], key: str) -> list[str]:
+    """Every option of every config of the groups `key` lies in (for "did you mean" hints)."""
+    return [option for _, options in _group_configs(config_dir, config_name, picked, key) for option in options]
+
+
+def _group_configs(config_dir: str, config_name: str, picked: tuple[str, ...],
+                   key: str) -> Iterator[tuple[str, list[str]]]:
+    """(`group=name`, its options) for each config of the groups `key` lies in, with the other
+    groups as `picked`."""
     for group in _groups_of(key):
         others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
         names = sorted({path.stem for folder in _config_folders(config_dir, picked)
                         for path in Path(folder, group).glob("*.yaml") if not path.stem.startswith("_")})
-        owners += [f"{group}={name}" for name in names if f"{group}={name}" not in picked
-                   and key in shape_of(config_dir, config_name, (*others, f"{group}={name}")).keys]
-    return owners
+        for name in names:
+            yield f"{group}={name}", shape_of(config_dir, config_name, (*others, f"{group}={name}")).keys
 
 
 def unpicked_option_message(config_dir: str, config_name: str, overrides: list[str], key: str,

@@ -22,6 +22,7 @@ from nmt.cli.config_picks import (
     configs_having,
     dotted_keys,
     file_options,
+    group_options,
     not_in_pick,
     parsed_overrides,
     picked_configs,
@@ -70,7 +71,8 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if unknown is not None:
         where = (f"by {unknown.given}" if unknown.given is not None
                  else _config_file_setting(users_config, choices.get("experiment"), unknown.key))
-        raise _unknown_option_error(unknown, where, picked, configs_having(config_dir, config_name, picked, unknown.key))
+        raise _unknown_option_error(unknown.key, where, picked, configs_having(config_dir, config_name, picked, unknown.key),
+                                    [*shape.keys, *group_options(config_dir, config_name, picked, unknown.key)])
     for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -93,7 +95,6 @@ def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
 
 class _Unknown(NamedTuple):
     key: str
-    close: str | None  # the known option it is most like
     given: str | None  # the override that set it (a mapping given on the command line: input='{a: 1}')
 
 
@@ -115,20 +116,22 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str],
             if not any(within(key, root) for root in [*leftovers, *_set_by(key, parsed)]):
                 leftovers.append(key)
             continue
-        close = difflib.get_close_matches(key, [*known, *replaced], n=1)
         given = next((arg for arg, override in parsed
                       if within(key, override.key_or_group) and isinstance(override.value(), dict)), None)
-        return leftovers, _Unknown(key, close[0] if close else None, given)
+        return leftovers, _Unknown(key, given)
     return leftovers, None
 
 
-def _unknown_option_error(unknown: _Unknown, where: str, picked: tuple[str, ...], owners: list[str]) -> ConfigError:
+def _unknown_option_error(key: str, where: str, picked: tuple[str, ...], owners: list[str],
+                          candidates: list[str]) -> ConfigError:
     """`where` says what set it; `owners` are the configs of its group, other than the one `picked`,
-    that have it (`scheduler=plateau` for patience under cosine)."""
+    that have it (`scheduler=plateau` for patience under cosine); `candidates` the options it may be
+    a misspelling of."""
     if owners:
-        return ConfigError(not_in_pick(f"{unknown.key}, set {where},", picked, owners))
-    hint = f" (did you mean {unknown.close}?)" if unknown.close else ""
-    return ConfigError(f"{unknown.key}, set {where}, is not an option{hint}")
+        return ConfigError(not_in_pick(f"{key}, set {where},", picked, owners))
+    close = difflib.get_close_matches(key, candidates, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"{key}, set {where}, is not an option{hint}")
 
 
 def _config_file_setting(users_config: tuple[str, str] | None, experiment: object, key: str) -> str:

@@ -8,7 +8,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
-from nmt.cli.config_picks import unpicked_option_message
+from nmt.cli.config_picks import group_options, unpicked_option_message
 from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options
 from nmt.errors import first_line
 
@@ -73,7 +73,8 @@ def composition_message(config_dir: str, config_name: str, exc: HydraException, 
     unpicked = unpicked_option_message(config_dir, config_name, overrides, key, users_config)
     if unpicked is not None:
         return unpicked
-    others = [option for option in known_options(config_dir, config_name) if option != key]  # a default's, unpicked
-    close = difflib.get_close_matches(key, others, n=1)
+    # The options of every config of its groups too: model.attention.num_head is multihead's num_heads
+    candidates = [*known_options(config_dir, config_name), *group_options(config_dir, config_name, (), key)]
+    close = difflib.get_close_matches(key, [option for option in candidates if option != key], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
