@@ -61,8 +61,7 @@ def unpicked_option_message(config_dir: str, config_name: str, overrides: list[s
     choices = _group_choices(*(primary or (config_dir, config_name)), rest)
     if not choices:
         return None
-    searchpath = tuple(arg for arg in rest if arg.startswith("hydra.searchpath="))
-    picked = picked_configs(choices, searchpath)
+    picked = picked_configs(choices, searchpath_of(rest))
     owners = configs_having(config_dir, config_name, picked, key)
     if not owners:
         return None
@@ -89,9 +88,9 @@ def replaced_options(config_dir: str, config_name: str, primary: tuple[str, str]
     total_steps while plateau stays, or plateau's patience in an experiment that itself picks
     cosine) would be lost, and stays unknown. Composed, and the experiments' files read, only for a
     key not known otherwise."""
-    folders = _config_folders(config_dir, picked, primary)
+    folders = _config_folders(config_dir, picked)
     experiments = _with_bases(_experiments(overrides, experiment), folders)
-    searchpath = tuple(choice for choice in picked if choice.startswith("hydra.searchpath="))
+    searchpath = searchpath_of(picked)
     # Whose picks count: those of the files that set the key themselves; where none of them does (a
     # user's config of another group set it), every experiment's and the primary config's.
     picks_of = [(f"experiment={name}",) for name in experiments
@@ -142,8 +141,8 @@ def _with_bases(names: tuple[str, ...], folders: list[Path]) -> tuple[str, ...]:
 
 
 def _experiment_file(name: str, folders: list[Path]) -> Path | None:
-    return next((folder / "experiment" / f"{name}.yaml" for folder in folders
-                 if (folder / "experiment" / f"{name}.yaml").is_file()), None)
+    return next((path for path in (folder / "experiment" / f"{name}.yaml" for folder in folders) if path.is_file()),
+                None)
 
 
 def file_options(path: Path | None) -> list[str]:
@@ -163,11 +162,16 @@ def _file_tree(path: Path | None) -> dict:
     return tree if isinstance(tree, dict) else {}
 
 
-def _config_folders(config_dir: str, picked: tuple[str, ...], primary: tuple[str, str] | None = None) -> list[Path]:
-    """The user's config folders (the search path --config-dir made, and the folder of their own
-    config from --config-name), then the package's."""
-    folders = [Path(primary[0])] if primary is not None and primary[0] != config_dir else []
-    for _, override in parsed_overrides([choice for choice in picked if choice.startswith("hydra.searchpath=")]):
+def searchpath_of(overrides: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The search path overrides among `overrides` (those --config-dir made)."""
+    return tuple(arg for arg in overrides if arg.startswith("hydra.searchpath="))
+
+
+def _config_folders(config_dir: str, picked: tuple[str, ...]) -> list[Path]:
+    """The user's config folders (the search path --config-dir made; it holds the folder of their own
+    config from --config-name too), then the package's."""
+    folders = []
+    for _, override in parsed_overrides(list(searchpath_of(picked))):
         value = override.value() if override is not None else []
         folders += [Path(entry.removeprefix("file://")) for entry in value if isinstance(entry, str)]
     return [*dict.fromkeys([*folders, Path(config_dir)])]

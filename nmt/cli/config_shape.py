@@ -27,6 +27,7 @@ from nmt.cli.config_picks import (
     parsed_overrides,
     picked_configs,
     replaced_options,
+    searchpath_of,
     shape_of,
     within,
 )
@@ -50,8 +51,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     its hydra node is not looked at. `users_config` (folder, name) is the user's own config that took
     the place of the command's (--config-name). The options a config file set for a config that the
     command line then replaced (plateau's patience under scheduler=cosine) are taken out of `cfg`."""
-    searchpath = tuple(arg for arg in overrides if arg.startswith("hydra.searchpath="))  # --config-dir
-    picked = picked_configs(choices, searchpath)
+    picked = picked_configs(choices, searchpath_of(overrides))  # with the search path --config-dir made
     shape = shape_of(config_dir, config_name, picked)  # the configs as chosen, without an experiment
     _check_groups(cfg, {**shape_of(config_dir, config_name, ()).groups, **shape.groups})
     if not shape.keys:  # the choices alone did not compose: nothing to compare with
