@@ -309,4 +309,3 @@ def test_padding_rows_added_to_the_output_layer_change_neither_loss_nor_gradient
         torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-10)
     full = torch.ones(2, OUTPUT_ROWS_MULTIPLE, dtype=torch.bool)
     assert output_positions(full) is full  # a multiple already: nothing added
-

@@ -43,11 +43,6 @@ def available_attentions() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def attention_options(name: str) -> list[str]:
-    """The options of a registered attention: its constructor's keyword arguments beyond the two sizes."""
-    return list(inspect.signature(_REGISTRY[name].__init__).parameters)[3:]
-
-
 def build_attention(name: str, query_dim: int, key_dim: int, **options) -> "Attention":
     """Build the attention registered as ``name``; a wrong name or option raises ``ConfigError``."""
     if name not in _REGISTRY:
@@ -55,7 +50,8 @@ def build_attention(name: str, query_dim: int, key_dim: int, **options) -> "Atte
     cls = _REGISTRY[name]
     _positive_int(name, "query_dim", query_dim)
     _positive_int(name, "key_dim", key_dim)
-    valid = attention_options(name)
+    # The options of a variant are the keyword arguments of its constructor beyond the two sizes.
+    valid = list(inspect.signature(cls.__init__).parameters)[3:]
     for option in options:
         if option not in valid:
             raise ConfigError(
