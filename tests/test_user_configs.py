@@ -251,3 +251,64 @@ def test_a_misspelt_option_in_a_users_own_config_that_picks_their_own_corpus_is_
         compose_checked("train", overrides, users_config=users_config)
     assert str(refused.value) == (f"trainer.batch_tokenz, set in {my_configs}/my_run.yaml, is not an option "
                                   "(did you mean trainer.batch_tokens?)")
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_misspelt_option_in_a_users_own_corpus_config_is_refused_naming_its_file(capsys, monkeypatch, my_configs,
+                                                                                  tmp_path, multirun):
+    """None of the shipped data configs has max_lenn, so nothing would read it: refused, as it is in an
+    experiment, before Hydra starts and in the job alike."""
+    with (my_configs / "data/my_corpus.yaml").open("a") as corpus:
+        corpus.write("max_lenn: 80\n")
+    flags, folder = run_argv(tmp_path, multirun)
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "experiment=tiny_dot",
+                                      *folder])
+    with pytest.raises(SystemExit) as stopped:
+        nmt.cli.train.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: data.max_lenn, set in {my_configs}/data/my_corpus.yaml, is not an option (did you mean data.max_len?)")
+    assert not (tmp_path / "run/checkpoints").exists()
+
+
+def test_a_users_own_group_config_writing_other_groups_options_is_checked_too(my_configs):
+    """A config of the data group put at the top of the config (`@package _global_`) may set any
+    option; a misspelt one is named with its file."""
+    (my_configs / "data/named.yaml").write_text("# @package _global_\ndefaults: [/data/my_corpus, _self_]\nname: mine\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot", "data=named"])
+    assert compose_checked("train", overrides).name == "mine"
+    (my_configs / "data/de_en_batch.yaml").write_text(
+        "# @package _global_\ndefaults: [/data/my_corpus, _self_]\nmodel:\n  attention:\n    num_heads: 2\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot",
+                                            "data=de_en_batch"])
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", overrides)
+    assert str(refused.value) == (f"model.attention.num_heads, set in {my_configs}/data/de_en_batch.yaml, is not an "
+                                  "option of model/attention=dot; model/attention=multihead has it")
+
+
+def test_a_users_own_attention_config_may_set_only_what_a_shipped_attention_has(my_configs):
+    (my_configs / "model/attention").mkdir(parents=True)
+    (my_configs / "model/attention/two_heads.yaml").write_text("defaults: [multihead, _self_]\nnum_heads: 2\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot",
+                                            "model/attention=two_heads"])
+    cfg = compose_checked("train", overrides)
+    assert (cfg.model.attention.name, cfg.model.attention.num_heads) == ("multihead", 2)
+    (my_configs / "model/attention/two_head.yaml").write_text("defaults: [multihead, _self_]\nnum_head: 2\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot",
+                                            "model/attention=two_head"])
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", overrides)
+    assert str(refused.value) == (f"model.attention.num_head, set in {my_configs}/model/attention/two_head.yaml, is "
+                                  "not an option (did you mean model.attention.num_heads?)")
+
+
+def test_a_users_own_corpus_config_that_builds_on_no_shipped_one_is_refused(my_configs):
+    """Without `defaults: [files, _self_]` the corpus config lacks the options every corpus has (root,
+    languages, cleaning), which the run would only miss when it reads them."""
+    (my_configs / "data/bare.yaml").write_text("source: files\nformat: text\nfiles:\n  train: a.{lang}\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "data=bare"])
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", overrides)
+    assert str(refused.value) == (f"data.root is missing from {my_configs}/data/bare.yaml; a data config of your own "
+                                  "should build on one of the package's: defaults: [files, _self_]")

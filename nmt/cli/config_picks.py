@@ -47,6 +47,29 @@ def _group_configs(config_dir: str, config_name: str, picked: tuple[str, ...],
             yield f"{group}={name}", shape_of(config_dir, config_name, (*others, f"{group}={name}")).keys
 
 
+def users_group_configs(config_dir: str, picked: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """(group, file) for each config `picked` from the user's folders that the package does not ship
+    (`data=my_corpus`, my_configs/data/my_corpus.yaml)."""
+    folders = [folder for folder in _config_folders(config_dir, picked) if folder != Path(config_dir)]
+    found = []
+    for choice in picked:
+        group, _, name = choice.partition("=")
+        if not Path(config_dir, group).is_dir() or Path(config_dir, group, f"{name}.yaml").is_file():
+            continue
+        path = next((path for path in (folder / group / f"{name}.yaml" for folder in folders) if path.is_file()), None)
+        if path is not None:
+            found.append((group, path))
+    return found
+
+
+def shipped_group_shapes(config_dir: str, config_name: str, picked: tuple[str, ...], group: str) -> dict[str, list[str]]:
+    """For each config the package ships for `group`: the options of the command's config with it in
+    place of the one picked."""
+    others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
+    names = sorted(path.stem for path in Path(config_dir, group).glob("*.yaml") if not path.stem.startswith("_"))
+    return {name: shape_of(config_dir, config_name, (*others, f"{group}={name}")).keys for name in names}
+
+
 def unpicked_option_message(config_dir: str, config_name: str, overrides: list[str], key: str,
                             primary: tuple[str, str] | None = None) -> str | None:
     """For a command line that sets an option of a config its group does not pick

@@ -5,8 +5,9 @@ a group of options given one value (`model.attention=5`, `trainer: 5` in a user'
 which the commands would meet with a traceback where they first read the group, and an unknown key
 in an experiment (`batch_tokenz: 6000` in a user's own, under --config-dir), which nothing would
 read, so the user's setting would be silently lost. A config group chosen with a number
-(`trainer=5`, `data=[1]`) even crashes Hydra's compose. The options a user's own config of another
-group (`data=my_corpus`) brings are taken as known: they define that option.
+(`trainer=5`, `data=[1]`) even crashes Hydra's compose. A user's own config for one of the groups
+(`data=my_corpus`) may set the options of any config the package ships for that group; one that
+none of them has (`max_lenn`) is as unknown as in an experiment.
 """
 
 import difflib
@@ -29,6 +30,8 @@ from nmt.cli.config_picks import (
     replaced_options,
     searchpath_of,
     shape_of,
+    shipped_group_shapes,
+    users_group_configs,
     within,
 )
 from nmt.errors import ConfigError
@@ -64,15 +67,28 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
+    brought = _brought_by_users_group_configs(config_dir, config_name, picked, shape.keys, present)
+    known = [key for key in shape.keys if key not in brought]
     primary = users_config or (config_dir, config_name)  # the config the command line was composed from
-    leftovers, unknown = _check_known(dotted_keys(tree), shape.keys, overrides,
-                                      functools.partial(replaced_options, config_dir, config_name, primary, picked,
-                                                        overrides, choices.get("experiment")))
+    replaced = functools.partial(replaced_options, config_dir, config_name, primary, picked, overrides,
+                                 choices.get("experiment"))
+    leftovers, unknown = _check_known(dotted_keys(tree), known, overrides,
+                                      lambda key: [] if key in brought else replaced(key))
     if unknown is not None:
-        where = (f"by {unknown.given}" if unknown.given is not None
-                 else _config_file_setting(users_config, choices.get("experiment"), unknown.key))
-        raise _unknown_option_error(unknown.key, where, picked, configs_having(config_dir, config_name, picked, unknown.key),
-                                    [*shape.keys, *group_options(config_dir, config_name, picked, unknown.key)])
+        key, seen_with = unknown.key, picked
+        if unknown.given is not None:
+            where = f"by {unknown.given}"
+        elif key in brought:
+            group, path = brought[key]
+            where = f"in {_shown_path(path)}"
+            # which configs have it, judged without the user's config that brings it into every one
+            seen_with = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
+        else:
+            where = _config_file_setting(users_config, choices.get("experiment"), key)
+        owners = [owner for owner in configs_having(config_dir, config_name, seen_with, key)
+                  if key not in brought or Path(config_dir, f"{owner.replace('=', '/')}.yaml").is_file()]
+        raise _unknown_option_error(key, where, picked, owners,
+                                    [*known, *group_options(config_dir, config_name, seen_with, key)])
     for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -84,6 +100,31 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
 def known_options(config_dir: str, config_name: str) -> list[str]:
     """Every option of the command's config as it comes, dotted (for "did you mean" hints)."""
     return shape_of(config_dir, config_name, ()).keys
+
+
+def _brought_by_users_group_configs(config_dir: str, config_name: str, picked: tuple[str, ...],
+                                    keys: list[str], present: set[str]) -> dict[str, tuple[str, Path]]:
+    """Of `keys`, the options of the command's config as `picked`, those that a config of the user's
+    own for a shipped group brings (data=my_corpus: `max_lenn`) and that none of the configs the
+    package ships for that group has, each with its group and file: nothing reads them. ConfigError for an
+    option that every shipped config of the group has and the composed config (`present`) lacks: the
+    user's config does not build on a shipped one."""
+    brought = {}
+    for group, path in users_group_configs(config_dir, picked):
+        shipped = shipped_group_shapes(config_dir, config_name, picked, group)
+        if not shipped or not all(shipped.values()):  # a shipped config does not compose with the other picks
+            continue
+        first = next(iter(shipped.values()))
+        lacking = next((key for key in first if key not in present and not _free_form(key)
+                        and all(key in keys_of for keys_of in shipped.values())), None)
+        if lacking is not None:
+            own = set(file_options(path))
+            closest = max(shipped, key=lambda name: len(own & set(file_options(Path(config_dir, group, f"{name}.yaml")))))
+            raise ConfigError(f"{lacking} is missing from {_shown_path(path)}; a {group} config of your own should "
+                              f"build on one of the package's: defaults: [{closest}, _self_]")
+        shipped_keys = {key for keys_of in shipped.values() for key in keys_of}
+        brought.update({key: (group, path) for key in keys if key not in shipped_keys and key not in brought})
+    return brought
 
 
 def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
@@ -129,7 +170,7 @@ def _unknown_option_error(key: str, where: str, picked: tuple[str, ...], owners:
     a misspelling of."""
     if owners:
         return ConfigError(not_in_pick(f"{key}, set {where},", picked, owners))
-    close = difflib.get_close_matches(key, candidates, n=1)
+    close = difflib.get_close_matches(key, [candidate for candidate in candidates if candidate != key], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"{key}, set {where}, is not an option{hint}")
 
