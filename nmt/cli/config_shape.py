@@ -75,20 +75,11 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     leftovers, unknown = _check_known(dotted_keys(tree), known, overrides,
                                       lambda key: [] if key in brought else replaced(key))
     if unknown is not None:
-        key, seen_with = unknown.key, picked
-        if unknown.given is not None:
-            where = f"by {unknown.given}"
-        elif key in brought:
-            group, path = brought[key]
-            where = f"in {_shown_path(path)}"
-            # which configs have it, judged without the user's config that brings it into every one
-            seen_with = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
-        else:
-            where = _config_file_setting(users_config, choices.get("experiment"), key)
-        owners = [owner for owner in configs_having(config_dir, config_name, seen_with, key)
-                  if key not in brought or Path(config_dir, f"{owner.replace('=', '/')}.yaml").is_file()]
-        raise _unknown_option_error(key, where, picked, owners,
-                                    [*known, *group_options(config_dir, config_name, seen_with, key)])
+        brought_by, users_file = brought.get(unknown.key, (None, None))
+        where = (f"by {unknown.given}" if unknown.given is not None
+                 else f"in {_shown_path(users_file)}" if users_file is not None
+                 else _config_file_setting(users_config, choices.get("experiment"), unknown.key))
+        raise _unknown_option_error(config_dir, config_name, picked, known, unknown.key, where, brought_by)
     for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -163,13 +154,20 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str],
     return leftovers, None
 
 
-def _unknown_option_error(key: str, where: str, picked: tuple[str, ...], owners: list[str],
-                          candidates: list[str]) -> ConfigError:
-    """`where` says what set it; `owners` are the configs of its group, other than the one `picked`,
-    that have it (`scheduler=plateau` for patience under cosine); `candidates` the options it may be
-    a misspelling of."""
+def _unknown_option_error(config_dir: str, config_name: str, picked: tuple[str, ...], known: list[str], key: str,
+                          where: str, brought_by: str | None) -> ConfigError:
+    """The error for `key`, which the command's configs as `picked` do not have (`known`), set `where`:
+    naming the configs of its group that have it (`scheduler=plateau` for patience under cosine), or
+    the option it may be a misspelling of. `brought_by` is the group of the user's own config that
+    alone brings it (data=my_corpus), if one does."""
+    seen_with = picked  # which configs have it is judged without the user's config that brings it into every one
+    if brought_by is not None:
+        seen_with = tuple(choice for choice in picked if not choice.startswith(f"{brought_by}="))
+    owners = [owner for owner in configs_having(config_dir, config_name, seen_with, key)
+              if brought_by is None or Path(config_dir, f"{owner.replace('=', '/')}.yaml").is_file()]
     if owners:
         return ConfigError(not_in_pick(f"{key}, set {where},", picked, owners))
+    candidates = [*known, *group_options(config_dir, config_name, seen_with, key)]
     close = difflib.get_close_matches(key, [candidate for candidate in candidates if candidate != key], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"{key}, set {where}, is not an option{hint}")
