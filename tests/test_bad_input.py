@@ -182,6 +182,29 @@ def test_a_users_experiment_file_that_sets_a_group_to_one_value_is_one_line(caps
     assert multirun or not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("arg", "message"), [
+    ("+trainer.max_step=3", "trainer.max_step, set by +trainer.max_step=3, is not an option "
+                            "(did you mean trainer.max_steps?)"),
+    ("++trainer.max_step=3", "trainer.max_step, set by ++trainer.max_step=3, is not an option "
+                             "(did you mean trainer.max_steps?)"),
+    ("+resumes={from: x}", "resumes, set by +resumes={from: x}, is not an option (did you mean resume?)"),
+])
+def test_an_option_added_with_a_plus_is_refused_when_nothing_reads_it(capsys, monkeypatch, tmp_path, arg, message):
+    """Hydra adds any key given with `+`; the run would go on without the setting the user meant."""
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, "experiment=smoke", arg, f"data.root={tmp_path}",
+                      f"hydra.run.dir={tmp_path / 'run'}") == message
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_option_added_for_an_interpolation_to_read_is_accepted(tmp_path):
+    assert compose_checked("train", ["+base_lr=0.002", "optimizer.lr=${base_lr}"]).optimizer.lr == 0.002
+    mine = users_configs(tmp_path, "shared_size", "# @package _global_\nsize: 64\n"
+                                                  "model:\n  enc_hidden: ${size}\n  dec_hidden: ${size}\n")
+    overrides, _ = composable_command_line(["--config-dir", str(mine), "experiment=shared_size"])
+    cfg = compose_checked("train", overrides)
+    assert (cfg.model.enc_hidden, cfg.model.dec_hidden) == (64, 64)
+
+
 def test_an_unknown_option_in_a_users_experiment_is_named_not_silently_ignored(capsys, monkeypatch, tmp_path):
     """The command line's unknown keys Hydra rejects; a config file's it merges, and nothing reads them."""
     mine = users_configs(tmp_path, "typo", "# @package _global_\ntrainer:\n  batch_tokenz: 6000\n")

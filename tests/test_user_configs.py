@@ -140,11 +140,15 @@ def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_i
     assert (run / "checkpoints/last.pt").is_file()
 
 
-@pytest.mark.parametrize(("experiment", "setting"), [("heads", "model.attention.num_heads=2"),
-                                                     ("tiny_dot", "+model.attention.num_heads=2")])
+@pytest.mark.parametrize(("experiment", "setting", "error"), [
+    ("heads", "model.attention.num_heads=2", "attention 'dot' has no option 'num_heads'; valid options: (none)"),
+    ("tiny_dot", "+model.attention.num_heads=2", "model.attention.num_heads, set by +model.attention.num_heads=2, "
+                                                 "is not an option of model/attention=dot; model/attention=multihead has it"),
+])
 def test_an_option_of_another_attention_set_on_the_command_line_is_refused(capsys, monkeypatch, my_configs,
-                                                                          tmp_path, experiment, setting):
-    """The user's own setting is not taken out: it is refused by the attention, not lost."""
+                                                                          tmp_path, experiment, setting, error):
+    """The user's own setting is not taken out: it is refused (by the attention, where the experiment
+    picked one that has it), not lost."""
     (my_configs / "experiment/heads.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /model/attention: multihead\n  - _self_\n"
         "model:\n  attention:\n    num_heads: 2\n")
@@ -153,8 +157,7 @@ def test_an_option_of_another_attention_set_on_the_command_line_is_refused(capsy
     with pytest.raises(SystemExit) as stopped:
         nmt.cli.train.main()
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: attention 'dot' has no option 'num_heads'; valid options: (none)")
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {error}"
 
 
 @pytest.mark.parametrize("name", ["greedy", "greedy.yaml", "/greedy"])

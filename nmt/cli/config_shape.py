@@ -12,6 +12,7 @@ none of them has (`max_lenn`) is as unknown as in an experiment.
 
 import difflib
 import functools
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -73,7 +74,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     replaced = functools.partial(replaced_options, config_dir, config_name, primary, picked, overrides,
                                  choices.get("experiment"))
     leftovers, unknown = _check_known(dotted_keys(tree), known, overrides,
-                                      lambda key: [] if key in brought else replaced(key))
+                                      lambda key: [] if key in brought else replaced(key), _interpolated(tree))
     if unknown is not None:
         brought_by, users_file = brought.get(unknown.key, (None, None))
         where = (f"by {unknown.given}" if unknown.given is not None
@@ -127,31 +128,49 @@ def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
 
 class _Unknown(NamedTuple):
     key: str
-    given: str | None  # the override that set it (a mapping given on the command line: input='{a: 1}')
+    given: str | None  # the override that set it: `+` added it, or it is in a mapping (input='{a: 1}')
 
 
-def _check_known(keys: list[str], known: list[str], overrides: list[str],
-                 replaced_options: Callable[[str], list[str]]) -> tuple[list[str], _Unknown | None]:
-    """An option the configs do not have is unknown, unless the command line added it with `+` or it
-    is an option of a config the command line replaced (`replaced_options`). Returns those that a
-    config file set for a replaced config, and the first unknown one; one that the command line sets
-    is the user's own setting, left for the command to refuse (model/attention=dot
+# A node interpolation, `${optimizer.lr}`; resolvers (`${oc.env:HOME}`) and relative paths are left out.
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[\w-]+)*)\}")
+
+
+def _check_known(keys: list[str], known: list[str], overrides: list[str], replaced_options: Callable[[str], list[str]],
+                 interpolated: list[str]) -> tuple[list[str], _Unknown | None]:
+    """An option the configs do not have is unknown, unless it is an option of a config the command
+    line replaced (`replaced_options`), or an interpolation reads it (`lr: ${base_lr}`). Returns those
+    that a config file set for a replaced config, and the first unknown one. Adding it with `+` does
+    not make it known: nothing would read `+trainer.max_step=3`. One of a replaced config that the
+    command line sets is the user's own setting, left for the command to refuse (model/attention=dot
     model.attention.num_heads=2)."""
     parsed = [(arg, override) for arg, override in parsed_overrides(overrides) if override is not None]
-    added = [override.key_or_group for _, override in parsed if override.is_add() or override.is_force_add()]
     leftovers = []
     for key in keys:
-        if key in known or _free_form(key) or any(within(key, root) for root in added):
+        if (key in known or _free_form(key)
+                or any(within(key, path) or within(path, key) for path in interpolated)):
             continue
         replaced = replaced_options(key)
         if key in replaced:
             if not any(within(key, root) for root in [*leftovers, *_set_by(key, parsed)]):
                 leftovers.append(key)
             continue
-        given = next((arg for arg, override in parsed
-                      if within(key, override.key_or_group) and isinstance(override.value(), dict)), None)
+        given = next((arg for arg, override in parsed if within(key, override.key_or_group)
+                      and (override.is_add() or override.is_force_add() or isinstance(override.value(), dict))), None)
         return leftovers, _Unknown(key, given)
     return leftovers, None
+
+
+def _interpolated(tree: dict) -> list[str]:
+    """The options that the interpolations among the values of `tree` read."""
+    values = [tree]
+    paths = []
+    while values:
+        value = values.pop()
+        if isinstance(value, dict | list):
+            values += value.values() if isinstance(value, dict) else value
+        elif isinstance(value, str):
+            paths += INTERPOLATION.findall(value)
+    return paths
 
 
 def _unknown_option_error(config_dir: str, config_name: str, picked: tuple[str, ...], known: list[str], key: str,
