@@ -125,6 +125,16 @@ def test_a_shipped_experiment_takes_another_config_of_a_group_it_sets_options_of
     assert cfg[group].name == option and unread not in cfg[group]
 
 
+@pytest.mark.parametrize("setting", ["scheduler.patience=1", "++scheduler.patience=1"])
+def test_an_option_of_the_replaced_config_set_on_the_command_line_is_refused_not_lost(setting):
+    """m30k_deen_best's plateau patience is in the merged config, so Hydra takes the command line's
+    patience=1; under cosine nothing would read it."""
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", ["experiment=m30k_deen_best", "scheduler=cosine", setting])
+    said = "scheduler.patience" if setting.startswith("scheduler") else f"scheduler.patience, set by {setting},"
+    assert str(refused.value) == f"{said} is not an option of scheduler=cosine; scheduler=plateau has it"
+
+
 def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_it_set_options_of(
         monkeypatch, my_configs, tmp_path):
     """The experiment's num_heads, for the multihead attention it picked, is taken out for general."""
@@ -140,20 +150,24 @@ def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_i
     assert (run / "checkpoints/last.pt").is_file()
 
 
+@pytest.mark.parametrize("multirun", [False, True])
 @pytest.mark.parametrize(("experiment", "setting", "error"), [
-    ("heads", "model.attention.num_heads=2", "attention 'dot' has no option 'num_heads'; valid options: (none)"),
+    # the experiment's multihead set num_heads, which the command line's dot drops; the user's own setting is refused
+    ("heads", "model.attention.num_heads=2",
+     "model.attention.num_heads is not an option of model/attention=dot; model/attention=multihead has it"),
     ("tiny_dot", "+model.attention.num_heads=2", "model.attention.num_heads, set by +model.attention.num_heads=2, "
                                                  "is not an option of model/attention=dot; model/attention=multihead has it"),
 ])
 def test_an_option_of_another_attention_set_on_the_command_line_is_refused(capsys, monkeypatch, my_configs,
-                                                                          tmp_path, experiment, setting, error):
-    """The user's own setting is not taken out: it is refused (by the attention, where the experiment
-    picked one that has it), not lost."""
+                                                                          tmp_path, experiment, setting, error,
+                                                                          multirun):
+    """The user's own setting is refused, not lost, before Hydra starts and in the job alike."""
     (my_configs / "experiment/heads.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /model/attention: multihead\n  - _self_\n"
         "model:\n  attention:\n    num_heads: 2\n")
-    monkeypatch.setattr(sys, "argv", ["nmt-train", "--config-dir", str(my_configs), f"experiment={experiment}",
-                                      "model/attention=dot", setting, f"hydra.run.dir={tmp_path / 'run'}"])
+    flags, folder = run_argv(tmp_path, multirun)
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), f"experiment={experiment}",
+                                      "model/attention=dot", setting, *folder])
     with pytest.raises(SystemExit) as stopped:
         nmt.cli.train.main()
     assert stopped.value.code == 2

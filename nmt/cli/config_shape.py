@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nmt.cli.config_picks import (
@@ -77,7 +76,8 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
                                       lambda key: [] if key in brought else replaced(key), _interpolated(tree))
     if unknown is not None:
         brought_by, users_file = brought.get(unknown.key, (None, None))
-        where = (f"by {unknown.given}" if unknown.given is not None
+        where = (None if unknown.as_typed  # scheduler.patience=1: the command line's own words say it
+                 else f"by {unknown.given}" if unknown.given is not None
                  else f"in {_shown_path(users_file)}" if users_file is not None
                  else _config_file_setting(users_config, choices.get("experiment"), unknown.key))
         raise _unknown_option_error(config_dir, config_name, picked, known, unknown.key, where, brought_by)
@@ -128,7 +128,8 @@ def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
 
 class _Unknown(NamedTuple):
     key: str
-    given: str | None  # the override that set it: `+` added it, or it is in a mapping (input='{a: 1}')
+    given: str | None  # the command line's override that set it, if one did
+    as_typed: bool  # that override is `key=value` for this very key
 
 
 # A node interpolation, `${optimizer.lr}`; resolvers (`${oc.env:HOME}`) and relative paths are left out.
@@ -137,26 +138,28 @@ INTERPOLATION = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[\w-]+)*)\}")
 
 def _check_known(keys: list[str], known: list[str], overrides: list[str], replaced_options: Callable[[str], list[str]],
                  interpolated: list[str]) -> tuple[list[str], _Unknown | None]:
-    """An option the configs do not have is unknown, unless it is an option of a config the command
-    line replaced (`replaced_options`), or an interpolation reads it (`lr: ${base_lr}`). Returns those
-    that a config file set for a replaced config, and the first unknown one. Adding it with `+` does
-    not make it known: nothing would read `+trainer.max_step=3`. One of a replaced config that the
-    command line sets is the user's own setting, left for the command to refuse (model/attention=dot
-    model.attention.num_heads=2)."""
+    """An option the configs do not have is unknown, unless an interpolation reads it (`lr: ${base_lr}`)
+    or a config file set it for a config that the command line replaced (`replaced_options`:
+    m30k_deen_best's plateau patience under scheduler=cosine), which is no mistake of the user's.
+    Returns those, and the first unknown one. Adding it with `+` does not make it known: nothing would
+    read `+trainer.max_step=3`; nor does setting an option of the replaced config on the command line
+    (scheduler=cosine scheduler.patience=1)."""
     parsed = [(arg, override) for arg, override in parsed_overrides(overrides) if override is not None]
     leftovers = []
     for key in keys:
         if (key in known or _free_form(key)
                 or any(within(key, path) or within(path, key) for path in interpolated)):
             continue
-        replaced = replaced_options(key)
-        if key in replaced:
-            if not any(within(key, root) for root in [*leftovers, *_set_by(key, parsed)]):
+        arg, override = next(((arg, override) for arg, override in parsed if override.key_or_group == key
+                              or (within(key, override.key_or_group) and isinstance(override.value(), dict))),
+                             (None, None))
+        if override is None and key in replaced_options(key):
+            if not any(within(key, root) for root in leftovers):
                 leftovers.append(key)
             continue
-        given = next((arg for arg, override in parsed if within(key, override.key_or_group)
-                      and (override.is_add() or override.is_force_add() or isinstance(override.value(), dict))), None)
-        return leftovers, _Unknown(key, given)
+        as_typed = override is not None and override.key_or_group == key and not (override.is_add()
+                                                                                   or override.is_force_add())
+        return leftovers, _Unknown(key, arg, as_typed)
     return leftovers, None
 
 
@@ -174,22 +177,23 @@ def _interpolated(tree: dict) -> list[str]:
 
 
 def _unknown_option_error(config_dir: str, config_name: str, picked: tuple[str, ...], known: list[str], key: str,
-                          where: str, brought_by: str | None) -> ConfigError:
-    """The error for `key`, which the command's configs as `picked` do not have (`known`), set `where`:
-    naming the configs of its group that have it (`scheduler=plateau` for patience under cosine), or
-    the option it may be a misspelling of. `brought_by` is the group of the user's own config that
-    alone brings it (data=my_corpus), if one does."""
+                          where: str | None, brought_by: str | None) -> ConfigError:
+    """The error for `key`, which the command's configs as `picked` do not have (`known`), set `where`
+    (None: as typed on the command line): naming the configs of its group that have it
+    (`scheduler=plateau` for patience under cosine), or the option it may be a misspelling of.
+    `brought_by` is the group of the user's own config that alone brings it (data=my_corpus), if one does."""
+    subject = key if where is None else f"{key}, set {where},"
     seen_with = picked  # which configs have it is judged without the user's config that brings it into every one
     if brought_by is not None:
         seen_with = tuple(choice for choice in picked if not choice.startswith(f"{brought_by}="))
     owners = [owner for owner in configs_having(config_dir, config_name, seen_with, key)
               if brought_by is None or Path(config_dir, f"{owner.replace('=', '/')}.yaml").is_file()]
     if owners:
-        return ConfigError(not_in_pick(f"{key}, set {where},", picked, owners))
+        return ConfigError(not_in_pick(subject, picked, owners))
     candidates = [*known, *group_options(config_dir, config_name, seen_with, key)]
     close = difflib.get_close_matches(key, [candidate for candidate in candidates if candidate != key], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    return ConfigError(f"{key}, set {where}, is not an option{hint}")
+    return ConfigError(f"{subject} is not an option{hint}")
 
 
 def _config_file_setting(users_config: tuple[str, str] | None, experiment: object, key: str) -> str:
@@ -206,12 +210,6 @@ def _shown_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _set_by(key: str, parsed: list[tuple[str, Override]]) -> list[str]:
-    """The keys of the command line's overrides that set `key` (itself, or a mapping holding it)."""
-    return [override.key_or_group for _, override in parsed
-            if override.key_or_group == key or (within(key, override.key_or_group) and isinstance(override.value(), dict))]
 
 
 def _free_form(key: str) -> bool:
