@@ -329,3 +329,49 @@ def test_a_users_own_corpus_config_that_builds_on_no_shipped_one_is_refused(my_c
         compose_checked("train", overrides)
     assert str(refused.value) == (f"data.root is missing from {my_configs}/data/bare.yaml; a data config of your own "
                                   "should build on one of the package's: defaults: [files, _self_]")
+
+
+def test_a_group_of_the_users_own_is_checked_and_leaves_the_rest_checked(my_configs):
+    """+preset=fast adds a group the package does not have; the command's config is still composed
+    for the comparison, so neither its own options nor an experiment's escape the check."""
+    (my_configs / "preset").mkdir()
+    (my_configs / "preset/fast.yaml").write_text("# @package _global_\ntrainer:\n  batch_tokens: 700\n")
+    (my_configs / "preset/typo.yaml").write_text("# @package _global_\ntrainer:\n  batch_tokenz: 700\n")
+    (my_configs / "experiment/dot_typo.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - _self_\ntrainer:\n  max_stepz: 3\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot", "+preset=fast"])
+    assert compose_checked("train", overrides).trainer.batch_tokens == 700  # merged after the trainer's defaults
+    for experiment, preset, error in [
+        ("tiny_dot", "typo", f"trainer.batch_tokenz, set in {my_configs}/preset/typo.yaml, is not an option "
+                             "(did you mean trainer.batch_tokens?)"),
+        ("dot_typo", "fast", "trainer.max_stepz, set in a config file (experiment=dot_typo), is not an option "
+                             "(did you mean trainer.max_steps?)"),
+    ]:
+        overrides, _ = composable_command_line(["--config-dir", str(my_configs), f"experiment={experiment}",
+                                                f"+preset={preset}"])
+        with pytest.raises(ConfigError) as refused:
+            compose_checked("train", overrides)
+        assert str(refused.value) == error
+
+
+def test_a_misspelling_in_the_users_config_that_theirs_builds_on_names_that_file(my_configs):
+    (my_configs / "data/base_typo.yaml").write_text("defaults: [files, _self_]\nmax_lenn: 80\n")
+    (my_configs / "data/on_base.yaml").write_text(
+        "defaults: [base_typo, _self_]\nfiles:\n  train: a.{lang}\n  val: b.{lang}\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "data=on_base"])
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", overrides)
+    assert str(refused.value) == (f"data.max_lenn, set in {my_configs}/data/base_typo.yaml, is not an option "
+                                  "(did you mean data.max_len?)")
+
+
+def test_an_option_of_another_shipped_config_than_the_one_a_users_config_builds_on_is_refused(my_configs):
+    """hub's revision under a corpus of files would not be read; only the package's configs are named
+    as having it, not the user's own."""
+    with (my_configs / "data/my_corpus.yaml").open("a") as corpus:
+        corpus.write("revision: v1\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot"])
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", overrides)
+    assert str(refused.value) == (f"data.revision, set in {my_configs}/data/my_corpus.yaml, is not an option of "
+                                  "data=my_corpus; data=hub has it")

@@ -17,10 +17,12 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 
-def picked_configs(choices: Mapping[str, str | None], searchpath: tuple[str, ...] = ()) -> tuple[str, ...]:
+def picked_configs(config_dir: str, choices: Mapping[str, str | None], searchpath: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The search path overrides (--config-dir), then `group=option` for each config group's choice
-    (hydra.runtime.choices), leaving out the experiment and Hydra's own groups."""
-    return searchpath + tuple(f"{group}={option}" for group, option in choices.items()
+    (hydra.runtime.choices), leaving out the experiment and Hydra's own groups; `+group=option` for a
+    group of the user's own, which the command's config does not have (+preset=fast)."""
+    return searchpath + tuple(f"{'' if Path(config_dir, group).is_dir() else '+'}{group}={option}"
+                              for group, option in choices.items()
                               if option is not None and group != "experiment" and not group.startswith("hydra"))
 
 
@@ -37,34 +39,17 @@ def group_options(config_dir: str, config_name: str, picked: tuple[str, ...], ke
 
 def _group_configs(config_dir: str, config_name: str, picked: tuple[str, ...],
                    key: str) -> Iterator[tuple[str, list[str]]]:
-    """(`group=name`, its options) for each config of the groups `key` lies in, with the other
-    groups as `picked`."""
+    """(`group=name`, its options) for each config the package ships for the groups `key` lies in,
+    with the other groups as `picked`. A user's own configs of a group have no options the package's
+    lack (nmt.cli.group_configs), so only a misspelling would be found among theirs."""
     for group in _groups_of(key):
-        others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
-        names = sorted({path.stem for folder in _config_folders(config_dir, picked)
-                        for path in Path(folder, group).glob("*.yaml") if not path.stem.startswith("_")})
-        for name in names:
-            yield f"{group}={name}", shape_of(config_dir, config_name, (*others, f"{group}={name}")).keys
-
-
-def users_group_configs(config_dir: str, picked: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """(group, file) for each config `picked` from the user's folders that the package does not ship
-    (`data=my_corpus`, my_configs/data/my_corpus.yaml)."""
-    folders = [folder for folder in _config_folders(config_dir, picked) if folder != Path(config_dir)]
-    found = []
-    for choice in picked:
-        group, _, name = choice.partition("=")
-        if not Path(config_dir, group).is_dir() or Path(config_dir, group, f"{name}.yaml").is_file():
-            continue
-        path = next((path for path in (folder / group / f"{name}.yaml" for folder in folders) if path.is_file()), None)
-        if path is not None:
-            found.append((group, path))
-    return found
+        for name, options in shipped_group_shapes(config_dir, config_name, picked, group).items():
+            yield f"{group}={name}", options
 
 
 def shipped_group_shapes(config_dir: str, config_name: str, picked: tuple[str, ...], group: str) -> dict[str, list[str]]:
-    """For each config the package ships for `group`: the options of the command's config with it in
-    place of the one picked."""
+    """For each config the package ships for `group` (none for a group of the user's own): the
+    options of the command's config with it in place of the one picked."""
     others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
     names = sorted(path.stem for path in Path(config_dir, group).glob("*.yaml") if not path.stem.startswith("_"))
     return {name: shape_of(config_dir, config_name, (*others, f"{group}={name}")).keys for name in names}
@@ -84,7 +69,7 @@ def unpicked_option_message(config_dir: str, config_name: str, overrides: list[s
     choices = _group_choices(*(primary or (config_dir, config_name)), rest)
     if not choices:
         return None
-    picked = picked_configs(choices, searchpath_of(rest))
+    picked = picked_configs(config_dir, choices, searchpath_of(rest))
     owners = configs_having(config_dir, config_name, picked, key)
     if not owners:
         return None
@@ -111,7 +96,7 @@ def replaced_options(config_dir: str, config_name: str, primary: tuple[str, str]
     total_steps while plateau stays, or plateau's patience in an experiment that itself picks
     cosine) would be lost, and stays unknown. Composed, and the experiments' files read, only for a
     key not known otherwise."""
-    folders = _config_folders(config_dir, picked)
+    folders = config_folders(config_dir, picked)
     experiments = _with_bases(_experiments(overrides, experiment), folders)
     searchpath = searchpath_of(picked)
     # Whose picks count: those of the files that set the key themselves; where none of them does (a
@@ -154,7 +139,7 @@ def _with_bases(names: tuple[str, ...], folders: list[Path]) -> tuple[str, ...]:
     `folders`: an experiment's options for its base's picks are no mistake either."""
     found, pending = list(names), list(names)
     while pending:
-        defaults = _file_tree(_experiment_file(pending.pop(0), folders)).get("defaults")
+        defaults = file_tree(_experiment_file(pending.pop(0), folders)).get("defaults")
         bases = [entry.removeprefix("/experiment/") for entry in defaults if isinstance(entry, str)
                  and entry != "_self_" and ("/" not in entry or entry.startswith("/experiment/"))
                  ] if isinstance(defaults, list) else []
@@ -170,12 +155,12 @@ def _experiment_file(name: str, folders: list[Path]) -> Path | None:
 
 def file_options(path: Path | None) -> list[str]:
     """The options a config file sets itself, dotted, leaving out its defaults list."""
-    tree = _file_tree(path)
+    tree = file_tree(path)
     tree.pop("defaults", None)
     return dotted_keys(tree)
 
 
-def _file_tree(path: Path | None) -> dict:
+def file_tree(path: Path | None) -> dict:
     """A config file's YAML, empty where there is none or it holds no mapping (it composed already,
     so it is YAML; its parts may still be of any shape)."""
     try:
@@ -190,7 +175,7 @@ def searchpath_of(overrides: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(arg for arg in overrides if arg.startswith("hydra.searchpath="))
 
 
-def _config_folders(config_dir: str, picked: tuple[str, ...]) -> list[Path]:
+def config_folders(config_dir: str, picked: tuple[str, ...]) -> list[Path]:
     """The user's config folders (the search path --config-dir made; it holds the folder of their own
     config from --config-name too), then the package's."""
     folders = []
@@ -198,6 +183,14 @@ def _config_folders(config_dir: str, picked: tuple[str, ...]) -> list[Path]:
         value = override.value() if override is not None else []
         folders += [Path(entry.removeprefix("file://")) for entry in value if isinstance(entry, str)]
     return [*dict.fromkeys([*folders, Path(config_dir)])]
+
+
+# Mappings whose keys the user names (split -> file pattern or hub split): any key is known there.
+FREE_FORM = ("data.files", "data.splits")
+
+
+def free_form(key: str) -> bool:
+    return any(within(key, root) for root in FREE_FORM)
 
 
 def within(key: str, root: str) -> bool:

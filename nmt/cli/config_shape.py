@@ -20,9 +20,11 @@ from typing import NamedTuple
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nmt.cli.config_picks import (
+    FREE_FORM,
     configs_having,
     dotted_keys,
     file_options,
+    free_form,
     group_options,
     not_in_pick,
     parsed_overrides,
@@ -30,15 +32,11 @@ from nmt.cli.config_picks import (
     replaced_options,
     searchpath_of,
     shape_of,
-    shipped_group_shapes,
-    users_group_configs,
     within,
 )
+from nmt.cli.group_configs import shown_path, unread_options
 from nmt.errors import ConfigError
 from nmt.values import invalid
-
-# Mappings whose keys the user names (split -> file pattern or hub split): any key is known there.
-FREE_FORM = ("data.files", "data.splits")
 
 _ABSENT = object()
 
@@ -54,7 +52,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     its hydra node is not looked at. `users_config` (folder, name) is the user's own config that took
     the place of the command's (--config-name). The options a config file set for a config that the
     command line then replaced (plateau's patience under scheduler=cosine) are taken out of `cfg`."""
-    picked = picked_configs(choices, searchpath_of(overrides))  # with the search path --config-dir made
+    picked = picked_configs(config_dir, choices, searchpath_of(overrides))  # with the search path --config-dir made
     shape = shape_of(config_dir, config_name, picked)  # the configs as chosen, without an experiment
     _check_groups(cfg, {**shape_of(config_dir, config_name, ()).groups, **shape.groups})
     if not shape.keys:  # the choices alone did not compose: nothing to compare with
@@ -63,11 +61,11 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     if isinstance(tree.get("experiment"), dict):  # its options went under experiment.*
         raise ConfigError(NO_PACKAGE_HEADER.format(experiment=choices.get("experiment")))
     present = set(dotted_keys(tree))
-    missing = next((key for key in shape.keys if key not in present and not _free_form(key)), None)
+    missing = next((key for key in shape.keys if key not in present and not free_form(key)), None)
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)
         raise ConfigError(f"{missing} is missing from the config; a config of your own should build on the "
                           f"command's: defaults: [{config_name}, _self_]")
-    brought = _brought_by_users_group_configs(config_dir, config_name, picked, shape.keys, present)
+    brought = unread_options(config_dir, config_name, picked, shape.keys, present)
     known = [key for key in shape.keys if key not in brought]
     primary = users_config or (config_dir, config_name)  # the config the command line was composed from
     replaced = functools.partial(replaced_options, config_dir, config_name, primary, picked, overrides,
@@ -78,7 +76,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
         brought_by, users_file = brought.get(unknown.key, (None, None))
         where = (None if unknown.as_typed  # scheduler.patience=1: the command line's own words say it
                  else f"by {unknown.given}" if unknown.given is not None
-                 else f"in {_shown_path(users_file)}" if users_file is not None
+                 else f"in {shown_path(users_file)}" if users_file is not None
                  else _config_file_setting(users_config, choices.get("experiment"), unknown.key))
         raise _unknown_option_error(config_dir, config_name, picked, known, unknown.key, where, brought_by)
     for key in leftovers:  # nothing reads them; the run's config.yaml need not show them either
@@ -92,31 +90,6 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
 def known_options(config_dir: str, config_name: str) -> list[str]:
     """Every option of the command's config as it comes, dotted (for "did you mean" hints)."""
     return shape_of(config_dir, config_name, ()).keys
-
-
-def _brought_by_users_group_configs(config_dir: str, config_name: str, picked: tuple[str, ...],
-                                    keys: list[str], present: set[str]) -> dict[str, tuple[str, Path]]:
-    """Of `keys`, the options of the command's config as `picked`, those that a config of the user's
-    own for a shipped group brings (data=my_corpus: `max_lenn`) and that none of the configs the
-    package ships for that group has, each with its group and file: nothing reads them. ConfigError for an
-    option that every shipped config of the group has and the composed config (`present`) lacks: the
-    user's config does not build on a shipped one."""
-    brought = {}
-    for group, path in users_group_configs(config_dir, picked):
-        shipped = shipped_group_shapes(config_dir, config_name, picked, group)
-        if not shipped or not all(shipped.values()):  # a shipped config does not compose with the other picks
-            continue
-        first = next(iter(shipped.values()))
-        lacking = next((key for key in first if key not in present and not _free_form(key)
-                        and all(key in keys_of for keys_of in shipped.values())), None)
-        if lacking is not None:
-            own = set(file_options(path))
-            closest = max(shipped, key=lambda name: len(own & set(file_options(Path(config_dir, group, f"{name}.yaml")))))
-            raise ConfigError(f"{lacking} is missing from {_shown_path(path)}; a {group} config of your own should "
-                              f"build on one of the package's: defaults: [{closest}, _self_]")
-        shipped_keys = {key for keys_of in shipped.values() for key in keys_of}
-        brought.update({key: (group, path) for key in keys if key not in shipped_keys and key not in brought})
-    return brought
 
 
 def _check_groups(cfg: DictConfig, groups: dict[str, str]) -> None:
@@ -147,7 +120,7 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str], replac
     parsed = [(arg, override) for arg, override in parsed_overrides(overrides) if override is not None]
     leftovers = []
     for key in keys:
-        if (key in known or _free_form(key)
+        if (key in known or free_form(key)
                 or any(within(key, path) or within(path, key) for path in interpolated)):
             continue
         arg, override = next(((arg, override) for arg, override in parsed if override.key_or_group == key
@@ -185,13 +158,12 @@ def _unknown_option_error(config_dir: str, config_name: str, picked: tuple[str, 
     subject = key if where is None else f"{key}, set {where},"
     seen_with = picked  # which configs have it is judged without the user's config that brings it into every one
     if brought_by is not None:
-        seen_with = tuple(choice for choice in picked if not choice.startswith(f"{brought_by}="))
-    owners = [owner for owner in configs_having(config_dir, config_name, seen_with, key)
-              if brought_by is None or Path(config_dir, f"{owner.replace('=', '/')}.yaml").is_file()]
+        seen_with = tuple(choice for choice in picked if choice.removeprefix("+").partition("=")[0] != brought_by)
+    owners = configs_having(config_dir, config_name, seen_with, key)
     if owners:
         return ConfigError(not_in_pick(subject, picked, owners))
     candidates = [*known, *group_options(config_dir, config_name, seen_with, key)]
-    close = difflib.get_close_matches(key, [candidate for candidate in candidates if candidate != key], n=1)
+    close = difflib.get_close_matches(key, [candidate for candidate in candidates if not within(key, candidate)], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"{subject} is not an option{hint}")
 
@@ -200,20 +172,8 @@ def _config_file_setting(users_config: tuple[str, str] | None, experiment: objec
     """Where a config file set `key`, for its error: the user's own config (--config-name) when its
     file sets it, else the experiment."""
     if users_config is not None and key in file_options(path := Path(*users_config).with_suffix(".yaml")):
-        return f"in {_shown_path(path)}"
+        return f"in {shown_path(path)}"
     return "in a config file" + (f" (experiment={experiment})" if isinstance(experiment, str) else "")
-
-
-def _shown_path(path: Path) -> str:
-    """`path` relative to the working folder where it lies within it, as the user likely typed it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _free_form(key: str) -> bool:
-    return any(within(key, root) for root in FREE_FORM)
 
 
 def _without_hydra(cfg: DictConfig) -> dict:
@@ -237,7 +197,7 @@ def override_error(config_dir: str, overrides: list[str]) -> ConfigError | None:
             continue
         key = override.key_or_group
         if override.is_delete():
-            if key != "experiment" and not any(key.startswith(f"{root}.") for root in FREE_FORM):
+            if key != "experiment" and not (free_form(key) and key not in FREE_FORM):
                 return ConfigError(f"{arg}: options cannot be removed; give {key}=VALUE instead")
             continue
         folder = Path(config_dir, key)

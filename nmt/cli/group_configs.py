@@ -1,0 +1,118 @@
+"""A user's own configs for the config groups (`data=my_corpus` from my_configs/data/my_corpus.yaml,
+`+preset=fast` from my_configs/preset/fast.yaml): which of the package's configs each builds on, and
+the options it brings that nothing reads. nmt.cli.config_shape refuses those as it refuses an
+experiment's unknown options.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from nmt.cli.config_picks import (
+    config_folders,
+    file_options,
+    file_tree,
+    free_form,
+    shape_of,
+    shipped_group_shapes,
+)
+from nmt.errors import ConfigError
+
+
+class UsersGroupConfig(NamedTuple):
+    group: str  # data, model/attention; or one the package does not have (preset)
+    path: Path  # the picked file
+    files: list[Path]  # it, then the user's files of the group it builds on (defaults: [my_base, _self_])
+    bases: list[str]  # the package's configs of the group it builds on (files), shared bases (_common) included
+
+    def file_setting(self, key: str) -> Path:
+        """The first of `files` that sets `key` itself (under its group, or at the top of the config)."""
+        relative = key.removeprefix(self.group.replace("/", ".") + ".")
+        return next((path for path in self.files if {key, relative} & set(file_options(path))), self.path)
+
+
+def users_group_configs(config_dir: str, picked: tuple[str, ...]) -> Iterator[UsersGroupConfig]:
+    """Each config `picked` (`group=name`, `+group=name`) from the user's folders that the package does
+    not ship."""
+    folders = [folder for folder in config_folders(config_dir, picked) if folder != Path(config_dir)]
+    for choice in picked:
+        group, _, name = choice.removeprefix("+").partition("=")
+        if group.startswith("hydra.") or Path(config_dir, group, f"{name}.yaml").is_file():
+            continue
+        path = _users_file(folders, group, name)
+        if path is not None:
+            yield UsersGroupConfig(group, path, *_built_on(config_dir, folders, group, path))
+
+
+def unread_options(config_dir: str, config_name: str, picked: tuple[str, ...], keys: list[str],
+                   present: set[str]) -> dict[str, tuple[str, Path]]:
+    """Of `keys`, the options of the command's config as `picked`, those that a user's own group config
+    brings and that nothing reads, each with the group and the file that sets it. For a group the
+    package ships, those are the options that the package's config it builds on (data=files: not
+    hub's `revision`), or where it builds on none, every one of the group's configs, lacks; for a group
+    of the user's own, those that the command's config lacks without it. ConfigError for an option
+    that every shipped config of the group has and the composed config (`present`) lacks: the
+    user's config builds on none of them."""
+    unread = {}
+    for config in users_group_configs(config_dir, picked):
+        others = tuple(choice for choice in picked if choice.removeprefix("+").partition("=")[0] != config.group)
+        shipped = shipped_group_shapes(config_dir, config_name, others, config.group)
+        if not all(shipped.values()):  # a shipped config does not compose with the other picks
+            continue
+        if shipped:
+            _check_builds_on_the_package(config_dir, config, shipped, present)
+            allowed = [shipped[name] for name in config.bases if name in shipped] or list(shipped.values())
+        else:
+            allowed = [shape_of(config_dir, config_name, others).keys]
+        allowed_keys = {key for options in allowed for key in options}
+        for key in keys:
+            if key not in allowed_keys and key not in unread:
+                unread[key] = (config.group, config.file_setting(key))
+    return unread
+
+
+def _check_builds_on_the_package(config_dir: str, config: UsersGroupConfig, shipped: dict[str, list[str]],
+                                 present: set[str]) -> None:
+    first = next(iter(shipped.values()))
+    lacking = next((key for key in first if key not in present and not free_form(key)
+                    and all(key in options for options in shipped.values())), None)
+    if lacking is None:
+        return
+    own = set(file_options(config.path))
+    closest = max(shipped, key=lambda name: len(own & set(file_options(Path(config_dir, config.group, f"{name}.yaml")))))
+    raise ConfigError(f"{lacking} is missing from {shown_path(config.path)}; a {config.group} config of your own "
+                      f"should build on one of the package's: defaults: [{closest}, _self_]")
+
+
+def _built_on(config_dir: str, folders: list[Path], group: str, path: Path) -> tuple[list[Path], list[str]]:
+    """The user's files of `group` that `path` is built from, itself first, and the package's configs
+    of the group they build on (`defaults: [files, _self_]` or `[/data/files, _self_]`)."""
+    files, bases, pending = [], [], [path]
+    while pending:
+        current = pending.pop(0)
+        if current in files:
+            continue
+        files.append(current)
+        defaults = file_tree(current).get("defaults")
+        for entry in defaults if isinstance(defaults, list) else []:
+            if not isinstance(entry, str) or entry == "_self_" or (entry.startswith("/")
+                                                                   and not entry.startswith(f"/{group}/")):
+                continue
+            name = entry.removeprefix(f"/{group}/")
+            if Path(config_dir, group, f"{name}.yaml").is_file():  # Hydra searches the package's folder first
+                bases.append(name)
+            elif (users := _users_file(folders, group, name)) is not None:
+                pending.append(users)
+    return files, bases
+
+
+def _users_file(folders: list[Path], group: str, name: str) -> Path | None:
+    return next((path for path in (folder / group / f"{name}.yaml" for folder in folders) if path.is_file()), None)
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the working folder where it lies within it, as the user likely typed it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
