@@ -375,3 +375,30 @@ def test_an_option_of_another_shipped_config_than_the_one_a_users_config_builds_
         compose_checked("train", overrides)
     assert str(refused.value) == (f"data.revision, set in {my_configs}/data/my_corpus.yaml, is not an option of "
                                   "data=my_corpus; data=hub has it")
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_option_added_for_hydras_own_settings_to_read_is_accepted(monkeypatch, my_configs, tmp_path, multirun):
+    """+tag=abc 'hydra.run.dir=runs/${tag}': Hydra's settings read it, before Hydra starts and in the job."""
+    folder = ([f"hydra.sweep.dir={tmp_path}/sweep_${{tag}}", "hydra.sweep.subdir=."] if multirun
+              else [f"hydra.run.dir={tmp_path}/run_${{tag}}"])
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *(["-m"] if multirun else []), "--config-dir", str(my_configs),
+                                      "experiment=tiny_dot", "+tag=abc", *folder])
+    nmt.cli.train.main()
+    assert (tmp_path / ("sweep_abc" if multirun else "run_abc") / "checkpoints/last.pt").is_file()
+
+
+def test_an_option_oc_select_reads_is_accepted():
+    cfg = compose_checked("train", ["+base_lr=0.002", "optimizer.lr=${oc.select:base_lr,0.001}"])
+    assert cfg.optimizer.lr == 0.002
+
+
+def test_a_config_of_the_users_own_group_without_the_package_header_says_so(my_configs):
+    """Without `# @package _global_` its options go under preset.*, where nothing reads them."""
+    (my_configs / "preset").mkdir()
+    (my_configs / "preset/plain.yaml").write_text("optimizer:\n  lr: 0.002\n")
+    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot", "+preset=plain"])
+    with pytest.raises(ConfigError) as refused:
+        compose_checked("train", overrides)
+    assert str(refused.value) == (f"{my_configs}/preset/plain.yaml puts its options under preset.*, which nothing "
+                                  "reads: the first line of a config of your own group must be `# @package _global_`")

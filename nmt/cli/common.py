@@ -123,7 +123,7 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
         users_config = _users_config(hydra_config, config_name)
         searchpath = searchpath_overrides(_users_folder(hydra_config), users_config is not None)  # as before Hydra
         check_config_shape(cfg, config_dir(), config_name, [*hydra_config.overrides.task, *searchpath],
-                           hydra_config.runtime.choices, users_config)
+                           hydra_config.runtime.choices, users_config, hydra_config)
         return task(cfg)
 
     return main

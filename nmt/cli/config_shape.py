@@ -45,13 +45,16 @@ NO_PACKAGE_HEADER = ("experiment={experiment} puts its options under experiment.
 
 
 def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overrides: list[str],
-                       choices: Mapping[str, str | None], users_config: tuple[str, str] | None = None) -> None:
+                       choices: Mapping[str, str | None], users_config: tuple[str, str] | None = None,
+                       hydra_node: DictConfig | None = None) -> None:
     """ConfigError for the first group of options `cfg` replaced by one value, option the command's
     config has and `cfg` lacks, or option `cfg` sets that the command's configs do not have. `cfg` was
     composed from `overrides`, and `choices` are the config options it took (hydra.runtime.choices);
     its hydra node is not looked at. `users_config` (folder, name) is the user's own config that took
-    the place of the command's (--config-name). The options a config file set for a config that the
-    command line then replaced (plateau's patience under scheduler=cosine) are taken out of `cfg`."""
+    the place of the command's (--config-name); `hydra_node` is Hydra's config where `cfg` has none (in
+    the job), for the options its interpolations read (hydra.run.dir=runs/${tag}). The options a
+    config file set for a config that the command line then replaced (plateau's patience under
+    scheduler=cosine) are taken out of `cfg`."""
     picked = picked_configs(config_dir, choices, searchpath_of(overrides))  # with the search path --config-dir made
     shape = shape_of(config_dir, config_name, picked)  # the configs as chosen, without an experiment
     _check_groups(cfg, {**shape_of(config_dir, config_name, ()).groups, **shape.groups})
@@ -70,8 +73,11 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     primary = users_config or (config_dir, config_name)  # the config the command line was composed from
     replaced = functools.partial(replaced_options, config_dir, config_name, primary, picked, overrides,
                                  choices.get("experiment"))
+    interpolated = _interpolated(OmegaConf.to_container(cfg, resolve=False))  # Hydra's node too, where cfg has it
+    if hydra_node is not None:
+        interpolated += _interpolated(OmegaConf.to_container(hydra_node, resolve=False))
     leftovers, unknown = _check_known(dotted_keys(tree), known, overrides,
-                                      lambda key: [] if key in brought else replaced(key), _interpolated(tree))
+                                      lambda key: [] if key in brought else replaced(key), interpolated, picked)
     if unknown is not None:
         brought_by, users_file = brought.get(unknown.key, (None, None))
         where = (None if unknown.as_typed  # scheduler.patience=1: the command line's own words say it
@@ -105,19 +111,22 @@ class _Unknown(NamedTuple):
     as_typed: bool  # that override is `key=value` for this very key
 
 
-# A node interpolation, `${optimizer.lr}`; resolvers (`${oc.env:HOME}`) and relative paths are left out.
-INTERPOLATION = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[\w-]+)*)\}")
+# A node interpolation, `${optimizer.lr}`, or the node oc.select reads (`${oc.select:base_lr,1e-3}`); other
+# resolvers (`${oc.env:HOME}`) and relative paths are left out.
+INTERPOLATION = re.compile(r"\$\{(?:oc\.select:)?([A-Za-z_][\w-]*(?:\.[\w-]+)*)[,}]")
 
 
 def _check_known(keys: list[str], known: list[str], overrides: list[str], replaced_options: Callable[[str], list[str]],
-                 interpolated: list[str]) -> tuple[list[str], _Unknown | None]:
+                 interpolated: list[str], picked: tuple[str, ...]) -> tuple[list[str], _Unknown | None]:
     """An option the configs do not have is unknown, unless an interpolation reads it (`lr: ${base_lr}`)
     or a config file set it for a config that the command line replaced (`replaced_options`:
     m30k_deen_best's plateau patience under scheduler=cosine), which is no mistake of the user's.
     Returns those, and the first unknown one. Adding it with `+` does not make it known: nothing would
     read `+trainer.max_step=3`; nor does setting an option of the replaced config on the command line
     (scheduler=cosine scheduler.patience=1)."""
-    parsed = [(arg, override) for arg, override in parsed_overrides(overrides) if override is not None]
+    groups = {choice.removeprefix("+").partition("=")[0] for choice in picked}
+    parsed = [(arg, override) for arg, override in parsed_overrides(overrides)  # options, not picks of configs
+              if override is not None and override.key_or_group not in groups]
     leftovers = []
     for key in keys:
         if (key in known or free_form(key)
@@ -163,7 +172,9 @@ def _unknown_option_error(config_dir: str, config_name: str, picked: tuple[str, 
     if owners:
         return ConfigError(not_in_pick(subject, picked, owners))
     candidates = [*known, *group_options(config_dir, config_name, seen_with, key)]
-    close = difflib.get_close_matches(key, [candidate for candidate in candidates if not within(key, candidate)], n=1)
+    groups = {candidate.rpartition(".")[0] for candidate in candidates}  # `trainer` is no spelling of trainer.foo
+    close = difflib.get_close_matches(key, [candidate for candidate in candidates if candidate != key
+                                            and not (within(key, candidate) and candidate in groups)], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"{subject} is not an option{hint}")
 

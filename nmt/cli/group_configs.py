@@ -65,6 +65,9 @@ def unread_options(config_dir: str, config_name: str, picked: tuple[str, ...], k
         else:
             allowed = [shape_of(config_dir, config_name, others).keys]
         allowed_keys = {key for options in allowed for key in options}
+        if not shipped and (package := config.group.replace("/", ".")) in keys and package not in allowed_keys:
+            raise ConfigError(f"{shown_path(config.path)} puts its options under {package}.*, which nothing reads: "
+                              "the first line of a config of your own group must be `# @package _global_`")
         for key in keys:
             if key not in allowed_keys and key not in unread:
                 unread[key] = (config.group, config.file_setting(key))
