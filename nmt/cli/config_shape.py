@@ -6,8 +6,9 @@ which the commands would meet with a traceback where they first read the group, 
 in an experiment (`batch_tokenz: 6000` in a user's own, under --config-dir), which nothing would
 read, so the user's setting would be silently lost. A config group chosen with a number
 (`trainer=5`, `data=[1]`) even crashes Hydra's compose. A user's own config for one of the groups
-(`data=my_corpus`) may set the options of any config the package ships for that group; one that
-none of them has (`max_lenn`) is as unknown as in an experiment.
+(`data=my_corpus`) may set the options of the package's config it builds on; others (`max_lenn`)
+are as unknown as in an experiment (nmt.cli.group_configs). So is an option added on the command
+line with `+`, unless an interpolation reads it.
 """
 
 import difflib
