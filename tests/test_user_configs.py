@@ -62,6 +62,19 @@ def my_configs(tmp_path) -> Path:
     return tmp_path / "mine"
 
 
+def composed(my_configs: Path, *args: str):
+    """The config nmt-train composes and checks for `--config-dir my_configs` and `args`."""
+    overrides, users_config = composable_command_line(["--config-dir", str(my_configs), *args])
+    return compose_checked("train", overrides, users_config=users_config)
+
+
+def refusal(my_configs: Path, *args: str) -> str:
+    """The one-line error nmt-train gives for `--config-dir my_configs` and `args`."""
+    with pytest.raises(ConfigError) as refused:
+        composed(my_configs, *args)
+    return str(refused.value)
+
+
 def test_a_users_experiment_trains_with_its_choices_and_values(monkeypatch, my_configs, tmp_path):
     run = tmp_path / "run"
     monkeypatch.setattr(sys, "argv", ["nmt-train", "--config-dir", str(my_configs), "experiment=tiny_dot",
@@ -89,8 +102,7 @@ def test_cfg_job_prints_a_users_experiment_over_the_defaults(capsys, monkeypatch
 def test_split_names_an_experiment_adds_are_not_taken_for_misspelt_options(my_configs):
     (my_configs / "experiment/more_splits.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - _self_\ndata:\n  files:\n    test_2: x/{lang}\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=more_splits"])
-    cfg = compose_checked("train", overrides)
+    cfg = composed(my_configs, "experiment=more_splits")
     assert cfg.data.files.test_2 == "x/{lang}" and cfg.model.attention.name == "dot"
 
 
@@ -210,8 +222,7 @@ def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(monkey
         "scheduler:\n  total_steps: 1000\n")
     (my_configs / "experiment/cos_plateau.yaml").write_text(
         "# @package _global_\ndefaults:\n  - cos_total\n  - override /scheduler: plateau\n  - _self_\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=cos_plateau"])
-    cfg = compose_checked("train", overrides)
+    cfg = composed(my_configs, "experiment=cos_plateau")
     assert cfg.scheduler.name == "plateau" and "total_steps" not in cfg.scheduler
     flags, folder = run_argv(tmp_path, multirun)
     monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "experiment=cos_plateau",
@@ -292,43 +303,32 @@ def test_a_users_own_group_config_writing_other_groups_options_is_checked_too(my
     """A config of the data group put at the top of the config (`@package _global_`) may set any
     option; a misspelt one is named with its file."""
     (my_configs / "data/named.yaml").write_text("# @package _global_\ndefaults: [/data/my_corpus, _self_]\nname: mine\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot", "data=named"])
-    assert compose_checked("train", overrides).name == "mine"
+    assert composed(my_configs, "experiment=tiny_dot", "data=named").name == "mine"
     (my_configs / "data/de_en_batch.yaml").write_text(
         "# @package _global_\ndefaults: [/data/my_corpus, _self_]\nmodel:\n  attention:\n    num_heads: 2\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot",
-                                            "data=de_en_batch"])
-    with pytest.raises(ConfigError) as refused:
-        compose_checked("train", overrides)
-    assert str(refused.value) == (f"model.attention.num_heads, set in {my_configs}/data/de_en_batch.yaml, is not an "
-                                  "option of model/attention=dot; model/attention=multihead has it")
+    assert refusal(my_configs, "experiment=tiny_dot", "data=de_en_batch") == (
+        f"model.attention.num_heads, set in {my_configs}/data/de_en_batch.yaml, is not an "
+        "option of model/attention=dot; model/attention=multihead has it")
 
 
 def test_a_users_own_attention_config_may_set_only_what_a_shipped_attention_has(my_configs):
     (my_configs / "model/attention").mkdir(parents=True)
     (my_configs / "model/attention/two_heads.yaml").write_text("defaults: [multihead, _self_]\nnum_heads: 2\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot",
-                                            "model/attention=two_heads"])
-    cfg = compose_checked("train", overrides)
+    cfg = composed(my_configs, "experiment=tiny_dot", "model/attention=two_heads")
     assert (cfg.model.attention.name, cfg.model.attention.num_heads) == ("multihead", 2)
     (my_configs / "model/attention/two_head.yaml").write_text("defaults: [multihead, _self_]\nnum_head: 2\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot",
-                                            "model/attention=two_head"])
-    with pytest.raises(ConfigError) as refused:
-        compose_checked("train", overrides)
-    assert str(refused.value) == (f"model.attention.num_head, set in {my_configs}/model/attention/two_head.yaml, is "
-                                  "not an option (did you mean model.attention.num_heads?)")
+    assert refusal(my_configs, "experiment=tiny_dot", "model/attention=two_head") == (
+        f"model.attention.num_head, set in {my_configs}/model/attention/two_head.yaml, is "
+        "not an option (did you mean model.attention.num_heads?)")
 
 
 def test_a_users_own_corpus_config_that_builds_on_no_shipped_one_is_refused(my_configs):
     """Without `defaults: [files, _self_]` the corpus config lacks the options every corpus has (root,
     languages, cleaning), which the run would only miss when it reads them."""
     (my_configs / "data/bare.yaml").write_text("source: files\nformat: text\nfiles:\n  train: a.{lang}\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "data=bare"])
-    with pytest.raises(ConfigError) as refused:
-        compose_checked("train", overrides)
-    assert str(refused.value) == (f"data.root is missing from {my_configs}/data/bare.yaml; a data config of your own "
-                                  "should build on one of the package's: defaults: [files, _self_]")
+    assert refusal(my_configs, "data=bare") == (
+        f"data.root is missing from {my_configs}/data/bare.yaml; a data config of your own "
+        "should build on one of the package's: defaults: [files, _self_]")
 
 
 def test_a_group_of_the_users_own_is_checked_and_leaves_the_rest_checked(my_configs):
@@ -339,30 +339,24 @@ def test_a_group_of_the_users_own_is_checked_and_leaves_the_rest_checked(my_conf
     (my_configs / "preset/typo.yaml").write_text("# @package _global_\ntrainer:\n  batch_tokenz: 700\n")
     (my_configs / "experiment/dot_typo.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - _self_\ntrainer:\n  max_stepz: 3\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot", "+preset=fast"])
-    assert compose_checked("train", overrides).trainer.batch_tokens == 700  # merged after the trainer's defaults
+    # merged after the trainer's defaults
+    assert composed(my_configs, "experiment=tiny_dot", "+preset=fast").trainer.batch_tokens == 700
     for experiment, preset, error in [
         ("tiny_dot", "typo", f"trainer.batch_tokenz, set in {my_configs}/preset/typo.yaml, is not an option "
                              "(did you mean trainer.batch_tokens?)"),
         ("dot_typo", "fast", "trainer.max_stepz, set in a config file (experiment=dot_typo), is not an option "
                              "(did you mean trainer.max_steps?)"),
     ]:
-        overrides, _ = composable_command_line(["--config-dir", str(my_configs), f"experiment={experiment}",
-                                                f"+preset={preset}"])
-        with pytest.raises(ConfigError) as refused:
-            compose_checked("train", overrides)
-        assert str(refused.value) == error
+        assert refusal(my_configs, f"experiment={experiment}", f"+preset={preset}") == error
 
 
 def test_a_misspelling_in_the_users_config_that_theirs_builds_on_names_that_file(my_configs):
     (my_configs / "data/base_typo.yaml").write_text("defaults: [files, _self_]\nmax_lenn: 80\n")
     (my_configs / "data/on_base.yaml").write_text(
         "defaults: [base_typo, _self_]\nfiles:\n  train: a.{lang}\n  val: b.{lang}\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "data=on_base"])
-    with pytest.raises(ConfigError) as refused:
-        compose_checked("train", overrides)
-    assert str(refused.value) == (f"data.max_lenn, set in {my_configs}/data/base_typo.yaml, is not an option "
-                                  "(did you mean data.max_len?)")
+    assert refusal(my_configs, "data=on_base") == (
+        f"data.max_lenn, set in {my_configs}/data/base_typo.yaml, is not an option "
+        "(did you mean data.max_len?)")
 
 
 def test_an_option_of_another_shipped_config_than_the_one_a_users_config_builds_on_is_refused(my_configs):
@@ -370,11 +364,9 @@ def test_an_option_of_another_shipped_config_than_the_one_a_users_config_builds_
     as having it, not the user's own."""
     with (my_configs / "data/my_corpus.yaml").open("a") as corpus:
         corpus.write("revision: v1\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot"])
-    with pytest.raises(ConfigError) as refused:
-        compose_checked("train", overrides)
-    assert str(refused.value) == (f"data.revision, set in {my_configs}/data/my_corpus.yaml, is not an option of "
-                                  "data=my_corpus; data=hub has it")
+    assert refusal(my_configs, "experiment=tiny_dot") == (
+        f"data.revision, set in {my_configs}/data/my_corpus.yaml, is not an option of "
+        "data=my_corpus; data=hub has it")
 
 
 @pytest.mark.parametrize("multirun", [False, True])
@@ -397,8 +389,6 @@ def test_a_config_of_the_users_own_group_without_the_package_header_says_so(my_c
     """Without `# @package _global_` its options go under preset.*, where nothing reads them."""
     (my_configs / "preset").mkdir()
     (my_configs / "preset/plain.yaml").write_text("optimizer:\n  lr: 0.002\n")
-    overrides, _ = composable_command_line(["--config-dir", str(my_configs), "experiment=tiny_dot", "+preset=plain"])
-    with pytest.raises(ConfigError) as refused:
-        compose_checked("train", overrides)
-    assert str(refused.value) == (f"{my_configs}/preset/plain.yaml puts its options under preset.*, which nothing "
-                                  "reads: the first line of a config of your own group must be `# @package _global_`")
+    assert refusal(my_configs, "experiment=tiny_dot", "+preset=plain") == (
+        f"{my_configs}/preset/plain.yaml puts its options under preset.*, which nothing "
+        "reads: the first line of a config of your own group must be `# @package _global_`")
