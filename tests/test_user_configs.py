@@ -392,3 +392,19 @@ def test_a_config_of_the_users_own_group_without_the_package_header_says_so(my_c
     assert refusal(my_configs, "experiment=tiny_dot", "+preset=plain") == (
         f"{my_configs}/preset/plain.yaml puts its options under preset.*, which nothing "
         "reads: the first line of a config of your own group must be `# @package _global_`")
+
+
+def test_a_helper_option_whose_readers_the_command_line_all_set_is_dropped_not_refused(my_configs):
+    """size is read only through enc_hidden: ${size} and dec_hidden: ${size}; with both set on the
+    command line nothing reads it, which is no mistake of the user's."""
+    (my_configs / "experiment/sized.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - _self_\nsize: 16\nmodel:\n  enc_hidden: ${size}\n"
+        "  dec_hidden: ${size}\n")
+    assert composed(my_configs, "experiment=sized").model.enc_hidden == 16
+    cfg = composed(my_configs, "experiment=sized", "model.enc_hidden=12", "model.dec_hidden=12")
+    assert (cfg.model.enc_hidden, cfg.model.dec_hidden) == (12, 12) and "size" not in cfg
+    (my_configs / "experiment/sized_typo.yaml").write_text(  # a misspelling beside a helper is still one
+        "# @package _global_\ndefaults:\n  - sized\n  - _self_\ntrainer:\n  max_stepz: 3\n")
+    assert refusal(my_configs, "experiment=sized_typo", "model.enc_hidden=12", "model.dec_hidden=12") == (
+        "trainer.max_stepz, set in a config file (experiment=sized_typo), is not an option "
+        "(did you mean trainer.max_steps?)")

@@ -148,6 +148,14 @@ def _with_bases(names: tuple[str, ...], folders: list[Path]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def experiment_files(config_dir: str, picked: tuple[str, ...], overrides: list[str], experiment: object) -> list[Path]:
+    """The files of the experiments the command line or a user's own config picked, and of those
+    they build on."""
+    folders = config_folders(config_dir, picked)
+    return [path for name in _with_bases(_experiments(overrides, experiment), folders)
+            if (path := _experiment_file(name, folders)) is not None]
+
+
 def _experiment_file(name: str, folders: list[Path]) -> Path | None:
     return next((path for path in (folder / "experiment" / f"{name}.yaml" for folder in folders) if path.is_file()),
                 None)

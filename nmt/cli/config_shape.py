@@ -24,7 +24,9 @@ from nmt.cli.config_picks import (
     FREE_FORM,
     configs_having,
     dotted_keys,
+    experiment_files,
     file_options,
+    file_tree,
     free_form,
     group_options,
     not_in_pick,
@@ -77,8 +79,20 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     interpolated = _interpolated(OmegaConf.to_container(cfg, resolve=False))  # Hydra's node too, where cfg has it
     if hydra_node is not None:
         interpolated += _interpolated(OmegaConf.to_container(hydra_node, resolve=False))
-    leftovers, unknown = _check_known(dotted_keys(tree), known, overrides,
-                                      lambda key: [] if key in brought else replaced(key), interpolated, picked)
+    helpers = functools.cache(lambda: _interpolated_in_files(config_dir, picked, overrides, choices.get("experiment"),
+                                                            users_config))
+
+    def unread(key: str) -> list[str]:
+        """Options nothing reads now, though a config file's own: those it set for a config the command
+        line replaced, and helpers whose every reader the command line set (size, for
+        enc_hidden: ${size}, under model.enc_hidden=96)."""
+        if key in brought:
+            return []
+        if any(within(key, path) or within(path, key) for path in helpers()):
+            return [key]
+        return replaced(key)
+
+    leftovers, unknown = _check_known(dotted_keys(tree), known, overrides, unread, interpolated, picked)
     if unknown is not None:
         brought_by, users_file = brought.get(unknown.key, (None, None))
         where = (None if unknown.as_typed  # scheduler.patience=1: the command line's own words say it
@@ -144,6 +158,15 @@ def _check_known(keys: list[str], known: list[str], overrides: list[str], replac
                                                                                    or override.is_force_add())
         return leftovers, _Unknown(key, arg, as_typed)
     return leftovers, None
+
+
+def _interpolated_in_files(config_dir: str, picked: tuple[str, ...], overrides: list[str], experiment: object,
+                           users_config: tuple[str, str] | None) -> list[str]:
+    """The options that the interpolations in the experiments' files and the user's own config read."""
+    files = experiment_files(config_dir, picked, overrides, experiment)
+    if users_config is not None:
+        files.append(Path(*users_config).with_suffix(".yaml"))
+    return [path for file in files for path in _interpolated(file_tree(file))]
 
 
 def _interpolated(tree: dict) -> list[str]:
