@@ -4,6 +4,7 @@ with, and where it looks for the config an unknown option belongs to (`scheduler
 plateau's) or the config an experiment picked before the command line replaced it.
 """
 
+import difflib
 import functools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -50,7 +51,7 @@ def _group_configs(config_dir: str, config_name: str, picked: tuple[str, ...],
 def shipped_group_shapes(config_dir: str, config_name: str, picked: tuple[str, ...], group: str) -> dict[str, list[str]]:
     """For each config the package ships for `group` (none for a group of the user's own): the
     options of the command's config with it in place of the one picked."""
-    others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
+    others = without_group(picked, group)
     names = sorted(path.stem for path in Path(config_dir, group).glob("*.yaml") if not path.stem.startswith("_"))
     return {name: shape_of(config_dir, config_name, (*others, f"{group}={name}")).keys for name in names}
 
@@ -110,11 +111,26 @@ def replaced_options(config_dir: str, config_name: str, primary: tuple[str, str]
     for group in _groups_of(key):
         if not Path(config_dir, group).is_dir():
             continue
-        others = tuple(choice for choice in picked if not choice.startswith(f"{group}="))
+        others = without_group(picked, group)
         earlier = {_group_choices(*primary, (*searchpath, *extra)).get(group) for extra in picks_of}
         for option in sorted(option for option in earlier if isinstance(option, str)):
             options += shape_of(config_dir, config_name, (*others, f"{group}={option}")).keys
     return options
+
+
+def spelling_hint(key: str, candidates: list[str]) -> str:
+    """` (did you mean trainer.max_steps?)` for the candidate closest to `key`, empty where none is
+    close. Neither the key itself nor a group of options holding it (`trainer` for trainer.foo) is
+    offered."""
+    groups = {candidate.rpartition(".")[0] for candidate in candidates}
+    close = difflib.get_close_matches(key, [candidate for candidate in candidates if candidate != key
+                                            and not (within(key, candidate) and candidate in groups)], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def without_group(picked: tuple[str, ...], group: str) -> tuple[str, ...]:
+    """`picked` without the choice of `group` (`group=name` or, for a group of the user's own, `+group=name`)."""
+    return tuple(choice for choice in picked if choice.removeprefix("+").partition("=")[0] != group)
 
 
 def _groups_of(key: str) -> Iterator[str]:

@@ -11,7 +11,6 @@ are as unknown as in an experiment (nmt.cli.group_configs). So is an option adde
 line with `+`, unless an interpolation reads it.
 """
 
-import difflib
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -35,7 +34,9 @@ from nmt.cli.config_picks import (
     replaced_options,
     searchpath_of,
     shape_of,
+    spelling_hint,
     within,
+    without_group,
 )
 from nmt.cli.group_configs import shown_path, unread_options
 from nmt.errors import ConfigError
@@ -63,7 +64,10 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     _check_groups(cfg, {**shape_of(config_dir, config_name, ()).groups, **shape.groups})
     if not shape.keys:  # the choices alone did not compose: nothing to compare with
         return
-    tree = _without_hydra(cfg)
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    hydra_tree = tree.pop("hydra", None)  # Hydra's settings, where cfg has them (before Hydra; not in the job)
+    if hydra_node is not None:
+        hydra_tree = OmegaConf.to_container(hydra_node, resolve=False)
     if isinstance(tree.get("experiment"), dict):  # its options went under experiment.*
         raise ConfigError(NO_PACKAGE_HEADER.format(experiment=choices.get("experiment")))
     present = set(dotted_keys(tree))
@@ -76,9 +80,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     primary = users_config or (config_dir, config_name)  # the config the command line was composed from
     replaced = functools.partial(replaced_options, config_dir, config_name, primary, picked, overrides,
                                  choices.get("experiment"))
-    interpolated = _interpolated(OmegaConf.to_container(cfg, resolve=False))  # Hydra's node too, where cfg has it
-    if hydra_node is not None:
-        interpolated += _interpolated(OmegaConf.to_container(hydra_node, resolve=False))
+    interpolated = _interpolated(tree) + _interpolated(hydra_tree or {})
     helpers = functools.cache(lambda: _interpolated_in_files(config_dir, picked, overrides, choices.get("experiment"),
                                                             users_config))
 
@@ -191,15 +193,11 @@ def _unknown_option_error(config_dir: str, config_name: str, picked: tuple[str, 
     subject = key if where is None else f"{key}, set {where},"
     seen_with = picked  # which configs have it is judged without the user's config that brings it into every one
     if brought_by is not None:
-        seen_with = tuple(choice for choice in picked if choice.removeprefix("+").partition("=")[0] != brought_by)
+        seen_with = without_group(picked, brought_by)
     owners = configs_having(config_dir, config_name, seen_with, key)
     if owners:
         return ConfigError(not_in_pick(subject, picked, owners))
-    candidates = [*known, *group_options(config_dir, config_name, seen_with, key)]
-    groups = {candidate.rpartition(".")[0] for candidate in candidates}  # `trainer` is no spelling of trainer.foo
-    close = difflib.get_close_matches(key, [candidate for candidate in candidates if candidate != key
-                                            and not (within(key, candidate) and candidate in groups)], n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    hint = spelling_hint(key, [*known, *group_options(config_dir, config_name, seen_with, key)])
     return ConfigError(f"{subject} is not an option{hint}")
 
 
@@ -209,12 +207,6 @@ def _config_file_setting(users_config: tuple[str, str] | None, experiment: objec
     if users_config is not None and key in file_options(path := Path(*users_config).with_suffix(".yaml")):
         return f"in {shown_path(path)}"
     return "in a config file" + (f" (experiment={experiment})" if isinstance(experiment, str) else "")
-
-
-def _without_hydra(cfg: DictConfig) -> dict:
-    tree = OmegaConf.to_container(cfg, resolve=False)
-    tree.pop("hydra", None)
-    return tree
 
 
 def override_error(config_dir: str, overrides: list[str]) -> ConfigError | None:

@@ -15,6 +15,7 @@ from nmt.cli.config_picks import (
     free_form,
     shape_of,
     shipped_group_shapes,
+    without_group,
 )
 from nmt.errors import ConfigError
 
@@ -55,7 +56,7 @@ def unread_options(config_dir: str, config_name: str, picked: tuple[str, ...], k
     user's config builds on none of them."""
     unread = {}
     for config in users_group_configs(config_dir, picked):
-        others = tuple(choice for choice in picked if choice.removeprefix("+").partition("=")[0] != config.group)
+        others = without_group(picked, config.group)
         shipped = shipped_group_shapes(config_dir, config_name, others, config.group)
         if not all(shipped.values()):  # a shipped config does not compose with the other picks
             continue

@@ -1,14 +1,13 @@
 """Hydra's errors as one line each: what is wrong and how to write it, without Hydra's advice about
 stack traces. Used by nmt.cli.common when it composes a command's config before Hydra does."""
 
-import difflib
 import re
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
-from nmt.cli.config_picks import group_options, unpicked_option_message
+from nmt.cli.config_picks import group_options, spelling_hint, unpicked_option_message
 from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options
 from nmt.errors import first_line
 
@@ -74,7 +73,5 @@ def composition_message(config_dir: str, config_name: str, exc: HydraException, 
     if unpicked is not None:
         return unpicked
     # The options of every config of its groups too: model.attention.num_head is multihead's num_heads
-    candidates = [*known_options(config_dir, config_name), *group_options(config_dir, config_name, (), key)]
-    close = difflib.get_close_matches(key, [option for option in candidates if option != key], n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    hint = spelling_hint(key, [*known_options(config_dir, config_name), *group_options(config_dir, config_name, (), key)])
     return f"{key} is not an option{hint}; `nmt-{config_name} --cfg job` lists them all"
