@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
-from user_errors import one_line_error
+from user_errors import config_error, one_line_error
 
 import nmt.cli.align
 import nmt.cli.average
@@ -36,7 +36,7 @@ from nmt.cli.common import (
 from nmt.data.pipeline import prepare_data
 from nmt.data.readers import decode_lines, read_lines
 from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
-from nmt.errors import ConfigError, DataError
+from nmt.errors import DataError
 from nmt.inference.evaluate import evaluate
 from nmt.models.seq2seq import build_model
 from nmt.training.checkpoint import save_checkpoint
@@ -58,15 +58,6 @@ def main_error(capsys, monkeypatch, main, *args: str) -> str:
     """Runs a console script's main() in-process for a mistake caught before Hydra starts."""
     monkeypatch.setattr(sys, "argv", ["nmt-train", *args])
     return one_line_error(capsys, main)
-
-
-def config_error(command: str, *args: str) -> str:
-    """A command's refusal of a command line, from the checks before Hydra starts (nmt-train would
-    train the full reference model, were the command line taken)."""
-    overrides, users_config = composable_command_line(list(args))
-    with pytest.raises(ConfigError) as refused:
-        compose_checked(command, overrides, users_config=users_config)
-    return str(refused.value)
 
 
 def write_corpus(folder: Path, split: str, src: list[str] | bytes, tgt: list[str] | bytes) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 from tiny_checkpoint import make_checkpoint
+from user_errors import config_error
 
 import nmt.cli.common
 import nmt.cli.train
@@ -70,9 +71,7 @@ def composed(my_configs: Path, *args: str):
 
 def refusal(my_configs: Path, *args: str) -> str:
     """The one-line error nmt-train gives for `--config-dir my_configs` and `args`."""
-    with pytest.raises(ConfigError) as refused:
-        composed(my_configs, *args)
-    return str(refused.value)
+    return config_error("train", "--config-dir", str(my_configs), *args)
 
 
 def test_a_users_experiment_trains_with_its_choices_and_values(monkeypatch, my_configs, tmp_path):

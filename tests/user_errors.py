@@ -2,7 +2,8 @@
 
 import pytest
 
-from nmt.cli.common import exit_on_user_error
+from nmt.cli.common import composable_command_line, compose_checked, exit_on_user_error
+from nmt.errors import ConfigError
 
 
 def one_line_error(capsys, task, *args) -> str:
@@ -14,3 +15,12 @@ def one_line_error(capsys, task, *args) -> str:
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     return err.removeprefix("error: ").rstrip("\n")
+
+
+def config_error(command: str, *args: str) -> str:
+    """A command's refusal of a command line, from the checks before Hydra starts (nmt-train would
+    train the full reference model, were the command line taken)."""
+    overrides, users_config = composable_command_line(list(args))
+    with pytest.raises(ConfigError) as refused:
+        compose_checked(command, overrides, users_config=users_config)
+    return str(refused.value)
