@@ -161,7 +161,19 @@ def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_i
     assert (run / "checkpoints/last.pt").is_file()
 
 
-@pytest.mark.parametrize("multirun", [False, True])
+@pytest.fixture(params=["run", "sweep", "sweep checked in its jobs"])
+def run_argv(request, monkeypatch, tmp_path) -> tuple[list[str], list[str]]:
+    """The flags and run folder overrides of a run in tmp_path/run, where the checks happen: before Hydra
+    starts for a run; for a sweep (-m), before Hydra starts too, each job's; for a sweep whose jobs only
+    its sweeper knows (an optimizing one, as if hydra/sweeper=optuna), in each job as it starts."""
+    run = tmp_path / "run"
+    if request.param == "run":
+        return [], [f"hydra.run.dir={run}"]
+    if request.param == "sweep checked in its jobs":
+        monkeypatch.setattr(nmt.cli.common, "sweeper_params", lambda cfg: None)
+    return ["-m"], [f"hydra.sweep.dir={run}", "hydra.sweep.subdir=."]
+
+
 @pytest.mark.parametrize(("experiment", "setting", "error"), [
     # the experiment's multihead set num_heads, which the command line's dot drops; the user's own setting is refused
     ("heads", "model.attention.num_heads=2",
@@ -170,13 +182,12 @@ def test_a_users_experiment_trains_when_the_command_line_replaces_an_attention_i
                                                  "is not an option of model/attention=dot; model/attention=multihead has it"),
 ])
 def test_an_option_of_another_attention_set_on_the_command_line_is_refused(capsys, monkeypatch, my_configs,
-                                                                          tmp_path, experiment, setting, error,
-                                                                          multirun):
-    """The user's own setting is refused, not lost, before Hydra starts and in the job alike."""
+                                                                          tmp_path, experiment, setting, error, run_argv):
+    """The user's own setting is refused, not lost, for a run and a sweep alike (run_argv)."""
     (my_configs / "experiment/heads.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /model/attention: multihead\n  - _self_\n"
         "model:\n  attention:\n    num_heads: 2\n")
-    flags, folder = run_argv(tmp_path, multirun)
+    flags, folder = run_argv
     monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), f"experiment={experiment}",
                                       "model/attention=dot", setting, *folder])
     with pytest.raises(SystemExit) as stopped:
@@ -203,19 +214,9 @@ def test_removing_the_optional_experiment_is_allowed_as_hydra_allows_it():
     assert compose_checked("train", ["experiment=smoke", "~experiment"]).trainer.max_steps is None
 
 
-def run_argv(tmp_path: Path, multirun: bool) -> tuple[list[str], list[str]]:
-    """The flags and run folder overrides of a run in tmp_path/run, one job of a sweep or not."""
-    run = tmp_path / "run"
-    if multirun:
-        return ["-m"], [f"hydra.sweep.dir={run}", "hydra.sweep.subdir=."]
-    return [], [f"hydra.run.dir={run}"]
-
-
-@pytest.mark.parametrize("multirun", [False, True])
-def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(monkeypatch, my_configs, tmp_path,
-                                                                          multirun):
+def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(monkeypatch, my_configs, tmp_path, run_argv):
     """cos_total picks cosine and sets its total_steps; cos_plateau builds on it and picks plateau.
-    Checked before Hydra starts, and again in the job (where -m leaves the command line to Hydra)."""
+    Checked for a run and a sweep alike (run_argv)."""
     (my_configs / "experiment/cos_total.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /scheduler: cosine\n  - _self_\n"
         "scheduler:\n  total_steps: 1000\n")
@@ -223,7 +224,7 @@ def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(monkey
         "# @package _global_\ndefaults:\n  - cos_total\n  - override /scheduler: plateau\n  - _self_\n")
     cfg = composed(my_configs, "experiment=cos_plateau")
     assert cfg.scheduler.name == "plateau" and "total_steps" not in cfg.scheduler
-    flags, folder = run_argv(tmp_path, multirun)
+    flags, folder = run_argv
     monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "experiment=cos_plateau",
                                       *folder])
     nmt.cli.train.main()
@@ -231,15 +232,14 @@ def test_a_nested_experiment_may_replace_a_config_its_base_set_options_of(monkey
     assert used.scheduler.name == "plateau" and "total_steps" not in used.scheduler
 
 
-@pytest.mark.parametrize("multirun", [False, True])
 def test_an_experiment_that_picks_a_config_itself_may_not_set_options_of_the_one_it_replaced(
-        capsys, monkeypatch, my_configs, tmp_path, multirun):
+        capsys, monkeypatch, my_configs, tmp_path, run_argv):
     """cos_patience builds on tiny_dot, which keeps plateau; it picks cosine and sets plateau's patience,
-    which nothing would read. Refused before Hydra starts, and in the job alike."""
+    which nothing would read. Refused for a run and a sweep alike (run_argv)."""
     (my_configs / "experiment/cos_patience.yaml").write_text(
         "# @package _global_\ndefaults:\n  - tiny_dot\n  - override /scheduler: cosine\n  - _self_\n"
         "scheduler:\n  patience: 1\n")
-    flags, folder = run_argv(tmp_path, multirun)
+    flags, folder = run_argv
     monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "experiment=cos_patience",
                                       *folder])
     with pytest.raises(SystemExit) as stopped:
@@ -251,15 +251,13 @@ def test_an_experiment_that_picks_a_config_itself_may_not_set_options_of_the_one
     assert not (tmp_path / "run/checkpoints").exists()
 
 
-@pytest.mark.parametrize("multirun", [False, True])
-def test_a_users_own_config_may_have_its_pick_replaced_on_the_command_line(monkeypatch, my_configs, tmp_path,
-                                                                          multirun):
+def test_a_users_own_config_may_have_its_pick_replaced_on_the_command_line(monkeypatch, my_configs, tmp_path, run_argv):
     """my_run (--config-name) picks cosine and sets its total_steps; the command line picks plateau, and
-    total_steps, which nothing would read, is taken out. Checked before Hydra starts, and in the job."""
+    total_steps, which nothing would read, is taken out. Checked for a run and a sweep alike (run_argv)."""
     (my_configs / "my_run.yaml").write_text(
         "defaults:\n  - train\n  - override scheduler: cosine\n  - _self_\nscheduler:\n  total_steps: 1000\n")
     run = tmp_path / "run"
-    flags, folder = run_argv(tmp_path, multirun)
+    flags, folder = run_argv
     monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "--config-name", "my_run",
                                       "experiment=tiny_dot", "scheduler=plateau", *folder])
     nmt.cli.train.main()
@@ -280,14 +278,13 @@ def test_a_misspelt_option_in_a_users_own_config_that_picks_their_own_corpus_is_
                                   "(did you mean trainer.batch_tokens?)")
 
 
-@pytest.mark.parametrize("multirun", [False, True])
 def test_a_misspelt_option_in_a_users_own_corpus_config_is_refused_naming_its_file(capsys, monkeypatch, my_configs,
-                                                                                  tmp_path, multirun):
+                                                                                  tmp_path, run_argv):
     """None of the shipped data configs has max_lenn, so nothing would read it: refused, as it is in an
-    experiment, before Hydra starts and in the job alike."""
+    experiment, for a run and a sweep alike (run_argv)."""
     with (my_configs / "data/my_corpus.yaml").open("a") as corpus:
         corpus.write("max_lenn: 80\n")
-    flags, folder = run_argv(tmp_path, multirun)
+    flags, folder = run_argv
     monkeypatch.setattr(sys, "argv", ["nmt-train", *flags, "--config-dir", str(my_configs), "experiment=tiny_dot",
                                       *folder])
     with pytest.raises(SystemExit) as stopped:
@@ -407,3 +404,4 @@ def test_a_helper_option_whose_readers_the_command_line_all_set_is_dropped_not_r
     assert refusal(my_configs, "experiment=sized_typo", "model.enc_hidden=12", "model.dec_hidden=12") == (
         "trainer.max_stepz, set in a config file (experiment=sized_typo), is not an option "
         "(did you mean trainer.max_steps?)")
+

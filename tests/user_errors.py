@@ -1,5 +1,7 @@
 """Checking a command's answer to a user mistake: exit status 2 and one `error:` line, no traceback."""
 
+import sys
+
 import pytest
 
 from nmt.cli.common import composable_command_line, compose_checked, exit_on_user_error
@@ -15,6 +17,12 @@ def one_line_error(capsys, task, *args) -> str:
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     return err.removeprefix("error: ").rstrip("\n")
+
+
+def main_error(capsys, monkeypatch, main, *args: str) -> str:
+    """Runs a console script's main() in-process for a mistake caught before Hydra starts."""
+    monkeypatch.setattr(sys, "argv", ["nmt-train", *args])
+    return one_line_error(capsys, main)
 
 
 def config_error(command: str, *args: str) -> str:

@@ -27,6 +27,14 @@ from nmt.cli.hydra_messages import (
     parse_error_message,
     yaml_error_message,
 )
+from nmt.cli.sweeps import (
+    MULTIRUN_MODE,
+    check_jobs,
+    fixed_overrides,
+    sweep_jobs,
+    sweeper_params,
+    without_multirun_flag,
+)
 from nmt.errors import ConfigError, NMTError, first_line
 
 
@@ -99,15 +107,16 @@ def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictCo
 
 
 def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_keys: Iterable[str] = (),
-                  usage: str = ""):
+                  usage: str = "", check_options: Callable[[DictConfig], None] | None = None):
     """Builds a console-script `main()` running `task` under Hydra with `config_name`; `usage` (the
-    command with its required options) completes the message for a required option left out."""
+    command with its required options) completes the message for a required option left out;
+    `check_options` checks the values of the options before any job starts (each job of a sweep)."""
 
     def main() -> None:
         argv = quote_text_overrides(sys.argv[1:], set(text_keys))
         sys.argv = [sys.argv[0], *quote_text_overrides(argv, PATH_TEMPLATE_KEYS, only_with="{}")]
         try:
-            check_command_line(config_name, sys.argv[1:], usage)
+            check_command_line(config_name, sys.argv[1:], usage, check_options)
         except NMTError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
@@ -154,27 +163,62 @@ def _users_folder(hydra_config: DictConfig) -> str | None:
                 None)
 
 
-def check_command_line(config_name: str, overrides: list[str], usage: str = "") -> None:
+def check_command_line(config_name: str, argv: list[str], usage: str = "",
+                       check_options: Callable[[DictConfig], None] | None = None) -> None:
     """Composes the config once before Hydra does, so that a mistake on the command line is one
-    line naming it: Hydra's own report spans several lines and talks about stack traces.
+    line naming it: Hydra's own report spans several lines and talks about stack traces. For a sweep
+    (-m), each job's config, before the first job starts.
 
     Also checks that no required option (`???`) is left out, which the task would only notice with a
-    traceback when it reads the option, and that the run folder (hydra.run.dir) can be created, which
-    Hydra would report with a traceback. Flags (`--help`, `--cfg job`, `-m`) are left to Hydra.
+    traceback when it reads the option; the options' values with the command's `check_options`; and
+    that the run folder (hydra.run.dir, a sweep's hydra.sweep.dir) can be created, which Hydra would
+    report with a traceback. Other flags (`--help`, `--cfg job`) are left to Hydra.
     """
-    command_line = composable_command_line(overrides)
+
+    def check(cfg: DictConfig, job: int | None) -> None:
+        check_required(cfg, usage)
+        if check_options is not None:
+            check_options(cfg)
+        if job is not None:  # Hydra creates the sweep's folder for any command (multirun.yaml)
+            check_writable_folder(OmegaConf.select(cfg, "hydra.sweep.dir", default="."), "hydra.sweep.dir")
+        elif cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
+            check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+
+    check_each_job(config_name, argv, check)
+
+
+def check_each_job(config_name: str, argv: list[str], check: Callable[[DictConfig, int | None], None]) -> None:
+    """Composes the config of each job the command line runs, as compose_checked does (with Hydra's
+    settings), and calls `check(cfg, job)` on it: job None for a plain run, 0, 1, ... for a sweep's
+    jobs in Hydra's order. A mistake in some of a sweep's jobs is an error naming the first of
+    them by its swept values. Nothing is checked where Hydra has the say: flags such as `--cfg job` and
+    `--help`, or a sweeper other than Hydra's basic one, whose jobs only it knows."""
+    command_line = composable_command_line(argv)
+    if command_line is not None:
+        overrides, users_config = command_line
+        check(compose_checked(config_name, overrides, return_hydra_config=True, users_config=users_config), None)
+        return
+    sweep_argv = without_multirun_flag(argv)
+    command_line = None if sweep_argv is None else composable_command_line(sweep_argv)
     if command_line is None:
         return
     overrides, users_config = command_line
-    cfg = compose_checked(config_name, overrides, return_hydra_config=True, users_config=users_config)
-    check_required(cfg, usage)
-    if cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
-        check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+    _, users_folder, _ = config_flags(sweep_argv)
+    try:  # the sweeper the config picks, and the sweep it declares, in what the jobs share
+        params = sweeper_params(compose_checked(config_name, fixed_overrides(overrides), True, users_config))
+    except (NMTError, OverrideParseException):  # reported below, in the jobs, the first with it named
+        params = []
+    if params is None:
+        return
+    try:
+        jobs = sweep_jobs(config_dir(), users_folder, [*params, *overrides])
+    except OverrideParseException:
+        raise ConfigError(parse_error_message(overrides)) from None
+    check_jobs(jobs, lambda job: compose_checked(config_name, job, True, users_config), check)
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 CONFIG_NAME_FLAGS = ("--config-name", "-cn")
-MULTIRUN_MODE = re.compile(r"\+{0,2}hydra\.mode=(MULTIRUN|'MULTIRUN'|\"MULTIRUN\")")  # as -m does
 
 
 def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str] | None] | None:
@@ -183,6 +227,22 @@ def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str]
     `--config-dir DIR` (`-cd DIR`, a folder of the user's own configs) becomes the search path entry
     Hydra makes of it. None where another flag (`--cfg job`, `-m` or hydra.mode=MULTIRUN, `--help`)
     leaves the command line to Hydra, or a --config-name names one of the package's own configs."""
+    flags = config_flags(argv)
+    if flags is None:
+        return None
+    overrides, extra_dir, name = flags
+    if name is not None and not (extra_dir and Path(extra_dir, f"{name}.yaml").is_file()):
+        if Path(config_dir(), f"{name}.yaml").is_file():
+            return None  # one of the package's own: Hydra composes it
+        raise ConfigError(f"--config-name {name}: there is no {name}.yaml in "
+                          f"{extra_dir or 'the package configs; give its folder with --config-dir'}")
+    overrides += searchpath_overrides(extra_dir, name is not None)
+    return overrides, ((extra_dir, name) if name is not None else None)
+
+
+def config_flags(argv: list[str]) -> tuple[list[str], str | None, str | None] | None:
+    """The command line as (overrides, the --config-dir folder as an absolute path, the --config-name),
+    None where another flag (`--cfg job`, `-m` or hydra.mode=MULTIRUN, `--help`) is in it."""
     overrides, extra_dir, name = [], None, None
     args = iter(argv)
     for arg in args:
@@ -195,17 +255,11 @@ def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str]
                 raise ConfigError(f"{flag} {value}: no such folder")
             else:
                 extra_dir = str(Path(value).expanduser().absolute())  # as Hydra does, the last one counts
-        elif arg.startswith("-") or MULTIRUN_MODE.fullmatch(arg):
+        elif arg.startswith("-") or MULTIRUN_MODE.fullmatch(arg):  # -m: check_each_job
             return None
         else:
             overrides.append(arg)
-    if name is not None and not (extra_dir and Path(extra_dir, f"{name}.yaml").is_file()):
-        if Path(config_dir(), f"{name}.yaml").is_file():
-            return None  # one of the package's own: Hydra composes it
-        raise ConfigError(f"--config-name {name}: there is no {name}.yaml in "
-                          f"{extra_dir or 'the package configs; give its folder with --config-dir'}")
-    overrides += searchpath_overrides(extra_dir, name is not None)
-    return overrides, ((extra_dir, name) if name is not None else None)
+    return overrides, extra_dir, name
 
 
 def compose_checked(config_name: str, overrides: list[str], return_hydra_config: bool = False,

@@ -10,8 +10,7 @@ from nmt.errors import ConfigError
 from nmt.inference.evaluate import evaluate
 
 
-def run(cfg) -> None:
-    log_to_stderr()
+def check_options(cfg) -> None:
     check_paths(cfg, "src_file", "ref_file", "data_root", "output_dir")
     check_decoding_options(cfg)
     check_bool(cfg, "attention_stats")
@@ -21,10 +20,15 @@ def run(cfg) -> None:
         raise ConfigError(f"interactive_unit={cfg.interactive_unit!r} is not valid; choose one of: {', '.join(UNITS)}")
     if cfg.output_dir:
         check_writable_folder(cfg.output_dir, "output_dir")
+
+
+def run(cfg) -> None:
+    log_to_stderr()
+    check_options(cfg)
     evaluate(cfg)
 
 
-main = hydra_command("evaluate", run,
+main = hydra_command("evaluate", run, check_options=check_options,
                      usage="nmt-evaluate checkpoint=PATH split=test_2016_flickr (or src_file=PATH ref_file=PATH)")
 
 if __name__ == "__main__":

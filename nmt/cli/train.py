@@ -13,8 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from nmt.cli.common import (
     PATH_TEMPLATE_KEYS,
-    composable_command_line,
-    compose_checked,
+    check_each_job,
     hydra_command,
     quote_text_overrides,
 )
@@ -51,23 +50,29 @@ def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
     return shlex.join(["nmt-train", *keep, f"hydra.run.dir={folder}", "resume=true"])
 
 
-def check_before_start(overrides: list[str]) -> Path | None:
+def check_before_start(argv: list[str]) -> Path | None:
     """Checks the options and `resume` as `train` will, but before Hydra creates the run folder, so a
-    mistaken value leaves no folder behind; returns the run folder, or None where Hydra has the say
-    (flags such as --cfg and -m, or a run folder Hydra cannot resolve)."""
-    command_line = composable_command_line(quote_text_overrides(overrides, PATH_TEMPLATE_KEYS, only_with="{}"))
-    if command_line is None:  # quoted as hydra_command quotes them
-        return None
-    overrides, users_config = command_line
-    cfg = compose_checked("train", overrides, return_hydra_config=True, users_config=users_config)
-    try:
-        run_dir = Path(cfg.hydra.run.dir).absolute()
-    except OmegaConfBaseException:
-        return None  # an interpolation Hydra reports
-    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-    check_run_options(job)
-    checkpoint_to_resume(job.resume, run_dir)  # resume=true without a run; a new run over an old one
-    return run_dir
+    mistaken value leaves no folder behind, and for a sweep (-m) in every job before the first starts;
+    returns the run folder, None for a sweep or where Hydra has the say (flags such as --cfg, or a run
+    folder Hydra cannot resolve)."""
+    run_dirs: list[Path | None] = []
+
+    def check(cfg: DictConfig, job: int | None) -> None:
+        try:
+            hydra = cfg.hydra
+            run_dir = Path(hydra.run.dir if job is None else Path(hydra.sweep.dir, hydra.sweep.subdir)).absolute()
+        except OmegaConfBaseException:
+            run_dir = None  # an interpolation Hydra reports
+        body = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        check_run_options(body)
+        if run_dir is not None:
+            # resume=true without a run; a new run over an old one
+            checkpoint_to_resume(body.resume, run_dir, "hydra.run.dir" if job is None else "hydra.sweep.dir")
+        run_dirs.append(None if job is not None else run_dir)
+
+    # quoted as hydra_command quotes them
+    check_each_job("train", quote_text_overrides(argv, PATH_TEMPLATE_KEYS, only_with="{}"), check)
+    return run_dirs[0] if len(run_dirs) == 1 else None
 
 
 def _hydra_files(run_dir: Path) -> dict[Path, bytes]:

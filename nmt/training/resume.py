@@ -50,8 +50,9 @@ def last_checkpoint(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.pt"
 
 
-def checkpoint_to_resume(resume, run_dir: Path) -> Path | None:
-    """The checkpoint `resume` points at, or None to start afresh.
+def checkpoint_to_resume(resume, run_dir: Path, folder_option: str = "hydra.run.dir") -> Path | None:
+    """The checkpoint `resume` points at, or None to start afresh; `folder_option` is the option that
+    chose run_dir, which the messages name (a sweep's jobs have hydra.sweep.dir).
 
     resume=false refuses a run folder that already holds a checkpoint, so that re-running a command
     never overwrites a run; true needs `<run_dir>/checkpoints/last.pt`; auto takes it when present
@@ -61,11 +62,11 @@ def checkpoint_to_resume(resume, run_dir: Path) -> Path | None:
     if resume is False or resume is None:
         if last.exists():
             raise ConfigError(f"{run_dir} already holds a run ({last}); add resume=true to continue it, "
-                              "or choose another hydra.run.dir")
+                              f"or choose another {folder_option}")
         return None
     if resume is True:
         if not last.is_file():
-            raise CheckpointError(f"nothing to resume: {last} does not exist; give hydra.run.dir the folder "
+            raise CheckpointError(f"nothing to resume: {last} does not exist; give {folder_option} the folder "
                                   "of the run to continue, or resume=PATH of a checkpoint")
         return last
     if resume == "auto":

@@ -1,0 +1,127 @@
+"""A sweep (`nmt-train -m model/attention=dot,general`) has every job's options checked before its
+first job starts: a mistake in the last job must not wait until the others have trained, and each is
+one line, not Hydra's report of several."""
+
+from pathlib import Path
+
+import pytest
+from user_errors import main_error
+
+import nmt.cli.common
+import nmt.cli.evaluate
+import nmt.cli.train
+from nmt.cli.common import config_dir
+from nmt.cli.sweeps import sweep_jobs, swept_values, without_multirun_flag
+
+
+def smoke_sweep(tmp_path: Path, *args: str) -> list[str]:
+    """nmt-train -m over the smoke experiment, with a data root that holds no corpus: any job that
+    started would fail on the data, so a refusal before the first job is the checks' own."""
+    return ["-m", "experiment=smoke", f"data.root={tmp_path / 'no_corpus'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *args]
+
+
+def test_jobs_are_listed_in_hydras_order():
+    jobs = sweep_jobs(config_dir(), None, ["a=1,2", "b=x,y", "c=3"])
+    assert jobs == [["a=1", "b=x", "c=3"], ["a=1", "b=y", "c=3"], ["a=2", "b=x", "c=3"], ["a=2", "b=y", "c=3"]]
+    assert swept_values(jobs[1], jobs) == ["a=1", "b=y"]
+    assert sweep_jobs(config_dir(), None, ["seed=range(1,3)"]) == [["seed=1"], ["seed=2"]]
+
+
+def test_a_glob_sweep_lists_the_packages_options_of_the_group():
+    jobs = sweep_jobs(config_dir(), None, ["model/attention=glob(*,exclude=[multihead,scaled_dot])"])
+    assert jobs == [[f"model/attention={name}"] for name in ("additive", "concat", "dot", "general")]
+
+
+@pytest.mark.parametrize("flag", ["-m", "--multirun", "hydra.mode=MULTIRUN"])
+def test_the_multirun_flag_is_what_makes_a_sweep(flag):
+    assert without_multirun_flag([flag, "seed=1,2"]) == ["seed=1,2"]
+    assert without_multirun_flag(["seed=1"]) is None
+
+
+def test_a_mistaken_value_in_a_later_job_is_refused_before_the_first_job_starts(capsys, monkeypatch, tmp_path):
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, *smoke_sweep(tmp_path, "trainer.max_steps=1,x"))
+    assert message == "job #1 of the sweep (trainer.max_steps=x): trainer.max_steps must be null or a positive " \
+                      "integer; got 'x'"
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_misspelt_config_in_a_sweep_is_one_line(capsys, monkeypatch, tmp_path):
+    """Hydra's own report of it spans several lines and lists its search path."""
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, *smoke_sweep(tmp_path, "model/attention=dot,dott"))
+    assert message == ("job #1 of the sweep (model/attention=dott): model/attention=dott is not an option; "
+                       "choose one of: additive, concat, dot, general, multihead, scaled_dot")
+
+
+def test_a_mistake_every_job_has_is_named_without_a_job(capsys, monkeypatch, tmp_path):
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main,
+                         *smoke_sweep(tmp_path, "seed=1,2", "trainer.max_stepz=3"))
+    assert message == "trainer.max_stepz is not an option (did you mean trainer.max_steps?); " \
+                      "`nmt-train --cfg job` lists them all"
+
+
+def test_an_option_of_a_config_one_job_replaces_is_refused_for_that_job(capsys, monkeypatch, tmp_path):
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main,
+                         *smoke_sweep(tmp_path, "scheduler=plateau,cosine", "scheduler.patience=1"))
+    assert message == "job #1 of the sweep (scheduler=cosine): scheduler.patience is not an option of " \
+                      "scheduler=cosine; scheduler=plateau has it"
+
+
+def test_a_later_jobs_folder_that_holds_a_run_is_refused_before_the_first_job_starts(capsys, monkeypatch,
+                                                                                        tmp_path):
+    (tmp_path / "sweep/1/checkpoints").mkdir(parents=True)
+    (tmp_path / "sweep/1/checkpoints/last.pt").write_bytes(b"a run of an earlier sweep")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, *smoke_sweep(tmp_path, "seed=1,2"))
+    assert message == (f"job #1 of the sweep (seed=2): {tmp_path}/sweep/1 already holds a run "
+                       f"({tmp_path}/sweep/1/checkpoints/last.pt); add resume=true to continue it, or choose "
+                       "another hydra.sweep.dir")
+    assert not (tmp_path / "sweep/0").exists()
+
+
+@pytest.mark.parametrize(("sweep", "message"), [
+    ("model/attention=glob(zz*)", "-m: model/attention=glob(zz*) gives no value to run (a glob() that matches no "
+                                  "option, an empty range()), so the sweep would have no job"),
+    ("seed=interval(0,1)", "-m: BasicSweeper does not support sweep type : INTERVAL_SWEEP"),
+])
+def test_a_sweep_hydra_would_run_no_job_of_or_cannot_run_is_refused(capsys, monkeypatch, tmp_path, sweep, message):
+    """Hydra reports success for a sweep of no job, and a traceback for an interval."""
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, *smoke_sweep(tmp_path, sweep)) == message
+
+
+def test_a_glob_sweep_includes_the_users_own_configs(capsys, monkeypatch, tmp_path):
+    (tmp_path / "mine/data").mkdir(parents=True)
+    (tmp_path / "mine/data/my_ok.yaml").write_text("defaults: [multi30k, _self_]\nmax_len: 50\n")
+    (tmp_path / "mine/data/my_typo.yaml").write_text("defaults: [multi30k, _self_]\nmax_lenn: 50\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main,
+                         *smoke_sweep(tmp_path, "--config-dir", str(tmp_path / "mine"), "data=glob(my_*)"))
+    assert message == (f"job #1 of the sweep (data=my_typo): data.max_lenn, set in {tmp_path}/mine/data/my_typo.yaml, "
+                       "is not an option (did you mean data.max_len?)")
+
+
+def test_the_sweep_a_users_config_declares_is_checked(capsys, monkeypatch, tmp_path):
+    """hydra.sweeper.params: jobs Hydra's basic sweeper makes from the config, before the command line's."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/seeds.yaml").write_text("defaults: [train, _self_]\nhydra:\n  sweeper:\n    params:\n"
+                                              "      seed: 1,x\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main,
+                         *smoke_sweep(tmp_path, "--config-dir", str(tmp_path / "mine"), "--config-name", "seeds"))
+    assert message == "job #1 of the sweep (seed=x): seed must be an integer from 0 to 4294967295; got 'x'"
+
+
+def test_an_evaluation_sweep_checks_each_jobs_decoding_options_before_the_first(capsys, monkeypatch, tmp_path):
+    """The first job would fail on the missing checkpoint, were it started."""
+    message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main, "-m", f"checkpoint={tmp_path / 'none.pt'}",
+                         "split=val", "length_penalty=0.6,-1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert message == "job #1 of the sweep (length_penalty=-1): length_penalty must be a number >= 0; got -1"
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_the_jobs_of_a_sweeper_other_than_hydras_basic_one_are_each_checked_as_they_start(capsys, monkeypatch,
+                                                                                          tmp_path):
+    """An optimizing sweeper (Optuna's, Ax's) picks each job from the last one's result: no list of
+    jobs exists up front, and each job checks its own options instead."""
+    monkeypatch.setattr(nmt.cli.common, "sweeper_params", lambda cfg: None)
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main,
+                         *smoke_sweep(tmp_path, "trainer.max_steps=x,1"))
+    assert message == "trainer.max_steps must be null or a positive integer; got 'x'"
+    assert (tmp_path / "sweep/multirun.yaml").is_file()  # Hydra started the sweep
