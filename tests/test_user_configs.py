@@ -405,3 +405,47 @@ def test_a_helper_option_whose_readers_the_command_line_all_set_is_dropped_not_r
         "trainer.max_stepz, set in a config file (experiment=sized_typo), is not an option "
         "(did you mean trainer.max_steps?)")
 
+
+def passed_over(group: str, name: str, path: Path) -> str:
+    return (f"{group}={name} picks the package's config, not {path}: Hydra looks in the package's configs first; "
+            f"give yours another name ({group}/my_{name}.yaml) and pick it with {group}=my_{name}")
+
+
+def test_a_users_config_named_like_the_packages_that_is_picked_is_refused_not_passed_over(my_configs):
+    """Hydra searches the package's configs first: the user's experiment/smoke.yaml never ran."""
+    (my_configs / "experiment/smoke.yaml").write_text("# @package _global_\ntrainer:\n  max_steps: 5\n")
+    assert refusal(my_configs, "experiment=smoke") == passed_over("experiment", "smoke",
+                                                                  my_configs / "experiment/smoke.yaml")
+    (my_configs / "experiment/smoke.yaml").unlink()
+    (my_configs / "model/attention").mkdir(parents=True)  # named like the package's, but not picked
+    (my_configs / "model/attention/dot.yaml").write_text("name: dot\n")
+    assert composed(my_configs, "experiment=tiny_dot", "model/attention=general").model.attention.name == "general"
+
+
+@pytest.mark.parametrize("own_config", [False, True])
+def test_a_users_config_built_on_the_packages_of_its_name_is_refused_not_a_traceback(my_configs, own_config):
+    """data/multi30k.yaml built on multi30k: with the user's folder searched first (their config in
+    place of the command's, --config-name), it built on itself, and the check ended in a RecursionError."""
+    (my_configs / "data/multi30k.yaml").write_text("defaults: [multi30k, _self_]\nmax_len: 20\n")
+    (my_configs / "my_run.yaml").write_text("defaults: [train, _self_]\n")
+    args = ["--config-name", "my_run", "data=multi30k"] if own_config else ["data=multi30k"]
+    assert refusal(my_configs, *args) == passed_over("data", "multi30k", my_configs / "data/multi30k.yaml")
+
+
+def test_a_users_config_named_like_the_commands_is_refused_not_passed_over(my_configs):
+    (my_configs / "train.yaml").write_text("defaults: [train, _self_]\nseed: 7\n")
+    with pytest.raises(ConfigError) as refused:
+        composable_command_line(["--config-dir", str(my_configs), "--config-name", "train"])
+    assert str(refused.value) == (f"--config-name train picks the package's train.yaml, not {my_configs}/train.yaml: "
+                                  "Hydra looks in the package's configs first; give yours another name (my_train.yaml)")
+
+
+@pytest.mark.parametrize(("files", "args", "looping"), [
+    ({"loop.yaml": "defaults: [loop, _self_]\n"}, ["--config-name", "loop"], "loop.yaml"),
+    ({"data/a.yaml": "defaults: [b, _self_]\n", "data/b.yaml": "defaults: [a, _self_]\n"}, ["data=a"], "data/a.yaml"),
+])
+def test_a_users_config_that_builds_on_itself_is_named(my_configs, files, args, looping):
+    """Hydra follows the defaults lists round until Python's recursion limit: a RecursionError traceback."""
+    for name, text in files.items():
+        (my_configs / name).write_text(text)
+    assert refusal(my_configs, *args) == f"{my_configs / looping} builds on itself: its defaults list leads back to it"

@@ -21,10 +21,12 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from nmt.cli.config_shape import check_config_shape, override_error
+from nmt.cli.group_configs import shown_path
 from nmt.cli.hydra_messages import (
     composition_message,
     missing_option_message,
     parse_error_message,
+    recursion_message,
     yaml_error_message,
 )
 from nmt.cli.sweeps import (
@@ -231,11 +233,16 @@ def composable_command_line(argv: list[str]) -> tuple[list[str], tuple[str, str]
     if flags is None:
         return None
     overrides, extra_dir, name = flags
-    if name is not None and not (extra_dir and Path(extra_dir, f"{name}.yaml").is_file()):
-        if Path(config_dir(), f"{name}.yaml").is_file():
-            return None  # one of the package's own: Hydra composes it
-        raise ConfigError(f"--config-name {name}: there is no {name}.yaml in "
-                          f"{extra_dir or 'the package configs; give its folder with --config-dir'}")
+    if name is not None:
+        users, package = (Path(folder, f"{name}.yaml") for folder in (extra_dir or "", config_dir()))
+        if extra_dir and users.is_file() and package.is_file():  # Hydra looks in the package's folder first
+            raise ConfigError(f"--config-name {name} picks the package's {name}.yaml, not {shown_path(users)}: "
+                              f"Hydra looks in the package's configs first; give yours another name (my_{name}.yaml)")
+        if not (extra_dir and users.is_file()):
+            if package.is_file():
+                return None  # one of the package's own: Hydra composes it
+            raise ConfigError(f"--config-name {name}: there is no {name}.yaml in "
+                              f"{extra_dir or 'the package configs; give its folder with --config-dir'}")
     overrides += searchpath_overrides(extra_dir, name is not None)
     return overrides, ((extra_dir, name) if name is not None else None)
 
@@ -283,6 +290,8 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         raise ConfigError(parse_error_message(overrides)) from None
     except HydraException as exc:
         raise ConfigError(composition_message(config_dir(), config_name, exc, overrides, users_config)) from None
+    except RecursionError:
+        raise ConfigError(recursion_message(config_dir(), overrides, users_config)) from None
     except (ValueError, TypeError) as exc:  # Hydra's crashes on shapes it does not expect (hydra=5)
         raise ConfigError(f"cannot compose the options: {first_line(exc)}") from None
     check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices, users_config)

@@ -4,7 +4,7 @@ the options it brings that nothing reads. nmt.cli.config_shape refuses those as 
 experiment's unknown options.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +43,54 @@ def users_group_configs(config_dir: str, picked: tuple[str, ...]) -> Iterator[Us
         path = _users_file(folders, group, name)
         if path is not None:
             yield UsersGroupConfig(group, path, *_built_on(config_dir, folders, group, path))
+
+
+def check_none_passed_over(config_dir: str, choices: Mapping[str, str | None], searchpath: tuple[str, ...]) -> None:
+    """ConfigError for a config of the user's own named like the package's config that is picked
+    (data=multi30k, with my_configs/data/multi30k.yaml): Hydra searches the package's configs first
+    and takes theirs, so the user's would be silently passed over."""
+    for group, name, path in passed_over_files(config_dir, searchpath):
+        if choices.get(group) == name:
+            raise ConfigError(passed_over_message(group, name, path))
+
+
+def passed_over_files(config_dir: str, searchpath: tuple[str, ...]) -> Iterator[tuple[str, str, Path]]:
+    """(group, name, path) of each config in the user's folders (--config-dir) that has the name of one
+    of the package's configs of the group: Hydra takes the package's in its place."""
+    for folder in config_folders(config_dir, searchpath):
+        if folder == Path(config_dir):
+            continue
+        for path in sorted(folder.rglob("*.yaml")):
+            group = path.parent.relative_to(folder).as_posix()
+            if group != "." and Path(config_dir, group, path.name).is_file():
+                yield group, path.stem, path
+
+
+def looping_file(config_dir: str, searchpath: tuple[str, ...], first: Path | None = None) -> Path | None:
+    """A config of the user's own whose defaults list leads back to it through their configs of its
+    group (data/a.yaml: defaults: [b], data/b.yaml: defaults: [a]), `first` looked at first; None
+    where none does."""
+    folders = [folder for folder in config_folders(config_dir, searchpath) if folder != Path(config_dir)]
+    for start in dict.fromkeys([*([first] if first else []), *(path for folder in folders
+                                                             for path in sorted(folder.rglob("*.yaml")))]):
+        group = next(start.parent.relative_to(folder).as_posix() for folder in folders if start.is_relative_to(folder))
+        seen, pending = set(), [start]
+        while pending:
+            defaults = file_tree(pending.pop()).get("defaults")
+            for entry in defaults if isinstance(defaults, list) else []:
+                name = entry.removeprefix("/") if isinstance(entry, str) else None
+                path = _users_file(folders, "" if group == "." else group, name) if name else None
+                if path == start:
+                    return start
+                if path is not None and path not in seen:
+                    seen.add(path)
+                    pending.append(path)
+    return None
+
+
+def passed_over_message(group: str, name: str, path: Path) -> str:
+    return (f"{group}={name} picks the package's config, not {shown_path(path)}: Hydra looks in the package's "
+            f"configs first; give yours another name ({group}/my_{name}.yaml) and pick it with {group}=my_{name}")
 
 
 def unread_options(config_dir: str, config_name: str, picked: tuple[str, ...], keys: list[str],

@@ -2,6 +2,7 @@
 stack traces. Used by nmt.cli.common when it composes a command's config before Hydra does."""
 
 import re
+from pathlib import Path
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -9,6 +10,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 
 from nmt.cli.config_picks import group_options, spelling_hint, unpicked_option_message
 from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options
+from nmt.cli.group_configs import looping_file, passed_over_files, passed_over_message, shown_path
 from nmt.errors import first_line
 
 
@@ -34,6 +36,18 @@ def parse_error_message(overrides: list[str]) -> str:
             return (f"cannot parse the override {arg!r}{reason}; write key=value, and quote values with "
                     "spaces, commas, brackets or braces: key='a, b'")
     return "cannot parse the command line; see https://hydra.cc/docs/advanced/override_grammar/basic"
+
+
+def recursion_message(config_dir: str, overrides: list[str], users_config: tuple[str, str] | None) -> str:
+    """For a config whose defaults list leads back to itself. A config of the user's own named like the
+    package's (data/multi30k.yaml built on multi30k) does so where their folder is searched first, as
+    it is for a config of theirs in place of the command's (--config-name)."""
+    passed_over = next(passed_over_files(config_dir, tuple(overrides)), None)
+    if passed_over is not None:
+        return passed_over_message(*passed_over)
+    looping = looping_file(config_dir, tuple(overrides), Path(users_config[0], f"{users_config[1]}.yaml")
+                           if users_config else None)
+    return f"{shown_path(looping) if looping else 'a config'} builds on itself: its defaults list leads back to it"
 
 
 def missing_option_message(exc: MissingConfigException) -> str:
