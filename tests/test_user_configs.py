@@ -449,3 +449,26 @@ def test_a_users_config_that_builds_on_itself_is_named(my_configs, files, args, 
     for name, text in files.items():
         (my_configs / name).write_text(text)
     assert refusal(my_configs, *args) == f"{my_configs / looping} builds on itself: its defaults list leads back to it"
+
+
+BIG_CORPUS = "# @package _global_\ndefaults:\n  - /data/multi30k@data\n  - _self_\ndata:\n  max_len: 40\n" \
+             "trainer:\n  batch_tokens: 1234\n"
+
+
+def test_an_option_a_global_group_config_sets_for_a_group_merged_after_it_is_refused_not_lost(my_configs):
+    """train.yaml merges data before trainer, so trainer=default set batch_tokens back to 4096."""
+    (my_configs / "data/big.yaml").write_text(BIG_CORPUS)
+    assert refusal(my_configs, "data=big") == (
+        f"trainer.batch_tokens: {my_configs}/data/big.yaml sets it to 1234, but trainer=default, which train.yaml "
+        "merges after data, sets it to 4096; set it in an experiment or on the command line")
+
+
+def test_options_a_global_group_config_sets_that_nothing_sets_back_are_taken(my_configs):
+    """Its own group's options, an option the command line then sets, and a group of the user's own,
+    merged last, are no loss."""
+    (my_configs / "data/big.yaml").write_text(BIG_CORPUS)
+    cfg = composed(my_configs, "data=big", "trainer.batch_tokens=800")
+    assert (cfg.data.max_len, cfg.trainer.batch_tokens) == (40, 800)
+    (my_configs / "preset").mkdir()
+    (my_configs / "preset/big_batches.yaml").write_text("# @package _global_\ntrainer:\n  batch_tokens: 1234\n")
+    assert composed(my_configs, "+preset=big_batches").trainer.batch_tokens == 1234

@@ -43,7 +43,7 @@ def _group_configs(config_dir: str, config_name: str, picked: tuple[str, ...],
     """(`group=name`, its options) for each config the package ships for the groups `key` lies in,
     with the other groups as `picked`. A user's own configs of a group have no options the package's
     lack (nmt.cli.group_configs), so only a misspelling would be found among theirs."""
-    for group in _groups_of(key):
+    for group in groups_of(key):
         for name, options in shipped_group_shapes(config_dir, config_name, picked, group).items():
             yield f"{group}={name}", options
 
@@ -108,7 +108,7 @@ def replaced_options(config_dir: str, config_name: str, primary: tuple[str, str]
         picks_of.append(())
     picks_of = picks_of or [*((f"experiment={name}",) for name in experiments), ()]
     options = []
-    for group in _groups_of(key):
+    for group in groups_of(key):
         if not Path(config_dir, group).is_dir():
             continue
         others = without_group(picked, group)
@@ -133,7 +133,7 @@ def without_group(picked: tuple[str, ...], group: str) -> tuple[str, ...]:
     return tuple(choice for choice in picked if choice.removeprefix("+").partition("=")[0] != group)
 
 
-def _groups_of(key: str) -> Iterator[str]:
+def groups_of(key: str) -> Iterator[str]:
     """The config groups `key` may lie in, innermost first (model.attention.num_heads: model/attention, model)."""
     parts = key.split(".")
     return ("/".join(parts[:depth]) for depth in range(len(parts) - 1, 0, -1))
@@ -234,6 +234,7 @@ def parsed_overrides(overrides: list[str]) -> Iterator[tuple[str, Override | Non
 
 class Shape:
     def __init__(self, tree: dict):
+        self.tree = tree  # the composed config, interpolations unresolved
         self.keys = dotted_keys(tree)  # every option, dotted
         self.groups = {}  # dotted path of every group of options -> the name of its first option
         nodes = [("", tree)]

@@ -38,7 +38,7 @@ from nmt.cli.config_picks import (
     within,
     without_group,
 )
-from nmt.cli.group_configs import check_none_passed_over, shown_path, unread_options
+from nmt.cli.group_configs import check_none_passed_over, check_not_overwritten, shown_path, unread_options
 from nmt.errors import ConfigError
 from nmt.values import invalid
 
@@ -71,6 +71,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
         hydra_tree = OmegaConf.to_container(hydra_node, resolve=False)
     if isinstance(tree.get("experiment"), dict):  # its options went under experiment.*
         raise ConfigError(NO_PACKAGE_HEADER.format(experiment=choices.get("experiment")))
+    check_not_overwritten(config_dir, config_name, picked, shape.tree, tree)
     present = set(dotted_keys(tree))
     missing = next((key for key in shape.keys if key not in present and not free_form(key)), None)
     if missing is not None:  # a config of the user's own in place of the command's (--config-name)

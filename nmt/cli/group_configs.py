@@ -4,17 +4,21 @@ the options it brings that nothing reads. nmt.cli.config_shape refuses those as 
 experiment's unknown options.
 """
 
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from nmt.cli.config_picks import (
     config_folders,
+    dotted_keys,
     file_options,
     file_tree,
     free_form,
+    groups_of,
     shape_of,
     shipped_group_shapes,
+    within,
     without_group,
 )
 from nmt.errors import ConfigError
@@ -91,6 +95,62 @@ def looping_file(config_dir: str, searchpath: tuple[str, ...], first: Path | Non
 def passed_over_message(group: str, name: str, path: Path) -> str:
     return (f"{group}={name} picks the package's config, not {shown_path(path)}: Hydra looks in the package's "
             f"configs first; give yours another name ({group}/my_{name}.yaml) and pick it with {group}=my_{name}")
+
+
+GLOBAL_HEADER = re.compile(r"#\s*@package\s+_global_\s*")
+
+
+def check_not_overwritten(config_dir: str, config_name: str, picked: tuple[str, ...], composed: dict,
+                          final: dict) -> None:
+    """ConfigError for an option a user's own group config puts at the top of the config (`# @package
+    _global_`) for a group merged after it, whose config sets it back: my_configs/data/big.yaml's
+    trainer.batch_tokens under trainer=default's, which train.yaml merges after data. `composed` is
+    the config of the `picked` configs alone (no experiment, no values from the command line), so
+    any difference from the file's value is a later config's doing; where an experiment or the
+    command line then set the option (`final`, the command's config), theirs is the value meant."""
+    for config in users_group_configs(config_dir, picked):
+        own = config.group.replace("/", ".")
+        for path in config.files:
+            if not _global_header(path):
+                continue
+            tree = file_tree(path)
+            tree.pop("defaults", None)
+            for key in dotted_keys(tree):
+                value, now = _at(tree, key), _at(composed, key)
+                if (within(key, own) or isinstance(value, dict) or now is _ABSENT or now == value
+                        or _at(final, key) != now):
+                    continue
+                later = next((choice for group in groups_of(key) for choice in picked
+                              if choice.removeprefix("+").partition("=")[0] == group), None)
+                by = f"{later}, which {config_name}.yaml merges after {config.group}," if later else "a config merged after it"
+                raise ConfigError(f"{key}: {shown_path(path)} sets it to {value}, but {by} sets it to {now}; "
+                                  "set it in an experiment or on the command line")
+
+
+_ABSENT = object()
+
+
+def _at(tree: dict, key: str):
+    node = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _global_header(path: Path) -> bool:
+    """Whether the file's header puts its options at the top of the config (`# @package _global_`)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    for line in (raw.strip() for raw in lines if raw.strip()):  # Hydra reads the leading comment lines
+        if not line.startswith("#"):
+            return False
+        if GLOBAL_HEADER.fullmatch(line):
+            return True
+    return False
 
 
 def unread_options(config_dir: str, config_name: str, picked: tuple[str, ...], keys: list[str],
