@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from user_errors import main_error
 
+import nmt.cli.align
 import nmt.cli.common
 import nmt.cli.evaluate
+import nmt.cli.plot
 import nmt.cli.train
 from nmt.cli.common import config_dir
 from nmt.cli.sweeps import sweep_jobs, swept_values, without_multirun_flag
@@ -113,6 +115,19 @@ def test_an_evaluation_sweep_checks_each_jobs_decoding_options_before_the_first(
     message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main, "-m", f"checkpoint={tmp_path / 'none.pt'}",
                          "split=val", "length_penalty=0.6,-1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert message == "job #1 of the sweep (length_penalty=-1): length_penalty must be a number >= 0; got -1"
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize(("main", "args", "message"), [
+    (nmt.cli.plot.main, ["src=Ein Hund.", "vmax=1,-1"],
+     "job #1 of the sweep (vmax=-1): vmax must be null (the largest weight) or a number > 0; got -1"),
+    (nmt.cli.align.main, ["src_file=a.de", "tgt_file=a.en", "beam_size=1,0"],
+     "job #1 of the sweep (beam_size=0): beam_size must be a positive integer; got 0"),
+])
+def test_plot_and_align_sweeps_check_each_jobs_options_before_the_first(capsys, monkeypatch, tmp_path, main, args,
+                                                                        message):
+    assert main_error(capsys, monkeypatch, main, "-m", f"checkpoint={tmp_path / 'none.pt'}", *args,
+                      f"output={tmp_path / 'out.png'}", f"hydra.sweep.dir={tmp_path / 'sweep'}") == message
     assert not (tmp_path / "sweep").exists()
 
 

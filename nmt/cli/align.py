@@ -46,8 +46,7 @@ def attention_alignments(cfg, src_words, tgt_words) -> list[set[Link]]:
     return [combine(f, r) for f, r in zip(links, reverse, strict=True)]
 
 
-def run(cfg) -> None:
-    log_to_stderr()
+def check_options(cfg) -> None:
     if cfg.method not in METHODS:
         raise ConfigError(f"method={cfg.method!r} is not valid; choose one of: {', '.join(METHODS)}")
     if cfg.symmetrize not in SYMMETRIZE:
@@ -56,10 +55,15 @@ def run(cfg) -> None:
     check_decoding_options(cfg)
     check_single_checkpoint(cfg)
     check_single_checkpoint(cfg, "reverse_checkpoint")
-    cfg.output = standard_stream(cfg.output)
-    if cfg.output is not None:
+    if standard_stream(cfg.output) is not None:
         check_output_file(cfg.output, "output", {key: cfg.get(key) for key in (
             "src_file", "tgt_file", "gold", "checkpoint", "reverse_checkpoint")})
+
+
+def run(cfg) -> None:
+    log_to_stderr()
+    check_options(cfg)
+    cfg.output = standard_stream(cfg.output)
     # A leading BOM is dropped.
     src_lines = read_lines(cfg.src_file, hint=CONVERT_TO_UTF8)
     tgt_lines = read_lines(cfg.tgt_file, hint=CONVERT_TO_UTF8)
@@ -84,7 +88,7 @@ def run(cfg) -> None:
               file=sys.stdout if cfg.output is not None else sys.stderr)
 
 
-main = hydra_command("align", run, usage="nmt-align checkpoint=PATH src_file=PATH tgt_file=PATH")
+main = hydra_command("align", run, check_options=check_options, usage="nmt-align checkpoint=PATH src_file=PATH tgt_file=PATH")
 
 if __name__ == "__main__":
     main()

@@ -170,7 +170,7 @@ def run(cfg) -> None:
         print(f"attention weights: {path}")
 
 
-main = hydra_command("plot", run, text_keys=("src", "ref", "prefix"),
+main = hydra_command("plot", run, text_keys=("src", "ref", "prefix"), check_options=check_options,
                      usage='nmt-plot checkpoint=PATH src="..." output=attention.png')
 
 if __name__ == "__main__":
