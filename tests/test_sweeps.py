@@ -12,6 +12,7 @@ import nmt.cli.common
 import nmt.cli.evaluate
 import nmt.cli.plot
 import nmt.cli.train
+import nmt.cli.translate
 from nmt.cli.common import config_dir
 from nmt.cli.sweeps import sweep_jobs, swept_values, without_multirun_flag
 
@@ -123,9 +124,11 @@ def test_an_evaluation_sweep_checks_each_jobs_decoding_options_before_the_first(
      "job #1 of the sweep (vmax=-1): vmax must be null (the largest weight) or a number > 0; got -1"),
     (nmt.cli.align.main, ["src_file=a.de", "tgt_file=a.en", "beam_size=1,0"],
      "job #1 of the sweep (beam_size=0): beam_size must be a positive integer; got 0"),
+    (nmt.cli.translate.main, ["input=in.de", "nbest=1,8"],
+     "job #1 of the sweep (nbest=8): nbest=8 needs beam_size >= 8, got beam_size=5"),
 ])
-def test_plot_and_align_sweeps_check_each_jobs_options_before_the_first(capsys, monkeypatch, tmp_path, main, args,
-                                                                        message):
+def test_plot_align_and_translate_sweeps_check_each_jobs_options_before_the_first(capsys, monkeypatch, tmp_path,
+                                                                                  main, args, message):
     assert main_error(capsys, monkeypatch, main, "-m", f"checkpoint={tmp_path / 'none.pt'}", *args,
                       f"output={tmp_path / 'out.png'}", f"hydra.sweep.dir={tmp_path / 'sweep'}") == message
     assert not (tmp_path / "sweep").exists()

@@ -51,25 +51,30 @@ def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
     return [line(h, True) for hyps in padded for h in hyps]
 
 
-def run(cfg) -> None:
-    log_to_stderr()
+def check_options(cfg) -> None:
     check_paths(cfg, "input", "output", "reference", "prefix")
     for option in ("reference", "prefix"):  # "-" is standard input only for input=, the sentences
         if cfg.get(option) == "-":
             raise ConfigError(f"{option}=- cannot be standard input, which holds the sentences to translate; "
                               f"give the {option} lines in a file")
-    cfg.input, cfg.output = standard_stream(cfg.input), standard_stream(cfg.output)
     check_decoding_options(cfg)
     check_sampling(cfg)
     check_bool(cfg, "alignment")
     if not cfg.sampling:
         check_nbest(cfg)
     checkpoints = path_list("checkpoint", cfg.checkpoint)
-    if cfg.output is not None:
-        read = {key: cfg.get(key) for key in ("input", "prefix", "reference")}
+    if standard_stream(cfg.output) is not None:
+        read = {key: standard_stream(cfg.get(key)) for key in ("input", "prefix", "reference")}
         read.update({f"checkpoint[{i}]" if len(checkpoints) > 1 else "checkpoint": path
                      for i, path in enumerate(checkpoints)})
         check_output_file(cfg.output, "output", read)
+
+
+def run(cfg) -> None:
+    log_to_stderr()
+    check_options(cfg)
+    cfg.input, cfg.output = standard_stream(cfg.input), standard_stream(cfg.output)
+    checkpoints = path_list("checkpoint", cfg.checkpoint)
     if is_interactive(cfg.interactive, cfg.input, sys.stdin.isatty()):
         translate_interactively(cfg, checkpoints)
         return
@@ -181,7 +186,7 @@ def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]
     return [f"{s.log_prob:.4f}\t{s.tokens}\t{ref.strip()}" for s, ref in zip(scores, references, strict=True)]
 
 
-main = hydra_command("translate", run, usage="nmt-translate checkpoint=PATH < input.txt")
+main = hydra_command("translate", run, check_options=check_options, usage="nmt-translate checkpoint=PATH < input.txt")
 
 if __name__ == "__main__":
     main()
