@@ -130,7 +130,7 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
 
     @functools.wraps(task)  # Hydra names the job, and so the log file, after the task's module
     def checked_task(cfg: DictConfig):
-        hydra_config = HydraConfig.get()  # again: flags such as -m skip check_command_line
+        hydra_config = HydraConfig.get()  # again: another sweeper's jobs skip check_command_line
         users_config = _users_config(hydra_config, config_name)
         searchpath = searchpath_overrides(_users_folder(hydra_config), users_config is not None)  # as before Hydra
         check_config_shape(cfg, config_dir(), config_name, [*hydra_config.overrides.task, *searchpath],

@@ -1,7 +1,8 @@
 """A user's own configs for the config groups (`data=my_corpus` from my_configs/data/my_corpus.yaml,
 `+preset=fast` from my_configs/preset/fast.yaml): which of the package's configs each builds on, and
 the options it brings that nothing reads. nmt.cli.config_shape refuses those as it refuses an
-experiment's unknown options.
+experiment's unknown options, and the ways a user's config is silently lost: one named like the
+package's (Hydra takes the package's), and a value a config merged after it sets back.
 """
 
 import re
