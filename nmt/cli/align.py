@@ -17,7 +17,8 @@ from nmt.analysis.alignment import (
     word_attention,
 )
 from nmt.cli.checks import check_decoding_options, check_paths, check_single_checkpoint
-from nmt.cli.common import check_output_file, hydra_command, log_to_stderr, standard_stream, write_lines
+from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.outputs import check_output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translator

@@ -5,7 +5,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from nmt.cli.checks import check_paths
-from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
+from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.outputs import check_output_file
 from nmt.errors import CheckpointError
 from nmt.training.averaging import checkpoints_to_average, write_average
 from nmt.training.checkpoint import load_checkpoint

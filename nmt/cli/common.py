@@ -1,7 +1,6 @@
 """What every command shares: where the configs live, free-text options, and user-error handling."""
 
 import argparse
-import errno
 import fnmatch
 import functools
 import logging
@@ -29,6 +28,7 @@ from nmt.cli.hydra_messages import (
     recursion_message,
     yaml_error_message,
 )
+from nmt.cli.outputs import check_writable_folder
 from nmt.cli.sweeps import (
     MULTIRUN_MODE,
     check_jobs,
@@ -325,68 +325,6 @@ def check_required(cfg: DictConfig, usage: str = "") -> None:
     verb = "are" if len(missing) > 1 else "is"
     hint = f": {usage}" if usage else f"; add {' '.join(f'{key}=...' for key in missing)}"
     raise ConfigError(f"{names} {verb} required{hint}")
-
-
-def check_writable_folder(folder: str, option: str) -> None:
-    """ConfigError unless `folder` exists as a writable folder or could be created."""
-    path = Path(folder).expanduser().absolute()
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"cannot create {option}={folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create {option}={folder}: {existing} is not writable")
-
-
-def check_output_file(path: str, option: str, inputs: dict[str, str | None] | None = None) -> None:
-    """ConfigError unless a file could be written at `path`, checked before the work that fills it.
-
-    The folder must exist: a typo in it should not silently create a tree of folders. `inputs`
-    (option -> path) are files the command reads: writing over one of them would lose it.
-    """
-    target = Path(path).expanduser().absolute()
-    for name, given in (inputs or {}).items():
-        if given is not None and _same_file(target, Path(str(given)).expanduser()):
-            raise ConfigError(f"{option}={path} is also {name}={given}: writing it would destroy what the command "
-                              f"reads; choose another {option}")
-    folder = target.parent
-    reason = None
-    if not folder.exists():
-        existing = next(parent for parent in folder.parents if parent.exists())
-        reason = errno.ENOENT if existing.is_dir() else errno.ENOTDIR
-    elif not folder.is_dir():
-        reason = errno.ENOTDIR
-    elif target.is_dir():
-        reason = errno.EISDIR
-    elif not os.access(target if target.exists() else folder, os.W_OK):
-        reason = errno.EACCES
-    if reason is not None:
-        raise ConfigError(f"cannot write {option}={path}: {os.strerror(reason)}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)  # also through links and other spellings of the path
-    except OSError:  # one of them does not exist (yet)
-        return False
-
-
-def standard_stream(path: str | None) -> str | None:
-    """None (standard input or output) for "-", the name most command-line tools give them."""
-    return None if path == "-" else path
-
-
-def write_lines(path: str | None, lines: list[str], option: str = "output") -> None:
-    """Writes one line per item to the file at `path`, or to standard output when `path` is None."""
-    text = "".join(line + "\n" for line in lines)
-    if path is None:
-        sys.stdout.write(text)
-        return
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {option}={path}: {exc.strerror}") from None
 
 
 def log_to_stderr() -> None:

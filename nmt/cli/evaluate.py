@@ -5,7 +5,8 @@
 
 from nmt.analysis.interactive import UNITS
 from nmt.cli.checks import check_bool, check_decoding_options, check_paths
-from nmt.cli.common import check_writable_folder, hydra_command, log_to_stderr
+from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.outputs import check_writable_folder
 from nmt.errors import ConfigError
 from nmt.inference.evaluate import evaluate
 

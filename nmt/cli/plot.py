@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from nmt.cli.checks import check_decoding_options, check_paths, check_vmax
-from nmt.cli.common import check_output_file, hydra_command, log_to_stderr
+from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.outputs import check_output_file
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translation, Translator

@@ -12,7 +12,8 @@ import sys
 
 from nmt.analysis.alignment import format_pharaoh, translation_links
 from nmt.cli.checks import check_bool, check_decoding_options, check_nbest, check_paths, check_sampling
-from nmt.cli.common import check_output_file, hydra_command, log_to_stderr, standard_stream, write_lines
+from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.outputs import check_output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.progress import DecodingProgress
