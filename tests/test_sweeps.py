@@ -81,6 +81,15 @@ def test_a_later_jobs_folder_that_holds_a_run_is_refused_before_the_first_job_st
     assert not (tmp_path / "sweep/0").exists()
 
 
+def test_jobs_that_would_share_a_folder_are_refused_before_the_first_starts(capsys, monkeypatch, tmp_path):
+    """With hydra.sweep.subdir=. the second job would find the first one's run in its folder."""
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main,
+                         *smoke_sweep(tmp_path, "seed=1,2", "hydra.sweep.subdir=."))
+    assert message == (f"job #1 of the sweep (seed=2): it would run in {tmp_path}/sweep, as job #0 does; give "
+                       "hydra.sweep.subdir a value that differs between jobs (its default: ${hydra.job.num})")
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.parametrize(("sweep", "message"), [
     ("model/attention=glob(zz*)", "-m: model/attention=glob(zz*) gives no value to run (a glob() that matches no "
                                   "option, an empty range()), so the sweep would have no job"),

@@ -17,7 +17,7 @@ from nmt.cli.common import (
     hydra_command,
     quote_text_overrides,
 )
-from nmt.errors import NMTError
+from nmt.errors import ConfigError, NMTError
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import TrainingStopped
@@ -56,6 +56,7 @@ def check_before_start(argv: list[str]) -> Path | None:
     returns the run folder, None for a sweep or where Hydra has the say (flags such as --cfg, or a run
     folder Hydra cannot resolve)."""
     run_dirs: list[Path | None] = []
+    jobs_in: dict[Path, int] = {}  # a sweep's job folders
 
     def check(cfg: DictConfig, job: int | None) -> None:
         try:
@@ -68,6 +69,9 @@ def check_before_start(argv: list[str]) -> Path | None:
         if run_dir is not None:
             # resume=true without a run; a new run over an old one
             checkpoint_to_resume(body.resume, run_dir, "hydra.run.dir" if job is None else "hydra.sweep.dir")
+        if job is not None and run_dir is not None and jobs_in.setdefault(run_dir, job) != job:
+            raise ConfigError(f"it would run in {run_dir}, as job #{jobs_in[run_dir]} does; give hydra.sweep.subdir a "
+                              "value that differs between jobs (its default: ${hydra.job.num})")
         run_dirs.append(None if job is not None else run_dir)
 
     # quoted as hydra_command quotes them
