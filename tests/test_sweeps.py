@@ -14,6 +14,7 @@ import nmt.cli.plot
 import nmt.cli.train
 import nmt.cli.translate
 from nmt.cli.common import config_dir
+from nmt.cli.sweep_summary import FinishedJob, aligned, summary_rows
 from nmt.cli.sweeps import sweep_jobs, swept_values, without_multirun_flag
 
 
@@ -152,3 +153,21 @@ def test_the_jobs_of_a_sweeper_other_than_hydras_basic_one_are_each_checked_as_t
                          *smoke_sweep(tmp_path, "trainer.max_steps=x,1"))
     assert message == "trainer.max_steps must be null or a positive integer; got 'x'"
     assert (tmp_path / "sweep/multirun.yaml").is_file()  # Hydra started the sweep
+
+
+def test_the_summary_of_a_sweep_has_a_column_per_swept_option_and_a_dash_for_a_run_without_results(tmp_path):
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0/summary.json").write_text('{"steps": 40, "epochs": 2, "parameters": 1234567, '
+                                             '"best_metric": "chrf", "best_score": 51.234, "best_checkpoint": "b.pt"}')
+    jobs = [FinishedJob(1, ["seed=2", "model/attention=dot", "trainer.max_steps=40"], tmp_path / "1", 3.2),
+            FinishedJob(0, ["seed=1", "model/attention=dot", "trainer.max_steps=40"], tmp_path / "0", 61.7)]
+    rows = summary_rows(jobs)
+    assert [row["job"] for row in rows] == ["#0", "#1"]
+    assert rows[0] == {"job": "#0", "seed": "1", "parameters": "1,234,567", "steps": "40", "epochs": "2",
+                       "seconds": "62", "metric": "chrf", "best": "51.23",
+                       "overrides": "seed=1 model/attention=dot trainer.max_steps=40", "best_checkpoint": "b.pt"}
+    assert [rows[1][key] for key in ("seed", "parameters", "steps", "best")] == ["2", "-", "-", "-"]
+    assert aligned(rows, leave_out=("overrides", "best_checkpoint")).splitlines() == [
+        "job  seed  parameters  steps  epochs  seconds  metric  best",
+        "#0   1     1,234,567   40     2       62       chrf    51.23",
+        "#1   2     -           -      -       3        -       -"]

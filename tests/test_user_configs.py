@@ -472,3 +472,27 @@ def test_options_a_global_group_config_sets_that_nothing_sets_back_are_taken(my_
     (my_configs / "preset").mkdir()
     (my_configs / "preset/big_batches.yaml").write_text("# @package _global_\ntrainer:\n  batch_tokens: 1234\n")
     assert composed(my_configs, "+preset=big_batches").trainer.batch_tokens == 1234
+
+
+def test_a_sweep_ends_with_a_table_of_its_runs(capsys, monkeypatch, my_configs, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "-m", "--config-dir", str(my_configs), "experiment=tiny_dot",
+                                      "model/attention=dot,general", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    nmt.cli.train.main()
+    printed = capsys.readouterr().out.splitlines()
+    start = printed.index(f"2 runs (also in {tmp_path / 'sweep/summary.tsv'}):")
+    header, first, second = (line.split() for line in printed[start + 1:start + 4])
+    assert header == ["job", "model/attention", "parameters", "steps", "epochs", "seconds", "metric", "best"]
+    assert (first[:2], second[:2], first[3], first[6]) == (["#0", "dot"], ["#1", "general"], "2", "bleu")
+    rows = (tmp_path / "sweep/summary.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[-2:] == ["overrides", "best_checkpoint"]
+    assert rows[2].split("\t")[-1] == str(tmp_path / "sweep/1/checkpoints/best.pt")
+
+
+def test_a_single_run_has_no_sweep_summary_and_no_warning_about_one(capsys, monkeypatch, recwarn, my_configs,
+                                                                      tmp_path):
+    """A single run has no job number: the summary's callback leaves it alone (it warned, through Hydra)."""
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "--config-dir", str(my_configs), "experiment=tiny_dot",
+                                      f"hydra.run.dir={tmp_path / 'run'}"])
+    nmt.cli.train.main()
+    assert "runs (also in" not in capsys.readouterr().out
+    assert not [warning for warning in recwarn if "Callback" in str(warning.message)]

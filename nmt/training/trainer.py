@@ -462,7 +462,7 @@ class Run:
     def summary(self) -> dict:
         p, run_dir = self.progress, self.last_path.parent.parent
         metric = self.t.best_metric
-        summary = {"steps": p.step, "epochs": p.epoch,
+        summary = {"steps": p.step, "epochs": p.epoch, "parameters": count_parameters(self.model),
                    "best_bleu": max((h["valid_bleu"] for h in self.history), default=-math.inf),
                    "best_metric": metric, "best_score": metric_value(metric, p.best_score),
                    "best_checkpoint": str(self.best_path), "last_checkpoint": str(self.last_path),

@@ -1,0 +1,97 @@
+"""After a sweep (`nmt-train -m model/attention=dot,general`), one table of its jobs: the options that
+set each apart, how far it trained and its best validation score, printed when the last job ends and
+kept as <sweep dir>/summary.tsv. Each job's own results stay in its run folder (summary.json).
+
+A Hydra callback (hydra.callbacks in configs/train.yaml): it hears of each job as it ends, which it
+does in this process for Hydra's basic launcher; a launcher that runs jobs elsewhere leaves it none.
+"""
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.cli.sweeps import swept_values
+
+
+class FinishedJob(NamedTuple):
+    number: int
+    overrides: list[str]
+    run_dir: Path
+    seconds: float  # from the job's start to its end: data preparation, training and validations
+
+
+class SweepSummary(Callback):
+    def __init__(self) -> None:
+        self.jobs: list[FinishedJob] = []
+        self.started = time.perf_counter()
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        hydra = config.hydra
+        if OmegaConf.is_missing(hydra.job, "num"):  # a single run (no -m): no job number, nothing to sum up
+            return
+        self.jobs.append(FinishedJob(hydra.job.num, list(hydra.overrides.task), Path(hydra.runtime.output_dir),
+                                     time.perf_counter() - self.started))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.jobs:
+            return
+        rows = summary_rows(self.jobs)
+        table = Path(config.hydra.sweep.dir) / "summary.tsv"
+        with table.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"\n{len(rows)} runs (also in {table}):", flush=True)
+        print(aligned(rows, leave_out=("overrides", "best_checkpoint")), flush=True)
+
+
+def summary_rows(jobs: list[FinishedJob]) -> list[dict[str, str]]:
+    """One row per job, in job order: its number, the swept options that set it apart (one column
+    each), all its overrides, its time, and from its summary.json the model's parameters, the updates,
+    complete epochs, best validation score and best checkpoint ("-" for a job that left no summary)."""
+    jobs = sorted(jobs, key=lambda job: job.number)
+    overrides = [job.overrides for job in jobs]
+    same_length = len({len(job) for job in overrides}) == 1  # else no position-wise comparison
+    rows = []
+    for job in jobs:
+        summary = _read_summary(job.run_dir / "summary.json")
+        row = {"job": f"#{job.number}"}
+        for override in (swept_values(job.overrides, overrides) if same_length else []):
+            key, _, value = override.partition("=")
+            row[key] = value
+        score = summary.get("best_score")
+        parameters = summary.get("parameters")
+        row.update({"parameters": f"{parameters:,}" if isinstance(parameters, int) else "-",
+                    "steps": str(summary.get("steps", "-")), "epochs": str(summary.get("epochs", "-")),
+                    "seconds": f"{job.seconds:.0f}",
+                    "metric": str(summary.get("best_metric", "-")),
+                    "best": f"{score:.2f}" if isinstance(score, (int, float)) else "-",
+                    "overrides": " ".join(job.overrides), "best_checkpoint": str(summary.get("best_checkpoint", "-"))})
+        rows.append(row)
+    return rows
+
+
+def aligned(rows: list[dict[str, str]], leave_out: tuple[str, ...] = ()) -> str:
+    """The rows as a table of left-aligned columns, headed by their names."""
+    columns = [column for column in rows[0] if column not in leave_out]
+    widths = {column: max(len(column), *(len(row.get(column, "")) for row in rows)) for column in columns}
+    lines = ["  ".join(column.ljust(widths[column]) for column in columns)]
+    lines += ["  ".join(row.get(column, "").ljust(widths[column]) for column in columns) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _read_summary(path: Path) -> dict:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
