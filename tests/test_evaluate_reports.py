@@ -141,3 +141,12 @@ def test_a_hydra_sweep_tunes_the_length_penalty_in_one_command(checkpoint, tmp_p
     reports = sorted(path.name for path in (tmp_path / "out").glob("*.json"))
     assert reports == ["best.src.txt.beam2.json", "best.src.txt.beam2.lp1.5.json"]
     assert result.stdout.count("BLEU = ") == 2
+    [summary] = tmp_path.glob("multirun/*/*/summary.tsv")  # the sweep ends with a table of both
+    table = result.stdout[result.stdout.index("2 evaluations (also in "):].splitlines()
+    assert table[1].split() == ["job", "length_penalty", "test_set", "bleu", "chrf", "ter", "sentences_per_s"]
+    rows = [dict(zip(table[1].split(), line.split(), strict=True)) for line in table[2:4]]
+    for row, name in zip(rows, reports, strict=True):
+        report = json.loads((tmp_path / "out" / name).read_text(encoding="utf-8"))
+        assert row["bleu"] == f"{report['scores']['bleu']['score']:.2f}"
+        assert row["length_penalty"] == str(report["length_penalty"])
+    assert len(summary.read_text(encoding="utf-8").splitlines()) == 3

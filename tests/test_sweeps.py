@@ -171,3 +171,12 @@ def test_the_summary_of_a_sweep_has_a_column_per_swept_option_and_a_dash_for_a_r
         "job  seed  parameters  steps  epochs  seconds  metric  best",
         "#0   1     1,234,567   40     2       62       chrf    51.23",
         "#1   2     -           -      -       3        -       -"]
+
+
+def test_the_summary_of_an_evaluation_sweep_has_its_scores():
+    report = {"test_set": "val", "checkpoint": "best.pt", "sentences_per_second": 51.26,
+              "scores": {"bleu": {"score": 40.123}, "chrf": {"score": 61.0}, "ter": {"score": 39.5}}}
+    jobs = [FinishedJob(0, ["checkpoint=best.pt", "length_penalty=0.6"], Path("0"), 9.0, report)]
+    assert summary_rows(jobs) == [{"job": "#0", "test_set": "val", "bleu": "40.12", "chrf": "61.00", "ter": "39.50",
+                                   "sentences_per_s": "51.3", "overrides": "checkpoint=best.pt length_penalty=0.6",
+                                   "checkpoint": "best.pt"}]

@@ -23,10 +23,10 @@ def check_options(cfg) -> None:
         check_writable_folder(cfg.output_dir, "output_dir")
 
 
-def run(cfg) -> None:
+def run(cfg) -> dict:
     log_to_stderr()
     check_options(cfg)
-    evaluate(cfg)
+    return evaluate(cfg)  # the report, for a sweep's table (nmt.cli.sweep_summary)
 
 
 main = hydra_command("evaluate", run, check_options=check_options,

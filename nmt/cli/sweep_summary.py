@@ -1,6 +1,7 @@
-"""After a sweep (`nmt-train -m model/attention=dot,general`), one table of its jobs: the options that
-set each apart, how far it trained and its best validation score, printed when the last job ends and
-kept as <sweep dir>/summary.tsv. Each job's own results stay in its run folder (summary.json).
+"""After a sweep, one table of its jobs: the options that set each apart and their results, printed
+when the last job ends and kept as <sweep dir>/summary.tsv. For `nmt-train -m model/attention=dot,general`
+how far each run trained and its best validation score (from its summary.json); for `nmt-evaluate -m
+length_penalty=0.6,1.0` each evaluation's BLEU, chrF and TER (the report its task returns).
 
 A Hydra callback (hydra.callbacks in configs/train.yaml): it hears of each job as it ends, which it
 does in this process for Hydra's basic launcher; a launcher that runs jobs elsewhere leaves it none.
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,6 +25,7 @@ class FinishedJob(NamedTuple):
     overrides: list[str]
     run_dir: Path
     seconds: float  # from the job's start to its end: data preparation, training and validations
+    report: dict | None = None  # what the task returned: nmt-evaluate's report
 
 
 class SweepSummary(Callback):
@@ -38,8 +40,9 @@ class SweepSummary(Callback):
         hydra = config.hydra
         if OmegaConf.is_missing(hydra.job, "num"):  # a single run (no -m): no job number, nothing to sum up
             return
+        report = job_return.return_value if job_return.status == JobStatus.COMPLETED else None
         self.jobs.append(FinishedJob(hydra.job.num, list(hydra.overrides.task), Path(hydra.runtime.output_dir),
-                                     time.perf_counter() - self.started))
+                                     time.perf_counter() - self.started, report if isinstance(report, dict) else None))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.jobs:
@@ -50,34 +53,53 @@ class SweepSummary(Callback):
             writer = csv.DictWriter(file, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
-        print(f"\n{len(rows)} runs (also in {table}):", flush=True)
-        print(aligned(rows, leave_out=("overrides", "best_checkpoint")), flush=True)
+        kind = "evaluations" if any(job.report is not None for job in self.jobs) else "runs"
+        print(f"\n{len(rows)} {kind} (also in {table}):", flush=True)
+        print(aligned(rows, leave_out=("overrides", "best_checkpoint", "checkpoint")), flush=True)
 
 
 def summary_rows(jobs: list[FinishedJob]) -> list[dict[str, str]]:
     """One row per job, in job order: its number, the swept options that set it apart (one column
-    each), all its overrides, its time, and from its summary.json the model's parameters, the updates,
-    complete epochs, best validation score and best checkpoint ("-" for a job that left no summary)."""
+    each), its results, all its overrides and where its results are ("-" for a result a job left
+    none of)."""
     jobs = sorted(jobs, key=lambda job: job.number)
     overrides = [job.overrides for job in jobs]
     same_length = len({len(job) for job in overrides}) == 1  # else no position-wise comparison
     rows = []
     for job in jobs:
-        summary = _read_summary(job.run_dir / "summary.json")
         row = {"job": f"#{job.number}"}
         for override in (swept_values(job.overrides, overrides) if same_length else []):
             key, _, value = override.partition("=")
             row[key] = value
-        score = summary.get("best_score")
-        parameters = summary.get("parameters")
-        row.update({"parameters": f"{parameters:,}" if isinstance(parameters, int) else "-",
-                    "steps": str(summary.get("steps", "-")), "epochs": str(summary.get("epochs", "-")),
-                    "seconds": f"{job.seconds:.0f}",
-                    "metric": str(summary.get("best_metric", "-")),
-                    "best": f"{score:.2f}" if isinstance(score, (int, float)) else "-",
-                    "overrides": " ".join(job.overrides), "best_checkpoint": str(summary.get("best_checkpoint", "-"))})
+        row.update(_evaluation_columns(job) if job.report is not None else _training_columns(job))
         rows.append(row)
     return rows
+
+
+def _training_columns(job: FinishedJob) -> dict[str, str]:
+    """From the run's summary.json: the model's parameters, the updates, complete epochs and best
+    validation score; the job's time; its overrides and best checkpoint."""
+    summary = _read_summary(job.run_dir / "summary.json")
+    parameters, score = summary.get("parameters"), summary.get("best_score")
+    return {"parameters": f"{parameters:,}" if isinstance(parameters, int) else "-",
+            "steps": str(summary.get("steps", "-")), "epochs": str(summary.get("epochs", "-")),
+            "seconds": f"{job.seconds:.0f}", "metric": str(summary.get("best_metric", "-")),
+            "best": _number(score), "overrides": " ".join(job.overrides),
+            "best_checkpoint": str(summary.get("best_checkpoint", "-"))}
+
+
+def _evaluation_columns(job: FinishedJob) -> dict[str, str]:
+    """From the evaluation's report: its test set, BLEU, chrF, TER and decoding rate; its overrides
+    and the checkpoint evaluated."""
+    report, scores = job.report, job.report.get("scores", {})
+    return {"test_set": str(report.get("test_set", "-")),
+            **{name: _number(scores.get(name, {}).get("score")) for name in ("bleu", "chrf", "ter")},
+            "sentences_per_s": _number(report.get("sentences_per_second"), ".1f"),
+            "overrides": " ".join(job.overrides), "checkpoint": str(report.get("checkpoint", "-"))}
+
+
+def _number(value, spec: str = ".2f") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
 def aligned(rows: list[dict[str, str]], leave_out: tuple[str, ...] = ()) -> str:
