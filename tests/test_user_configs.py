@@ -496,3 +496,11 @@ def test_a_single_run_has_no_sweep_summary_and_no_warning_about_one(capsys, monk
     nmt.cli.train.main()
     assert "runs (also in" not in capsys.readouterr().out
     assert not [warning for warning in recwarn if "Callback" in str(warning.message)]
+
+
+def test_a_group_config_whose_header_a_comment_hides_is_not_taken_as_global(my_configs):
+    """Hydra stops reading the header at the first line that is not `# @key value`: the options go
+    under data.*, which has no data.data, rather than to the top, where trainer=default set one back."""
+    (my_configs / "data/big.yaml").write_text("# my corpus\n" + BIG_CORPUS.replace("/data/multi30k@data", "multi30k"))
+    assert refusal(my_configs, "data=big") == (f"data.data, set in {my_configs}/data/big.yaml, is not an option "
+                                               "(did you mean data.format?)")

@@ -146,8 +146,8 @@ def _global_header(path: Path) -> bool:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return False
-    for line in (raw.strip() for raw in lines if raw.strip()):  # Hydra reads the leading comment lines
-        if not line.startswith("#"):
+    for line in (raw.strip() for raw in lines if raw.strip()):  # Hydra reads the leading `# @key value` lines
+        if not re.match(r"#\s*@", line):
             return False
         if GLOBAL_HEADER.fullmatch(line):
             return True
