@@ -20,7 +20,7 @@ def yaml_error_message(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or first_line(exc)
     if mark is None:
         return f"a config is not valid YAML: {problem}"
-    return f"{mark.name}, line {mark.line + 1}: {problem} (not valid YAML)"
+    return f"{shown_path(Path(mark.name))}, line {mark.line + 1}: {problem} (not valid YAML)"
 
 
 def parse_error_message(overrides: list[str]) -> str:
