@@ -182,6 +182,36 @@ def test_sigterm_saves_prints_the_resume_command_and_it_carries_on(multi30k_root
     assert load_checkpoint(run_dir / "checkpoints/last.pt")["progress"]["step"] == 8
 
 
+def test_sigterm_in_a_sweeps_job_prints_the_command_that_continues_that_job_alone(multi30k_root, cache, tmp_path):
+    """The command line of the sweep (-m, seed=1,2) would start the sweep again; the job's own
+    overrides, its folder and resume=true continue the stopped job."""
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    sweep = tmp_path / "sweep"
+    args = ["nmt-train", "-m", *TINY, f"data.cache_dir={cache}", f"hydra.sweep.dir={sweep}", "seed=1,2,3",
+            "trainer.max_steps=8", "trainer.valid_every=4", "trainer.save_every=2", "trainer.num_threads=1"]
+    process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 180
+    while not (sweep / "1/checkpoints/last.pt").exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint of job #1 within 3 minutes"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    lines = stderr.splitlines()
+    command = next(line for line in lines if line.startswith("to continue job #1: "))
+    assert lines[lines.index(command) + 1] == "(the sweep's jobs after #1 did not run)"
+    assert not (sweep / "2").exists()
+    command = shlex.split(command.removeprefix("to continue job #1: "))
+    assert "-m" not in command and "seed=2" in command and "seed=1,2,3" not in command
+    assert command[-2:] == ["hydra.run.dir=sweep/1", "resume=true"]
+    step = load_checkpoint(sweep / "1/checkpoints/last.pt")["progress"]["step"]
+    resumed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {sweep}/1/checkpoints/last.pt at step {step}" in resumed.stdout
+    assert load_checkpoint(sweep / "1/checkpoints/last.pt")["progress"]["step"] == 8
+
+
 def test_a_second_signal_stops_at_once_and_the_command_exits_130_without_a_traceback(capsys):
     """The first Ctrl-C only asks (the update finishes, last.pt is saved); the second one, for a user
     who will not wait, interrupts there and then."""

@@ -5,18 +5,22 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nmt.cli.common import (
     PATH_TEMPLATE_KEYS,
     check_each_job,
+    config_flags,
     hydra_command,
     quote_text_overrides,
 )
+from nmt.cli.sweeps import without_multirun_flag
 from nmt.errors import ConfigError, NMTError
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
@@ -26,11 +30,17 @@ from nmt.training.validation import metric_text
 
 
 def run(cfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
     try:
         summary = train(cfg, run_dir)
     except TrainingStopped as stop:
-        print(f"{stop}\nto continue: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+        if hydra_config.mode == RunMode.MULTIRUN:  # this job alone goes on; the sweep stops here
+            job = hydra_config.job.num
+            print(f"{stop}\nto continue job #{job}: {resume_command(run_dir, job_overrides=hydra_config.overrides.task)}"
+                  f"\n(the sweep's jobs after #{job} did not run)", file=sys.stderr, flush=True)
+        else:
+            print(f"{stop}\nto continue: {resume_command(run_dir)}", file=sys.stderr, flush=True)
         sys.exit(128 + stop.signum)  # the shell's convention for "ended by signal N"
     best = metric_text(summary["best_metric"], summary["best_score"])
     print(f"best validation {best}; checkpoints: {run_dir / 'checkpoints'}")
@@ -40,14 +50,24 @@ def run(cfg: DictConfig) -> None:
         sys.exit(128 + summary["stopped_by"])
 
 
-def resume_command(run_dir: Path, argv: list[str] | None = None) -> str:
-    """The command that continues this run: the same overrides, its folder and resume=true."""
+def resume_command(run_dir: Path, argv: list[str] | None = None, job_overrides: Iterable[str] | None = None) -> str:
+    """The command that continues this run: the same overrides, its folder and resume=true. For a job
+    of a sweep (`job_overrides`: its own, one value of each swept option), that job alone: the
+    command line's --config-dir and --config-name with the job's overrides, without -m."""
     argv = sys.argv[1:] if argv is None else argv
+    if job_overrides is not None:
+        argv = [*config_flags_of(argv), *job_overrides]
     keep = [arg for arg in argv if arg.partition("=")[0].lstrip("+~") not in ("resume", "hydra.run.dir")]
     folder = os.path.relpath(run_dir)
     if folder.startswith(".."):
         folder = str(run_dir)
     return shlex.join(["nmt-train", *keep, f"hydra.run.dir={folder}", "resume=true"])
+
+
+def config_flags_of(argv: list[str]) -> list[str]:
+    """The --config-dir and --config-name flags of a (sweep's) command line, each with its value."""
+    _, folder, name = config_flags(without_multirun_flag(argv) or argv) or ([], None, None)
+    return [*(["--config-dir", folder] if folder else []), *(["--config-name", name] if name else [])]
 
 
 def check_before_start(argv: list[str]) -> Path | None:
