@@ -200,7 +200,8 @@ def test_sigterm_in_a_sweeps_job_prints_the_command_that_continues_that_job_alon
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     lines = stderr.splitlines()
     command = next(line for line in lines if line.startswith("to continue job #1: "))
-    assert lines[lines.index(command) + 1] == "(the sweep's jobs after #1 did not run)"
+    whole = lines[lines.index(command) + 1]
+    assert whole.startswith("(the sweep's jobs after #1 did not run; to continue the whole sweep: nmt-train -m ")
     assert not (sweep / "2").exists()
     command = shlex.split(command.removeprefix("to continue job #1: "))
     assert "-m" not in command and "seed=2" in command and "seed=1,2,3" not in command
@@ -210,6 +211,12 @@ def test_sigterm_in_a_sweeps_job_prints_the_command_that_continues_that_job_alon
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {sweep}/1/checkpoints/last.pt at step {step}" in resumed.stdout
     assert load_checkpoint(sweep / "1/checkpoints/last.pt")["progress"]["step"] == 8
+    whole = shlex.split(whole.removeprefix("(the sweep's jobs after #1 did not run; to continue the whole sweep: "
+                                           ).removesuffix(")"))
+    assert whole[-2:] == ["hydra.sweep.dir=sweep", "resume=auto"] and "seed=1,2,3" in whole
+    rerun = subprocess.run(whole, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert [load_checkpoint(sweep / f"{job}/checkpoints/last.pt")["progress"]["step"] for job in range(3)] == [8] * 3
 
 
 def test_a_second_signal_stops_at_once_and_the_command_exits_130_without_a_traceback(capsys):

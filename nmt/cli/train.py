@@ -38,7 +38,8 @@ def run(cfg: DictConfig) -> None:
         if hydra_config.mode == RunMode.MULTIRUN:  # this job alone goes on; the sweep stops here
             job = hydra_config.job.num
             print(f"{stop}\nto continue job #{job}: {resume_command(run_dir, job_overrides=hydra_config.overrides.task)}"
-                  f"\n(the sweep's jobs after #{job} did not run)", file=sys.stderr, flush=True)
+                  f"\n(the sweep's jobs after #{job} did not run; to continue the whole sweep: "
+                  f"{resume_sweep_command(Path(hydra_config.sweep.dir))})", file=sys.stderr, flush=True)
         else:
             print(f"{stop}\nto continue: {resume_command(run_dir)}", file=sys.stderr, flush=True)
         sys.exit(128 + stop.signum)  # the shell's convention for "ended by signal N"
@@ -58,10 +59,21 @@ def resume_command(run_dir: Path, argv: list[str] | None = None, job_overrides: 
     if job_overrides is not None:
         argv = [*config_flags_of(argv), *job_overrides]
     keep = [arg for arg in argv if arg.partition("=")[0].lstrip("+~") not in ("resume", "hydra.run.dir")]
-    folder = os.path.relpath(run_dir)
-    if folder.startswith(".."):
-        folder = str(run_dir)
-    return shlex.join(["nmt-train", *keep, f"hydra.run.dir={folder}", "resume=true"])
+    return shlex.join(["nmt-train", *keep, f"hydra.run.dir={_shown_folder(run_dir)}", "resume=true"])
+
+
+def resume_sweep_command(sweep_dir: Path, argv: list[str] | None = None) -> str:
+    """The command that continues a sweep: the same command line in the same folder, with resume=auto,
+    which continues each job that has a run there and starts the others."""
+    argv = sys.argv[1:] if argv is None else argv
+    keep = [arg for arg in argv if arg.partition("=")[0].lstrip("+~") not in ("resume", "hydra.sweep.dir")]
+    return shlex.join(["nmt-train", *keep, f"hydra.sweep.dir={_shown_folder(sweep_dir)}", "resume=auto"])
+
+
+def _shown_folder(folder: Path) -> str:
+    """`folder` relative to the working folder where it lies within it."""
+    shown = os.path.relpath(folder)
+    return str(folder) if shown.startswith("..") else shown
 
 
 def config_flags_of(argv: list[str]) -> list[str]:
