@@ -155,20 +155,27 @@ def test_sigkill_at_random_moments_always_leaves_a_checkpoint_to_resume_from(mul
 
 # --- SIGTERM / SIGINT through the real command ----------------------------------------------------
 
-def test_sigterm_saves_prints_the_resume_command_and_it_carries_on(multi30k_root, cache, tmp_path):
-    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
-    run_dir = tmp_path / "run"
-    args = ["nmt-train", *TINY, f"data.cache_dir={cache}", f"hydra.run.dir={run_dir}", "trainer.max_steps=8",
-            "trainer.valid_every=4", "trainer.save_every=2", "trainer.num_threads=1"]
-    process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 120
-    while not (run_dir / "checkpoints/last.pt").exists() and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint within 2 minutes"
+def terminated_once_saved(args: list[str], checkpoint: Path, env: dict, cwd: Path) -> str:
+    """Runs `nmt-train args` (8 updates, a save every 2), sends SIGTERM once `checkpoint` exists, and
+    returns its stderr after checking the exit status of a run ended by SIGTERM."""
+    process = subprocess.Popen(["nmt-train", *args, "trainer.max_steps=8", "trainer.valid_every=4",
+                                "trainer.save_every=2", "trainer.num_threads=1"],
+                               env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not checkpoint.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, f"no {checkpoint} within 3 minutes"
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    return stderr
+
+
+def test_sigterm_saves_prints_the_resume_command_and_it_carries_on(multi30k_root, cache, tmp_path):
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    run_dir = tmp_path / "run"
+    stderr = terminated_once_saved([*TINY, f"data.cache_dir={cache}", f"hydra.run.dir={run_dir}"],
+                                   run_dir / "checkpoints/last.pt", env, tmp_path)
     assert "Traceback" not in stderr
     stopped = next(line for line in stderr.splitlines() if line.startswith("stopped by SIGTERM at step"))
     step = load_checkpoint(run_dir / "checkpoints/last.pt")["progress"]["step"]
@@ -187,17 +194,8 @@ def test_sigterm_in_a_sweeps_job_prints_the_command_that_continues_that_job_alon
     overrides, its folder and resume=true continue the stopped job."""
     env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
     sweep = tmp_path / "sweep"
-    args = ["nmt-train", "-m", *TINY, f"data.cache_dir={cache}", f"hydra.sweep.dir={sweep}", "seed=1,2,3",
-            "trainer.max_steps=8", "trainer.valid_every=4", "trainer.save_every=2", "trainer.num_threads=1"]
-    process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 180
-    while not (sweep / "1/checkpoints/last.pt").exists() and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint of job #1 within 3 minutes"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    stderr = terminated_once_saved(["-m", *TINY, f"data.cache_dir={cache}", f"hydra.sweep.dir={sweep}", "seed=1,2,3"],
+                                   sweep / "1/checkpoints/last.pt", env, tmp_path)
     lines = stderr.splitlines()
     command = next(line for line in lines if line.startswith("to continue job #1: "))
     whole = lines[lines.index(command) + 1]
