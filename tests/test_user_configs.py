@@ -504,3 +504,22 @@ def test_a_group_config_whose_header_a_comment_hides_is_not_taken_as_global(my_c
     (my_configs / "data/big.yaml").write_text("# my corpus\n" + BIG_CORPUS.replace("/data/multi30k@data", "multi30k"))
     assert refusal(my_configs, "data=big") == (f"data.data, set in {my_configs}/data/big.yaml, is not an option "
                                                "(did you mean data.format?)")
+
+
+def test_a_sweeps_job_whose_training_diverges_is_reported_and_the_next_job_runs(capsys, monkeypatch, my_configs,
+                                                                                tmp_path):
+    """A learning rate too large for the model is one of a sweep's results, not a reason to drop the
+    jobs after it; the table marks it and the exit status says a job failed."""
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "-m", "--config-dir", str(my_configs), "experiment=tiny_dot",
+                                      "optimizer.lr=1e38,5e-4", "trainer.max_nonfinite_steps=1",
+                                      f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    with pytest.raises(SystemExit) as stopped:
+        nmt.cli.train.main()
+    assert stopped.value.code == 2
+    out, err = capsys.readouterr()
+    assert "error: job #0: training diverged: 1 update had a non-finite loss" in err
+    assert err.strip().splitlines()[-1] == ("error: training could not go on in 1 of the sweep's jobs: #0 (their "
+                                            "messages are above)")
+    table = out[out.index("2 runs (also in"):].splitlines()
+    assert table[2].split()[-1] == "failed" and table[3].split()[-2] == "bleu" and float(table[3].split()[-1]) >= 0
+    assert (tmp_path / "sweep/1/checkpoints/best.pt").is_file()

@@ -20,12 +20,19 @@ from omegaconf import DictConfig, OmegaConf
 from nmt.cli.sweeps import swept_values
 
 
+class JobFailure(NamedTuple):
+    """What a sweep's training job returns when training could not go on (it diverged, memory ran
+    out): the sweep goes on, and its table says so."""
+    message: str
+
+
 class FinishedJob(NamedTuple):
     number: int
     overrides: list[str]
     run_dir: Path
     seconds: float  # from the job's start to its end: data preparation, training and validations
     report: dict | None = None  # what the task returned: nmt-evaluate's report
+    failure: str | None = None  # why training could not go on (nmt.cli.train)
 
 
 class SweepSummary(Callback):
@@ -40,9 +47,10 @@ class SweepSummary(Callback):
         hydra = config.hydra
         if OmegaConf.is_missing(hydra.job, "num"):  # a single run (no -m): no job number, nothing to sum up
             return
-        report = job_return.return_value if job_return.status == JobStatus.COMPLETED else None
+        returned = job_return.return_value if job_return.status == JobStatus.COMPLETED else None
         self.jobs.append(FinishedJob(hydra.job.num, list(hydra.overrides.task), Path(hydra.runtime.output_dir),
-                                     time.perf_counter() - self.started, report if isinstance(report, dict) else None))
+                                     time.perf_counter() - self.started, returned if isinstance(returned, dict) else None,
+                                     returned.message if isinstance(returned, JobFailure) else None))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.jobs:
@@ -55,7 +63,7 @@ class SweepSummary(Callback):
             writer.writerows(rows)
         kind = "evaluations" if any(job.report is not None for job in self.jobs) else "runs"
         print(f"\n{len(rows)} {kind} (also in {table}):", flush=True)
-        print(aligned(rows, leave_out=("overrides", "best_checkpoint", "checkpoint")), flush=True)
+        print(aligned(rows, leave_out=("overrides", "best_checkpoint", "checkpoint", "error")), flush=True)
 
 
 def summary_rows(jobs: list[FinishedJob]) -> list[dict[str, str]]:
@@ -84,8 +92,8 @@ def _training_columns(job: FinishedJob) -> dict[str, str]:
     return {"parameters": f"{parameters:,}" if isinstance(parameters, int) else "-",
             "steps": str(summary.get("steps", "-")), "epochs": str(summary.get("epochs", "-")),
             "seconds": f"{job.seconds:.0f}", "metric": str(summary.get("best_metric", "-")),
-            "best": _number(score), "overrides": " ".join(job.overrides),
-            "best_checkpoint": str(summary.get("best_checkpoint", "-"))}
+            "best": "failed" if job.failure else _number(score), "overrides": " ".join(job.overrides),
+            "best_checkpoint": str(summary.get("best_checkpoint", "-")), "error": job.failure or ""}
 
 
 def _evaluation_columns(job: FinishedJob) -> dict[str, str]:

@@ -20,20 +20,32 @@ from nmt.cli.common import (
     hydra_command,
     quote_text_overrides,
 )
+from nmt.cli.sweep_summary import JobFailure
 from nmt.cli.sweeps import without_multirun_flag
-from nmt.errors import ConfigError, NMTError
+from nmt.errors import ConfigError, NMTError, TrainingError
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import TrainingStopped
 from nmt.training.trainer import train
 from nmt.training.validation import metric_text
 
+# The sweep's jobs whose training could not go on (nmt.errors.TrainingError), as "#N (swept values)".
+failed_jobs: list[str] = []
 
-def run(cfg: DictConfig) -> None:
+
+def run(cfg: DictConfig) -> JobFailure | None:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     try:
         summary = train(cfg, run_dir)
+    except TrainingError as error:
+        if hydra_config.mode != RunMode.MULTIRUN:
+            raise
+        # A sweep's job that diverged or ran out of memory is one of its results: the next job starts,
+        # and the table and the exit status say which failed.
+        print(f"error: job #{hydra_config.job.num}: {error}", file=sys.stderr, flush=True)
+        failed_jobs.append(f"#{hydra_config.job.num}")
+        return JobFailure(str(error))
     except TrainingStopped as stop:
         if hydra_config.mode == RunMode.MULTIRUN:  # this job alone goes on; the sweep stops here
             job = hydra_config.job.num
@@ -151,6 +163,7 @@ _hydra_main = hydra_command("train", run)
 
 
 def main() -> None:
+    failed_jobs.clear()
     try:
         run_dir = check_before_start(sys.argv[1:])
     except NMTError as exc:
@@ -158,6 +171,10 @@ def main() -> None:
         sys.exit(2)
     with undone_if_refused(run_dir):
         _hydra_main()
+    if failed_jobs:
+        print(f"error: training could not go on in {len(failed_jobs)} of the sweep's jobs: {', '.join(failed_jobs)} "
+              "(their messages are above)", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

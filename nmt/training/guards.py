@@ -35,7 +35,8 @@ def check_finite(loss: float, grad_norm: float, in_a_row: int, limit: int, step:
     in_a_row += 1
     if in_a_row >= limit:
         raise TrainingError(
-            f"training diverged: {in_a_row} updates in a row had a non-finite {what} (last: {value} at "
+            f"training diverged: {'1 update' if in_a_row == 1 else f'{in_a_row} updates in a row'} had a "
+            f"non-finite {what} (last: {value} at "
             f"step {step}; trainer.max_nonfinite_steps={limit}); lower optimizer.lr or check the data; "
             f"{resume_hint(checkpoint)}")
     log.warning("step %d: %s is %s, update skipped (%d in a row; training stops at "
