@@ -3,8 +3,9 @@ when the last job ends and kept as <sweep dir>/summary.tsv. For `nmt-train -m mo
 how far each run trained and its best validation score (from its summary.json); for `nmt-evaluate -m
 length_penalty=0.6,1.0` each evaluation's BLEU, chrF and TER (the report its task returns).
 
-A Hydra callback (hydra.callbacks in configs/train.yaml): it hears of each job as it ends, which it
-does in this process for Hydra's basic launcher; a launcher that runs jobs elsewhere leaves it none.
+A Hydra callback (hydra.callbacks in configs/train.yaml and evaluate.yaml): it hears of each job as
+it ends, which it does in this process for Hydra's basic launcher; a launcher that runs jobs
+elsewhere leaves it none.
 """
 
 import csv
