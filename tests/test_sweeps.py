@@ -180,3 +180,13 @@ def test_the_summary_of_an_evaluation_sweep_has_its_scores():
     assert summary_rows(jobs) == [{"job": "#0", "test_set": "val", "bleu": "40.12", "chrf": "61.00", "ter": "39.50",
                                    "sentences_per_s": "51.3", "overrides": "checkpoint=best.pt length_penalty=0.6",
                                    "checkpoint": "best.pt"}]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["-m", "--cfg", "job", "seed=1,2"], "--multirun and --cfg cannot be given together: give one of them"),
+    (["--info", "-m"], "--multirun and --info cannot be given together: give one of them"),
+    (["--resolve"], "--resolve goes with --cfg (or --help): --cfg job --resolve"),
+])
+def test_hydras_flags_in_a_combination_it_refuses_are_one_line(capsys, monkeypatch, flags, message):
+    """Hydra refuses these with a ValueError traceback."""
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, *flags) == message

@@ -15,6 +15,7 @@ from typing import NoReturn
 import hydra
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -118,6 +119,7 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
         argv = quote_text_overrides(sys.argv[1:], set(text_keys))
         sys.argv = [sys.argv[0], *quote_text_overrides(argv, PATH_TEMPLATE_KEYS, only_with="{}")]
         try:
+            check_hydra_flags(sys.argv[1:])
             check_command_line(config_name, sys.argv[1:], usage, check_options)
         except NMTError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -138,6 +140,20 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
         return task(cfg)
 
     return main
+
+
+def check_hydra_flags(argv: list[str]) -> None:
+    """ConfigError for Hydra's flags in a combination Hydra refuses with a traceback: two modes at once
+    (`-m --cfg job`), or --resolve without --cfg. Read with Hydra's own parser, which reports a flag it
+    does not know itself (a usage message, exit status 2)."""
+    args = get_args_parser().parse_args(argv)
+    modes = [flag for flag, given in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg),
+                                      ("--info", args.info is not None), ("--shell-completion", args.shell_completion))
+             if given]
+    if len(modes) > 1:
+        raise ConfigError(f"{' and '.join(modes)} cannot be given together: give one of them")
+    if args.resolve and args.cfg is None and not args.help:
+        raise ConfigError("--resolve goes with --cfg (or --help): --cfg job --resolve")
 
 
 def searchpath_overrides(users_folder: str | None, users_config: bool) -> list[str]:
