@@ -165,7 +165,8 @@ def test_the_summary_of_a_sweep_has_a_column_per_swept_option_and_a_dash_for_a_r
     assert [row["job"] for row in rows] == ["#0", "#1"]
     assert rows[0] == {"job": "#0", "seed": "1", "parameters": "1,234,567", "steps": "40", "epochs": "2",
                        "seconds": "62", "metric": "chrf", "best": "51.23",
-                       "overrides": "seed=1 model/attention=dot trainer.max_steps=40", "best_checkpoint": "b.pt"}
+                       "overrides": "seed=1 model/attention=dot trainer.max_steps=40", "best_checkpoint": "b.pt",
+                       "error": ""}
     assert [rows[1][key] for key in ("seed", "parameters", "steps", "best")] == ["2", "-", "-", "-"]
     assert aligned(rows, leave_out=("overrides", "best_checkpoint")).splitlines() == [
         "job  seed  parameters  steps  epochs  seconds  metric  best",

@@ -484,8 +484,8 @@ def test_a_sweep_ends_with_a_table_of_its_runs(capsys, monkeypatch, my_configs, 
     assert header == ["job", "model/attention", "parameters", "steps", "epochs", "seconds", "metric", "best"]
     assert (first[:2], second[:2], first[3], first[6]) == (["#0", "dot"], ["#1", "general"], "2", "bleu")
     rows = (tmp_path / "sweep/summary.tsv").read_text().splitlines()
-    assert rows[0].split("\t")[-2:] == ["overrides", "best_checkpoint"]
-    assert rows[2].split("\t")[-1] == str(tmp_path / "sweep/1/checkpoints/best.pt")
+    assert rows[0].split("\t")[-3:] == ["overrides", "best_checkpoint", "error"]
+    assert rows[2].split("\t")[-2:] == [str(tmp_path / "sweep/1/checkpoints/best.pt"), ""]
 
 
 def test_a_single_run_has_no_sweep_summary_and_no_warning_about_one(capsys, monkeypatch, recwarn, my_configs,
