@@ -20,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.cli.sweeps import swept_values
 
+TSV_ONLY = ("overrides", "best_checkpoint", "checkpoint", "error")  # columns too wide for the printed table
+
 
 class JobFailure(NamedTuple):
     """What a sweep's training job returns when training could not go on (it diverged, memory ran
@@ -64,7 +66,7 @@ class SweepSummary(Callback):
             writer.writerows(rows)
         kind = "evaluations" if any(job.report is not None for job in self.jobs) else "runs"
         print(f"\n{len(rows)} {kind} (also in {table}):", flush=True)
-        print(aligned(rows, leave_out=("overrides", "best_checkpoint", "checkpoint", "error")), flush=True)
+        print(aligned(rows, leave_out=TSV_ONLY), flush=True)
 
 
 def summary_rows(jobs: list[FinishedJob]) -> list[dict[str, str]]:
