@@ -191,3 +191,14 @@ def test_the_summary_of_an_evaluation_sweep_has_its_scores():
 def test_hydras_flags_in_a_combination_it_refuses_are_one_line(capsys, monkeypatch, flags, message):
     """Hydra refuses these with a ValueError traceback."""
     assert main_error(capsys, monkeypatch, nmt.cli.train.main, *flags) == message
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["-m", "experiment=smoke", "seed=1,2", "name=run_${hydra:job.num}"], ["run_0", "run_1"]),
+    (["experiment=smoke", "name=run_${hydra:job.config_name}"], ["run_train"]),
+])
+def test_options_that_read_hydras_settings_resolve_in_the_checks_as_in_the_jobs(argv, names):
+    """The checks ran outside Hydra, where `${hydra:...}` has nothing to read: a traceback."""
+    checked = []
+    nmt.cli.common.check_each_job("train", argv, lambda cfg, job: checked.append(cfg.name))
+    assert checked == names

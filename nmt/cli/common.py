@@ -211,6 +211,7 @@ def check_each_job(config_name: str, argv: list[str], check: Callable[[DictConfi
     jobs in Hydra's order. A mistake in some of a sweep's jobs is an error naming the first of
     them by its swept values. Nothing is checked where Hydra has the say: flags such as `--cfg job` and
     `--help`, or a sweeper other than Hydra's basic one, whose jobs only it knows."""
+    check = _with_hydra_config(check)
     command_line = composable_command_line(argv)
     if command_line is not None:
         overrides, users_config = command_line
@@ -233,6 +234,22 @@ def check_each_job(config_name: str, argv: list[str], check: Callable[[DictConfi
     except OverrideParseException:
         raise ConfigError(parse_error_message(overrides)) from None
     check_jobs(jobs, lambda job: compose_checked(config_name, job, True, users_config), check)
+
+
+def _with_hydra_config(check: Callable[[DictConfig, int | None], None]) -> Callable[[DictConfig, int | None], None]:
+    """`check` with Hydra's settings of the config it checks in place, as they are in the job, so that
+    options that read them (`name=run_${hydra:job.num}`) resolve; the previous ones are put back."""
+
+    def checked(cfg: DictConfig, job: int | None) -> None:
+        settings = HydraConfig.instance()
+        previous = settings.cfg
+        settings.set_config(cfg)
+        try:
+            check(cfg, job)
+        finally:
+            settings.cfg = previous
+
+    return checked
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
