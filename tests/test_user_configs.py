@@ -428,8 +428,23 @@ def test_a_users_config_built_on_the_packages_of_its_name_is_refused_not_a_trace
     place of the command's, --config-name), it built on itself, and the check ended in a RecursionError."""
     (my_configs / "data/multi30k.yaml").write_text("defaults: [multi30k, _self_]\nmax_len: 20\n")
     (my_configs / "my_run.yaml").write_text("defaults: [train, _self_]\n")
-    args = ["--config-name", "my_run", "data=multi30k"] if own_config else ["data=multi30k"]
-    assert refusal(my_configs, *args) == passed_over("data", "multi30k", my_configs / "data/multi30k.yaml")
+    if not own_config:
+        assert refusal(my_configs, "data=multi30k") == passed_over("data", "multi30k", my_configs / "data/multi30k.yaml")
+        return
+    assert refusal(my_configs, "--config-name", "my_run", "data=multi30k") == (
+        f"{my_configs}/data/multi30k.yaml has the name of the package's data/multi30k.yaml and builds on it, so with "
+        "your folder searched first (--config-name) it builds on itself; give it a name the package does not use")
+
+
+def test_a_users_train_yaml_built_on_train_is_named_when_another_config_of_theirs_is_run(my_configs):
+    """Their train.yaml is not picked, but the check composes with their folder first, where the
+    train of `defaults: [train, _self_]` is it: it was blamed on data/hub.yaml, named like the package's."""
+    (my_configs / "train.yaml").write_text("defaults: [train, _self_]\n")
+    (my_configs / "data/hub.yaml").write_text("defaults: [multi30k, _self_]\n")
+    (my_configs / "my_run.yaml").write_text("defaults: [train, _self_]\nseed: 3\n")
+    assert refusal(my_configs, "--config-name", "my_run") == (
+        f"{my_configs}/train.yaml has the name of the package's train.yaml and builds on it, so with your folder "
+        "searched first (--config-name) it builds on itself; give it a name the package does not use")
 
 
 def test_a_users_config_named_like_the_commands_is_refused_not_passed_over(my_configs):
@@ -440,9 +455,16 @@ def test_a_users_config_named_like_the_commands_is_refused_not_passed_over(my_co
                                   "Hydra looks in the package's configs first; give yours another name (my_train.yaml)")
 
 
+LOOP_A_B = {"data/a.yaml": "defaults: [b, _self_]\n", "data/b.yaml": "defaults: [a, _self_]\n"}
+
+
 @pytest.mark.parametrize(("files", "args", "looping"), [
     ({"loop.yaml": "defaults: [loop, _self_]\n"}, ["--config-name", "loop"], "loop.yaml"),
-    ({"data/a.yaml": "defaults: [b, _self_]\n", "data/b.yaml": "defaults: [a, _self_]\n"}, ["data=a"], "data/a.yaml"),
+    (LOOP_A_B, ["data=a"], "data/a.yaml"),
+    # the picked config is named, not another loop of the folder's
+    ({**LOOP_A_B, "data/self_loop.yaml": "defaults: [self_loop, _self_]\n"}, ["data=self_loop"], "data/self_loop.yaml"),
+    # nor a config named like the package's that nothing picks
+    ({**LOOP_A_B, "experiment/smoke.yaml": "# @package _global_\nseed: 3\n"}, ["data=b"], "data/b.yaml"),
 ])
 def test_a_users_config_that_builds_on_itself_is_named(my_configs, files, args, looping):
     """Hydra follows the defaults lists round until Python's recursion limit: a RecursionError traceback."""

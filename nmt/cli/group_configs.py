@@ -55,29 +55,41 @@ def check_none_passed_over(config_dir: str, choices: Mapping[str, str | None], s
     (data=multi30k, with my_configs/data/multi30k.yaml): Hydra searches the package's configs first
     and takes theirs, so the user's would be silently passed over."""
     for group, name, path in passed_over_files(config_dir, searchpath):
-        if choices.get(group) == name:
+        if group != "." and choices.get(group) == name:
             raise ConfigError(passed_over_message(group, name, path))
 
 
 def passed_over_files(config_dir: str, searchpath: tuple[str, ...]) -> Iterator[tuple[str, str, Path]]:
     """(group, name, path) of each config in the user's folders (--config-dir) that has the name of one
-    of the package's configs of the group: Hydra takes the package's in its place."""
+    of the package's configs of the group ("." for the commands' own, train.yaml): Hydra takes the
+    package's in its place."""
     for folder in config_folders(config_dir, searchpath):
         if folder == Path(config_dir):
             continue
         for path in sorted(folder.rglob("*.yaml")):
             group = path.parent.relative_to(folder).as_posix()
-            if group != "." and Path(config_dir, group, path.name).is_file():
+            if Path(config_dir, group, path.name).is_file():
                 yield group, path.stem, path
 
 
-def looping_file(config_dir: str, searchpath: tuple[str, ...], first: Path | None = None) -> Path | None:
+def builds_on_its_namesake(path: Path) -> bool:
+    """Whether the config's defaults list names the config's own name (data/multi30k.yaml: defaults:
+    [multi30k]): the package's, where Hydra looks first; itself, where the user's folder comes first."""
+    defaults = file_tree(path).get("defaults")
+    return any(isinstance(entry, str) and entry.removeprefix("/").removeprefix(f"{path.parent.name}/") == path.stem
+               for entry in (defaults if isinstance(defaults, list) else []))
+
+
+def looping_file(config_dir: str, overrides: tuple[str, ...], primary: Path | None = None) -> Path | None:
     """A config of the user's own whose defaults list leads back to it through their configs of its
-    group (data/a.yaml: defaults: [b], data/b.yaml: defaults: [a]), `first` looked at first; None
-    where none does."""
-    folders = [folder for folder in config_folders(config_dir, searchpath) if folder != Path(config_dir)]
-    for start in dict.fromkeys([*([first] if first else []), *(path for folder in folders
-                                                             for path in sorted(folder.rglob("*.yaml")))]):
+    group (data/a.yaml: defaults: [b], data/b.yaml: defaults: [a]); None where none does. The configs
+    the command picks are looked at first: their own config (`primary`, --config-name), then those
+    the overrides pick (data=a)."""
+    folders = [folder for folder in config_folders(config_dir, overrides) if folder != Path(config_dir)]
+    picks = [override.partition("=") for override in overrides if not override.startswith(("+", "~", "hydra."))]
+    first = [*([primary] if primary else []),
+             *(path for group, _, name in picks if name and (path := _users_file(folders, group, name)))]
+    for start in dict.fromkeys([*first, *(path for folder in folders for path in sorted(folder.rglob("*.yaml")))]):
         group = next(start.parent.relative_to(folder).as_posix() for folder in folders if start.is_relative_to(folder))
         seen, pending = set(), [start]
         while pending:

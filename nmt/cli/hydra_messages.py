@@ -10,7 +10,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 
 from nmt.cli.config_picks import group_options, spelling_hint, unpicked_option_message
 from nmt.cli.config_shape import NO_PACKAGE_HEADER, known_options
-from nmt.cli.group_configs import looping_file, passed_over_files, passed_over_message, shown_path
+from nmt.cli.group_configs import builds_on_its_namesake, looping_file, passed_over_files, shown_path
 from nmt.errors import first_line
 
 
@@ -40,12 +40,15 @@ def parse_error_message(overrides: list[str]) -> str:
 
 def recursion_message(config_dir: str, overrides: list[str], users_config: tuple[str, str] | None) -> str:
     """For a config whose defaults list leads back to itself. A config of the user's own named like the
-    package's (data/multi30k.yaml built on multi30k) does so where their folder is searched first, as
-    it is for a config of theirs in place of the command's (--config-name)."""
-    passed_over = next(passed_over_files(config_dir, tuple(overrides)), None)
-    if passed_over is not None:
-        return passed_over_message(*passed_over)
-    looping = looping_file(config_dir, tuple(overrides), Path(users_config[0], f"{users_config[1]}.yaml")
+    package's and built on it (data/multi30k.yaml: defaults: [multi30k]) does so where their folder is
+    searched first, as it is for a config of theirs in place of the command's (--config-name)."""
+    searchpath = tuple(overrides)
+    for group, name, path in passed_over_files(config_dir, searchpath):
+        if builds_on_its_namesake(path):
+            package = f"{name}.yaml" if group == "." else f"{group}/{name}.yaml"
+            return (f"{shown_path(path)} has the name of the package's {package} and builds on it, so with your "
+                    "folder searched first (--config-name) it builds on itself; give it a name the package does not use")
+    looping = looping_file(config_dir, searchpath, Path(users_config[0], f"{users_config[1]}.yaml")
                            if users_config else None)
     return f"{shown_path(looping) if looping else 'a config'} builds on itself: its defaults list leads back to it"
 
