@@ -202,3 +202,14 @@ def test_options_that_read_hydras_settings_resolve_in_the_checks_as_in_the_jobs(
     checked = []
     nmt.cli.common.check_each_job("train", argv, lambda cfg, job: checked.append(cfg.name))
     assert checked == names
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["experiment=smoke", "name=${nope}"], "cannot resolve name: Interpolation key 'nope' not found"),
+    (["experiment=smoke", "hydra.run.dir=${nope}/run"], "cannot resolve hydra.run.dir: Interpolation key 'nope' not found"),
+    (["-m", "experiment=smoke", "seed=1,2", "hydra.sweep.dir=${nope}"],
+     "cannot resolve hydra.sweep.dir: Interpolation key 'nope' not found"),
+])
+def test_an_interpolation_that_cannot_be_resolved_is_one_line(capsys, monkeypatch, args, message):
+    """Before, a traceback: from the checks, or from Hydra where they left the option alone."""
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args) == message

@@ -19,6 +19,7 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import InterpolationResolutionError
 
 from nmt.cli.config_shape import check_config_shape, override_error
 from nmt.cli.group_configs import shown_path
@@ -238,7 +239,8 @@ def check_each_job(config_name: str, argv: list[str], check: Callable[[DictConfi
 
 def _with_hydra_config(check: Callable[[DictConfig, int | None], None]) -> Callable[[DictConfig, int | None], None]:
     """`check` with Hydra's settings of the config it checks in place, as they are in the job, so that
-    options that read them (`name=run_${hydra:job.num}`) resolve; the previous ones are put back."""
+    options that read them (`name=run_${hydra:job.num}`) resolve; the previous ones are put back. An
+    interpolation that cannot be resolved (`name=${nope}`) is a ConfigError naming the option."""
 
     def checked(cfg: DictConfig, job: int | None) -> None:
         settings = HydraConfig.instance()
@@ -246,6 +248,8 @@ def _with_hydra_config(check: Callable[[DictConfig, int | None], None]) -> Calla
         settings.set_config(cfg)
         try:
             check(cfg, job)
+        except InterpolationResolutionError as exc:  # name=${nope}: else a traceback, here or in Hydra
+            raise ConfigError(f"cannot resolve {exc.full_key}: {first_line(exc)}") from None
         finally:
             settings.cfg = previous
 
