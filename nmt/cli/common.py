@@ -111,17 +111,21 @@ def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictCo
 
 
 def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_keys: Iterable[str] = (),
-                  usage: str = "", check_options: Callable[[DictConfig], None] | None = None):
+                  usage: str = "", check_options: Callable[[DictConfig], None] | None = None,
+                  checked_before: bool = False):
     """Builds a console-script `main()` running `task` under Hydra with `config_name`; `usage` (the
     command with its required options) completes the message for a required option left out;
-    `check_options` checks the values of the options before any job starts (each job of a sweep)."""
+    `check_options` checks the values of the options before any job starts (each job of a sweep).
+    `checked_before`: the command's own main() has composed and checked each job already (nmt-train,
+    with check_job among its checks), so it is not done twice."""
 
     def main() -> None:
         argv = quote_text_overrides(sys.argv[1:], set(text_keys))
         sys.argv = [sys.argv[0], *quote_text_overrides(argv, PATH_TEMPLATE_KEYS, only_with="{}")]
         try:
             check_hydra_flags(sys.argv[1:])
-            check_command_line(config_name, sys.argv[1:], usage, check_options)
+            if not checked_before:
+                check_command_line(config_name, sys.argv[1:], usage, check_options)
         except NMTError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
@@ -193,17 +197,19 @@ def check_command_line(config_name: str, argv: list[str], usage: str = "",
     that the run folder (hydra.run.dir, a sweep's hydra.sweep.dir) can be created, which Hydra would
     report with a traceback. Other flags (`--help`, `--cfg job`) are left to Hydra.
     """
+    check_each_job(config_name, argv, functools.partial(check_job, usage=usage, check_options=check_options))
 
-    def check(cfg: DictConfig, job: int | None) -> None:
-        check_required(cfg, usage)
-        if check_options is not None:
-            check_options(cfg)
-        if job is not None:  # Hydra creates the sweep's folder for any command (multirun.yaml)
-            check_writable_folder(OmegaConf.select(cfg, "hydra.sweep.dir", default="."), "hydra.sweep.dir")
-        elif cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
-            check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
 
-    check_each_job(config_name, argv, check)
+def check_job(cfg: DictConfig, job: int | None, usage: str = "",
+              check_options: Callable[[DictConfig], None] | None = None) -> None:
+    """check_command_line's checks of one job's config (`job` None for a single run)."""
+    check_required(cfg, usage)
+    if check_options is not None:
+        check_options(cfg)
+    if job is not None:  # Hydra creates the sweep's folder for any command (multirun.yaml)
+        check_writable_folder(OmegaConf.select(cfg, "hydra.sweep.dir", default="."), "hydra.sweep.dir")
+    elif cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
+        check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
 
 
 def check_each_job(config_name: str, argv: list[str], check: Callable[[DictConfig, int | None], None]) -> None:

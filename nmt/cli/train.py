@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from nmt.cli.common import (
     PATH_TEMPLATE_KEYS,
     check_each_job,
+    check_job,
     config_flags,
     hydra_command,
     quote_text_overrides,
@@ -95,10 +96,10 @@ def config_flags_of(argv: list[str]) -> list[str]:
 
 
 def check_before_start(argv: list[str]) -> Path | None:
-    """Checks the options and `resume` as `train` will, but before Hydra creates the run folder, so a
-    mistaken value leaves no folder behind, and for a sweep (-m) in every job before the first starts;
-    returns the run folder, None for a sweep or where Hydra has the say (flags such as --cfg, or a run
-    folder Hydra cannot resolve)."""
+    """Checks the options and `resume` as `train` will, and what hydra_command checks for every command
+    (check_job), but before Hydra creates the run folder, so a mistaken value leaves no folder behind,
+    and for a sweep (-m) in every job before the first starts; returns the run folder, None for a
+    sweep or where Hydra has the say (flags such as --cfg, or a run folder Hydra cannot resolve)."""
     run_dirs: list[Path | None] = []
     jobs_in: dict[Path, int] = {}  # a sweep's job folders
 
@@ -116,6 +117,7 @@ def check_before_start(argv: list[str]) -> Path | None:
         if job is not None and run_dir is not None and jobs_in.setdefault(run_dir, job) != job:
             raise ConfigError(f"it would run in {run_dir}, as job #{jobs_in[run_dir]} does; give hydra.sweep.subdir a "
                               "value that differs between jobs (its default: ${hydra.job.num})")
+        check_job(cfg, job)  # what hydra_command checks for the other commands
         run_dirs.append(None if job is not None else run_dir)
 
     # quoted as hydra_command quotes them
@@ -159,7 +161,7 @@ def undone_if_refused(run_dir: Path | None):
         raise
 
 
-_hydra_main = hydra_command("train", run)
+_hydra_main = hydra_command("train", run, checked_before=True)
 
 
 def main() -> None:
