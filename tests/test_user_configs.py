@@ -422,6 +422,15 @@ def test_a_users_config_named_like_the_packages_that_is_picked_is_refused_not_pa
     assert composed(my_configs, "experiment=tiny_dot", "model/attention=general").model.attention.name == "general"
 
 
+def test_a_users_config_named_like_the_default_pick_says_it_is_the_default(my_configs):
+    """The user never typed data=multi30k: train.yaml's default picked it."""
+    (my_configs / "data/multi30k.yaml").write_text("defaults: [multi30k, _self_]\nmax_len: 20\n")
+    assert refusal(my_configs, "model/attention=dot") == (
+        f"data=multi30k (the default, or an experiment's pick) takes the package's config, not {my_configs}/data/"
+        "multi30k.yaml: Hydra looks in the package's configs first; give yours another name (data/my_multi30k.yaml) "
+        "and pick it with data=my_multi30k")
+
+
 @pytest.mark.parametrize("own_config", [False, True])
 def test_a_users_config_built_on_the_packages_of_its_name_is_refused_not_a_traceback(my_configs, own_config):
     """data/multi30k.yaml built on multi30k: with the user's folder searched first (their config in

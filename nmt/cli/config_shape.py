@@ -59,7 +59,7 @@ def check_config_shape(cfg: DictConfig, config_dir: str, config_name: str, overr
     the job), for the options its interpolations read (hydra.run.dir=runs/${tag}). The options a
     config file set for a config that the command line then replaced (plateau's patience under
     scheduler=cosine) are taken out of `cfg`."""
-    check_none_passed_over(config_dir, choices, searchpath_of(overrides))
+    check_none_passed_over(config_dir, choices, overrides)
     picked = picked_configs(config_dir, choices, searchpath_of(overrides))  # with the search path --config-dir made
     shape = shape_of(config_dir, config_name, picked)  # the configs as chosen, without an experiment
     _check_groups(cfg, {**shape_of(config_dir, config_name, ()).groups, **shape.groups})

@@ -17,6 +17,7 @@ from nmt.cli.config_picks import (
     file_tree,
     free_form,
     groups_of,
+    searchpath_of,
     shape_of,
     shipped_group_shapes,
     within,
@@ -50,13 +51,18 @@ def users_group_configs(config_dir: str, picked: tuple[str, ...]) -> Iterator[Us
             yield UsersGroupConfig(group, path, *_built_on(config_dir, folders, group, path))
 
 
-def check_none_passed_over(config_dir: str, choices: Mapping[str, str | None], searchpath: tuple[str, ...]) -> None:
+def check_none_passed_over(config_dir: str, choices: Mapping[str, str | None], overrides: list[str]) -> None:
     """ConfigError for a config of the user's own named like the package's config that is picked
     (data=multi30k, with my_configs/data/multi30k.yaml): Hydra searches the package's configs first
-    and takes theirs, so the user's would be silently passed over."""
-    for group, name, path in passed_over_files(config_dir, searchpath):
+    and takes theirs, so the user's would be silently passed over. `overrides` (the command line's)
+    tell a pick the user typed from the default's or an experiment's."""
+    for group, name, path in passed_over_files(config_dir, searchpath_of(overrides)):
         if group != "." and choices.get(group) == name:
-            raise ConfigError(passed_over_message(group, name, path))
+            typed = any(override.lstrip("+~").startswith(f"{group}=") for override in overrides)
+            picks = "picks" if typed else "(the default, or an experiment's pick) takes"
+            raise ConfigError(f"{group}={name} {picks} the package's config, not {shown_path(path)}: Hydra looks in "
+                              f"the package's configs first; give yours another name ({group}/my_{name}.yaml) and "
+                              f"pick it with {group}=my_{name}")
 
 
 def passed_over_files(config_dir: str, searchpath: tuple[str, ...]) -> Iterator[tuple[str, str, Path]]:
@@ -103,11 +109,6 @@ def looping_file(config_dir: str, overrides: tuple[str, ...], primary: Path | No
                     seen.add(path)
                     pending.append(path)
     return None
-
-
-def passed_over_message(group: str, name: str, path: Path) -> str:
-    return (f"{group}={name} picks the package's config, not {shown_path(path)}: Hydra looks in the package's "
-            f"configs first; give yours another name ({group}/my_{name}.yaml) and pick it with {group}=my_{name}")
 
 
 GLOBAL_HEADER = re.compile(r"#\s*@package\s+_global_\s*")
