@@ -38,10 +38,15 @@ class UsersGroupConfig(NamedTuple):
         return next((path for path in self.files if {key, relative} & set(file_options(path))), self.path)
 
 
+def users_folders(config_dir: str, overrides: tuple[str, ...]) -> list[Path]:
+    """The user's config folders (--config-dir) in the search path among `overrides`, without the package's."""
+    return [folder for folder in config_folders(config_dir, overrides) if folder != Path(config_dir)]
+
+
 def users_group_configs(config_dir: str, picked: tuple[str, ...]) -> Iterator[UsersGroupConfig]:
     """Each config `picked` (`group=name`, `+group=name`) from the user's folders that the package does
     not ship."""
-    folders = [folder for folder in config_folders(config_dir, picked) if folder != Path(config_dir)]
+    folders = users_folders(config_dir, picked)
     for choice in picked:
         group, _, name = choice.removeprefix("+").partition("=")
         if group.startswith("hydra.") or Path(config_dir, group, f"{name}.yaml").is_file():
@@ -69,9 +74,7 @@ def passed_over_files(config_dir: str, searchpath: tuple[str, ...]) -> Iterator[
     """(group, name, path) of each config in the user's folders (--config-dir) that has the name of one
     of the package's configs of the group ("." for the commands' own, train.yaml): Hydra takes the
     package's in its place."""
-    for folder in config_folders(config_dir, searchpath):
-        if folder == Path(config_dir):
-            continue
+    for folder in users_folders(config_dir, searchpath):
         for path in sorted(folder.rglob("*.yaml")):
             group = path.parent.relative_to(folder).as_posix()
             if Path(config_dir, group, path.name).is_file():
@@ -91,7 +94,7 @@ def looping_file(config_dir: str, overrides: tuple[str, ...], primary: Path | No
     group (data/a.yaml: defaults: [b], data/b.yaml: defaults: [a]); None where none does. The configs
     the command picks are looked at first: their own config (`primary`, --config-name), then those
     the overrides pick (data=a)."""
-    folders = [folder for folder in config_folders(config_dir, overrides) if folder != Path(config_dir)]
+    folders = users_folders(config_dir, overrides)
     picks = [override.partition("=") for override in overrides if not override.startswith(("+", "~", "hydra."))]
     first = [*([primary] if primary else []),
              *(path for group, _, name in picks if name and (path := _users_file(folders, group, name)))]
