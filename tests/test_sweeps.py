@@ -196,6 +196,10 @@ def test_hydras_flags_in_a_combination_it_refuses_are_one_line(capsys, monkeypat
 @pytest.mark.parametrize(("argv", "names"), [
     (["-m", "experiment=smoke", "seed=1,2", "name=run_${hydra:job.num}"], ["run_0", "run_1"]),
     (["experiment=smoke", "name=run_${hydra:job.config_name}"], ["run_train"]),
+    # Hydra names the job after the command's module; the checks named it "app", so resume=true in
+    # hydra.run.dir=runs/${hydra:job.name} looked for the run in runs/app
+    (["experiment=smoke", "name=run_${hydra:job.name}"], ["run_train"]),
+    (["-m", "experiment=smoke", "seed=1,2", "name=${hydra:job.name}_${hydra:job.num}"], ["train_0", "train_1"]),
 ])
 def test_options_that_read_hydras_settings_resolve_in_the_checks_as_in_the_jobs(argv, names):
     """The checks ran outside Hydra, where `${hydra:...}` has nothing to read: a traceback."""

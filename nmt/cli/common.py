@@ -323,7 +323,9 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         raise error
     folder, primary = users_config or (config_dir(), config_name)
     try:
-        with initialize_config_dir(config_dir=folder, version_base=None):
+        # the job's name as Hydra gives it (the task's module, named like the command's config), not
+        # "app": a run folder may be named after it (hydra.run.dir=runs/${hydra:job.name})
+        with initialize_config_dir(config_dir=folder, version_base=None, job_name=config_name):
             cfg = compose(primary, overrides=overrides, return_hydra_config=True)
     except yaml.YAMLError as exc:  # in a config of the user's own (--config-dir)
         raise ConfigError(yaml_error_message(exc)) from None
