@@ -265,6 +265,15 @@ def test_a_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tm
                                                             tmp_path / "file/run")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("args", [["hydra.run.dir=/proc/nmt-run"],
+                                  ["-m", "seed=1,2", "hydra.sweep.dir=/proc/nmt-sweep"]])
+def test_a_run_folder_the_kernel_refuses_is_one_line(capsys, monkeypatch, args):
+    """os.access lets root write in /proc, where making a folder fails: Hydra's traceback before."""
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "experiment=smoke", *args)
+    assert message.startswith(f"cannot create {args[-1]}: /proc is not writable (")
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("trainer.max_steps=abc", "trainer.max_steps must be null or a positive integer; got 'abc'"),
     ("trainer.label_smoothing=1.5", "trainer.label_smoothing must be a number in [0, 1); got 1.5"),

@@ -5,21 +5,26 @@ output for "-"."""
 import errno
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from nmt.errors import ConfigError
 
 
 def check_writable_folder(folder: str, option: str) -> None:
-    """ConfigError unless `folder` exists as a writable folder or could be created."""
+    """ConfigError unless `folder` exists as a writable folder or could be created. Tried by making
+    (and removing) a folder in the nearest one that exists: os.access answers yes to root where the
+    kernel says no (/proc/x), and the command would fail later with a traceback."""
     path = Path(folder).expanduser().absolute()
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(f"cannot create {option}={folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create {option}={folder}: {existing} is not writable")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nmt-write-check-", dir=existing))
+    except OSError as exc:
+        raise ConfigError(f"cannot create {option}={folder}: {existing} is not writable ({exc.strerror})") from None
 
 
 def check_output_file(path: str, option: str, inputs: dict[str, str | None] | None = None) -> None:
