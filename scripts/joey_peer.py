@@ -1,0 +1,199 @@
+"""The peer measured on this machine: Joey NMT 2.3 training our reference model, and decoding our
+trained checkpoint, each as one JSON line.
+
+Issue #3 sets our targets as multiples of Joey NMT's figures, measured on other machines. This runs
+Joey itself, so that its figures and those of ``scripts/benchmark.py`` come from one machine:
+
+    python -m venv .joey && .joey/bin/pip install torch==2.13.0 joeynmt==2.3.0 sentencepiece==0.2.0 importlib_metadata
+    python scripts/joey_peer.py --joey-python .joey/bin/python train --checkpoint runs/ref/checkpoints/best.pt
+    python scripts/joey_peer.py --joey-python .joey/bin/python decode --checkpoint runs/ref/checkpoints/best.pt
+
+Joey NMT needs sentencepiece below 0.2.1 (it calls ``SetVocabulary``) and ``importlib_metadata``,
+which its wheel does not declare. The model is the same network as ``experiment=m30k_deen_ref``
+(scripts/joey_format.py), with the checkpoint's SentencePiece model as vocabulary.
+
+``train`` trains it from scratch for ``--updates`` updates (no validation) on the corpus's training
+set, in batches of 4096 padded tokens, which Joey counts as we do (sentences x (longest side + 1)),
+but fills in random order where ours group sentences of similar length. Joey logs target tokens per
+second every 10 updates; the figure is the median of the intervals after the first (which holds
+its start-up).
+
+``decode`` hands the checkpoint's weights to Joey, which translates ``--split`` greedily and with
+beam 5 (length penalty 1.0, as ours) in batches of 64 sentences, and reports the sentences per
+second of its generation, its BLEU, and how many of its greedy translations are ours to the letter:
+the peer's code computing the same translations from the same weights checks both models.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from benchmark import device_name  # scripts/benchmark.py, beside this file
+from joey_format import check_reference_model, joey_config, joey_state_dict, write_joey_vocab
+
+from nmt.cli.common import positive_int, run_script
+from nmt.data.readers import iter_lines
+from nmt.errors import ConfigError, NMTError
+from nmt.inference.translator import Translator
+from nmt.training.checkpoint import load_checkpoint
+
+LOG_EVERY = 10
+# Joey's training log line, e.g. "Epoch   1, Step:       10, Batch Loss: ..., Tokens per Sec:      458, Lr: ..."
+SPEED_LINE = re.compile(r"Step:\s+(\d+),.*Tokens per Sec:\s+(\d+)")
+PARAMS_LINE = re.compile(r"Total params: (\d+)")
+GENERATION_LINE = re.compile(r"Generation took ([\d.]+)\[sec\]")
+BLEU_LINE = re.compile(r"Evaluation result \([^)]*\): bleu:\s+([\d.]+)")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--joey-python", required=True, help="a Python with joeynmt 2.3 installed (see above)")
+    p.add_argument("--data-root", default=None, help="folder holding multi30k/ (default: NMT_DATA_DIR, else data/)")
+    p.add_argument("--work-dir", default=None,
+                   help="where the plain-text corpus, config and Joey's run go (default: a temporary folder)")
+    modes = p.add_subparsers(dest="mode", required=True)
+    train = modes.add_parser("train", help="Joey's training throughput on the reference model")
+    train.add_argument("--checkpoint", required=True, help="a checkpoint of the experiment: its SentencePiece "
+                                                           "model and languages are used")
+    train.add_argument("--updates", type=positive_int, default=60, help="training updates (at least 30)")
+    decode = modes.add_parser("decode", help="Joey decoding the checkpoint: speed, BLEU, agreement with ours")
+    decode.add_argument("--checkpoint", required=True, help="a trained checkpoint of experiment=m30k_deen_ref")
+    decode.add_argument("--split", default="test_2016_flickr")
+    args = p.parse_args(argv)
+    if args.mode == "train" and args.updates < 3 * LOG_EVERY:
+        p.error(f"--updates must be at least {3 * LOG_EVERY}: Joey logs its speed every {LOG_EVERY} updates "
+                f"and the first interval holds its start-up; got {args.updates}")
+    return args
+
+
+def corpus_file(folder: Path, split: str, lang: str) -> Path:
+    """`split`.`lang` in `folder`, plain or gzipped; ConfigError naming what is missing."""
+    for name in (f"{split}.{lang}", f"{split}.{lang}.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"{folder / f'{split}.{lang}'} (or .gz) does not exist: --data-root must hold multi30k/")
+
+
+def write_plain_corpus(source: Path, target: Path, splits: list[str], langs: list[str]) -> None:
+    """Joey reads plain `split`.`lang` files: the corpus's, unzipped into `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for split in splits:
+        for lang in langs:
+            lines = iter_lines(corpus_file(source, split, lang))
+            (target / f"{split}.{lang}").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def parse_training_log(text: str) -> tuple[int | None, list[tuple[int, int]]]:
+    """Joey's parameter count and its (update, target tokens/s) log points."""
+    params = PARAMS_LINE.search(text)
+    points = [(int(step), int(rate)) for step, rate in SPEED_LINE.findall(text)]
+    return (int(params.group(1)) if params else None), points
+
+
+def measured_rate(points: list[tuple[int, int]]) -> float:
+    """The median tokens/s of the intervals after the first (the first holds Joey's start-up)."""
+    steady = [rate for _, rate in points[1:]]
+    if not steady:
+        raise ConfigError("Joey logged fewer than two speed intervals: raise --updates")
+    return statistics.median(steady)
+
+
+def parse_test_log(text: str) -> tuple[float, float]:
+    """Seconds of Joey's generation and its BLEU, from `joeynmt test` on one data set."""
+    seconds, bleu = GENERATION_LINE.search(text), BLEU_LINE.search(text)
+    if seconds is None or bleu is None:
+        raise ConfigError("Joey's test log has no generation time or BLEU line")
+    return float(seconds.group(1)), float(bleu.group(1))
+
+
+def run_joey(joey_python: str, command: str, config: dict, work: Path, name: str, *flags: str) -> str:
+    """Runs `joeynmt COMMAND` on `config` (written to WORK/NAME.yaml) and returns its log."""
+    config_path = work / f"{name}.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    run = subprocess.run([joey_python, "-m", "joeynmt", command, str(config_path), *flags],
+                         capture_output=True, text=True)
+    log = run.stdout + run.stderr
+    (work / f"{name}.log").write_text(log, encoding="utf-8")
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        raise NMTError(f"Joey NMT failed (exit status {run.returncode}): {last}; its log: {work / name}.log")
+    return log
+
+
+def checkpoint_parts(path: str) -> tuple[dict, bytes]:
+    """A checkpoint's config and SentencePiece model (joint: the reference shares one)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"--checkpoint {path} does not exist")
+    checkpoint = load_checkpoint(path)
+    config = checkpoint["config"]
+    check_reference_model(config["model"], config["model"]["attention"]["name"])
+    return checkpoint, checkpoint["tokenizers"]["src"]  # joint (tied embeddings need it): src's is tgt's
+
+
+def prepare(work: Path, spm_model: bytes, config: dict) -> dict:
+    """The SentencePiece model, Joey's vocabulary and its model config, written into `work`."""
+    (work / "model").mkdir(exist_ok=True)  # Joey's model_dir: its test asserts it exists
+    (work / "spm.model").write_bytes(spm_model)
+    write_joey_vocab(spm_model, work / "vocab.txt")
+    return joey_config(work / "model", work / "spm.model", work / "vocab.txt",
+                       config["data"]["src_lang"], config["data"]["tgt_lang"])
+
+
+def measure_training(args: argparse.Namespace, work: Path, data_root: Path) -> dict:
+    checkpoint, spm_model = checkpoint_parts(args.checkpoint)
+    config = prepare(work, spm_model, checkpoint["config"])
+    src, tgt = config["data"]["src"]["lang"], config["data"]["trg"]["lang"]
+    write_plain_corpus(data_root / "multi30k", work / "corpus", ["train", "val"], [src, tgt])
+    config["data"].update(train=str(work / "corpus" / "train"), dev=str(work / "corpus" / "val"))  # Joey needs both
+    config["training"].update(epochs=1000, updates=args.updates, validation_freq=10 * args.updates,
+                              logging_freq=LOG_EVERY)
+    params, points = parse_training_log(run_joey(args.joey_python, "train", config, work, "train", "--skip-test"))
+    return {"updates": args.updates, "batch_tokens": config["training"]["batch_size"], "parameters": params,
+            "train_tgt_tokens_per_s": measured_rate(points), "intervals": points}
+
+
+def measure_decoding(args: argparse.Namespace, work: Path, data_root: Path) -> dict:
+    checkpoint, spm_model = checkpoint_parts(args.checkpoint)
+    config = prepare(work, spm_model, checkpoint["config"])
+    src, tgt = config["data"]["src"]["lang"], config["data"]["trg"]["lang"]
+    write_plain_corpus(data_root / "multi30k", work / "corpus", [args.split], [src, tgt])
+    torch.save({"model_state": joey_state_dict(checkpoint["model"])}, work / "ours.ckpt")
+    config["data"]["test"] = str(work / "corpus" / args.split)
+    report = {"split": args.split, "sentences": sum(1 for _ in iter_lines(work / "corpus" / f"{args.split}.{src}")),
+              "batch_sentences": 64}
+    for name, beam in (("greedy", 1), ("beam5", 5)):
+        config["testing"].update(beam_size=beam, load_model=str(work / "ours.ckpt"))
+        seconds, bleu = parse_test_log(run_joey(args.joey_python, "test", config, work, name,
+                                                "--output-path", str(work / name)))
+        report[f"decode_{name}_sents_per_s"] = round(report["sentences"] / seconds, 1)
+        report[f"bleu_{name}"] = bleu
+    joey_greedy = list(iter_lines(work / "greedy.test"))
+    sources = list(iter_lines(work / "corpus" / f"{args.split}.{src}"))
+    ours = [hyps[0].text for hyps in Translator.load(args.checkpoint).translate(sources, beam_size=1)]
+    report["same_greedy_translations"] = sum(a == b for a, b in zip(ours, joey_greedy, strict=True))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    data_root = Path(args.data_root or os.environ.get("NMT_DATA_DIR") or "data")
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(args.work_dir or scratch).resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        measure = measure_training if args.mode == "train" else measure_decoding
+        figures = measure(args, work, data_root)
+    print(json.dumps({"peer": "joeynmt 2.3.0", "mode": args.mode, "device": device_name(torch.device("cpu")),
+                      "checkpoint": args.checkpoint, **figures, "load_avg_1m_end": round(os.getloadavg()[0], 2)}))
+
+
+if __name__ == "__main__":
+    run_script(main)
