@@ -115,24 +115,36 @@ def parse_test_log(text: str) -> tuple[float, float]:
     return float(seconds.group(1)), float(bleu.group(1))
 
 
-def run_joey(joey_python: str, command: str, config: dict, work: Path, name: str, *flags: str) -> str:
+def joey_version(joey_python: str) -> str:
+    """The joeynmt version `joey_python` imports; ConfigError when it cannot run or has none."""
+    try:
+        run = subprocess.run([joey_python, "-c", "import joeynmt; print(joeynmt.__version__)"],
+                             capture_output=True, text=True)
+    except OSError as exc:
+        raise ConfigError(f"--joey-python {joey_python} cannot be run: {exc.strerror}") from None
+    if run.returncode != 0:
+        raise ConfigError(f"--joey-python {joey_python} cannot import joeynmt: install it as "
+                          f"scripts/joey_peer.py's help says")
+    return run.stdout.strip()
+
+
+def run_joey(args: argparse.Namespace, command: str, config: dict, work: Path, name: str, *flags: str) -> str:
     """Runs `joeynmt COMMAND` on `config` (written to WORK/NAME.yaml) and returns its log."""
     config_path = work / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    run = subprocess.run([joey_python, "-m", "joeynmt", command, str(config_path), *flags],
+    run = subprocess.run([args.joey_python, "-m", "joeynmt", command, str(config_path), *flags],
                          capture_output=True, text=True)
     log = run.stdout + run.stderr
     (work / f"{name}.log").write_text(log, encoding="utf-8")
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        raise NMTError(f"Joey NMT failed (exit status {run.returncode}): {last}; its log: {work / name}.log")
+        where = f"its log: {work / name}.log" if args.work_dir else "give --work-dir DIR to keep its log"
+        raise NMTError(f"Joey NMT failed (exit status {run.returncode}): {last}; {where}")
     return log
 
 
 def checkpoint_parts(path: str) -> tuple[dict, bytes]:
     """A checkpoint's config and SentencePiece model (joint: the reference shares one)."""
-    if not Path(path).is_file():
-        raise ConfigError(f"--checkpoint {path} does not exist")
     checkpoint = load_checkpoint(path)
     config = checkpoint["config"]
     check_reference_model(config["model"], config["model"]["attention"]["name"])
@@ -156,7 +168,7 @@ def measure_training(args: argparse.Namespace, work: Path, data_root: Path) -> d
     config["data"].update(train=str(work / "corpus" / "train"), dev=str(work / "corpus" / "val"))  # Joey needs both
     config["training"].update(epochs=1000, updates=args.updates, validation_freq=10 * args.updates,
                               logging_freq=LOG_EVERY)
-    params, points = parse_training_log(run_joey(args.joey_python, "train", config, work, "train", "--skip-test"))
+    params, points = parse_training_log(run_joey(args, "train", config, work, "train", "--skip-test"))
     return {"updates": args.updates, "batch_tokens": config["training"]["batch_size"], "parameters": params,
             "train_tgt_tokens_per_s": measured_rate(points), "intervals": points}
 
@@ -172,7 +184,7 @@ def measure_decoding(args: argparse.Namespace, work: Path, data_root: Path) -> d
               "batch_sentences": 64}
     for name, beam in (("greedy", 1), ("beam5", 5)):
         config["testing"].update(beam_size=beam, load_model=str(work / "ours.ckpt"))
-        seconds, bleu = parse_test_log(run_joey(args.joey_python, "test", config, work, name,
+        seconds, bleu = parse_test_log(run_joey(args, "test", config, work, name,
                                                 "--output-path", str(work / name)))
         report[f"decode_{name}_sents_per_s"] = round(report["sentences"] / seconds, 1)
         report[f"bleu_{name}"] = bleu
@@ -186,12 +198,15 @@ def measure_decoding(args: argparse.Namespace, work: Path, data_root: Path) -> d
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     data_root = Path(args.data_root or os.environ.get("NMT_DATA_DIR") or "data")
+    if not Path(args.checkpoint).is_file():
+        raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
+    version = joey_version(args.joey_python)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(args.work_dir or scratch).resolve()
         work.mkdir(parents=True, exist_ok=True)
         measure = measure_training if args.mode == "train" else measure_decoding
         figures = measure(args, work, data_root)
-    print(json.dumps({"peer": "joeynmt 2.3.0", "mode": args.mode, "device": device_name(torch.device("cpu")),
+    print(json.dumps({"peer": f"joeynmt {version}", "mode": args.mode, "device": device_name(torch.device("cpu")),
                       "checkpoint": args.checkpoint, **figures, "load_avg_1m_end": round(os.getloadavg()[0], 2)}))
 
 

@@ -171,8 +171,15 @@ def test_the_corpus_is_written_as_joeys_plain_files(scripts, multi30k_root, tmp_
     (["train", "--checkpoint", "x.pt"], "error: the following arguments are required: --joey-python"),
     (["--joey-python", "python", "train", "--checkpoint", "x.pt", "--updates", "20"], "--updates must be at least 30"),
     (["--joey-python", "python", "decode", "--checkpoint", "missing.pt"], "error: --checkpoint missing.pt does not exist"),
+    (["--joey-python", "/nowhere/python", "decode", "--checkpoint", str(SCRIPT)],
+     "error: --joey-python /nowhere/python cannot be run: No such file or directory"),
+    (["--joey-python", "./python", "decode", "--checkpoint", str(SCRIPT)],  # a Python without joeynmt
+     "error: --joey-python ./python cannot import joeynmt: install it as scripts/joey_peer.py's help says"),
 ])
 def test_a_mistake_is_one_line_and_exit_status_2(tmp_path, args, message):
+    without_joey = tmp_path / "python"
+    without_joey.write_text("#!/bin/sh\necho 'ModuleNotFoundError: no module named joeynmt' >&2\nexit 1\n")
+    without_joey.chmod(0o755)
     done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=tmp_path)
 
     assert done.returncode == 2
