@@ -121,6 +121,19 @@ def test_the_sweep_a_users_config_declares_is_checked(capsys, monkeypatch, tmp_p
     assert message == "job #1 of the sweep (seed=x): seed must be an integer from 0 to 4294967295; got 'x'"
 
 
+@pytest.mark.parametrize("override", ['hydra.sweeper.params={seed: "1,2"}', 'hydra.sweeper.params.seed="1,2"',
+                                      '+hydra.sweeper.params.seed="1,2"'])
+def test_the_sweep_declared_on_the_command_line_is_one_line_naming_where_it_can_be_declared(
+        capsys, monkeypatch, tmp_path, override):
+    """OmegaConf cannot add keys to the basic sweeper's null params: an AttributeError or AssertionError
+    traceback, from Hydra itself before the checks composed sweeps, then from the checks."""
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, *smoke_sweep(tmp_path, override))
+    key = override.lstrip("+").partition("=")[0]
+    assert message == (f"{key}: Hydra cannot set hydra.sweeper.params on the command line (it is null, and takes "
+                       "no keys there); sweep on the command line (seed=1,2), or declare the sweep in a config of "
+                       "yours (hydra: {sweeper: {params: {seed: '1,2'}}})")
+
+
 def test_an_evaluation_sweep_checks_each_jobs_decoding_options_before_the_first(capsys, monkeypatch, tmp_path):
     """The first job would fail on the missing checkpoint, were it started."""
     message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main, "-m", f"checkpoint={tmp_path / 'none.pt'}",

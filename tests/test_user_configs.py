@@ -434,26 +434,27 @@ def test_a_users_config_named_like_the_default_pick_says_it_is_the_default(my_co
 @pytest.mark.parametrize("own_config", [False, True])
 def test_a_users_config_built_on_the_packages_of_its_name_is_refused_not_a_traceback(my_configs, own_config):
     """data/multi30k.yaml built on multi30k: with the user's folder searched first (their config in
-    place of the command's, --config-name), it built on itself, and the check ended in a RecursionError."""
+    place of the command's, --config-name), it built on itself, and the check ended in a RecursionError.
+    Hydra takes the package's multi30k (it searches the package first): theirs is passed over."""
     (my_configs / "data/multi30k.yaml").write_text("defaults: [multi30k, _self_]\nmax_len: 20\n")
     (my_configs / "my_run.yaml").write_text("defaults: [train, _self_]\n")
     if not own_config:
         assert refusal(my_configs, "data=multi30k") == passed_over("data", "multi30k", my_configs / "data/multi30k.yaml")
         return
     assert refusal(my_configs, "--config-name", "my_run", "data=multi30k") == (
-        f"{my_configs}/data/multi30k.yaml has the name of the package's data/multi30k.yaml and builds on it, so with "
-        "your folder searched first (--config-name) it builds on itself; give it a name the package does not use")
+        f"{my_configs}/data/multi30k.yaml is passed over: Hydra takes the package's data/multi30k.yaml in its place "
+        "(it looks in the package's configs first); give yours a name the package does not use")
 
 
 def test_a_users_train_yaml_built_on_train_is_named_when_another_config_of_theirs_is_run(my_configs):
-    """Their train.yaml is not picked, but the check composes with their folder first, where the
-    train of `defaults: [train, _self_]` is it: it was blamed on data/hub.yaml, named like the package's."""
+    """my_run's `defaults: [train, _self_]` takes the package's train.yaml (Hydra searches it first), so
+    theirs is passed over; the check, composing with their folder first, blamed data/hub.yaml."""
     (my_configs / "train.yaml").write_text("defaults: [train, _self_]\n")
     (my_configs / "data/hub.yaml").write_text("defaults: [multi30k, _self_]\n")
     (my_configs / "my_run.yaml").write_text("defaults: [train, _self_]\nseed: 3\n")
     assert refusal(my_configs, "--config-name", "my_run") == (
-        f"{my_configs}/train.yaml has the name of the package's train.yaml and builds on it, so with your folder "
-        "searched first (--config-name) it builds on itself; give it a name the package does not use")
+        f"{my_configs}/train.yaml is passed over: Hydra takes the package's train.yaml in its place (it looks in the "
+        "package's configs first); give yours a name the package does not use")
 
 
 def test_a_users_config_named_like_the_commands_is_refused_not_passed_over(my_configs):

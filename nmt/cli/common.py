@@ -26,6 +26,7 @@ from nmt.cli.group_configs import shown_path
 from nmt.cli.hydra_messages import (
     composition_message,
     missing_option_message,
+    null_option_message,
     parse_error_message,
     recursion_message,
     yaml_error_message,
@@ -337,8 +338,8 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         raise ConfigError(composition_message(config_dir(), config_name, exc, overrides, users_config)) from None
     except RecursionError:
         raise ConfigError(recursion_message(config_dir(), overrides, users_config)) from None
-    except (ValueError, TypeError) as exc:  # Hydra's crashes on shapes it does not expect (hydra=5)
-        raise ConfigError(f"cannot compose the options: {first_line(exc)}") from None
+    except (ValueError, TypeError, AttributeError, AssertionError) as exc:  # Hydra's and OmegaConf's crashes
+        raise ConfigError(null_option_message(overrides) or f"cannot compose the options: {first_line(exc)}") from None
     check_config_shape(cfg, config_dir(), config_name, overrides, cfg.hydra.runtime.choices, users_config)
     if not return_hydra_config:
         with read_write(cfg), open_dict(cfg):  # as compose does

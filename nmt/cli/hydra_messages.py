@@ -40,17 +40,31 @@ def parse_error_message(overrides: list[str]) -> str:
 
 def recursion_message(config_dir: str, overrides: list[str], users_config: tuple[str, str] | None) -> str:
     """For a config whose defaults list leads back to itself. A config of the user's own named like the
-    package's and built on it (data/multi30k.yaml: defaults: [multi30k]) does so where their folder is
-    searched first, as it is for a config of theirs in place of the command's (--config-name)."""
+    package's and built on it (data/multi30k.yaml: defaults: [multi30k]) does so in the checks, which
+    compose a config of theirs in place of the command's (--config-name) with their folder first;
+    Hydra searches the package's configs first and takes the package's, so theirs is passed over."""
     searchpath = tuple(overrides)
     for group, name, path in passed_over_files(config_dir, searchpath):
         if builds_on_its_namesake(path):
             package = f"{name}.yaml" if group == "." else f"{group}/{name}.yaml"
-            return (f"{shown_path(path)} has the name of the package's {package} and builds on it, so with your "
-                    "folder searched first (--config-name) it builds on itself; give it a name the package does not use")
+            return (f"{shown_path(path)} is passed over: Hydra takes the package's {package} in its place (it looks "
+                    "in the package's configs first); give yours a name the package does not use")
     looping = looping_file(config_dir, searchpath, Path(users_config[0], f"{users_config[1]}.yaml")
                            if users_config else None)
     return f"{shown_path(looping) if looping else 'a config'} builds on itself: its defaults list leads back to it"
+
+
+def null_option_message(overrides: list[str]) -> str | None:
+    """For an override that sets hydra.sweeper.params (`'hydra.sweeper.params={seed: "1,2"}'`) or a key
+    under it: Hydra's basic sweeper leaves it null, and OmegaConf crashes adding keys to it, in Hydra
+    as in the checks. None for other overrides."""
+    for override in overrides:
+        key = override.lstrip("+~").partition("=")[0]
+        if key == "hydra.sweeper.params" or key.startswith("hydra.sweeper.params."):
+            return (f"{key}: Hydra cannot set hydra.sweeper.params on the command line (it is null, and takes "
+                    "no keys there); sweep on the command line (seed=1,2), or declare the sweep in a config of "
+                    "yours (hydra: {sweeper: {params: {seed: '1,2'}}})")
+    return None
 
 
 def missing_option_message(exc: MissingConfigException) -> str:
