@@ -65,6 +65,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     train.add_argument("--checkpoint", required=True, help="a checkpoint of the experiment: its SentencePiece "
                                                            "model and languages are used")
     train.add_argument("--updates", type=positive_int, default=60, help="training updates (at least 30)")
+    train.add_argument("--batch-tokens", type=positive_int, default=4096,
+                       help="Joey's batch_size in padded tokens (the reference's: 4096)")
     decode = modes.add_parser("decode", help="Joey decoding the checkpoint: speed, BLEU, agreement with ours")
     decode.add_argument("--checkpoint", required=True, help="a trained checkpoint of experiment=m30k_deen_ref")
     decode.add_argument("--split", default="test_2016_flickr")
@@ -167,7 +169,7 @@ def measure_training(args: argparse.Namespace, work: Path, data_root: Path) -> d
     write_plain_corpus(data_root / "multi30k", work / "corpus", ["train", "val"], [src, tgt])
     config["data"].update(train=str(work / "corpus" / "train"), dev=str(work / "corpus" / "val"))  # Joey needs both
     config["training"].update(epochs=1000, updates=args.updates, validation_freq=10 * args.updates,
-                              logging_freq=LOG_EVERY)
+                              logging_freq=LOG_EVERY, batch_size=args.batch_tokens)
     params, points = parse_training_log(run_joey(args, "train", config, work, "train", "--skip-test"))
     return {"updates": args.updates, "batch_tokens": config["training"]["batch_size"], "parameters": params,
             "train_tgt_tokens_per_s": measured_rate(points), "intervals": points}
