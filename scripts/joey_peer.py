@@ -162,14 +162,21 @@ def prepare(work: Path, spm_model: bytes, config: dict) -> dict:
                        config["data"]["src_lang"], config["data"]["tgt_lang"])
 
 
+def timed_training(config: dict, corpus: Path, updates: int, batch_tokens: int) -> dict:
+    """`config` set to train `updates` updates on CORPUS/train in batches of `batch_tokens`, logging
+    its speed every LOG_EVERY updates and validating never (Joey reads the dev set all the same)."""
+    config["data"].update(train=str(corpus / "train"), dev=str(corpus / "val"))
+    config["training"].update(epochs=1000, updates=updates, validation_freq=10 * updates, logging_freq=LOG_EVERY,
+                              batch_size=batch_tokens)
+    return config
+
+
 def measure_training(args: argparse.Namespace, work: Path, data_root: Path) -> dict:
     checkpoint, spm_model = checkpoint_parts(args.checkpoint)
     config = prepare(work, spm_model, checkpoint["config"])
     src, tgt = config["data"]["src"]["lang"], config["data"]["trg"]["lang"]
     write_plain_corpus(data_root / "multi30k", work / "corpus", ["train", "val"], [src, tgt])
-    config["data"].update(train=str(work / "corpus" / "train"), dev=str(work / "corpus" / "val"))  # Joey needs both
-    config["training"].update(epochs=1000, updates=args.updates, validation_freq=10 * args.updates,
-                              logging_freq=LOG_EVERY, batch_size=args.batch_tokens)
+    config = timed_training(config, work / "corpus", args.updates, args.batch_tokens)
     params, points = parse_training_log(run_joey(args, "train", config, work, "train", "--skip-test"))
     return {"updates": args.updates, "batch_tokens": config["training"]["batch_size"], "parameters": params,
             "train_tgt_tokens_per_s": measured_rate(points), "intervals": points}

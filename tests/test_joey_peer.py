@@ -102,6 +102,17 @@ def test_joeys_config_is_the_reference_experiments_model_and_training(scripts, r
     assert joey["testing"]["beam_alpha"] == compose_checked("evaluate", ["checkpoint=x.pt"]).length_penalty
 
 
+def test_the_timed_training_never_validates_and_takes_the_batch_size_asked_for(scripts, tmp_path):
+    joey_peer, joey_format = scripts
+    config = joey_format.joey_config(tmp_path / "model", tmp_path / "spm.model", tmp_path / "vocab.txt", "de", "en")
+
+    training = joey_peer.timed_training(config, tmp_path / "corpus", 60, 8192)["training"]
+
+    assert (training["updates"], training["batch_size"], training["logging_freq"]) == (60, 8192, 10)
+    assert training["validation_freq"] > 60  # no validation inside the timed updates
+    assert config["data"]["train"] == str(tmp_path / "corpus" / "train")
+
+
 def test_our_weights_fill_joeys_model_exactly(scripts, reference):
     _, model = reference
     ours = model.state_dict()
