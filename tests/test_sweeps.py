@@ -200,6 +200,10 @@ def test_the_summary_of_an_evaluation_sweep_has_its_scores():
     (["-m", "--cfg", "job", "seed=1,2"], "--multirun and --cfg cannot be given together: give one of them"),
     (["--info", "-m"], "--multirun and --info cannot be given together: give one of them"),
     (["--resolve"], "--resolve goes with --cfg (or --help): --cfg job --resolve"),
+    # Hydra composes one config for --help and --cfg: its "Ambiguous value" traceback (with --help)
+    (["-m", "--help", "seed=1,2"], "--help shows the config of one run, but seed=1,2 gives several values; give it one"),
+    (["--cfg", "job", "data=glob(*)"],
+     "--cfg job shows the config of one run, but data=glob(*) gives several values; give it one"),
 ])
 def test_hydras_flags_in_a_combination_it_refuses_are_one_line(capsys, monkeypatch, flags, message):
     """Hydra refuses these with a ValueError traceback."""

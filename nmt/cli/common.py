@@ -21,6 +21,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
 
+from nmt.cli.config_picks import parsed_overrides
 from nmt.cli.config_shape import check_config_shape, override_error
 from nmt.cli.group_configs import shown_path
 from nmt.cli.hydra_messages import (
@@ -160,6 +161,11 @@ def check_hydra_flags(argv: list[str]) -> None:
         raise ConfigError(f"{' and '.join(modes)} cannot be given together: give one of them")
     if args.resolve and args.cfg is None and not args.help:
         raise ConfigError("--resolve goes with --cfg (or --help): --cfg job --resolve")
+    if args.help or args.cfg is not None:  # Hydra composes one config for them: a sweep is its traceback
+        swept = [arg for arg, override in parsed_overrides(args.overrides) if override and override.is_sweep_override()]
+        if swept:
+            flag = "--help" if args.help else f"--cfg {args.cfg}"
+            raise ConfigError(f"{flag} shows the config of one run, but {swept[0]} gives several values; give it one")
 
 
 def searchpath_overrides(users_folder: str | None, users_config: bool) -> list[str]:
