@@ -20,8 +20,9 @@ its start-up).
 
 ``decode`` hands the checkpoint's weights to Joey, which translates ``--split`` greedily and with
 beam 5 (length penalty 1.0, as ours) in batches of 64 sentences, and reports the sentences per
-second of its generation, its BLEU, and how many of its greedy translations are ours to the letter:
-the peer's code computing the same translations from the same weights checks both models.
+second of its generation, its BLEU, and how many of its translations are ours to the letter (ours
+with the same beam and length penalty): the peer's code computing the same translations from the
+same weights checks both models and both searches.
 """
 
 import argparse
@@ -197,10 +198,12 @@ def measure_decoding(args: argparse.Namespace, work: Path, data_root: Path) -> d
                                                 "--output-path", str(work / name)))
         report[f"decode_{name}_sents_per_s"] = round(report["sentences"] / seconds, 1)
         report[f"bleu_{name}"] = bleu
-    joey_greedy = list(iter_lines(work / "greedy.test"))
     sources = list(iter_lines(work / "corpus" / f"{args.split}.{src}"))
-    ours = [hyps[0].text for hyps in Translator.load(args.checkpoint).translate(sources, beam_size=1)]
-    report["same_greedy_translations"] = sum(a == b for a, b in zip(ours, joey_greedy, strict=True))
+    translator = Translator.load(args.checkpoint)
+    for name, beam in (("greedy", 1), ("beam5", 5)):
+        ours = [hyps[0].text for hyps in translator.translate(sources, beam_size=beam, length_penalty=1.0)]
+        joeys = list(iter_lines(work / f"{name}.test"))
+        report[f"same_{name}_translations"] = sum(a == b for a, b in zip(ours, joeys, strict=True))
     return report
 
 
