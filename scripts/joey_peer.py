@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ from benchmark import device_name  # scripts/benchmark.py, beside this file
 from joey_format import check_reference_model, joey_config, joey_state_dict, write_joey_vocab
 
 from nmt.cli.common import positive_int, run_script
+from nmt.data.corpus import load_split
 from nmt.data.readers import iter_lines
 from nmt.errors import ConfigError, NMTError
 from nmt.inference.translator import Translator
@@ -58,7 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--joey-python", required=True, help="a Python with joeynmt 2.3 installed (see above)")
-    p.add_argument("--data-root", default=None, help="folder holding multi30k/ (default: NMT_DATA_DIR, else data/)")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding multi30k/ (default: NMT_DATA_DIR, else the checkpoint's data.root)")
     p.add_argument("--work-dir", default=None,
                    help="where the plain-text corpus, config and Joey's run go (default: a temporary folder)")
     modes = p.add_subparsers(dest="mode", required=True)
@@ -78,21 +81,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def corpus_file(folder: Path, split: str, lang: str) -> Path:
-    """`split`.`lang` in `folder`, plain or gzipped; ConfigError naming what is missing."""
-    for name in (f"{split}.{lang}", f"{split}.{lang}.gz"):
-        if (folder / name).is_file():
-            return folder / name
-    raise ConfigError(f"{folder / f'{split}.{lang}'} (or .gz) does not exist: --data-root must hold multi30k/")
-
-
-def write_plain_corpus(source: Path, target: Path, splits: list[str], langs: list[str]) -> None:
-    """Joey reads plain `split`.`lang` files: the corpus's, unzipped into `target`."""
+def write_plain_corpus(data_cfg: Mapping, target: Path, splits: list[str]) -> dict[str, list[str]]:
+    """Joey reads plain `split`.`lang` files: each split of the run's corpus, read as training reads
+    it (nmt.data.corpus.load_split, which fetches Multi30k files that are missing), written into
+    `target`. Returns each split's source sentences."""
     target.mkdir(parents=True, exist_ok=True)
+    sources = {}
     for split in splits:
-        for lang in langs:
-            lines = iter_lines(corpus_file(source, split, lang))
+        pair = load_split(data_cfg, split)
+        for lang, lines in zip((data_cfg["src_lang"], data_cfg["tgt_lang"]), pair, strict=True):
             (target / f"{split}.{lang}").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        sources[split] = pair[0]
+    return sources
+
+
+def run_corpus(data_cfg: Mapping, root: str | None) -> dict:
+    """A checkpoint's corpus settings, read from `root` (--data-root, else NMT_DATA_DIR) where one is
+    given: the stored data.root is the training machine's."""
+    root = root or os.environ.get("NMT_DATA_DIR")
+    return {**data_cfg, "root": root} if root else dict(data_cfg)
 
 
 def parse_training_log(text: str) -> tuple[int | None, list[tuple[int, int]]]:
@@ -172,33 +179,30 @@ def timed_training(config: dict, corpus: Path, updates: int, batch_tokens: int) 
     return config
 
 
-def measure_training(args: argparse.Namespace, work: Path, data_root: Path) -> dict:
+def measure_training(args: argparse.Namespace, work: Path) -> dict:
     checkpoint, spm_model = checkpoint_parts(args.checkpoint)
     config = prepare(work, spm_model, checkpoint["config"])
-    src, tgt = config["data"]["src"]["lang"], config["data"]["trg"]["lang"]
-    write_plain_corpus(data_root / "multi30k", work / "corpus", ["train", "val"], [src, tgt])
+    write_plain_corpus(run_corpus(checkpoint["config"]["data"], args.data_root), work / "corpus", ["train", "val"])
     config = timed_training(config, work / "corpus", args.updates, args.batch_tokens)
     params, points = parse_training_log(run_joey(args, "train", config, work, "train", "--skip-test"))
     return {"updates": args.updates, "batch_tokens": config["training"]["batch_size"], "parameters": params,
             "train_tgt_tokens_per_s": measured_rate(points), "intervals": points}
 
 
-def measure_decoding(args: argparse.Namespace, work: Path, data_root: Path) -> dict:
+def measure_decoding(args: argparse.Namespace, work: Path) -> dict:
     checkpoint, spm_model = checkpoint_parts(args.checkpoint)
     config = prepare(work, spm_model, checkpoint["config"])
-    src, tgt = config["data"]["src"]["lang"], config["data"]["trg"]["lang"]
-    write_plain_corpus(data_root / "multi30k", work / "corpus", [args.split], [src, tgt])
+    data_cfg = run_corpus(checkpoint["config"]["data"], args.data_root)
+    sources = write_plain_corpus(data_cfg, work / "corpus", [args.split])[args.split]
     torch.save({"model_state": joey_state_dict(checkpoint["model"])}, work / "ours.ckpt")
     config["data"]["test"] = str(work / "corpus" / args.split)
-    report = {"split": args.split, "sentences": sum(1 for _ in iter_lines(work / "corpus" / f"{args.split}.{src}")),
-              "batch_sentences": 64}
+    report = {"split": args.split, "sentences": len(sources), "batch_sentences": 64}
     for name, beam in (("greedy", 1), ("beam5", 5)):
         config["testing"].update(beam_size=beam, load_model=str(work / "ours.ckpt"))
         seconds, bleu = parse_test_log(run_joey(args, "test", config, work, name,
                                                 "--output-path", str(work / name)))
         report[f"decode_{name}_sents_per_s"] = round(report["sentences"] / seconds, 1)
         report[f"bleu_{name}"] = bleu
-    sources = list(iter_lines(work / "corpus" / f"{args.split}.{src}"))
     translator = Translator.load(args.checkpoint)
     for name, beam in (("greedy", 1), ("beam5", 5)):
         ours = [hyps[0].text for hyps in translator.translate(sources, beam_size=beam, length_penalty=1.0)]
@@ -209,7 +213,6 @@ def measure_decoding(args: argparse.Namespace, work: Path, data_root: Path) -> d
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    data_root = Path(args.data_root or os.environ.get("NMT_DATA_DIR") or "data")
     if not Path(args.checkpoint).is_file():
         raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
     version = joey_version(args.joey_python)
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(args.work_dir or scratch).resolve()
         work.mkdir(parents=True, exist_ok=True)
         measure = measure_training if args.mode == "train" else measure_decoding
-        figures = measure(args, work, data_root)
+        figures = measure(args, work)
     print(json.dumps({"peer": f"joeynmt {version}", "mode": args.mode, "device": device_name(torch.device("cpu")),
                       "checkpoint": args.checkpoint, **figures, "load_avg_1m_end": round(os.getloadavg()[0], 2)}))
 

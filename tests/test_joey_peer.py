@@ -169,13 +169,22 @@ def test_joeys_logs_give_its_speed_and_bleu(scripts):
         joey_peer.parse_test_log(TEST_LOG.splitlines()[0])
 
 
-def test_the_corpus_is_written_as_joeys_plain_files(scripts, multi30k_root, tmp_path):
-    scripts[0].write_plain_corpus(multi30k_root / "multi30k", tmp_path, ["val"], ["de", "en"])
+def test_the_runs_corpus_is_written_as_joeys_plain_files(scripts, reference, multi30k_root, tmp_path, monkeypatch):
+    """Read as training reads it, from --data-root or NMT_DATA_DIR rather than the training machine's root."""
+    cfg, _ = reference
+    stored = {**cfg.data, "root": "/the/training/machines/data"}
+    monkeypatch.setenv("NMT_DATA_DIR", str(multi30k_root))
+    data_cfg = scripts[0].run_corpus(stored, None)
+    assert data_cfg["root"] == str(multi30k_root)
+    assert scripts[0].run_corpus(stored, "/given")["root"] == "/given"
+
+    sources = scripts[0].write_plain_corpus(data_cfg, tmp_path, ["val"])
 
     for lang in ("de", "en"):
         assert read_lines(tmp_path / f"val.{lang}") == read_lines(multi30k_root / "multi30k" / f"val.{lang}.gz")
-    with pytest.raises(ConfigError, match=r"/nowhere/train.de \(or .gz\) does not exist"):
-        scripts[0].corpus_file(Path("/nowhere"), "train", "de")
+    assert sources == {"val": read_lines(multi30k_root / "multi30k" / "val.de.gz")}
+    with pytest.raises(ConfigError, match="'nope' is not a Multi30k split"):
+        scripts[0].write_plain_corpus(data_cfg, tmp_path, ["nope"])
 
 
 @pytest.mark.parametrize(("args", "message"), [
