@@ -7,6 +7,7 @@ Hydra runs), or the console-script `main()` for mistakes caught before Hydra sta
 
 import contextlib
 import io
+import os
 import socket
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ from nmt.cli.common import (
     exit_on_user_error,
     quote_text_overrides,
 )
+from nmt.cli.outputs import check_output_file
 from nmt.data.pipeline import prepare_data
 from nmt.data.readers import decode_lines, read_lines
 from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
@@ -634,6 +636,29 @@ def test_an_output_in_a_missing_folder_is_refused_before_any_work(capsys, tmp_pa
     message = one_line_error(capsys, getattr(nmt.cli, command).run, cfg)
     assert message == f"cannot write output={tmp_path}/nowhere/out.png: No such file or directory"
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["translate", "align", "plot", "average"])
+def test_an_output_the_kernel_refuses_is_refused_before_any_work(capsys, command):
+    """os.access lets root write in /proc, where making a file fails: found after decoding before."""
+    files = {"align": ["src_file=s.de", "tgt_file=s.en"], "plot": ["src=Ein Hund."],
+             "average": ["checkpoints=[/nonexistent/a.pt,/nonexistent/b.pt]"]}.get(command, [])
+    model = [] if command == "average" else ["checkpoint=/nonexistent/model.pt"]
+    output = "/proc/nmt-out." + {"plot": "png", "average": "pt"}.get(command, "txt")
+    cfg = command_config(command, *model, f"output={output}", *files)
+    message = one_line_error(capsys, getattr(nmt.cli, command).run, cfg)
+    assert message.startswith(f"cannot write output={output}: /proc is not writable (")
+
+
+def test_an_output_file_is_checked_without_being_changed(tmp_path):
+    kept = tmp_path / "out.txt"
+    kept.write_text("earlier output\n")
+    os.utime(kept, (1_000_000, 1_000_000))
+    check_output_file(str(kept), "output")
+    check_output_file(str(tmp_path / "new.txt"), "output")
+    assert kept.read_text() == "earlier output\n" and kept.stat().st_mtime == 1_000_000
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.txt"]  # the probe file is gone
 
 
 def test_serve_names_an_address_it_cannot_listen_on(capsys):

@@ -47,10 +47,31 @@ def check_output_file(path: str, option: str, inputs: dict[str, str | None] | No
         reason = errno.ENOTDIR
     elif target.is_dir():
         reason = errno.EISDIR
-    elif not os.access(target if target.exists() else folder, os.W_OK):
-        reason = errno.EACCES
     if reason is not None:
         raise ConfigError(f"cannot write {option}={path}: {os.strerror(reason)}")
+    refusal = _write_refusal(target)
+    if refusal is not None:
+        raise ConfigError(f"cannot write {option}={path}: {refusal}")
+
+
+def _write_refusal(target: Path) -> str | None:
+    """Why the kernel would not let `target` be written, or None. Tried rather than asked of os.access,
+    which answers yes to root where the kernel says no (/proc/x), as in check_writable_folder."""
+    if not target.exists():  # a file made and removed beside where the output will go
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".nmt-write-check-", dir=target.parent)
+        except OSError as exc:
+            return f"{target.parent} is not writable ({exc.strerror})"
+        os.close(handle)
+        os.remove(probe)
+    elif target.is_file():  # opened to append with nothing written: its contents and times stay
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_APPEND))
+        except OSError as exc:
+            return exc.strerror
+    elif not os.access(target, os.W_OK):  # a device or a pipe: opening one may block or have effects
+        return os.strerror(errno.EACCES)
+    return None
 
 
 def _same_file(a: Path, b: Path) -> bool:
