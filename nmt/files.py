@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -55,6 +56,22 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def folder_write_problem(folder: str | Path) -> str | None:
+    """Why `folder` could not be created or written in, or None. Tried by making (and removing) a
+    folder in the nearest one that exists: os.access answers yes to root where the kernel says no
+    (/proc/x), and the first real write would fail later instead."""
+    existing = Path(folder).expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nmt-write-check-", dir=existing))
+    except OSError as exc:
+        return f"{existing} is not writable ({exc.strerror})"
+    return None
 
 
 def stale_temporaries(folder: Path) -> list[Path]:

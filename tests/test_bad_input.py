@@ -276,6 +276,13 @@ def test_a_run_folder_the_kernel_refuses_is_one_line(capsys, monkeypatch, args):
     assert message.startswith(f"cannot create {args[-1]}: /proc is not writable (")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_train_from_python_checks_its_run_folder_with_the_kernel(capsys, tmp_path):
+    """train() called without the command's checks: os.access said yes, and it failed after the data."""
+    message = one_line_error(capsys, train, files_config(tmp_path / "no_corpus_here"), Path("/proc/nmt-run"))
+    assert message.startswith("cannot write the run folder /proc/nmt-run: /proc is not writable (")
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("trainer.max_steps=abc", "trainer.max_steps must be null or a positive integer; got 'abc'"),
     ("trainer.label_smoothing=1.5", "trainer.label_smoothing must be a number in [0, 1); got 1.5"),

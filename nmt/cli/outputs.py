@@ -9,22 +9,14 @@ import tempfile
 from pathlib import Path
 
 from nmt.errors import ConfigError
+from nmt.files import folder_write_problem
 
 
 def check_writable_folder(folder: str, option: str) -> None:
-    """ConfigError unless `folder` exists as a writable folder or could be created. Tried by making
-    (and removing) a folder in the nearest one that exists: os.access answers yes to root where the
-    kernel says no (/proc/x), and the command would fail later with a traceback."""
-    path = Path(folder).expanduser().absolute()
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"cannot create {option}={folder}: {existing} is a file, not a folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".nmt-write-check-", dir=existing))
-    except OSError as exc:
-        raise ConfigError(f"cannot create {option}={folder}: {existing} is not writable ({exc.strerror})") from None
+    """ConfigError unless `folder` exists as a writable folder or could be created."""
+    problem = folder_write_problem(folder)
+    if problem is not None:
+        raise ConfigError(f"cannot create {option}={folder}: {problem}")
 
 
 def check_output_file(path: str, option: str, inputs: dict[str, str | None] | None = None) -> None:
@@ -56,7 +48,7 @@ def check_output_file(path: str, option: str, inputs: dict[str, str | None] | No
 
 def _write_refusal(target: Path) -> str | None:
     """Why the kernel would not let `target` be written, or None. Tried rather than asked of os.access,
-    which answers yes to root where the kernel says no (/proc/x), as in check_writable_folder."""
+    which answers yes to root where the kernel says no (/proc/x), as in folder_write_problem."""
     if not target.exists():  # a file made and removed beside where the output will go
         try:
             handle, probe = tempfile.mkstemp(prefix=".nmt-write-check-", dir=target.parent)

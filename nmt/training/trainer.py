@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -33,6 +32,7 @@ from nmt.data.storage import id_lengths
 from nmt.data.subword_sampling import SubwordSampling
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import ConfigError
+from nmt.files import folder_write_problem
 from nmt.models.fusion import fusion, fusion_wanted
 from nmt.models.seq2seq import build_model, count_parameters
 from nmt.training.checkpoint import (
@@ -249,11 +249,9 @@ def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
 
 def _check_writable(run_dir: Path) -> None:
     """The run folder is written only after the checks and the data; whether it can be is known now."""
-    existing = run_dir.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
-        raise ConfigError(f"cannot write the run folder {run_dir}: {existing} is not a writable folder")
+    problem = folder_write_problem(run_dir)
+    if problem is not None:
+        raise ConfigError(f"cannot write the run folder {run_dir}: {problem}")
 
 
 def _open_run_folder(run_dir: Path, cfg: DictConfig, tokenizers: Tokenizers) -> None:
