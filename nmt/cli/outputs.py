@@ -5,7 +5,6 @@ output for "-"."""
 import errno
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from nmt.errors import ConfigError
@@ -49,14 +48,9 @@ def check_output_file(path: str, option: str, inputs: dict[str, str | None] | No
 def _write_refusal(target: Path) -> str | None:
     """Why the kernel would not let `target` be written, or None. Tried rather than asked of os.access,
     which answers yes to root where the kernel says no (/proc/x), as in folder_write_problem."""
-    if not target.exists():  # a file made and removed beside where the output will go
-        try:
-            handle, probe = tempfile.mkstemp(prefix=".nmt-write-check-", dir=target.parent)
-        except OSError as exc:
-            return f"{target.parent} is not writable ({exc.strerror})"
-        os.close(handle)
-        os.remove(probe)
-    elif target.is_file():  # opened to append with nothing written: its contents and times stay
+    if not target.exists():  # a new file needs what any new entry in its folder needs
+        return folder_write_problem(target.parent)
+    if target.is_file():  # opened to append with nothing written: its contents and times stay
         try:
             os.close(os.open(target, os.O_WRONLY | os.O_APPEND))
         except OSError as exc:
