@@ -12,7 +12,7 @@ from tiny_checkpoint import CONFIG_SKELETON
 
 import nmt.files as files_module
 from nmt.errors import CheckpointError
-from nmt.training.checkpoint import load_checkpoint, save_checkpoint
+from nmt.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 
 
 class FillingDisk:
@@ -121,3 +121,17 @@ def test_checkpoints_need_no_global_beyond_codecs_encode_which_nmt_allows_for_ol
     if hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # torch 2.5 and newer
         assert set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) <= {"_codecs.encode"}
     assert load_checkpoint(path)["tokenizers"]["src"] == b"\x00\xffsentencepiece"
+
+
+def test_resuming_with_fewer_gpus_than_the_checkpoint_saw_restores_the_gpus_there_are(monkeypatch):
+    # A checkpoint saved where 2 GPUs were visible, resumed where only 1 is: torch's set_rng_state_all
+    # would index a GPU that does not exist; only the visible GPU's state may be passed.
+    gpu_states = [torch.zeros(16, dtype=torch.uint8), torch.ones(16, dtype=torch.uint8)]
+    state = {**capture_rng_state(), "cuda": gpu_states}  # captured on this CPU machine
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.append(list(states)))
+    restore_rng_state(state)
+    assert len(restored) == 1
+    assert len(restored[0]) == 1 and torch.equal(restored[0][0], gpu_states[0])

@@ -152,7 +152,9 @@ def restore_rng_state(state: dict) -> None:
                          np_state["has_gauss"], np_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # One state per GPU the saving process could see; a resume that sees fewer GPUs (another
+        # machine, CUDA_VISIBLE_DEVICES) restores those it has instead of failing on the others.
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
 
 
 @contextlib.contextmanager
