@@ -80,6 +80,31 @@ def test_cuda_bf16_autocast_loss_is_close_to_fp32():
     torch.testing.assert_close(bf16.float().log_softmax(-1), fp32.log_softmax(-1), atol=0.05, rtol=0.05)
 
 
+
+@pytest.mark.parametrize("feeding", [True, False])
+def test_cuda_rnns_run_in_fp32_under_bf16_autocast(feeding):
+    """Autocast would run cuDNN RNNs in fp16 (its rule for them ignores the bf16 asked for), and bf16
+    training has no loss scaler: the encoder's and the Luong decoder's cuDNN calls must stay in fp32."""
+    _, cuda = cpu_and_cuda_models(decoder_style="luong", input_feeding=feeding)
+    seen = {}
+
+    def record_dtype(name):
+        def hook(module, args, out):  # returns None: the output is left as it is
+            outputs = out[0].data if isinstance(out[0], torch.nn.utils.rnn.PackedSequence) else out[0]
+            seen[name] = outputs.dtype
+        return hook
+
+    for name, module in cuda.named_modules():
+        if isinstance(module, torch.nn.RNNBase):
+            module.register_forward_hook(record_dtype(name))
+    src, lengths, tgt_in = (t.to(CUDA) for t in batch())
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits, _ = cuda(src, lengths, tgt_in)  # (B, T, V)
+    logits.float().log_softmax(-1).sum().backward()
+    assert "encoder.rnn" in seen and (feeding or "decoder.rnn" in seen)
+    assert set(seen.values()) == {torch.float32}, seen
+    assert all(torch.isfinite(p.grad).all() for p in cuda.parameters() if p.grad is not None)
+
 def test_cuda_moving_average_of_the_weights_equals_the_cpu_one():
     """trainer.ema_decay: the fused multi-tensor update on the GPU follows the same recurrence."""
     cpu, cuda = cpu_and_cuda_models(decoder_style="luong", input_feeding=True)

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.models.encoder import RNNEncoder
-from nmt.models.recurrence import padded_recurrence, reversal_index
+from nmt.models.recurrence import padded_recurrence, reversal_index, run_cudnn_rnn
 
 LENGTHS = torch.tensor([5, 1, 3, 5, 2])
 
@@ -89,3 +89,25 @@ def test_runs_under_cpu_bf16_autocast_close_to_fp32():
     assert half.dtype == torch.bfloat16
     assert (half.float() - full).abs().max() < 0.05
     assert (half_h.float() - full_h).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("cls", [nn.GRU, nn.LSTM])
+def test_the_gpu_rnn_call_runs_in_fp32_under_autocast_with_bf16_states(cls):
+    """run_cudnn_rnn (the GPU's encoder and Luong decoder calls) leaves autocast: cuDNN's autocast rule
+    would run the RNN in fp16. Here on the CPU: bf16 initial states (as the decoder's bridge makes them
+    under autocast) are cast back, and padded and packed inputs give exactly the fp32 call's results."""
+    torch.manual_seed(0)
+    rnn = cls(6, 5, num_layers=2, batch_first=True)
+    x, lengths = torch.randn(3, 4, 6), torch.tensor([4, 2, 3])
+    h0 = torch.randn(2, 3, 5)
+    initial = (h0, torch.randn(2, 3, 5)) if cls is nn.LSTM else h0
+    low = tuple(h.bfloat16() for h in initial) if cls is nn.LSTM else initial.bfloat16()
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    expected_padded = rnn(x, tuple(h.bfloat16().float() for h in initial) if cls is nn.LSTM else h0.bfloat16().float())
+    expected_packed = rnn(packed)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        padded_out = run_cudnn_rnn(rnn, x, low)
+        packed_out = run_cudnn_rnn(rnn, packed)
+    assert padded_out[0].dtype == torch.float32 and packed_out[0].data.dtype == torch.float32
+    torch.testing.assert_close(padded_out[0], expected_padded[0], rtol=0, atol=0)
+    torch.testing.assert_close(packed_out[0].data, expected_packed[0].data, rtol=0, atol=0)

@@ -28,7 +28,7 @@ from nmt.models.attention import Attention, SequenceProducts
 from nmt.models.deferred import StepProduct
 from nmt.models.dropout import Dropout, dropout
 from nmt.models.encoder import RNN_TYPES
-from nmt.models.recurrence import gru_update, lstm_update, run_cpu_rnn
+from nmt.models.recurrence import gru_update, lstm_update, run_cpu_rnn, run_cudnn_rnn
 from nmt.models.state import DecoderState
 
 
@@ -149,7 +149,7 @@ class RNNDecoder(nn.Module):
         initial = (state.hidden, state.cell) if self.is_lstm else state.hidden
         if rnn_input.device.type == "cpu":
             return run_cpu_rnn(self.rnn, rnn_input, initial)[0]
-        return self.rnn(rnn_input, initial)[0]  # cuDNN
+        return run_cudnn_rnn(self.rnn, rnn_input, initial)[0]  # cuDNN, fp32 under autocast too
 
     def step(self, embedded: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
         """embedded (B, E) previous target token -> output (B, H_out), new state, weights (B, S)."""

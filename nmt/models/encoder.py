@@ -4,7 +4,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nmt.models.recurrence import padded_recurrence
+from nmt.models.recurrence import padded_recurrence, run_cudnn_rnn
 
 RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -38,7 +38,7 @@ class RNNEncoder(nn.Module):
         else:
             # pack_padded_sequence wants lengths on the CPU; one small copy per batch.
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            packed_out, hidden = self.rnn(packed)  # cuDNN
+            packed_out, hidden = run_cudnn_rnn(self.rnn, packed)  # cuDNN, fp32 under autocast too
             if isinstance(hidden, tuple):  # LSTM: (h, c); the summary uses h
                 hidden = hidden[0]
             outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=max_len)  # (B,S,D)

@@ -1,6 +1,6 @@
 """RNN cells written out with the parameters of `nn.GRU`/`nn.LSTM`, a padded bidirectional
-recurrence built from them for the CPU, and `run_cpu_rnn` for the one whole-sequence `nn` RNN call
-left on the CPU (the Luong decoder without input feeding).
+recurrence built from them for the CPU, `run_cpu_rnn` for the one whole-sequence `nn` RNN call
+left on the CPU (the Luong decoder without input feeding), and `run_cudnn_rnn` for the GPU's cuDNN calls.
 
 Why the CPU encoder does not call `nn.GRU` on a packed batch: PyTorch's native backward of a packed
 RNN writes a zero-filled gradient as large as the whole packed input gates (tokens x 3H) at every
@@ -16,6 +16,7 @@ module's own, so checkpoints do not change.
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from nmt.models.deferred import StepProduct
 from nmt.models.dropout import dropout
@@ -66,6 +67,23 @@ def run_cpu_rnn(rnn: nn.RNNBase, x: Tensor, hx=None):
             return rnn(x.to(dtype), hx)
     finally:
         torch.backends.mkldnn.enabled = was_enabled
+
+
+def run_cudnn_rnn(rnn: nn.RNNBase, x: Tensor | PackedSequence, hx=None):
+    """`rnn(x, hx)` on a GPU (x padded or packed), in the weights' dtype (fp32) whatever the autocast state.
+
+    Autocast's rule for cuDNN RNNs casts the input, the states and the weights to fp16 even when
+    autocast asked for bf16 (PyTorch's aten/src/ATen/cudnn/AutocastRNN.cpp). bf16 training has no loss
+    scaler, and the encoder's output gradients lie mostly below fp16's normal range (median about 5e-7
+    on the reference model), so in fp16 they would lose precision or vanish. In fp32 cuDNN still uses
+    TF32 tensor cores where `torch.backends.cudnn.allow_tf32` allows (the default).
+    """
+    dtype = rnn.weight_hh_l0.dtype
+    device_type = (x.data if isinstance(x, PackedSequence) else x).device.type
+    if hx is not None:
+        hx = tuple(h.to(dtype) for h in hx) if isinstance(hx, tuple) else hx.to(dtype)
+    with torch.autocast(device_type, enabled=False):
+        return rnn(x.to(dtype), hx)
 
 
 def reversal_index(lengths: Tensor, max_len: int) -> Tensor:
