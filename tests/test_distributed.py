@@ -66,6 +66,25 @@ def test_updates_per_epoch_counts_the_updates_every_rank_makes():
                 assert updates_per_epoch(n_batches, world, accumulate) == made, (n_batches, size, accumulate)
 
 
+
+def test_a_gpu_process_group_also_has_a_cpu_backend_for_the_stop_flag(monkeypatch):
+    """World.any reduces a CPU tensor after every update; with NCCL alone that raises ("no backend
+    type associated with device type cpu"), so under torchrun a CUDA run's group pairs NCCL with gloo."""
+    import nmt.training.distributed as distributed
+
+    backends = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(distributed, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: backends.append(backend))
+    world, device = distributed.init_world("cuda")
+    assert (world.rank, world.size, device) == (1, 2, torch.device("cuda", 1))
+    pairs = dict(pair.split(":") for pair in backends[0].split(","))
+    assert pairs == {"cpu": "gloo", "cuda": "nccl"}
+
 def test_each_rank_resumes_with_the_random_state_it_saved():
     """Under DDP every rank draws its own dropout masks: rank r goes on from rank r's saved RNG."""
     class Tokenizers:

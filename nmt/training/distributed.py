@@ -1,8 +1,8 @@
 """Data-parallel training under torchrun: which process is which, and how an epoch is shared.
 
 `torchrun --nproc_per_node=N $(which nmt-train) ...` starts N copies of the same command with RANK,
-WORLD_SIZE and LOCAL_RANK set; `init_world` turns those into a process group (NCCL on CUDA, gloo
-on CPU). Without them (WORLD_SIZE unset or 1) nothing here touches torch.distributed.
+WORLD_SIZE and LOCAL_RANK set; `init_world` turns those into a process group (NCCL for CUDA
+tensors, gloo for CPU ones). Without them (WORLD_SIZE unset or 1) nothing here touches torch.distributed.
 
 How an epoch is shared (`updates`): every rank builds the same seeded batch order. Each update takes
 the next `world_size * accumulate` batches of that order (a "group"); rank r trains on batches
@@ -82,7 +82,8 @@ def init_world(device_name: str) -> tuple[World, torch.device]:
     """The World torchrun describes (environment variables) and this process's device.
 
     Under torchrun a CUDA run uses GPU LOCAL_RANK whatever `device` names, and the process group
-    (created here unless the caller made one) uses NCCL; a CPU run uses gloo.
+    (created here unless the caller made one) uses NCCL, with gloo beside it for CPU tensors; a CPU run
+    uses gloo.
     """
     size = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(device_name)
@@ -93,9 +94,10 @@ def init_world(device_name: str) -> tuple[World, torch.device]:
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        # gloo for CPU tensors; NCCL for GPU ones. Gloo can carry the small CPU objects broadcast by
-        # `from_main` either way, but NCCL needs the current device set first (done above).
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # NCCL for GPU tensors, gloo for CPU ones: a CUDA run needs both, since `any` reduces a CPU
+        # flag after every update and NCCL alone has no backend for CPU tensors. NCCL needs the
+        # current device set first (done above).
+        dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
     return world, device
 
 
