@@ -5,6 +5,7 @@ import copy
 import errno
 import math
 import os
+import zipfile
 
 import pytest
 import torch
@@ -135,3 +136,51 @@ def test_resuming_with_fewer_gpus_than_the_checkpoint_saw_restores_the_gpus_ther
     restore_rng_state(state)
     assert len(restored) == 1
     assert len(restored[0]) == 1 and torch.equal(restored[0][0], gpu_states[0])
+
+
+def damage(path, at: int, length: int = 400) -> None:
+    """Overwrites `length` bytes from offset `at`, as a failing disk or a broken copy would."""
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(b"\x41" * length)
+
+
+def test_a_checkpoint_damaged_on_disk_is_refused_naming_the_damaged_part(tmp_path):
+    """torch.load checks no zip checksum: bytes changed inside a weight load silently (and translate
+    garbage); inside data.pkl they gave torch's advice to load with weights_only=False."""
+    path = tmp_path / "x.pt"
+    save_checkpoint(state(1.0), path)
+    weights = path.read_bytes().index(torch.ones(1000).numpy().tobytes())
+    damage(path, weights + 1000)
+    assert torch.load(path, weights_only=True)["model"]["w"][250:350].ne(1.0).all()  # what torch alone loads
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert str(error.value) == (f"cannot load checkpoint {path}: the file is damaged (its part archive/data/0 is corrupt: "
+                                "an interrupted copy or a disk error?); copy it again or take another checkpoint")
+    save_checkpoint(state(1.0), path)
+    damage(path, path.read_bytes().index(b"format_version"), 20)
+    with pytest.raises(CheckpointError, match=r"^cannot load checkpoint .*: the file is damaged \(its part "
+                                              r"archive/data.pkl is corrupt: an interrupted copy or a disk error\?\)"):
+        load_checkpoint(path)
+
+
+def resealed(source, target, change) -> None:
+    """`source` as a zip archive whose data.pkl is `change`d and whose checksums fit the new bytes."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            new.writestr(info, change(data) if info.filename.endswith("/data.pkl") else data)
+
+
+def test_a_pickle_nmt_cannot_read_is_damage_not_advice_to_run_its_code(tmp_path):
+    """A data.pkl that is no pickle, its checksum intact (damaged before it was archived, or another
+    program's file): torch's message advised weights_only=False, which would run the file's code."""
+    source, path = tmp_path / "source.pt", tmp_path / "x.pt"
+    save_checkpoint(state(1.0), source)
+    resealed(source, path, lambda data: data[:2] + b"\x41" * 10 + data[12:])
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert str(error.value) == (f"cannot load checkpoint {path}: the file is damaged or not an nmt checkpoint "
+                                "(its data.pkl cannot be read: Unsupported operand 65)")
+    resealed(source, path, lambda data: data)
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(50_000))  # resealing alone harms nothing
