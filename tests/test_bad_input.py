@@ -424,6 +424,22 @@ def test_missing_corrupt_or_weights_only_checkpoint_cannot_be_resumed(capsys, co
     assert error.startswith(message.format(path=path))
 
 
+@pytest.mark.parametrize(("option", "value", "wanted"), [
+    ("emb_size", "big", "a positive integer"),  # a TypeError in torch, where build_model made the embedding
+    ("dropout", 2.0, "a number in [0, 1)"),     # a ValueError in torch
+])
+def test_a_checkpoint_config_option_edited_to_the_wrong_kind_is_named(capsys, checkpoint, tmp_path, option, value,
+                                                                       wanted):
+    state = torch.load(checkpoint, weights_only=True)
+    state["config"]["model"][option] = value
+    edited = tmp_path / "edited.pt"
+    save_checkpoint(state, edited)
+    (tmp_path / "text.de").write_text("Ein Hund.\n")
+    message = one_line_error(capsys, nmt.cli.translate.run, translate_config(edited, f"input={tmp_path}/text.de"))
+    assert message == (f"cannot read checkpoint {edited}: its config.model is not what nmt writes there (edited by "
+                       f"hand, or written by another program?): model.{option} must be {wanted}; got {value!r}")
+
+
 def test_translate_to_an_output_path_that_cannot_be_written(capsys, checkpoint, tmp_path):
     (tmp_path / "file").write_text("")
     cfg = translate_config(checkpoint, f"output={tmp_path}/file/out.txt", f"input={tmp_path}/file")

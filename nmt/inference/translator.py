@@ -25,7 +25,8 @@ from nmt.inference.ensemble import Ensemble
 from nmt.inference.search import Hypothesis, Sampling, forced_decode
 from nmt.inference.typed_prefix import TargetVocabulary, plan_prefixes
 from nmt.models.seq2seq import Seq2Seq, build_model
-from nmt.training.checkpoint import load_checkpoint
+from nmt.training.checkpoint import load_checkpoint, unreadable
+from nmt.training.options import check_model_values
 from nmt.training.runtime import resolve_device
 
 EOS_PIECE = "</s>"
@@ -165,7 +166,18 @@ def _load_model(path: str | Path) -> tuple[Seq2Seq, dict, Tokenizers]:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match this version of nmt: {_detail(exc)}") from None
+    except (TypeError, ValueError):  # an option of the wrong kind (model.emb_size: "big"), edited by hand
+        raise unreadable(path, "config.model", _bad_model_option(config["model"])) from None
     return model, config, tokenizers
+
+
+def _bad_model_option(model: dict) -> str | None:
+    """The first model option that training would have refused, as training words it, or None."""
+    try:  # the defaults of options that checkpoints older than them lack, as build_model takes them
+        check_model_values({"input_feeding": True, "word_dropout": 0.0, **model})
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _direction(config: dict) -> str:

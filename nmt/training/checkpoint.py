@@ -104,8 +104,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                               f"this nmt reads format {FORMAT_VERSION}")
     part = _unreadable_part(state)
     if part is not None:
-        raise CheckpointError(f"cannot read checkpoint {path}: its {part} is not what nmt writes there "
-                              "(edited by hand, or written by another program?)")
+        raise unreadable(path, part)
     weight = next((name for name, value in state["model"].items()
                    if value.is_floating_point() and not torch.isfinite(value).all()), None)
     if weight is not None:  # it would translate every sentence into nothing
@@ -139,6 +138,12 @@ def _load_failure(exc: Exception) -> str:
         detail = message.split("WeightsUnpickler error:")[-1].split(" Check the documentation")[0].strip()
         return f"the file is damaged or not an nmt checkpoint (its data.pkl cannot be read: {detail})"
     return first_line(exc)
+
+
+def unreadable(path: str | Path, part: str, detail: str | None = None) -> CheckpointError:
+    """The error for a checkpoint `part` of a kind nmt never writes there; `detail` says what is wrong."""
+    return CheckpointError(f"cannot read checkpoint {path}: its {part} is not what nmt writes there (edited by hand, "
+                           f"or written by another program?){f': {detail}' if detail else ''}")
 
 
 def _unreadable_part(state: dict) -> str | None:

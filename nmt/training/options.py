@@ -105,15 +105,7 @@ MODEL_SWITCHES = ("bidirectional", "input_feeding", "tie_embeddings", "tie_outpu
 
 
 def check_model_options(model: Mapping, joint_vocabulary: bool) -> None:
-    for key in MODEL_SIZES:
-        _need("model", model, key, _positive_int, "a positive integer")
-    for key in MODEL_SWITCHES:
-        _need("model", model, key, lambda value: isinstance(value, bool), "true or false")
-    for key in ("dropout", "word_dropout"):
-        _need("model", model, key, _fraction, "a number in [0, 1)")
-    heads = model["attention"].get("num_heads")
-    if _positive_int(heads) and model["dec_hidden"] % heads:  # the decoder state is split into heads
-        raise ConfigError(f"model.attention.num_heads={heads} must divide model.dec_hidden={model['dec_hidden']}")
+    check_model_values(model)
     # The builders know the rest (rnn_type, decoder_style, the attention variant and its options,
     # tied embeddings needing one vocabulary): a model with a tiny vocabulary checks them in a
     # fraction of a second, before the data takes minutes.
@@ -126,6 +118,20 @@ def check_model_options(model: Mapping, joint_vocabulary: bool) -> None:
         size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB for one weight)" if asked else ""
         raise ConfigError(f"a model of these sizes does not fit in memory{size}; lower model.emb_size, "
                           "model.enc_hidden or model.dec_hidden") from None
+
+
+def check_model_values(model: Mapping) -> None:
+    """The model options that a plain value check can judge; also names the option of a checkpoint's
+    config edited by hand, which the translator builds the model from."""
+    for key in MODEL_SIZES:
+        _need("model", model, key, _positive_int, "a positive integer")
+    for key in MODEL_SWITCHES:
+        _need("model", model, key, lambda value: isinstance(value, bool), "true or false")
+    for key in ("dropout", "word_dropout"):
+        _need("model", model, key, _fraction, "a number in [0, 1)")
+    heads = model["attention"].get("num_heads")
+    if _positive_int(heads) and model["dec_hidden"] % heads:  # the decoder state is split into heads
+        raise ConfigError(f"model.attention.num_heads={heads} must divide model.dec_hidden={model['dec_hidden']}")
 
 
 def check_optimizer_options(optimizer: Mapping) -> None:
