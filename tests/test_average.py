@@ -105,6 +105,32 @@ def test_a_checkpoint_listed_twice_is_refused_whatever_its_spelling(tmp_path):
         checkpoints_to_average([tmp_path / "a.pt", tmp_path / "b.pt", f"{tmp_path}/sub/../a.pt"])
 
 
+def test_checkpoints_that_translate_opposite_directions_are_refused(tmp_path):
+    """de->en and en->de with one joint vocabulary and one model size have the same settings and weight
+    shapes: their mean translated neither way, silently."""
+    make_checkpoint(tmp_path / "deen.pt")
+    make_checkpoint(tmp_path / "ende.pt", src_lang="en", tgt_lang="de")
+    with pytest.raises(CheckpointError) as error:
+        average_checkpoints([tmp_path / "deen.pt", tmp_path / "ende.pt"])
+    assert str(error.value) == (f"{tmp_path}/ende.pt translates en->de but {tmp_path}/deen.pt translates de->en: "
+                                "an average needs one direction")
+
+
+def test_one_checkpoint_is_no_average(tmp_path):
+    """One checkpoint was "averaged 1 checkpoints", a copy of its weights with its training state dropped."""
+    make_checkpoint(tmp_path / "step-100.pt")
+    with pytest.raises(CheckpointError) as error:
+        write_average([tmp_path / "step-100.pt"], tmp_path / "x.pt")
+    assert str(error.value) == (f"only one checkpoint to average ({tmp_path}/step-100.pt): averaging needs at "
+                                "least two, e.g. checkpoints=[a.pt,b.pt] or a folder of kept step-*.pt checkpoints")
+    with pytest.raises(CheckpointError) as error:
+        write_average(tmp_path, None)
+    assert str(error.value) == (f"{tmp_path} keeps only one step-*.pt checkpoint (step-100.pt): averaging needs at "
+                                "least two; train with trainer.keep_best_checkpoints=N (N >= 2), or list the files "
+                                "to average")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-100.pt"]
+
+
 class FakeTokenizers:
     def to_dict(self):
         return {"joint": True}
@@ -138,7 +164,7 @@ def test_training_keeps_its_best_validations_and_their_average_translates(multi3
 
 
 def test_average_command_reports_a_missing_checkpoint_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "nmt.cli.average", f"checkpoints=[{tmp_path}/nope.pt]"],
+    done = subprocess.run([sys.executable, "-m", "nmt.cli.average", f"checkpoints=[{tmp_path}/nope.pt,{tmp_path}/b.pt]"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: checkpoint not found: {tmp_path}/nope.pt"

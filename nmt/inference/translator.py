@@ -25,7 +25,7 @@ from nmt.inference.ensemble import Ensemble
 from nmt.inference.search import Hypothesis, Sampling, forced_decode
 from nmt.inference.typed_prefix import TargetVocabulary, plan_prefixes
 from nmt.models.seq2seq import Seq2Seq, build_model
-from nmt.training.checkpoint import load_checkpoint, unreadable
+from nmt.training.checkpoint import check_same_direction, load_checkpoint, unreadable
 from nmt.training.options import check_model_values
 from nmt.training.runtime import resolve_device
 
@@ -73,9 +73,7 @@ class Translator:
         loaded = [_load_model(p) for p in paths]
         _, config, tokenizers = loaded[0]
         for other_path, (_, other_config, other_tokenizers) in zip(paths[1:], loaded[1:], strict=True):
-            if _direction(other_config) != _direction(config):
-                raise CheckpointError(f"{other_path} translates {_direction(other_config)} but {paths[0]} "
-                                      f"translates {_direction(config)}: an ensemble needs one direction")
+            check_same_direction(config, paths[0], other_config, other_path, "an ensemble")
             if other_tokenizers.to_dict() != tokenizers.to_dict():
                 raise CheckpointError(f"{other_path} and {paths[0]} use different SentencePiece models: an "
                                       "ensemble needs the same vocabulary (models trained on the same data "
@@ -178,10 +176,6 @@ def _bad_model_option(model: dict) -> str | None:
     except ConfigError as exc:
         return str(exc)
     return None
-
-
-def _direction(config: dict) -> str:
-    return f"{config['data']['src_lang']}->{config['data']['tgt_lang']}"
 
 
 def _detail(exc: Exception) -> str:

@@ -2,7 +2,8 @@
 
 Weights saved near the end of training sit around a minimum; their mean usually sits closer to it
 than any one of them and translates a little better (the practice of fairseq's and Joey NMT's
-averaging scripts). The checkpoints must hold the same model with the same tokenizers.
+averaging scripts). The checkpoints, two or more, must hold the same model with the same tokenizers,
+translating the same direction.
 """
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 
 from nmt.errors import CheckpointError
-from nmt.training.checkpoint import load_checkpoint, save_checkpoint
+from nmt.training.checkpoint import check_same_direction, load_checkpoint, save_checkpoint
 from nmt.training.kept import KEPT_PATTERN, kept_checkpoints
 
 
@@ -22,10 +23,17 @@ def checkpoints_to_average(target: str | Path | list) -> list[Path]:
         if not paths:
             raise CheckpointError(f"no {KEPT_PATTERN} checkpoints in {target}: train with "
                                   "trainer.keep_best_checkpoints=N to keep some, or list the files to average")
+        if len(paths) == 1:
+            raise CheckpointError(f"{target} keeps only one {KEPT_PATTERN} checkpoint ({paths[0].name}): averaging "
+                                  "needs at least two; train with trainer.keep_best_checkpoints=N (N >= 2), or list "
+                                  "the files to average")
         return paths
     paths = [Path(str(p)) for p in ([target] if isinstance(target, str | Path) else target)]
     if not paths:
         raise CheckpointError("no checkpoints to average")
+    if len(paths) == 1:  # the "average" would be a copy of its weights, its training state dropped
+        raise CheckpointError(f"only one checkpoint to average ({paths[0]}): averaging needs at least two, "
+                              f"e.g. checkpoints=[a.pt,b.pt] or a folder of kept {KEPT_PATTERN} checkpoints")
     seen = set()
     for path in paths:  # a file listed twice would silently count double in the mean
         key = path.resolve()
@@ -61,6 +69,8 @@ def average_checkpoints(paths: list[Path]) -> dict:
 
 
 def _check_same_model(reference: dict, reference_path: Path, state: dict, path: Path) -> None:
+    # Models of opposite directions can share a joint vocabulary and every setting: their mean translates neither way.
+    check_same_direction(reference["config"], reference_path, state["config"], path, "an average")
     if state["config"].get("model") != reference["config"].get("model"):
         raise CheckpointError(f"{path} holds another model than {reference_path} (model settings differ)")
     if state["tokenizers"] != reference["tokenizers"]:

@@ -146,6 +146,19 @@ def unreadable(path: str | Path, part: str, detail: str | None = None) -> Checkp
                            f"or written by another program?){f': {detail}' if detail else ''}")
 
 
+def direction(config: dict) -> str:
+    """The languages a checkpoint translates between, as "de->en"."""
+    return f"{config['data']['src_lang']}->{config['data']['tgt_lang']}"
+
+
+def check_same_direction(reference: dict, reference_path, config: dict, path, purpose: str) -> None:
+    """Refuses to combine (`purpose`: "an ensemble", "an average") models of other directions:
+    with one joint vocabulary and one model size nothing else tells them apart."""
+    if direction(config) != direction(reference):
+        raise CheckpointError(f"{path} translates {direction(config)} but {reference_path} translates "
+                              f"{direction(reference)}: {purpose} needs one direction")
+
+
 def _unreadable_part(state: dict) -> str | None:
     """The first part the commands read that is not of the kind they read it as, or None; each
     would otherwise fail with a TypeError wherever it is first used."""
