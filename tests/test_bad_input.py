@@ -652,6 +652,18 @@ def test_bad_inference_options_fail_before_the_checkpoint_is_loaded(capsys, comm
     assert one_line_error(capsys, run, cfg).startswith(message)
 
 
+@pytest.mark.parametrize(("command", "device"), [("translate", "mps"), ("translate", "xpu"), ("translate", "meta"),
+                                               ("evaluate", "mps"), ("align", "mps"), ("plot", "mps"),
+                                               ("serve", "mps")])
+def test_a_device_the_commands_do_not_run_on_is_refused_before_the_checkpoint_is_loaded(capsys, command, device):
+    """torch knows mps, xpu and meta; the commands failed with a traceback when they loaded the model there."""
+    files = {"align": ["src_file=s.de", "tgt_file=s.en"], "plot": ["src=Ein Hund."]}.get(command, [])
+    cfg = command_config(command, "checkpoint=/nonexistent/model.pt", *files)
+    cfg.device = device
+    message = one_line_error(capsys, getattr(nmt.cli, command).run, cfg)
+    assert message == f"device='{device}' is not valid; use auto, cpu, cuda or cuda:N"
+
+
 @pytest.mark.parametrize("command", ["translate", "align", "plot"])
 def test_an_output_in_a_missing_folder_is_refused_before_any_work(capsys, tmp_path, command):
     files = ["src_file=s.de", "tgt_file=s.en"] if command == "align" else ["src=Ein Hund."] * (command == "plot")

@@ -116,6 +116,7 @@ def test_one_language_on_both_sides_is_allowed_where_the_target_has_its_own_colu
     ("trainer.max_steps=abc", "trainer.max_steps must be null or a positive integer"),
     ("model.rnn_type=rnn", "model.rnn_type='rnn' is not valid"),
     ("device=gpu", "device='gpu' is not valid"),
+    ("device=mps", "device='mps' is not valid; use auto, cpu, cuda or cuda:N"),  # torch knows it; training failed there
     ("model.attention.name=bogus", "unknown attention 'bogus'"),
     ("tokenizer.type=word", "tokenizer.type must be one of unigram, bpe"),
     ("scheduler.factor=abc", "scheduler.factor must be a number in (0, 1)"),

@@ -518,6 +518,7 @@ def test_device_auto_takes_the_gpu_when_there_is_one_and_an_explicit_cuda_withou
     from nmt.training.runtime import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("auto") == torch.device("cuda")
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cpu") == torch.device("cpu")
@@ -527,6 +528,27 @@ def test_device_auto_takes_the_gpu_when_there_is_one_and_an_explicit_cuda_withou
         with pytest.raises(ConfigError, match=rf"^device={name} was requested but no CUDA GPU is available; "
                                               "use device=cpu$"):
             resolve_device(name)
+
+
+@pytest.mark.parametrize(("count", "seen"), [(1, "1 GPU, cuda:0"), (2, "2 GPUs, cuda:0 to cuda:1")])
+def test_a_gpu_number_past_the_gpus_there_are_is_refused(monkeypatch, count, seen):
+    from nmt.training.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    assert resolve_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)
+    with pytest.raises(ConfigError, match=rf"^device=cuda:{count}: there is no GPU {count}; this machine has {seen}$"):
+        resolve_device(f"cuda:{count}")
+
+
+@pytest.mark.parametrize("name", ["mps", "xpu", "meta", "cpu:1", 0])
+def test_a_device_the_commands_do_not_run_on_is_refused(monkeypatch, name):
+    """torch knows mps, xpu and meta, but training and decoding there failed later with a traceback."""
+    from nmt.training.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # device=0 is not taken as cuda:0 either
+    with pytest.raises(ConfigError, match=rf"^device={name!r} is not valid; use auto, cpu, cuda or cuda:N$"):
+        resolve_device(name)
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("auto", torch.float32), ("fp32", torch.float32),

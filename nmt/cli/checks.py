@@ -10,6 +10,7 @@ import math
 from omegaconf import ListConfig, OmegaConf
 
 from nmt.errors import ConfigError
+from nmt.training.runtime import resolve_device
 from nmt.values import invalid, is_int, is_number
 
 MAX_LEN_A = 1000  # output tokens per source token
@@ -28,6 +29,7 @@ def check_positive_int(cfg, option: str) -> None:
 
 def check_decoding_options(cfg) -> None:
     """The options every inference command shares (configs/_inference.yaml)."""
+    resolve_device(cfg.get("device"))  # before the model loads (or a sweep's first job runs)
     check_positive_int(cfg, "beam_size")
     check_positive_int(cfg, "batch_sentences")
     if not (is_number(cfg.get("length_penalty")) and 0 <= cfg.get("length_penalty") < math.inf):

@@ -11,17 +11,29 @@ import torch
 
 from nmt.errors import ConfigError
 
+DEVICE_TYPES = ("cpu", "cuda")  # what the commands run on; torch knows more (mps, xpu, meta) that they cannot
+
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; an explicit CUDA request without a GPU is a ConfigError."""
+    """`auto` picks CUDA when present; an explicit CUDA request without that GPU is a ConfigError, and
+    so is any device the commands do not run on (mps, xpu, meta), which would fail later with a traceback."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    refusal = ConfigError(f"device={name!r} is not valid; use auto, cpu, cuda or cuda:N")
+    if not isinstance(name, str):  # device=0 would be torch's cuda:0
+        raise refusal
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device={name!r} is not valid; use auto, cpu, cuda or cuda:N") from None
+        raise refusal from None
+    if device.type not in DEVICE_TYPES or (device.type == "cpu" and device.index is not None):
+        raise refusal
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name} was requested but no CUDA GPU is available; use device=cpu")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        visible = "1 GPU, cuda:0" if count == 1 else f"{count} GPUs, cuda:0 to cuda:{count - 1}"
+        raise ConfigError(f"device={name}: there is no GPU {device.index}; this machine has {visible}")
     return device
 
 
