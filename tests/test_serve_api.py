@@ -249,6 +249,7 @@ def test_each_limit_gives_a_json_error(client, body, status, code):
 @pytest.mark.parametrize(("overrides", "message"), [
     (["beam_size=5", "limits.max_beam_size=4"], "beam_size=5 is above limits.max_beam_size=4"),
     (["limits.max_texts=64", "batching.max_pending=10"], "batching.max_pending=10 must be at least limits.max_texts=64"),
+    (["batching.window_ms=inf"], "batching.window_ms must be from 0 to 10000, got inf"),  # nothing was answered
 ])
 def test_settings_that_would_refuse_every_default_or_largest_request_are_refused_at_start(checkpoint, overrides,
                                                                                          message):

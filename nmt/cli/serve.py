@@ -12,7 +12,7 @@ from nmt.cli.checks import check_decoding_options, check_positive_int, check_sin
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.errors import ConfigError
 from nmt.inference.translator import Translator
-from nmt.serve.app import ServeSettings, create_app
+from nmt.serve.app import MAX_WINDOW_MS, ServeSettings, create_app
 from nmt.values import is_int, is_number
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ def check_serve_limits(cfg) -> None:
     for option in ("limits.max_text_chars", "limits.max_texts", "limits.max_beam_size",
                    "batching.max_sentences", "batching.max_pending"):
         check_positive_int(cfg, option)
-    if not (is_number(cfg.batching.get("window_ms")) and cfg.batching.window_ms >= 0):
-        fail("batching.window_ms", "a number >= 0", cfg.batching.get("window_ms"))
+    window = cfg.batching.get("window_ms")
+    if not (is_number(window) and 0 <= window <= MAX_WINDOW_MS):  # inf (and nan) refused: see MAX_WINDOW_MS
+        fail("batching.window_ms", f"a number of milliseconds from 0 to {MAX_WINDOW_MS}", window)
     threads = cfg.get("num_threads")
     if threads is not None and not (is_int(threads) and threads >= 1):
         fail("num_threads", "null or a positive integer", threads)

@@ -43,6 +43,10 @@ ASSET_TYPES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/cs
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
                "frame-ancestors 'none'")
 ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 503)}
+# A batching window is a few milliseconds of latency traded for throughput; beyond this a request
+# would wait so long for company that it looks unanswered, and a stopping server would wait for it
+# (window_ms=inf answered nothing, and SIGTERM did not stop the server).
+MAX_WINDOW_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,8 @@ class ServeSettings:
             raise ConfigError(f"num_threads must be at least 1 (or null), got {self.num_threads}")
         if self.no_repeat_ngram_size < 0:
             raise ConfigError(f"no_repeat_ngram_size must be >= 0 (0: off), got {self.no_repeat_ngram_size}")
-        if self.window_ms < 0:
-            raise ConfigError(f"batching.window_ms must be >= 0, got {self.window_ms}")
+        if not 0 <= self.window_ms <= MAX_WINDOW_MS:  # also nan
+            raise ConfigError(f"batching.window_ms must be from 0 to {MAX_WINDOW_MS}, got {self.window_ms}")
         if self.beam_size > self.max_beam_size:
             raise ConfigError(f"beam_size={self.beam_size} is above limits.max_beam_size={self.max_beam_size}")
         if self.max_pending < self.max_texts:
