@@ -115,4 +115,4 @@ def test_a_negative_penalty_is_refused_naming_the_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         exit_on_user_error(evaluate_run)(cfg)
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "coverage_penalty must be a number >= 0 (0: off); got -1" in err
+    assert exit_info.value.code == 2 and "coverage_penalty must be a finite number >= 0 (0: off); got -1" in err

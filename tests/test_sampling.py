@@ -103,7 +103,10 @@ def test_top_p_takes_the_nucleus_of_the_tempered_distribution(model_and_batch, t
     assert 0.5 * (drawn - expected).abs().sum() < 0.03
 
 
-@pytest.mark.parametrize("sampling", [Sampling(topk=1), Sampling(topp=1e-6), Sampling(temperature=1e-4)])
+@pytest.mark.parametrize("sampling", [Sampling(topk=1), Sampling(topp=1e-6), Sampling(temperature=1e-4),
+                                      # below float32's smallest number: NaN probabilities and a traceback before
+                                      Sampling(topp=1e-300), Sampling(temperature=1e-300),
+                                      Sampling(temperature=5e-324, topp=1e-300)])
 def test_sampling_without_choice_is_greedy_search(model_and_batch, sampling):
     model, batch = model_and_batch
     greedy = greedy_search(model, batch.src, batch.src_lengths)
@@ -111,6 +114,15 @@ def test_sampling_without_choice_is_greedy_search(model_and_batch, sampling):
     for best, samples in zip(greedy, drawn, strict=True):
         assert [h.tokens for h in samples] == [best[0].tokens] * 3
         assert [h.score for h in samples] == pytest.approx([best[0].score] * 3, rel=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1e30, 1e300])  # 1e300 is inf in float32: NaN probabilities before
+def test_a_huge_temperature_draws_every_token_alike(model_and_batch, temperature):
+    model, batch = model_and_batch
+    allowed = first_step_distribution(model, batch) > 0  # (V,) every token but pad and BOS
+    uniform = allowed.double() / allowed.sum()
+    drawn = drawn_first_tokens(model, batch, 20000, Sampling(temperature=temperature, seed=6))
+    assert 0.5 * (drawn - uniform).abs().sum() < 0.05
 
 
 def test_a_sample_is_scored_with_the_model_log_probs_not_the_tempered_ones(model_and_batch):
@@ -175,6 +187,7 @@ def test_translate_draws_with_the_temperature_top_k_top_p_and_seed_it_is_given(t
 @pytest.mark.parametrize(("overrides", "message"), [
     (["sampling=true", "temperature=0"], "temperature must be a number > 0; got 0"),
     (["sampling=true", "temperature=inf"], "temperature must be a number > 0; got inf"),  # nan probabilities
+    (["sampling=true", "temperature=nan"], "temperature must be a number > 0; got nan"),
     (["sampling=true", "sampling_topp=1.5"], "sampling_topp must be a number in (0, 1]"),
     (["sampling=true", "sampling_topk=-1"], "sampling_topk must be an integer >= 0"),
     (["sampling=yes"], "sampling must be true or false"),

@@ -127,6 +127,15 @@ def test_nbest_sorted_distinct_and_equal_to_forced_decode(seed, alpha):
             torch.testing.assert_close(h.attention, r.attention)
 
 
+def test_a_length_penalty_past_the_float_range_gives_no_nan_scores():
+    """((5 + L) / 6) ** alpha overflows to inf (float32 from alpha ~30, float64 here from ~800), and
+    -inf / inf made the scores of masked candidates, then of the hypotheses, NaN."""
+    model = ToyModel(seed=1)
+    src, lengths = pad_batch(SENTENCES)
+    for hyps in beam_search(model, src, lengths, beam_size=3, nbest=3, length_penalty=1000.0):
+        assert hyps and not any(math.isnan(h.score) for h in hyps)
+
+
 def test_forced_decode_length_penalty_divides_raw_sum():
     model = ToyModel(seed=3)
     src, lengths = pad_batch(SENTENCES)

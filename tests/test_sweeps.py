@@ -138,13 +138,13 @@ def test_an_evaluation_sweep_checks_each_jobs_decoding_options_before_the_first(
     """The first job would fail on the missing checkpoint, were it started."""
     message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main, "-m", f"checkpoint={tmp_path / 'none.pt'}",
                          "split=val", "length_penalty=0.6,-1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
-    assert message == "job #1 of the sweep (length_penalty=-1): length_penalty must be a number >= 0; got -1"
+    assert message == "job #1 of the sweep (length_penalty=-1): length_penalty must be a number from 0 to 10; got -1"
     assert not (tmp_path / "sweep").exists()
 
 
 @pytest.mark.parametrize(("main", "args", "message"), [
     (nmt.cli.plot.main, ["src=Ein Hund.", "vmax=1,-1"],
-     "job #1 of the sweep (vmax=-1): vmax must be null (the largest weight) or a number > 0; got -1"),
+     "job #1 of the sweep (vmax=-1): vmax must be null (the largest weight) or a finite number > 0; got -1"),
     (nmt.cli.align.main, ["src_file=a.de", "tgt_file=a.en", "beam_size=1,0"],
      "job #1 of the sweep (beam_size=0): beam_size must be a positive integer; got 0"),
     (nmt.cli.translate.main, ["input=in.de", "nbest=1,8"],

@@ -15,6 +15,9 @@ from nmt.values import invalid, is_int, is_number
 
 MAX_LEN_A = 1000  # output tokens per source token
 MAX_LEN_B = 100_000  # output tokens beyond that
+# GNMT's alpha is tuned in [0, 2]; far beyond, every search picks its longest hypothesis, and from about
+# 30 the penalty ((5 + L) / 6) ** alpha of a long hypothesis overflows float32 (NaN scores at 60).
+MAX_LENGTH_PENALTY = 10
 
 
 def fail(option: str, wanted: str, value) -> None:
@@ -32,14 +35,14 @@ def check_decoding_options(cfg) -> None:
     resolve_device(cfg.get("device"))  # before the model loads (or a sweep's first job runs)
     check_positive_int(cfg, "beam_size")
     check_positive_int(cfg, "batch_sentences")
-    if not (is_number(cfg.get("length_penalty")) and 0 <= cfg.get("length_penalty") < math.inf):
-        fail("length_penalty", "a number >= 0", cfg.get("length_penalty"))
+    if not (is_number(cfg.get("length_penalty")) and 0 <= cfg.get("length_penalty") <= MAX_LENGTH_PENALTY):
+        fail("length_penalty", f"a number from 0 to {MAX_LENGTH_PENALTY}", cfg.get("length_penalty"))
     # Bounded so that the length limit stays a length: max_len_a=1e30 would overflow it
     if not (is_number(cfg.get("max_len_a")) and 0 <= cfg.get("max_len_a") <= MAX_LEN_A):
         fail("max_len_a", f"a number from 0 to {MAX_LEN_A} (output tokens per source token)", cfg.get("max_len_a"))
     beta = cfg.get("coverage_penalty", 0.0)  # nmt-translate and nmt-evaluate only
-    if not (is_number(beta) and beta >= 0):
-        fail("coverage_penalty", "a number >= 0 (0: off)", beta)
+    if not (is_number(beta) and 0 <= beta < math.inf):  # inf x log(1) is NaN: NaN scores, a report with Infinity
+        fail("coverage_penalty", "a finite number >= 0 (0: off)", beta)
     ngram = cfg.get("no_repeat_ngram_size", 0)  # nmt-translate and nmt-evaluate only
     if not (is_int(ngram) and ngram >= 0):
         fail("no_repeat_ngram_size", "an integer >= 0 (0: off)", ngram)
@@ -78,8 +81,8 @@ def check_bool(cfg, option: str) -> None:
 
 def check_vmax(cfg) -> None:
     vmax = cfg.get("vmax")
-    if vmax is not None and not (is_number(vmax) and vmax > 0):
-        fail("vmax", "null (the largest weight) or a number > 0", vmax)
+    if vmax is not None and not (is_number(vmax) and 0 < vmax < math.inf):  # inf: a blank plot
+        fail("vmax", "null (the largest weight) or a finite number > 0", vmax)
 
 
 def check_paths(cfg, *options: str) -> None:

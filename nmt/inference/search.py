@@ -395,7 +395,13 @@ def _select_sample(
     A finished hypothesis has one candidate left (pad), so it draws pad.
     """
     b, k, v = candidates.shape
-    logits = candidates.view(b * k, v) / sampling.temperature  # (B*K, V)
+    logits = candidates.view(b * k, v)  # (B*K, V)
+    # Tempered with the best token at 0 and the temperature within the dtype's range, so that any
+    # temperature > 0 draws: 1e-300 (0 in float32) gave 0/0 and 1e300 (inf) -inf/inf, NaN
+    # probabilities and a traceback; now they draw as greedy search and uniformly.
+    finfo = torch.finfo(logits.dtype)
+    temperature = min(max(sampling.temperature, finfo.tiny), finfo.max)
+    logits = (logits - logits.max(dim=1, keepdim=True).values) / temperature  # (B*K, V)
     if 0 < sampling.topk < v:
         kth_best = logits.topk(sampling.topk, dim=1).values[:, -1:]  # (B*K, 1)
         logits = logits.masked_fill(logits < kth_best, -math.inf)
@@ -404,6 +410,8 @@ def _select_sample(
         probs = sorted_logits.softmax(dim=1)  # (B*K, V)
         # Keep each token whose more likely tokens hold less than topp: the most likely always stays.
         drop_sorted = probs.cumsum(dim=1) - probs >= sampling.topp  # (B*K, V), in sorted order
+        # topp below float32's smallest (1e-300) is 0 here: the comparison above would drop every token.
+        drop_sorted[:, 0] = False
         drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)  # (B*K, V), in vocabulary order
         logits = logits.masked_fill(drop, -math.inf)
     token = torch.multinomial(logits.softmax(dim=1), 1, generator=generator).view(b, k)  # (B, K)
@@ -481,8 +489,11 @@ def _finalize(
 
 
 def _length_penalty(lengths: Tensor, alpha: float) -> Tensor:
-    """GNMT length penalty ((5 + L) / 6) ** alpha of float lengths L; alpha = 0 gives 1."""
-    return ((5.0 + lengths) / 6.0) ** alpha
+    """GNMT length penalty ((5 + L) / 6) ** alpha of float lengths L; alpha = 0 gives 1.
+
+    Capped at the dtype's largest number: an overflow to inf would make the scores of masked
+    candidates (-inf / inf) NaN (alpha=60 did; the commands allow alpha up to 10)."""
+    return (((5.0 + lengths) / 6.0) ** alpha).clamp(max=torch.finfo(lengths.dtype).max)
 
 
 def _build_prefix(model: Searchable, src: Tensor, prefix, ends_word, word_starts, spellings) -> TargetPrefix | None:
