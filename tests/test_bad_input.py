@@ -647,6 +647,15 @@ def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch,
     ("translate", ["reference=-"], "reference=- cannot be standard input, which holds the sentences to translate; "
                                    "give the reference lines in a file"),
     ("evaluate", ["src_file=5", "ref_file=6"], "src_file must be a path"),
+    # An empty path (an unset shell variable): nmt-evaluate scored the default split instead, the others
+    # read or wrote the folder "."
+    ("evaluate", ["src_file=", "ref_file="], "src_file= is empty; give a path"),
+    ("evaluate", ["src_file=s.de", "ref_file="], "ref_file= is empty; give a path"),
+    ("translate", ["input="], "input= is empty; give a path"),
+    ("translate", ["output="], "output= is empty; give a path"),
+    ("align", ["src_file=", "tgt_file=s.en"], "src_file= is empty; give a path"),
+    ("align", ["src_file=s.de", "tgt_file="], "tgt_file= is empty; give a path"),
+    ("plot", ["src_file="], "src_file= is empty; give a path"),
     ("evaluate", ["output_dir=true"], "output_dir must be a path"),
     ("plot", ["src_file=5"], "src_file must be a path"),
     ("plot", ["src=Ein Hund.", "output=.png"], "output=.png: the file name must end in one of: .png, .svg, .pdf"),

@@ -87,11 +87,14 @@ def check_vmax(cfg) -> None:
 
 def check_paths(cfg, *options: str) -> None:
     """Each option null or a path: Hydra reads `input=2024` as a number and `input=[a]` as a list,
-    where the commands need a file name (a name of digits works quoted: input='2024')."""
+    where the commands need a file name (a name of digits works quoted: input='2024'). An empty one
+    (`src_file=$UNSET`) is refused too: it was read as the folder "." or ignored for the default."""
     for option in options:
         value = cfg.get(option)
         if value is not None and not isinstance(value, str):
             fail(option, f"a path (a name of digits goes in quotes: {option}='2024')", value)
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{option}= is empty; give a path")
 
 
 def check_single_checkpoint(cfg, option: str = "checkpoint") -> None:
