@@ -14,7 +14,7 @@ from tiny_checkpoint import make_checkpoint
 
 from nmt.cli import plot
 from nmt.cli.common import config_dir, quote_text_overrides
-from nmt.errors import ConfigError
+from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translator
 from nmt.viz.word_level import merge_to_words
 
@@ -86,6 +86,19 @@ def test_a_blank_line_inside_the_source_file_keeps_each_reference_with_its_sente
               "save_weights=json", f"output={tmp_path / 'pairs.png'}"])
     panels = json.loads((tmp_path / "pairs.json").read_text(encoding="utf-8"))["panels"]
     assert [(p["source"], p["translation"]) for p in panels] == list(zip(SOURCES, REFERENCES, strict=True))
+
+
+def test_an_empty_line_of_the_reference_file_is_refused_as_ref_is(checkpoints, tmp_path):
+    """It was plotted as an empty translation, where an empty ref= is refused."""
+    a, _ = checkpoints
+    (tmp_path / "src.txt").write_text(f"{SOURCES[0]}\n{SOURCES[1]}\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text(f"{REFERENCES[0]}\n \n", encoding="utf-8")
+    with pytest.raises(DataError) as refused:
+        run_plot([f"checkpoint={a}", f"src_file={tmp_path / 'src.txt'}", f"ref_file={tmp_path / 'ref.txt'}",
+                  f"output={tmp_path / 'pairs.png'}"])
+    assert str(refused.value) == (f"{tmp_path / 'ref.txt'}:2: the translation is empty; give the one of "
+                                  f"{tmp_path / 'src.txt'}:2, or leave ref_file= out to plot the model's own")
+    assert not (tmp_path / "pairs.png").exists()
 
 
 def test_greedy_subword_panel_saves_the_weights_as_npy(checkpoints, tmp_path, capsys):

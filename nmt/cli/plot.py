@@ -76,6 +76,10 @@ def sentences(cfg) -> list[tuple[str, str | None]]:
     refs = read_lines(cfg.ref_file, hint=CONVERT_TO_UTF8) if cfg.ref_file is not None else [None] * len(sources)
     if len(refs) != len(sources):
         raise DataError(f"{cfg.src_file} has {len(sources)} lines but {cfg.ref_file} has {len(refs)}")
+    for number, (src, ref) in enumerate(zip(sources, refs, strict=True), start=1):
+        if src.strip() and ref is not None and not ref.strip():  # as ref= is refused empty
+            raise DataError(f"{cfg.ref_file}:{number}: the translation is empty; give the one of "
+                            f"{cfg.src_file}:{number}, or leave ref_file= out to plot the model's own")
     pairs = [(s, r) for s, r in zip(sources, refs, strict=True) if s.strip()]
     if not pairs:
         raise DataError(f"{cfg.src_file} has no non-empty line")
