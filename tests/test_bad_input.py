@@ -101,6 +101,15 @@ def test_unknown_config_key_or_group_option_is_one_line_with_the_choices(capsys,
     assert main_error(capsys, monkeypatch, nmt.cli.train.main, *args).startswith(message)
 
 
+@pytest.mark.parametrize("arg", ["=2", "=", "=abc", "~=2"])
+@pytest.mark.parametrize("main", [nmt.cli.translate.main, nmt.cli.train.main])
+def test_an_override_without_a_name_says_so(capsys, monkeypatch, main, arg):
+    """`=2` was taken for a config group named "": "=2 is not an option;  takes the name of one of its configs"."""
+    required = ["checkpoint=x.pt"] if main is nmt.cli.translate.main else []
+    assert main_error(capsys, monkeypatch, main, *required, arg) == (
+        f"{arg}: the option's name is missing before the '='; write key=value")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["model.attention.num_heads=8"], "model.attention.num_heads is not an option of model/attention=additive; "
                                       "model/attention=multihead has it: add model/attention=multihead to the command line"),

@@ -225,6 +225,8 @@ def override_error(config_dir: str, overrides: list[str]) -> ConfigError | None:
         if override is None:
             continue
         key = override.key_or_group
+        if not key:  # `=2`: else taken for a config group named "" (the configs folder itself)
+            return ConfigError(f"{arg}: the option's name is missing before the '='; write key=value")
         if override.is_delete():
             if key != "experiment" and not (free_form(key) and key not in FREE_FORM):
                 return ConfigError(f"{arg}: options cannot be removed; give {key}=VALUE instead")
