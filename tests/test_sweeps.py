@@ -142,6 +142,37 @@ def test_an_evaluation_sweep_checks_each_jobs_decoding_options_before_the_first(
     assert not (tmp_path / "sweep").exists()
 
 
+def evaluation_sweep(tmp_path: Path, *args: str) -> list[str]:
+    """nmt-evaluate -m over two runs' checkpoints, which do not exist: a job that started would fail."""
+    runs = ",".join(str(tmp_path / run / "checkpoints/best.pt") for run in ("runA", "runB"))
+    return ["-m", f"checkpoint={runs}", "src_file=s.de", "ref_file=s.en", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *args]
+
+
+def test_evaluation_jobs_that_would_write_the_same_report_are_refused_before_the_first(capsys, monkeypatch,
+                                                                                       tmp_path):
+    """Both jobs wrote best.s.de.beam5.hyp and .json into output_dir: the second job's overwrote the first's."""
+    message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main,
+                         *evaluation_sweep(tmp_path, f"output_dir={tmp_path / 'same'}"))
+    assert message == (f"job #1 of the sweep (checkpoint={tmp_path}/runB/checkpoints/best.pt): it would write its "
+                       f"report to {tmp_path}/same/best.s.de.beam5.json, as job #0 does, overwriting it; give each "
+                       "job its own output_dir, e.g. output_dir=results/${hydra:job.num}")
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "same").exists()
+    # Names that differ by beam size do not help checkpoints of the same name
+    message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main,
+                         *evaluation_sweep(tmp_path, "output_dir=same", "beam_size=1,2"))
+    assert message.startswith(f"job #2 of the sweep (checkpoint={tmp_path}/runB/checkpoints/best.pt beam_size=1): "
+                              "it would write its report to same/best.s.de.beam1.json, as job #0 does")
+
+
+@pytest.mark.parametrize("args", [[], ["output_dir=results/${hydra:job.num}"]])  # the refusal's suggestion
+def test_evaluation_jobs_with_reports_of_their_own_are_accepted(tmp_path, args):
+    """Next to each checkpoint (the default), or in a folder per job."""
+    nmt.cli.common.check_command_line("evaluate", evaluation_sweep(tmp_path, *args),
+                                      check_options=nmt.cli.evaluate.check_options,
+                                      job_outputs=nmt.cli.evaluate.outputs)
+
+
 @pytest.mark.parametrize(("main", "args", "message"), [
     (nmt.cli.plot.main, ["src=Ein Hund.", "vmax=1,-1"],
      "job #1 of the sweep (vmax=-1): vmax must be null (the largest weight) or a finite number > 0; got -1"),

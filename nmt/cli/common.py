@@ -36,6 +36,7 @@ from nmt.cli.outputs import check_writable_folder
 from nmt.cli.sweeps import (
     MULTIRUN_MODE,
     check_jobs,
+    check_own_outputs,
     fixed_overrides,
     sweep_jobs,
     sweeper_params,
@@ -114,12 +115,13 @@ def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictCo
 
 def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_keys: Iterable[str] = (),
                   usage: str = "", check_options: Callable[[DictConfig], None] | None = None,
-                  checked_before: bool = False):
+                  checked_before: bool = False, job_outputs: Callable[[DictConfig], dict[str, str]] | None = None):
     """Builds a console-script `main()` running `task` under Hydra with `config_name`; `usage` (the
     command with its required options) completes the message for a required option left out;
     `check_options` checks the values of the options before any job starts (each job of a sweep).
     `checked_before`: the command's own main() has composed and checked each job already (nmt-train,
-    with check_job among its checks), so it is not done twice."""
+    with check_job among its checks), so it is not done twice. `job_outputs` gives the files a job
+    writes (a description -> path): two jobs of a sweep that would write the same one are refused."""
 
     def main() -> None:
         argv = quote_text_overrides(sys.argv[1:], set(text_keys))
@@ -127,7 +129,7 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
         try:
             check_hydra_flags(sys.argv[1:])
             if not checked_before:
-                check_command_line(config_name, sys.argv[1:], usage, check_options)
+                check_command_line(config_name, sys.argv[1:], usage, check_options, job_outputs)
         except NMTError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
@@ -194,7 +196,8 @@ def _users_folder(hydra_config: DictConfig) -> str | None:
 
 
 def check_command_line(config_name: str, argv: list[str], usage: str = "",
-                       check_options: Callable[[DictConfig], None] | None = None) -> None:
+                       check_options: Callable[[DictConfig], None] | None = None,
+                       job_outputs: Callable[[DictConfig], dict[str, str]] | None = None) -> None:
     """Composes the config once before Hydra does, so that a mistake on the command line is one
     line naming it: Hydra's own report spans several lines and talks about stack traces. For a sweep
     (-m), each job's config, before the first job starts.
@@ -202,17 +205,24 @@ def check_command_line(config_name: str, argv: list[str], usage: str = "",
     Also checks that no required option (`???`) is left out, which the task would only notice with a
     traceback when it reads the option; the options' values with the command's `check_options`; and
     that the run folder (hydra.run.dir, a sweep's hydra.sweep.dir) can be created, which Hydra would
-    report with a traceback. Other flags (`--help`, `--cfg job`) are left to Hydra.
+    report with a traceback; and that no two jobs of a sweep write the same file (`job_outputs`).
+    Other flags (`--help`, `--cfg job`) are left to Hydra.
     """
-    check_each_job(config_name, argv, functools.partial(check_job, usage=usage, check_options=check_options))
+    written: dict[str, tuple[int, str]] = {}  # the files of the sweep's jobs checked so far
+    check_each_job(config_name, argv, functools.partial(check_job, usage=usage, check_options=check_options,
+                                                        job_outputs=job_outputs, written=written))
 
 
 def check_job(cfg: DictConfig, job: int | None, usage: str = "",
-              check_options: Callable[[DictConfig], None] | None = None) -> None:
+              check_options: Callable[[DictConfig], None] | None = None,
+              job_outputs: Callable[[DictConfig], dict[str, str]] | None = None,
+              written: dict[str, tuple[int, str]] | None = None) -> None:
     """check_command_line's checks of one job's config (`job` None for a single run)."""
     check_required(cfg, usage)
     if check_options is not None:
         check_options(cfg)
+    if job is not None and job_outputs is not None and written is not None:
+        check_own_outputs(job_outputs(cfg), job, written)
     if job is not None:  # Hydra creates the sweep's folder for any command (multirun.yaml)
         check_writable_folder(OmegaConf.select(cfg, "hydra.sweep.dir", default="."), "hydra.sweep.dir")
     elif cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)

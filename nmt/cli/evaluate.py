@@ -8,7 +8,7 @@ from nmt.cli.checks import check_bool, check_decoding_options, check_paths
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.cli.outputs import check_writable_folder
 from nmt.errors import ConfigError
-from nmt.inference.evaluate import evaluate
+from nmt.inference.evaluate import evaluate, report_path
 
 
 def check_options(cfg) -> None:
@@ -29,7 +29,12 @@ def run(cfg) -> dict:
     return evaluate(cfg)  # the report, for a sweep's table (nmt.cli.sweep_summary)
 
 
-main = hydra_command("evaluate", run, check_options=check_options,
+def outputs(cfg) -> dict[str, str]:
+    """The files a job writes: two jobs of a sweep must not write the same report."""
+    return {"its report": f"{report_path(cfg)}.json"}
+
+
+main = hydra_command("evaluate", run, check_options=check_options, job_outputs=outputs,
                      usage="nmt-evaluate checkpoint=PATH split=test_2016_flickr (or src_file=PATH ref_file=PATH)")
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 sweeper lists them, so that every job's options can be checked before the first job starts: a mistake
 in the last job would otherwise surface only after the others had trained."""
 
+import os
 import re
 from collections.abc import Callable
 
@@ -92,6 +93,18 @@ def check_jobs(jobs: list[list[str]], compose: Callable[[list[str]], DictConfig]
                 raise
             raise type(error)(f"job #{number} of the sweep ({' '.join(swept_values(jobs[number], jobs))}): "
                               f"{error}") from None
+
+
+def check_own_outputs(files: dict[str, str], job: int, written: dict[str, tuple[int, str]]) -> None:
+    """ConfigError when job `job` of a sweep would write a file an earlier job writes, which it would
+    silently overwrite. `files`: what the job writes (a description, e.g. "its report", -> path);
+    `written`: path -> (job, description) of the jobs checked so far, filled here."""
+    for what, path in files.items():
+        key = os.path.abspath(os.path.expanduser(path))
+        first, _ = written.setdefault(key, (job, what))
+        if first != job:
+            raise ConfigError(f"it would write {what} to {path}, as job #{first} does, overwriting it; give each "
+                              "job its own output_dir, e.g. output_dir=results/${hydra:job.num}")
 
 
 def _fails_alike(checked: Callable[[int], None], number: int, error: NMTError) -> bool:

@@ -61,15 +61,8 @@ def evaluate(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - start
     hypotheses = [nbest[0].text for nbest in nbest_lists]
     scores = corpus_scores(hypotheses, references)
-    out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoints[0].parent
-    stem = f"{_model_name(checkpoints)}.{test_name}.beam{cfg.beam_size}"
-    if cfg.length_penalty != 1.0:
-        # Tuning the penalty on val means several runs per beam size: each keeps its own report.
-        stem += f".lp{cfg.length_penalty:g}"
-    if cfg.coverage_penalty:
-        stem += f".cp{cfg.coverage_penalty:g}"
-    if cfg.no_repeat_ngram_size:
-        stem += f".norepeat{cfg.no_repeat_ngram_size}"
+    path = report_path(cfg)
+    out_dir, stem = path.parent, path.name
     checkpoint = str(checkpoints[0]) if len(checkpoints) == 1 else [str(p) for p in checkpoints]
     report = {"checkpoint": checkpoint, "test_set": test_name, "sentences": len(sources),
               "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
@@ -143,6 +136,23 @@ def reference_perplexity(translator: Translator, sources: list[str], references:
     subwords = sum(s.tokens for s in scores)
     nll = -sum(s.log_prob for s in scores) / max(subwords, 1)
     return {"perplexity": round(perplexity(scores), 4), "nll_per_subword": round(nll, 6), "subwords": subwords}
+
+
+def report_path(cfg: DictConfig) -> Path:
+    """Where `evaluate` writes its hypotheses and report, without the .hyp and .json suffixes. From the
+    options alone, so that a sweep's jobs that would write the same files are found before any runs."""
+    checkpoints = [Path(p) for p in path_list("checkpoint", cfg.checkpoint)]
+    test_name = Path(cfg.src_file).name if cfg.src_file else cfg.split  # as load_references names it
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoints[0].parent
+    stem = f"{_model_name(checkpoints)}.{test_name}.beam{cfg.beam_size}"
+    if cfg.length_penalty != 1.0:
+        # Tuning the penalty on val means several runs per beam size: each keeps its own report.
+        stem += f".lp{cfg.length_penalty:g}"
+    if cfg.coverage_penalty:
+        stem += f".cp{cfg.coverage_penalty:g}"
+    if cfg.no_repeat_ngram_size:
+        stem += f".norepeat{cfg.no_repeat_ngram_size}"
+    return out_dir / stem
 
 
 def _model_name(checkpoints: list[Path]) -> str:
