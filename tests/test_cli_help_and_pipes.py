@@ -1,5 +1,6 @@
 """What the commands print for --help, and how they stop when the reader of their output has gone."""
 
+import os
 import subprocess
 
 import pytest
@@ -7,6 +8,7 @@ from tiny_checkpoint import make_checkpoint
 
 COMMANDS = ["train", "evaluate", "translate", "plot", "align", "serve", "average"]
 SIGPIPE_STATUS = 141  # what a shell reports for a process that SIGPIPE ended
+FULL_DEVICE_ERROR = "error: cannot write to standard output: No space left on device\n"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -42,3 +44,30 @@ def test_translations_into_a_closed_pipe_stop_quietly(tmp_path):
     done = stopped_reader(["nmt-translate", f"checkpoint={checkpoint}", f"input={tmp_path / 'in.txt'}",
                            "device=cpu", "beam_size=1", "max_len_b=3"])
     assert (done.returncode, done.stderr) == (SIGPIPE_STATUS, "")
+
+
+def into_full_device(args: list[str], unbuffered: bool) -> subprocess.CompletedProcess:
+    """Runs a command whose standard output is a full disk (/dev/full: every write fails with ENOSPC)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1" if unbuffered else ""}
+    with open("/dev/full", "w") as full:
+        return subprocess.run(args, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_help_into_a_full_output_is_one_error_line(unbuffered):
+    done = into_full_device(["nmt-translate", "--help"], unbuffered)
+    assert (done.returncode, done.stderr) == (2, FULL_DEVICE_ERROR)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_translations_and_alignments_into_a_full_output_are_one_error_line(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    (tmp_path / "in.txt").write_text("ein hund läuft\n" * 50)
+    (tmp_path / "out.txt").write_text("a dog runs\n" * 50)
+    translate = ["nmt-translate", f"checkpoint={checkpoint}", f"input={tmp_path / 'in.txt'}", "device=cpu",
+                 "beam_size=1", "max_len_b=3"]
+    align = ["nmt-align", "method=diagonal", f"src_file={tmp_path / 'in.txt'}", f"tgt_file={tmp_path / 'out.txt'}"]
+    for args in (translate, align):
+        done = into_full_device(args, unbuffered=False)
+        assert (done.returncode, done.stderr) == (2, FULL_DEVICE_ERROR), args[0]
