@@ -285,6 +285,32 @@ def test_a_run_folder_the_kernel_refuses_is_one_line(capsys, monkeypatch, args):
     assert message.startswith(f"cannot create {args[-1]}: /proc is not writable (")
 
 
+INFERENCE_MAINS = {"translate": (nmt.cli.translate.main, ["checkpoint=x.pt"]),
+                   "evaluate": (nmt.cli.evaluate.main, ["checkpoint=x.pt"]),
+                   "align": (nmt.cli.align.main, ["method=diagonal", "src_file=a.de", "tgt_file=a.en"]),
+                   "average": (nmt.cli.average.main, ["checkpoints=[a.pt]"]),
+                   "plot": (nmt.cli.plot.main, ["checkpoint=x.pt", "src=x"]),
+                   "serve": (nmt.cli.serve.main, ["checkpoint=x.pt"])}
+
+
+@pytest.mark.parametrize("command", INFERENCE_MAINS)
+def test_an_inference_commands_run_folder_that_cannot_be_created_is_one_line(capsys, monkeypatch, tmp_path,
+                                                                           command):
+    """Hydra creates hydra.run.dir for every command (a NotADirectoryError traceback before), though
+    only nmt-train writes in it."""
+    (tmp_path / "file").write_text("")
+    main, args = INFERENCE_MAINS[command]
+    message = main_error(capsys, monkeypatch, main, *args, f"hydra.run.dir={tmp_path}/file/run")
+    assert message == f"cannot create hydra.run.dir={tmp_path}/file/run: {tmp_path}/file is a file, not a folder"
+
+
+def test_an_inference_command_runs_in_an_existing_folder_it_cannot_write(capsys, monkeypatch, tmp_path):
+    """It writes nothing in its run folder (the current one, by default): only one to create is checked."""
+    monkeypatch.chdir("/proc" if Path("/proc/self").is_dir() else tmp_path)
+    message = main_error(capsys, monkeypatch, nmt.cli.translate.main, "checkpoint=x.pt", f"input={tmp_path}/none.de")
+    assert message == f"{tmp_path}/none.de: no such file"  # the task ran: Hydra made no folder
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_train_from_python_checks_its_run_folder_with_the_kernel(capsys, tmp_path):
     """train() called without the command's checks: os.access said yes, and it failed after the data."""

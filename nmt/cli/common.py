@@ -304,8 +304,12 @@ def check_job(cfg: DictConfig, job: int | None, usage: str = "",
         check_own_outputs(job_outputs(cfg), job, written)
     if job is not None:  # Hydra creates the sweep's folder for any command (multirun.yaml)
         check_writable_folder(OmegaConf.select(cfg, "hydra.sweep.dir", default="."), "hydra.sweep.dir")
-    elif cfg.hydra.output_subdir is not None:  # the command writes a run folder (nmt-train)
-        check_writable_folder(OmegaConf.select(cfg, "hydra.run.dir", default="."), "hydra.run.dir")
+        return
+    run_dir = OmegaConf.select(cfg, "hydra.run.dir", default=".")
+    # Hydra creates the run folder for any command; only nmt-train (output_subdir) writes in it, so
+    # an inference command may run in an existing folder it cannot write (the default, `.`)
+    if cfg.hydra.output_subdir is not None or not Path(str(run_dir)).is_dir():
+        check_writable_folder(run_dir, "hydra.run.dir")
 
 
 def check_each_job(config_name: str, argv: list[str], check: Callable[[DictConfig, int | None], None]) -> None:
