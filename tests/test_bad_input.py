@@ -496,6 +496,35 @@ def test_translating_a_file_onto_itself_is_refused_and_the_file_kept(capsys, che
     assert checkpoint.read_bytes() == before
 
 
+@contextlib.contextmanager
+def standard_input_from(path: Path):
+    """File descriptor 0 reads `path`, as after `< path` in a shell."""
+    saved = os.dup(0)
+    try:
+        with open(path, "rb") as file:
+            os.dup2(file.fileno(), 0)
+        yield
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+def test_translating_standard_input_onto_its_own_file_is_refused_and_the_file_kept(capsys, checkpoint, tmp_path):
+    """`nmt-translate output=text.de < text.de` wrote the translations over the input."""
+    source = tmp_path / "text.de"
+    source.write_text("Ein Hund.\n")
+    cfg = translate_config(checkpoint, f"output={tmp_path}/./text.de", "beam_size=1")
+    with standard_input_from(source):
+        message = one_line_error(capsys, nmt.cli.translate.run, cfg)
+    assert message == (f"output={tmp_path}/./text.de is also the file standard input reads (< {tmp_path}/./text.de): "
+                       "writing it would destroy what the command reads; choose another output")
+    assert source.read_text() == "Ein Hund.\n"
+    cfg = translate_config(checkpoint, f"input={source}", f"output={tmp_path}/out.en", "beam_size=1")
+    with standard_input_from(source):  # read from input=, which is not the output
+        exit_on_user_error(nmt.cli.translate.run)(cfg)
+    assert len((tmp_path / "out.en").read_text().splitlines()) == 1
+
+
 @pytest.mark.parametrize("option", ["reference", "prefix"])
 def test_translating_onto_the_reference_or_prefix_file_is_refused_and_the_file_kept(capsys, checkpoint, tmp_path,
                                                                                   option):

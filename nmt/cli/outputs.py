@@ -4,6 +4,7 @@ output for "-"."""
 
 import errno
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -18,17 +19,22 @@ def check_writable_folder(folder: str, option: str) -> None:
         raise ConfigError(f"cannot create {option}={folder}: {problem}")
 
 
-def check_output_file(path: str, option: str, inputs: dict[str, str | None] | None = None) -> None:
+def check_output_file(path: str, option: str, inputs: dict[str, str | None] | None = None,
+                      reads_stdin: bool = False) -> None:
     """ConfigError unless a file could be written at `path`, checked before the work that fills it.
 
     The folder must exist: a typo in it should not silently create a tree of folders. `inputs`
-    (option -> path) are files the command reads: writing over one of them would lose it.
+    (option -> path) are files the command reads: writing over one of them would lose it; so would
+    writing over the file standard input reads (`< file`), when the command reads it (`reads_stdin`).
     """
     target = Path(path).expanduser().absolute()
     for name, given in (inputs or {}).items():
         if given is not None and _same_file(target, Path(str(given)).expanduser()):
             raise ConfigError(f"{option}={path} is also {name}={given}: writing it would destroy what the command "
                               f"reads; choose another {option}")
+    if reads_stdin and _is_stdin_file(target):
+        raise ConfigError(f"{option}={path} is also the file standard input reads (< {path}): "
+                          f"writing it would destroy what the command reads; choose another {option}")
     folder = target.parent
     reason = None
     if not folder.exists():
@@ -64,6 +70,15 @@ def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)  # also through links and other spellings of the path
     except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _is_stdin_file(target: Path) -> bool:
+    """Whether standard input is `target`, opened as a file (a pipe or a terminal is not one)."""
+    try:
+        stdin = os.fstat(0)
+        return stat.S_ISREG(stdin.st_mode) and os.path.samestat(stdin, os.stat(target))
+    except OSError:  # no standard input, or `target` does not exist (yet)
         return False
 
 

@@ -68,7 +68,7 @@ def check_options(cfg) -> None:
         read = {key: standard_stream(cfg.get(key)) for key in ("input", "prefix", "reference")}
         read.update({f"checkpoint[{i}]" if len(checkpoints) > 1 else "checkpoint": path
                      for i, path in enumerate(checkpoints)})
-        check_output_file(cfg.output, "output", read)
+        check_output_file(cfg.output, "output", read, reads_stdin=read["input"] is None)
 
 
 def run(cfg) -> None:
