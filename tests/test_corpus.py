@@ -263,8 +263,13 @@ GOOD_ROW = {"translation": {"de": "a", "en": "b"}}
     ({"translation": {"de": "a"}}, 'no "en" in the translation (found: de)'),
     ({"translation": {}}, 'no "de" or "en" in the translation (found: nothing)'),
     ({"de": "a", "fr": "b"}, 'no "en" in the row (found: de, fr)'),
-    (["a", "b"], "expected a JSON object, found list"),
-    ({"translation": "a b"}, "expected a JSON object as translation, found str"),
+    (["a", "b"], "expected a JSON object, found array"),
+    ({"translation": "a b"}, "expected a JSON object as translation, found string"),
+    ({"de": ["Ein", "Hund"], "en": "A dog"}, '"de" is a JSON array, not a string (the sentence) or null'),
+    ({"de": "Ein Hund", "en": {"text": "A dog"}}, '"en" is a JSON object, not a string (the sentence) or null'),
+    ({"translation": {"de": 5, "en": "five"}}, '"de" is a JSON number, not a string (the sentence) or null'),
+    ({"de": "wahr", "en": True}, '"en" is a JSON boolean, not a string (the sentence) or null'),
+    pytest.param("[" * 200_000, "invalid JSON (nested too deeply)", id="200,000 ["),  # a RecursionError
 ])
 def test_bad_jsonl_line_is_named(tmp_path, bad_row, message):
     path = write_jsonl(tmp_path / "train.jsonl", [GOOD_ROW, GOOD_ROW, "", GOOD_ROW, bad_row, GOOD_ROW])

@@ -183,6 +183,13 @@ def _iter_tsv(path: Path, on_decode_error: str) -> Iterator[tuple[str, str]]:
         yield fields[0], fields[1]
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPES.get(type(value), "null" if value is None else type(value).__name__)
+
+
 def _jsonl_pair(line: str, src_lang: str, tgt_lang: str) -> tuple[str, str]:
     """The pair on one JSON line, nested (``{"translation": {lang: text}}``) or flat (``{lang: text}``);
     ValueError says what is wrong with the line. Null text becomes "", which cleaning drops."""
@@ -191,16 +198,28 @@ def _jsonl_pair(line: str, src_lang: str, tgt_lang: str) -> tuple[str, str]:
     except json.JSONDecodeError as e:
         where = e.msg if e.msg.endswith(" at") else f"{e.msg} at"  # "Unterminated string starting at"
         raise ValueError(f"invalid JSON ({where} column {e.colno})") from e
+    except RecursionError:  # a line of 200,000 '[': json nests a call per bracket
+        raise ValueError("invalid JSON (nested too deeply)") from None
     nested = isinstance(row, dict) and "translation" in row
     row = row["translation"] if nested else row
     if not isinstance(row, dict):
-        raise ValueError(f"expected a JSON object{' as translation' if nested else ''}, found {type(row).__name__}")
+        raise ValueError(f"expected a JSON object{' as translation' if nested else ''}, found {_json_type(row)}")
     missing = [json.dumps(lang) for lang in (src_lang, tgt_lang) if lang not in row]
     if missing:
         where = "in the translation" if nested else "in the row"
         raise ValueError(f"no {' or '.join(missing)} {where} (found: {', '.join(row) or 'nothing'})")
-    src, tgt = row[src_lang], row[tgt_lang]
-    return "" if src is None else str(src), "" if tgt is None else str(tgt)
+    return _jsonl_text(row, src_lang), _jsonl_text(row, tgt_lang)
+
+
+def _jsonl_text(row: dict, lang: str) -> str:
+    """The sentence under `lang`: a string, or "" for null. Anything else is refused, not str()-ed into
+    text to train on ("['Ein', 'Hund']", "True")."""
+    text = row[lang]
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise ValueError(f"{json.dumps(lang)} is a JSON {_json_type(text)}, not a string (the sentence) or null")
+    return text
 
 
 def _iter_jsonl(path: Path, src_lang: str, tgt_lang: str, on_decode_error: str) -> Iterator[tuple[str, str]]:
