@@ -8,6 +8,7 @@ Hydra runs), or the console-script `main()` for mistakes caught before Hydra sta
 import contextlib
 import io
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from user_errors import config_error, main_error, one_line_error
@@ -396,6 +397,7 @@ def test_a_corpus_empty_after_filtering_says_why(capsys, corpus, tmp_path, overr
 @given(data=st.binary(max_size=60), bom=st.booleans())
 def test_reader_accepts_any_bytes_or_names_the_line_of_the_first_bad_byte(data, bom):
     data = (b"\xef\xbb\xbf" if bom else b"") + data
+    assume(not _utf16_or_old_mac(data))  # refused in either mode: tests/test_data_readers.py
     try:
         lines = decode_lines(data, "corpus.de")
     except DataError as exc:
@@ -407,6 +409,15 @@ def test_reader_accepts_any_bytes_or_names_the_line_of_the_first_bad_byte(data, 
     assert len(lines) == text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     assert all("\n" not in line and not line.endswith("\r") for line in lines)
     assert not lines or not lines[0].startswith("\ufeff")
+
+
+def _utf16_or_old_mac(data: bytes) -> bool:
+    """Bytes the readers refuse as not UTF-8 text whatever on_decode_error says: a UTF-16 or UTF-32
+    byte-order mark, a line starting with two letters of UTF-16, or one line with \\r line ends inside."""
+    one_line = data.removesuffix(b"\n").removesuffix(b"\r")
+    return (data.startswith((b"\xff\xfe", b"\xfe\xff", b"\0\0\xfe\xff"))
+            or any(re.match(rb"(?:[^\0]\0){2}|(?:\0[^\0]){2}", line) for line in data.split(b"\n"))
+            or (b"\n" not in one_line and b"\r" in one_line))
 
 
 def _first_invalid_byte(data: bytes) -> int:
@@ -599,6 +610,7 @@ line_text = st.one_of(
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(line_text, max_size=6))
 def test_translate_gives_one_output_line_per_input_line_whatever_the_text(checkpoint, lines):
+    assume(not (len(lines) == 1 and "\r" in lines[0].removesuffix("\r")))  # old-Mac line ends: refused
     cfg = translate_config(checkpoint, "max_len_b=5")
     out = translate_stdin(cfg, "".join(f"{line}\n" for line in lines).encode())
     assert out.count("\n") == len(lines) and (out == "" or out.endswith("\n"))

@@ -129,3 +129,51 @@ def test_read_lines_round_trips_arbitrary_text(lines, gz, final_newline):
     with tempfile.TemporaryDirectory() as tmp:
         path = write(Path(tmp) / ("f.gz" if gz else "f.txt"), data.encode("utf-8"))
         assert read_lines(path) == lines
+
+
+@pytest.mark.parametrize(("codec", "family", "mark"), [("utf-16-le", "UTF-16", "0xff 0xfe"),
+                                                        ("utf-16-be", "UTF-16", "0xfe 0xff"),
+                                                        ("utf-32-le", "UTF-32", "0xff 0xfe 0x00 0x00")])
+@pytest.mark.parametrize("mode", ["error", "replace"])
+def test_utf16_or_utf32_with_a_byte_order_mark_is_refused_with_how_to_convert(tmp_path, codec, family, mark, mode):
+    """Before, an invalid-UTF-8 error whose fixes (on_decode_error=replace, iconv -f latin1) gave garbage."""
+    path = write(tmp_path / "a.de", "\ufeffEin Hund.\nZwei Hunde.\n".encode(codec))
+    with pytest.raises(DataError) as info:
+        read_lines(path, on_decode_error=mode)
+    assert str(info.value) == (f"{path}:1: starts with a {family} byte-order mark ({mark}): the file is {family}, "
+                               f"not UTF-8; convert it (e.g. iconv -f {family.lower()} -t utf-8)")
+
+
+@pytest.mark.parametrize(("encoding", "line", "example"), [
+    ("utf-16-le", 1, "iconv -f utf-16le -t utf-8"), ("utf-16-be", 1, "iconv -f utf-16be -t utf-8"),
+    ("utf-16-le", 2, "iconv -f utf-16le -t utf-8, or -f utf-16be")])
+def test_utf16_without_a_byte_order_mark_is_refused_naming_the_line(tmp_path, encoding, line, example):
+    """Latin text in UTF-16 is valid UTF-8 with a NUL byte beside each letter: it was translated as garbage."""
+    text = "\n" * (line - 1) + "Ein Hund.\nZwei Hunde.\n"
+    path = write(tmp_path / "a.de.gz", text.encode(encoding))
+    with pytest.raises(DataError) as info:
+        read_lines(path, on_decode_error="replace")
+    assert str(info.value) == (f"{path}:{line}: NUL bytes between the letters: the file looks like UTF-16, not "
+                               f"UTF-8; convert it (e.g. {example})")
+
+
+def test_a_stray_nul_byte_is_an_odd_character_read_as_it_is(tmp_path):
+    assert read_lines(write(tmp_path / "a", b"ein\x00hund\n\x00\nx\x00\x00\n")) == ["ein\x00hund", "\x00", "x\x00\x00"]
+
+
+@pytest.mark.parametrize("name", ["mac.de", "mac.de.gz"])
+@pytest.mark.parametrize("mode", ["error", "replace"])
+def test_a_file_with_old_mac_line_ends_is_refused(tmp_path, name, mode):
+    """`tr '\\n' '\\r'`: the whole file was one sentence, minutes of decoding with no output."""
+    path = write(tmp_path / name, b"Ein Hund.\rZwei Hunde.\rDrei Hunde.\r")
+    with pytest.raises(DataError) as info:
+        read_lines(path, on_decode_error=mode)
+    assert str(info.value) == (f"{path}:1: the file is one line with 2 carriage returns (\\r) inside: it has "
+                               "old-Mac line ends; convert them to newlines (e.g. tr '\\r' '\\n')")
+
+
+def test_a_carriage_return_inside_a_line_of_a_longer_file_is_kept(tmp_path):
+    """Real corpora hold the odd stray \\r: only a file that is all one line is taken for old-Mac line ends."""
+    assert read_lines(write(tmp_path / "a", b"a\rb\r\nc\n")) == ["a\rb", "c"]
+    assert read_lines(write(tmp_path / "b", b"one line\r\n")) == ["one line"]
+    assert read_lines(write(tmp_path / "c", b"one line\r")) == ["one line"]

@@ -3,7 +3,8 @@
 Every corpus format ends up here, so this is the one place that decides what a "line" is: UTF-8
 text split on ``\\n`` only (not on the exotic separators ``str.splitlines`` knows, which would
 silently misalign parallel files), a trailing ``\\r`` removed for files written on Windows, and a
-leading byte-order mark dropped.
+leading byte-order mark dropped. UTF-16 and UTF-32 files, and a file that is one line with ``\\r``
+line ends inside (old Mac), are refused with what to convert them with.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +25,11 @@ REPLACE_HINT = "set data.on_decode_error=replace to replace bad bytes"
 # Inference commands cannot set data.on_decode_error, so they point to converting the file instead.
 CONVERT_TO_UTF8 = "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
 _BOM = "\ufeff"
+# UTF-32's little-endian mark starts with UTF-16's, so it is tried first.
+_UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+                 (b"\xfe\xff", "UTF-16"))
+# A line that starts with two UTF-16 code units of Latin text, in either byte order.
+_UTF16_START = re.compile(rb"(?:[^\0]\0){2}|(?:\0[^\0]){2}")
 
 
 def _open_binary(path: Path) -> BinaryIO:
@@ -57,11 +64,33 @@ def _decode_line(raw: bytes, number: int, name: Path, errors: str, hint: str) ->
         ) from e
 
 
+def _check_not_utf16(raw: bytes, number: int, name: Path) -> None:
+    """DataError for a line of a UTF-16 or UTF-32 file, in either decoding mode: its byte-order mark
+    would be an invalid-UTF-8 error whose fixes (on_decode_error=replace, iconv -f latin1) give
+    garbage, and without one, Latin text in UTF-16 is valid UTF-8 with a NUL byte after (UTF-16LE) or
+    before (UTF-16BE) each letter. A NUL byte elsewhere is an odd character, read as it is."""
+    if number == 1:
+        for mark, encoding in _UNICODE_BOMS:
+            if raw.startswith(mark):
+                raise DataError(f"{name}:1: starts with a {encoding} byte-order mark "
+                                f"({' '.join(f'0x{byte:02x}' for byte in mark)}): the file is {encoding}, not UTF-8; "
+                                f"convert it (e.g. iconv -f {encoding.lower()} -t utf-8)")
+    if b"\0" in raw and _UTF16_START.match(raw):  # the search first: it runs at C speed on every line
+        # The first line starts at a letter ("A\0b\0": little-endian); the others one byte into the
+        # line end's pair ("\n\0" or "\0\n"), so there the byte order does not show.
+        example = (f"iconv -f {'utf-16be' if raw[0] == 0 else 'utf-16le'} -t utf-8" if number == 1
+                   else "iconv -f utf-16le -t utf-8, or -f utf-16be")
+        raise DataError(f"{name}:{number}: NUL bytes between the letters: the file looks like UTF-16, not UTF-8; "
+                        f"convert it (e.g. {example})")
+
+
 def _lines_of(raw_lines: Iterable[bytes], name: str | Path, on_decode_error: str, hint: str) -> Iterator[str]:
     """Decoded lines without terminators, the leading byte-order mark dropped (``on_decode_error``
     already checked by the caller, so a bad mode fails at the call, not at the first line)."""
     errors = "strict" if on_decode_error == "error" else "replace"
+    held = None  # a first line with \r inside, held back until we know whether the file has another
     for number, raw in enumerate(raw_lines, start=1):
+        _check_not_utf16(raw, number, Path(name))
         line = _decode_line(raw, number, Path(name), errors, hint)
         if number == 1 and line.startswith(_BOM):
             line = line[1:]
@@ -69,7 +98,25 @@ def _lines_of(raw_lines: Iterable[bytes], name: str | Path, on_decode_error: str
                 return
         if line.endswith("\n"):
             line = line[:-1]
-        yield line[:-1] if line.endswith("\r") else line
+        line = line[:-1] if line.endswith("\r") else line
+        if number == 1 and "\r" in line:
+            held = line
+            continue
+        if held is not None:
+            yield held
+            held = None
+        yield line
+    if held is not None:
+        raise _cr_line_ends(held, Path(name))
+
+
+def _cr_line_ends(line: str, name: Path) -> DataError:
+    """The error for a file that is one line with \\r inside: old-Mac line ends (`tr '\\n' '\\r'`), which
+    would be one sentence (minutes of decoding, no output). Only so: a \\r inside a line of a longer
+    file may be a stray character of a real corpus, not a line end."""
+    returns = line.count("\r")
+    return DataError(f"{name}:1: the file is one line with {returns} carriage returns (\\r) inside: it has old-Mac "
+                     "line ends; convert them to newlines (e.g. tr '\\r' '\\n')")
 
 
 def iter_lines(path: str | Path, *, on_decode_error: str = "error", hint: str = REPLACE_HINT) -> Iterator[str]:
