@@ -93,11 +93,11 @@ def test_diagonal_baseline_and_flip_and_pharaoh_text():
 
 def test_read_gold_numbered_format_with_sure_and_possible(tmp_path):
     path = tmp_path / "gold.wa"
-    path.write_text("1 0 0 S\n1 1 2 P\n2 3 1\n\n", encoding="utf-8")
+    path.write_text("1 0 0 S\n1 1 2 P\n3 3 1\n\n", encoding="utf-8")
     g = read_gold(path, 3)
     assert g[0].sure == {(0, 0)} and g[0].possible == {(0, 0), (1, 2)}
-    assert g[1].sure == g[1].possible == {(3, 1)}  # no S/P means sure
-    assert g[2].sure == set()
+    assert g[1].sure == g[1].possible == set()  # a sentence in between may have no links
+    assert g[2].sure == g[2].possible == {(3, 1)}  # no S/P means sure
     with pytest.raises(DataError, match="sentence 4 is outside 1..3"):
         path.write_text("4 0 0 S\n")
         read_gold(path, 3)
@@ -120,6 +120,27 @@ def test_read_gold_pharaoh_lines(tmp_path):
     path.write_text("0:0\n")
     with pytest.raises(DataError, match="'0:0' is not a link"):
         read_gold(path, 1)
+
+
+def test_numbered_gold_that_stops_before_the_last_sentence_is_refused(tmp_path):
+    """The gold of the first 51 of 100 sentences was scored as if the rest had no links (AER 77.4, not 67.1)."""
+    path = tmp_path / "gold.wa"
+    path.write_text("1 0 0 S\n2 1 1 S\n")
+    with pytest.raises(DataError) as refused:
+        read_gold(path, 3)
+    assert str(refused.value) == (f"{path} has links for sentences 1..2 only, but there are 3 sentence pairs: the "
+                                  "gold must reach the last sentence (is it cut short, or another set's?)")
+
+
+@pytest.mark.parametrize("text", ["\n\n", "0?0\n1p1\n", "1 0 0 P\n2 0 0 P\n"])
+def test_gold_without_sure_links_is_refused(tmp_path, text):
+    """Empty lines gave `recall nan | AER 100.0`: recall and AER count the sure links."""
+    path = tmp_path / "gold"
+    path.write_text(text)
+    with pytest.raises(DataError) as refused:
+        read_gold(path, 2)
+    assert str(refused.value) == (f"{path} holds no sure links (`i-j`, or S in `sentence src tgt S`): recall and "
+                                  "AER count them; is it a gold alignment?")
 
 
 def test_gold_links_beyond_the_words_are_dropped_unless_too_many():
@@ -285,6 +306,16 @@ def test_intersection_with_the_reverse_model_is_a_subset_of_both(checkpoints, te
 def test_option_mistakes_name_the_option(texts, overrides, message):
     with pytest.raises(ConfigError, match=message):
         run_align([f"src_file={texts / 's.de'}", f"tgt_file={texts / 's.en'}", *overrides])
+
+
+def test_empty_texts_are_refused(tmp_path):
+    """They gave `precision nan | recall nan | AER nan` and exit status 0."""
+    for name in ("s.de", "s.en", "gold"):
+        (tmp_path / name).write_text("")
+    with pytest.raises(DataError) as refused:
+        run_align(["method=diagonal", f"src_file={tmp_path / 's.de'}", f"tgt_file={tmp_path / 's.en'}",
+                   f"gold={tmp_path / 'gold'}"])
+    assert str(refused.value) == f"src_file={tmp_path / 's.de'} and tgt_file={tmp_path / 's.en'} are empty: nothing to align"
 
 
 def test_reverse_checkpoint_of_the_same_direction_is_refused(checkpoints, texts):

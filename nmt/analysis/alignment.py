@@ -135,22 +135,45 @@ def read_gold(path: str | Path, n_sentences: int) -> list[GoldAlignment]:
     - one link a line, `sentence src_index tgt_index [S|P]`, with 1-based sentence numbers and
       0-based indices (the format of the deen-europarl gold set); a missing S/P means S;
     - one sentence a line of Pharaoh links, `i-j` sure and `i?j` or `ipj` possible.
+
+    Gold that scores nothing is a DataError: no sure link at all (recall and AER would be nan or
+    100), or links that stop before the last sentence. In the one-link-a-line format a sentence
+    without links has no line, so a sentence in between may have none; but a file cut short (the
+    gold of the first 51 of 100 sentences) looks the same from its end, and would be scored as if
+    the rest had no links.
     """
     lines = read_lines(path, hint=CONVERT_TO_UTF8)
-    gold = [GoldAlignment(set(), set()) for _ in range(n_sentences)]
     first = next((line for line in lines if line.strip()), "")
-    if _LIKE_NUMBERED.fullmatch(first):
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            fields = line.split()
-            if not _NUMBERED.fullmatch(line):
-                raise DataError(f"{path}:{number}: expected `sentence src tgt [S|P]`, got {line!r}")
-            sentence, link = int(fields[0]), (int(fields[1]), int(fields[2]))
-            if not 1 <= sentence <= n_sentences:
-                raise DataError(f"{path}:{number}: sentence {sentence} is outside 1..{n_sentences}")
-            _add(gold[sentence - 1], link, sure=len(fields) == 3 or fields[3] == "S")
-        return gold
+    read = _read_numbered if _LIKE_NUMBERED.fullmatch(first) else _read_pharaoh
+    gold = read(path, lines, n_sentences)
+    if not any(g.sure for g in gold):
+        raise DataError(f"{path} holds no sure links (`i-j`, or S in `sentence src tgt S`): recall and AER "
+                        "count them; is it a gold alignment?")
+    return gold
+
+
+def _read_numbered(path: str | Path, lines: list[str], n_sentences: int) -> list[GoldAlignment]:
+    gold = [GoldAlignment(set(), set()) for _ in range(n_sentences)]
+    last = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if not _NUMBERED.fullmatch(line):
+            raise DataError(f"{path}:{number}: expected `sentence src tgt [S|P]`, got {line!r}")
+        sentence, link = int(fields[0]), (int(fields[1]), int(fields[2]))
+        if not 1 <= sentence <= n_sentences:
+            raise DataError(f"{path}:{number}: sentence {sentence} is outside 1..{n_sentences}")
+        _add(gold[sentence - 1], link, sure=len(fields) == 3 or fields[3] == "S")
+        last = max(last, sentence)
+    if last < n_sentences:
+        raise DataError(f"{path} has links for sentences 1..{last} only, but there are {n_sentences} sentence "
+                        "pairs: the gold must reach the last sentence (is it cut short, or another set's?)")
+    return gold
+
+
+def _read_pharaoh(path: str | Path, lines: list[str], n_sentences: int) -> list[GoldAlignment]:
+    gold = [GoldAlignment(set(), set()) for _ in range(n_sentences)]
     if len(lines) != n_sentences:
         raise DataError(f"{path} has {len(lines)} lines of links but there are {n_sentences} sentence pairs")
     for number, line in enumerate(lines, 1):

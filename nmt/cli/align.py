@@ -70,6 +70,8 @@ def run(cfg) -> None:
     tgt_lines = read_lines(cfg.tgt_file, hint=CONVERT_TO_UTF8)
     if len(src_lines) != len(tgt_lines):
         raise DataError(f"{cfg.src_file} has {len(src_lines)} lines but {cfg.tgt_file} has {len(tgt_lines)}")
+    if not src_lines:  # else no links, and scores of nan
+        raise DataError(f"src_file={cfg.src_file} and tgt_file={cfg.tgt_file} are empty: nothing to align")
     src_words, tgt_words = [line.split() for line in src_lines], [line.split() for line in tgt_lines]
     gold = None
     if cfg.gold is not None:  # read first: a bad gold file should fail before minutes of decoding
