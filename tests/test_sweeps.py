@@ -10,6 +10,7 @@ from user_errors import main_error
 import nmt.cli.align
 import nmt.cli.common
 import nmt.cli.evaluate
+import nmt.cli.outputs
 import nmt.cli.plot
 import nmt.cli.train
 import nmt.cli.translate
@@ -187,6 +188,32 @@ def test_plot_align_and_translate_sweeps_check_each_jobs_options_before_the_firs
                       f"output={tmp_path / 'out.png'}", f"hydra.sweep.dir={tmp_path / 'sweep'}") == message
     assert not (tmp_path / "sweep").exists()
 
+
+
+@pytest.mark.parametrize(("main", "args", "output"), [
+    (nmt.cli.plot.main, ["src=Ein Hund."], "out.png"),
+    (nmt.cli.align.main, ["src_file=a.de", "tgt_file=a.en"], "links.txt"),
+    (nmt.cli.translate.main, ["input=in.de"], "out.en"),
+])
+def test_plot_align_and_translate_jobs_that_would_write_one_output_are_refused(capsys, monkeypatch, tmp_path,
+                                                                             main, args, output):
+    """A sweep over checkpoints with one output= would leave only the last job's file."""
+    message = main_error(capsys, monkeypatch, main, "-m", f"checkpoint={tmp_path}/a.pt,{tmp_path}/b.pt", *args,
+                         f"output={tmp_path / output}", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    stem, suffix = output.split(".")
+    assert message == (f"job #1 of the sweep (checkpoint={tmp_path}/b.pt): it would write its output to "
+                       f"{tmp_path / output}, as job #0 does, overwriting it; give each job its own output, "
+                       f"e.g. output={tmp_path}/{stem}.${{hydra:job.num}}.{suffix}")
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("args", [["output=-"], ["output=out.${hydra:job.num}.en"]])
+def test_translate_jobs_writing_to_standard_output_or_files_of_their_own_are_accepted(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.de").write_text("Ein Hund.\n")
+    nmt.cli.common.check_command_line("translate", ["-m", "checkpoint=a.pt,b.pt", "input=in.de", *args],
+                                      check_options=nmt.cli.translate.check_options,
+                                      job_outputs=nmt.cli.outputs.output_file)
 
 def test_the_jobs_of_a_sweeper_other_than_hydras_basic_one_are_each_checked_as_they_start(capsys, monkeypatch,
                                                                                           tmp_path):

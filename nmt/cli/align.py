@@ -18,7 +18,7 @@ from nmt.analysis.alignment import (
 )
 from nmt.cli.checks import check_decoding_options, check_paths, check_single_checkpoint
 from nmt.cli.common import hydra_command, log_to_stderr
-from nmt.cli.outputs import check_output_file, standard_stream, write_lines
+from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translator
@@ -91,7 +91,8 @@ def run(cfg) -> None:
               file=sys.stdout if cfg.output is not None else sys.stderr)
 
 
-main = hydra_command("align", run, check_options=check_options, usage="nmt-align checkpoint=PATH src_file=PATH tgt_file=PATH")
+main = hydra_command("align", run, check_options=check_options, job_outputs=output_file,
+                     usage="nmt-align checkpoint=PATH src_file=PATH tgt_file=PATH")
 
 if __name__ == "__main__":
     main()

@@ -196,13 +196,14 @@ def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictCo
 
 def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_keys: Iterable[str] = (),
                   usage: str = "", check_options: Callable[[DictConfig], None] | None = None,
-                  checked_before: bool = False, job_outputs: Callable[[DictConfig], dict[str, str]] | None = None):
+                  checked_before: bool = False, job_outputs: Callable[[DictConfig], dict[str, tuple[str, str]]] | None = None):
     """Builds a console-script `main()` running `task` under Hydra with `config_name`; `usage` (the
     command with its required options) completes the message for a required option left out;
     `check_options` checks the values of the options before any job starts (each job of a sweep).
     `checked_before`: the command's own main() has composed and checked each job already (nmt-train,
     with check_job among its checks), so it is not done twice. `job_outputs` gives the files a job
-    writes (a description -> path): two jobs of a sweep that would write the same one are refused."""
+    writes (a description -> (the option that places it, its path)): two jobs of a sweep that would write
+    the same one are refused."""
 
     def main() -> None:
         argv = quote_text_overrides(sys.argv[1:], set(text_keys))
@@ -276,7 +277,7 @@ def _users_folder(hydra_config: DictConfig) -> str | None:
 
 def check_command_line(config_name: str, argv: list[str], usage: str = "",
                        check_options: Callable[[DictConfig], None] | None = None,
-                       job_outputs: Callable[[DictConfig], dict[str, str]] | None = None) -> None:
+                       job_outputs: Callable[[DictConfig], dict[str, tuple[str, str]]] | None = None) -> None:
     """Composes the config once before Hydra does, so that a mistake on the command line is one
     line naming it: Hydra's own report spans several lines and talks about stack traces. For a sweep
     (-m), each job's config, before the first job starts.
@@ -294,7 +295,7 @@ def check_command_line(config_name: str, argv: list[str], usage: str = "",
 
 def check_job(cfg: DictConfig, job: int | None, usage: str = "",
               check_options: Callable[[DictConfig], None] | None = None,
-              job_outputs: Callable[[DictConfig], dict[str, str]] | None = None,
+              job_outputs: Callable[[DictConfig], dict[str, tuple[str, str]]] | None = None,
               written: dict[str, tuple[int, str]] | None = None) -> None:
     """check_command_line's checks of one job's config (`job` None for a single run)."""
     check_required(cfg, usage)

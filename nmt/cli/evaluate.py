@@ -29,9 +29,9 @@ def run(cfg) -> dict:
     return evaluate(cfg)  # the report, for a sweep's table (nmt.cli.sweep_summary)
 
 
-def outputs(cfg) -> dict[str, str]:
-    """The files a job writes: two jobs of a sweep must not write the same report."""
-    return {"its report": f"{report_path(cfg)}.json"}
+def outputs(cfg) -> dict[str, tuple[str, str]]:
+    """The files a job writes, with the option that places them: two jobs of a sweep must not write the same report."""
+    return {"its report": ("output_dir", f"{report_path(cfg)}.json")}
 
 
 main = hydra_command("evaluate", run, check_options=check_options, job_outputs=outputs,

@@ -82,6 +82,12 @@ def _is_stdin_file(target: Path) -> bool:
         return False
 
 
+def output_file(cfg) -> dict[str, tuple[str, str]]:
+    """The file a job writes at `output=`, with its option, for the sweep check that no two jobs write
+    the same one (a command's `job_outputs`); none for standard output (null or -)."""
+    return {} if standard_stream(cfg.output) is None else {"its output": ("output", str(cfg.output))}
+
+
 def standard_stream(path: str | None) -> str | None:
     """None (standard input or output) for "-", the name most command-line tools give them."""
     return None if path == "-" else path

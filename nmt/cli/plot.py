@@ -15,7 +15,7 @@ import numpy as np
 
 from nmt.cli.checks import check_decoding_options, check_paths, check_vmax
 from nmt.cli.common import hydra_command, log_to_stderr
-from nmt.cli.outputs import check_output_file
+from nmt.cli.outputs import check_output_file, output_file
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.translator import Translation, Translator
@@ -175,7 +175,7 @@ def run(cfg) -> None:
         print(f"attention weights: {path}")
 
 
-main = hydra_command("plot", run, text_keys=("src", "ref", "prefix"), check_options=check_options,
+main = hydra_command("plot", run, text_keys=("src", "ref", "prefix"), check_options=check_options, job_outputs=output_file,
                      usage='nmt-plot checkpoint=PATH src="..." output=attention.png')
 
 if __name__ == "__main__":

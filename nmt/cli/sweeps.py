@@ -5,6 +5,7 @@ in the last job would otherwise surface only after the others had trained."""
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -95,16 +96,25 @@ def check_jobs(jobs: list[list[str]], compose: Callable[[list[str]], DictConfig]
                               f"{error}") from None
 
 
-def check_own_outputs(files: dict[str, str], job: int, written: dict[str, tuple[int, str]]) -> None:
+def check_own_outputs(files: dict[str, tuple[str, str]], job: int, written: dict[str, tuple[int, str]]) -> None:
     """ConfigError when job `job` of a sweep would write a file an earlier job writes, which it would
-    silently overwrite. `files`: what the job writes (a description, e.g. "its report", -> path);
-    `written`: path -> (job, description) of the jobs checked so far, filled here."""
-    for what, path in files.items():
+    silently overwrite. `files`: what the job writes (a description, e.g. "its report", -> the option
+    that places it and the path); `written`: path -> (job, description) of the jobs checked so far,
+    filled here."""
+    for what, (option, path) in files.items():
         key = os.path.abspath(os.path.expanduser(path))
         first, _ = written.setdefault(key, (job, what))
         if first != job:
             raise ConfigError(f"it would write {what} to {path}, as job #{first} does, overwriting it; give each "
-                              "job its own output_dir, e.g. output_dir=results/${hydra:job.num}")
+                              f"job its own {option}, e.g. {_per_job_example(option, path)}")
+
+
+def _per_job_example(option: str, path: str) -> str:
+    """An override that gives every job of a sweep its own file or folder (the job's number in it)."""
+    if option == "output_dir":
+        return "output_dir=results/${hydra:job.num}"
+    file = Path(path)
+    return f"{option}={file.with_name(file.stem + '.${hydra:job.num}' + file.suffix).as_posix()}"
 
 
 def _fails_alike(checked: Callable[[int], None], number: int, error: NMTError) -> bool:

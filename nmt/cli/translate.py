@@ -13,7 +13,7 @@ import sys
 from nmt.analysis.alignment import format_pharaoh, translation_links
 from nmt.cli.checks import check_bool, check_decoding_options, check_nbest, check_paths, check_sampling
 from nmt.cli.common import hydra_command, log_to_stderr
-from nmt.cli.outputs import check_output_file, standard_stream, write_lines
+from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.inference.progress import DecodingProgress
@@ -187,7 +187,8 @@ def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]
     return [f"{s.log_prob:.4f}\t{s.tokens}\t{ref.strip()}" for s, ref in zip(scores, references, strict=True)]
 
 
-main = hydra_command("translate", run, check_options=check_options, usage="nmt-translate checkpoint=PATH < input.txt")
+main = hydra_command("translate", run, check_options=check_options, job_outputs=output_file,
+                     usage="nmt-translate checkpoint=PATH < input.txt")
 
 if __name__ == "__main__":
     main()
