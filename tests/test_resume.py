@@ -194,6 +194,16 @@ def test_resume_with_another_model_is_refused_and_leaves_the_run_folder_alone(mu
     assert (baseline["dir"] / "config.yaml").read_text() == saved_config
 
 
+def test_resume_in_the_other_direction_is_refused_and_leaves_the_run_folder_alone(multi30k_root, cache, baseline):
+    """en->de over a de->en run has the same model sizes and joint vocabulary: it only warned, then
+    went on training the de->en weights on en->de data with the de->en run's best score to beat."""
+    saved_config = (baseline["dir"] / "config.yaml").read_text()
+    expected = r"translates de->en, but this run is set to en->de \(data.src_lang, data.tgt_lang\)"
+    with pytest.raises(CheckpointError, match=expected):
+        train(config(multi30k_root, cache, "data.src_lang=en", "data.tgt_lang=de", "resume=true"), baseline["dir"])
+    assert (baseline["dir"] / "config.yaml").read_text() == saved_config
+
+
 def test_a_run_resumed_inside_a_sampled_epoch_finishes_it_on_the_sample_it_began_with(multi30k_root, cache,
                                                                                      tmp_path, monkeypatch):
     """SentencePiece samples differently in a new process, so the epoch's sample is kept beside the

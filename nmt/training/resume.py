@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError, first_line
-from nmt.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+from nmt.training.checkpoint import capture_rng_state, direction, load_checkpoint, restore_rng_state
 from nmt.training.ema import scored_state
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,10 @@ def load_for_resume(path: Path, cfg: DictConfig) -> dict:
         raise ConfigError(f"trainer.best_metric={now['trainer']['best_metric']}, but the run in {path} chose its "
                           f"best checkpoints by {saved_metric}: resume with trainer.best_metric={saved_metric}, "
                           "or start a new run")
+    if direction(now) != direction(state["config"]):  # the same model sizes, another task: no continuation
+        raise CheckpointError(f"checkpoint {path} translates {direction(state['config'])}, but this run is set to "
+                              f"{direction(now)} (data.src_lang, data.tgt_lang): {_settings_hint(path)}, or start a "
+                              f"new run for {direction(now)}")
     changed = config_changes({**state["config"], "trainer": saved_trainer}, now)
     model_changes = [text for key, text in changed if key.startswith("model.")]
     if model_changes:
