@@ -61,6 +61,10 @@ class Payload:
 @pytest.mark.parametrize(("content", "reason"), [
     (b"", "cannot load checkpoint {path}: the file is empty"),
     (b"step 100: loss 2.31\n", "cannot load checkpoint {path}: not a file written by torch.save"),
+    ("cut", "cannot load checkpoint {path}: the file is cut short (it starts as a checkpoint but its end is missing: "
+            "an interrupted copy or download?); copy it again or take another checkpoint"),
+    ("foreign zip", "cannot load checkpoint {path}: not a file written by torch.save (a zip archive without its "
+                    "records)"),
     ({"format_version": 1, "model": {}, "config": {}, "tokenizers": {}, "payload": Payload()},
      "cannot load checkpoint {path}: it contains pickled Python objects, which are refused for safety"),
     ({"format_version": 1, "config": {}, "tokenizers": {}}, "{path} is not an nmt checkpoint (missing model)"),
@@ -70,6 +74,12 @@ def test_files_that_are_not_checkpoints_say_what_is_wrong(tmp_path, content, rea
     path = tmp_path / "x.pt"
     if isinstance(content, bytes):
         path.write_bytes(content)
+    elif content == "cut":  # a checkpoint copied only in part
+        torch.save({"w": torch.ones(1000)}, path)
+        path.write_bytes(path.read_bytes()[:2000])
+    elif content == "foreign zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "not weights")
     else:
         torch.save(content, path)
     with pytest.raises(CheckpointError) as error:

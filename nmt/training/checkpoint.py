@@ -87,7 +87,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"cannot load checkpoint {path}: the file is empty")
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
-        raise CheckpointError(f"cannot load checkpoint {path}: not a file written by torch.save")
+        raise CheckpointError(f"cannot load checkpoint {path}: {_not_a_zip(path)}")
     damage = _damage(path)
     if damage is not None:
         raise CheckpointError(f"cannot load checkpoint {path}: the file is damaged ({damage}: an interrupted "
@@ -110,6 +110,17 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if weight is not None:  # it would translate every sentence into nothing
         raise CheckpointError(f"checkpoint {path} has NaN or infinite weights ({weight}); take an earlier checkpoint")
     return state
+
+
+def _not_a_zip(path: Path) -> str:
+    """Why a file is no checkpoint when it is no zip archive: one that starts as a zip archive lacks the
+    directory at its end, so it was cut short (a copy or download that stopped), not a foreign file."""
+    with open(path, "rb") as file:
+        start = file.read(4)
+    if start == b"PK\x03\x04":  # a zip archive's first local file header
+        return ("the file is cut short (it starts as a checkpoint but its end is missing: an interrupted copy or "
+                "download?); copy it again or take another checkpoint")
+    return "not a file written by torch.save"
 
 
 def _damage(path: Path) -> str | None:
@@ -137,6 +148,8 @@ def _load_failure(exc: Exception) -> str:
     if isinstance(exc, pickle.UnpicklingError | UnicodeDecodeError | EOFError):  # a pickle that makes no sense
         detail = message.split("WeightsUnpickler error:")[-1].split(" Check the documentation")[0].strip()
         return f"the file is damaged or not an nmt checkpoint (its data.pkl cannot be read: {detail})"
+    if "PytorchStreamReader" in message or "inline_container" in message:  # a zip of other files
+        return "not a file written by torch.save (a zip archive without its records)"
     return first_line(exc)
 
 
