@@ -256,6 +256,9 @@ def test_a_config_name_found_nowhere_is_one_line(capsys, monkeypatch, tmp_path):
 def test_a_missing_folder_of_configs_is_one_line(capsys, monkeypatch, tmp_path):
     message = main_error(capsys, monkeypatch, nmt.cli.train.main, "-cd", str(tmp_path / "nowhere"), "experiment=x")
     assert message == f"-cd {tmp_path / 'nowhere'}: no such folder"
+    (tmp_path / "configs.yaml").write_text("a: 1\n")
+    message = main_error(capsys, monkeypatch, nmt.cli.train.main, "-cd", str(tmp_path / "configs.yaml"), "experiment=x")
+    assert message == f"-cd {tmp_path / 'configs.yaml'}: a file, not a folder"
 
 
 def test_a_mapping_where_a_value_goes_names_the_override_that_gave_it(capsys, monkeypatch):

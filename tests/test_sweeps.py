@@ -262,6 +262,16 @@ def test_the_summary_of_an_evaluation_sweep_has_its_scores():
     (["-m", "--help", "seed=1,2"], "--help shows the config of one run, but seed=1,2 gives several values; give it one"),
     (["--cfg", "job", "data=glob(*)"],
      "--cfg job shows the config of one run, but data=glob(*) gives several values; give it one"),
+    # Hydra's "File ... does not exist!" and "Expecting one subcommand ..." tracebacks, its report of several lines
+    (["--experimental-rerun", "/nonexistent/config.pickle"],
+     "--experimental-rerun /nonexistent/config.pickle: no such file; it takes a run's .hydra/config.pickle"),
+    (["--shell-completion", "bogus=1"],
+     "--shell-completion takes one of install=SHELL, uninstall=SHELL or query=SHELL, SHELL one of bash, zsh, fish "
+     "(e.g. --shell-completion install=bash); got bogus=1"),
+    (["--shell-completion", "install=tcsh"],
+     "--shell-completion takes one of install=SHELL, uninstall=SHELL or query=SHELL, SHELL one of bash, zsh, fish "
+     "(e.g. --shell-completion install=bash); got install=tcsh"),
+    (["--config-path", "/nonexistent", "experiment=smoke"], "--config-path /nonexistent: no such folder"),
 ])
 def test_hydras_flags_in_a_combination_it_refuses_are_one_line(capsys, monkeypatch, flags, message):
     """Hydra refuses these with a ValueError traceback."""

@@ -243,11 +243,34 @@ def check_hydra_flags(argv: list[str]) -> None:
         raise ConfigError(f"{' and '.join(modes)} cannot be given together: give one of them")
     if args.resolve and args.cfg is None and not args.help:
         raise ConfigError("--resolve goes with --cfg (or --help): --cfg job --resolve")
+    check_hydra_flag_values(args)
     if args.help or args.cfg is not None:  # Hydra composes one config for them: a sweep is its traceback
         swept = [arg for arg, override in parsed_overrides(args.overrides) if override and override.is_sweep_override()]
         if swept:
             flag = "--help" if args.help else f"--cfg {args.cfg}"
             raise ConfigError(f"{flag} shows the config of one run, but {swept[0]} gives several values; give it one")
+
+
+SHELLS = ("bash", "zsh", "fish")  # Hydra's completion plugins
+
+
+def check_hydra_flag_values(args: argparse.Namespace) -> None:
+    """ConfigError for the values of Hydra's flags that Hydra reports with a traceback or a report of
+    several lines: a missing --experimental-rerun file, a --shell-completion without one
+    install/uninstall/query=SHELL, an absolute --config-path that is no folder."""
+    rerun = args.experimental_rerun
+    if rerun is not None and not Path(rerun).expanduser().is_file():
+        raise ConfigError(f"--experimental-rerun {rerun}: no such file; it takes a run's .hydra/config.pickle")
+    if args.shell_completion:
+        commands = [o for o in args.overrides if o.partition("=")[0] in ("install", "uninstall", "query")]
+        if len(commands) != 1 or len(args.overrides) != 1 or commands[0].partition("=")[2] not in SHELLS:
+            raise ConfigError(f"--shell-completion takes one of install=SHELL, uninstall=SHELL or query=SHELL, "
+                              f"SHELL one of {', '.join(SHELLS)} (e.g. --shell-completion install=bash); "
+                              f"got {' '.join(args.overrides) or 'nothing'}")
+    # Hydra reads a relative --config-path from the folder of the command's code, so only an absolute one is checked
+    path = args.config_path
+    if path is not None and Path(path).is_absolute() and not Path(path).is_dir():
+        raise ConfigError(f"--config-path {path}: {'a file, not a folder' if Path(path).exists() else 'no such folder'}")
 
 
 def searchpath_overrides(users_folder: str | None, users_config: bool) -> list[str]:
@@ -403,7 +426,8 @@ def config_flags(argv: list[str]) -> tuple[list[str], str | None, str | None] | 
             if flag in CONFIG_NAME_FLAGS:
                 name = value.removesuffix(".yaml").lstrip("/")  # Hydra takes `x`, `x.yaml` and `/x` alike
             elif not Path(value).expanduser().is_dir():
-                raise ConfigError(f"{flag} {value}: no such folder")
+                what = "a file, not a folder" if Path(value).expanduser().exists() else "no such folder"
+                raise ConfigError(f"{flag} {value}: {what}")
             else:
                 extra_dir = str(Path(value).expanduser().absolute())  # as Hydra does, the last one counts
         elif arg.startswith("-") or MULTIRUN_MODE.fullmatch(arg):  # -m: check_each_job
