@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from nmt.cli.common import exit_on_user_error
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
-from nmt.data.corpus import load_split, pairs_from_dataset, split_identity
+from nmt.data.corpus import iter_dataset_pairs, load_split, pairs_from_dataset, split_identity
 from nmt.data.multi30k import ensure_multi30k, multi30k_file
 from nmt.errors import ConfigError, DataError
 
@@ -141,6 +141,18 @@ def test_pairs_from_translation_column(make):
 def test_pairs_from_one_column_per_language():
     ds = datasets.Dataset.from_dict({"en": EN, "de": [DE[0], None, DE[2]]})
     assert pairs_from_dataset(ds, "de", "en") == ([DE[0], "", DE[2]], EN)
+
+
+@pytest.mark.parametrize(("de", "message"), [
+    ([None, None, ["Ein", "Hund"]], "corpus: row 3: its de text is not a string but a value of type list: ['Ein', 'Hund']"),
+    ([1, 2, 3], "corpus: row 1: its de text is not a string but a value of type int: 1"),
+])
+def test_a_language_column_that_holds_no_text_is_refused_naming_the_row(de, message):
+    """It was turned into text: the model trained on "['Ein', 'Hund']" or "1". Rows count across chunks."""
+    ds = datasets.Dataset.from_dict({"en": EN, "de": de})
+    with pytest.raises(DataError) as error:
+        list(iter_dataset_pairs(ds, "de", "en", origin="corpus", chunk_size=2))
+    assert str(error.value) == message
 
 
 @pytest.mark.parametrize("make", [wmt14_like, lambda: datasets.Dataset.from_dict({"de": DE, "en": EN})])

@@ -110,7 +110,7 @@ def iter_dataset_pairs(
     opus_books) and the flat one (one column per language). ``origin`` names the data in errors.
     Missing values become empty strings, which cleaning then drops as empty pairs.
     """
-    checked = False
+    checked, row = False, 0
     for batch in ds.iter(batch_size=chunk_size):
         if not checked:
             present, column = _dataset_languages(ds, batch)
@@ -124,7 +124,20 @@ def iter_dataset_pairs(
             src, tgt = [row.get(src_lang) for row in rows], [row.get(tgt_lang) for row in rows]
         else:
             src, tgt = batch[src_lang], batch[tgt_lang]
-        yield ["" if s is None else str(s) for s in src], ["" if t is None else str(t) for t in tgt]
+        yield _texts(src, src_lang, origin, row), _texts(tgt, tgt_lang, origin, row)
+        row += len(src)
+
+
+def _texts(values: list, lang: str, origin: str, first_row: int) -> list[str]:
+    """A chunk's sentences of one language, missing ones as "" (cleaning drops the pair). A value of
+    another kind (a list of words, a number) is refused: as text it would train on "['Ein', 'Hund']"."""
+    if all(isinstance(value, str) for value in values):  # the usual case, at C speed
+        return values
+    for offset, value in enumerate(values):
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{origin}: row {first_row + offset + 1:,}: its {lang} text is not a string but a value "
+                            f"of type {type(value).__name__}: {str(value)[:40]}")
+    return ["" if value is None else value for value in values]
 
 
 def pairs_from_dataset(
