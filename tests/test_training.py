@@ -551,6 +551,13 @@ def test_a_device_the_commands_do_not_run_on_is_refused(monkeypatch, name):
         resolve_device(name)
 
 
+@pytest.mark.parametrize("name", ["cpu", "cpu:0"])
+def test_the_cpu_is_taken_by_either_of_torchs_names(name):
+    from nmt.training.runtime import resolve_device
+
+    assert resolve_device(name).type == "cpu"
+
+
 @pytest.mark.parametrize(("precision", "dtype"), [("auto", torch.float32), ("fp32", torch.float32),
                                                   ("bf16", torch.bfloat16)])
 def test_cpu_products_run_in_bf16_only_with_precision_bf16(precision, dtype):

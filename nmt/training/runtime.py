@@ -26,11 +26,11 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise refusal from None
-    if device.type not in DEVICE_TYPES or (device.type == "cpu" and device.index is not None):
+    if device.type not in DEVICE_TYPES or (device.type == "cpu" and device.index not in (None, 0)):
         raise refusal
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name} was requested but no CUDA GPU is available; use device=cpu")
-    if device.index is not None and device.index >= torch.cuda.device_count():
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         visible = "1 GPU, cuda:0" if count == 1 else f"{count} GPUs, cuda:0 to cuda:{count - 1}"
         raise ConfigError(f"device={name}: there is no GPU {device.index}; this machine has {visible}")
