@@ -175,8 +175,8 @@ def run(cfg) -> None:
         print(f"attention weights: {path}")
 
 
-main = hydra_command("plot", run, text_keys=("src", "ref", "prefix"), check_options=check_options, job_outputs=output_file,
-                     usage='nmt-plot checkpoint=PATH src="..." output=attention.png')
+main = hydra_command("plot", run, text_keys=("src", "ref", "prefix"), check_options=check_options,
+                     job_outputs=output_file, usage='nmt-plot checkpoint=PATH src="..." output=attention.png')
 
 if __name__ == "__main__":
     main()
