@@ -46,6 +46,18 @@ def test_translations_into_a_closed_pipe_stop_quietly(tmp_path):
     assert (done.returncode, done.stderr) == (SIGPIPE_STATUS, "")
 
 
+def test_output_larger_than_the_pipe_into_a_reader_that_goes_away_stops_with_its_status(tmp_path):
+    """`nmt-align ... | head -1` with more output than a pipe holds: the command writes it in one call, the
+    pipe takes part of it before the reader goes, and the rest was dropped with exit status 0."""
+    words = " ".join(["Wort"] * 20)
+    (tmp_path / "a.txt").write_text(f"{words}\n" * 5000)  # links of 20 words: about 800 KB of output
+    process = subprocess.Popen(["nmt-align", "method=diagonal", f"src_file={tmp_path / 'a.txt'}",
+                                f"tgt_file={tmp_path / 'a.txt'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(100)  # the first line has come: the command is inside its one large write
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert (process.wait(timeout=120), stderr) == (SIGPIPE_STATUS, b"")
+
 def into_full_device(args: list[str], unbuffered: bool) -> subprocess.CompletedProcess:
     """Runs a command whose standard output is a full disk (/dev/full: every write fails with ENOSPC)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1" if unbuffered else ""}

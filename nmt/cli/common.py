@@ -110,13 +110,19 @@ class _ReportingStdout(io.RawIOBase):
     def isatty(self) -> bool:
         return self._raw.isatty()
 
-    def write(self, data) -> int | None:
+    def write(self, data) -> int:
+        """Writes all of `data`. A pipe whose reader goes away takes part of a large write and returns its
+        count; BufferedWriter does not retry a Python raw stream's rest, so the next write does it, and
+        its EPIPE (BrokenPipeError) reaches stop_on_broken_pipe instead of a silent exit status 0."""
+        view, written = memoryview(data).cast("B"), 0
         try:
-            return self._raw.write(data)
+            while written < len(view):
+                written += self._raw.write(view[written:]) or 0
         except BrokenPipeError:
             raise
         except OSError as exc:
             raise StdoutError(exc.errno, exc.strerror) from None
+        return written
 
 
 def report_stdout_errors() -> None:
