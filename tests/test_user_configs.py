@@ -495,6 +495,15 @@ def test_an_option_a_global_group_config_sets_for_a_group_merged_after_it_is_ref
         "merges after data, sets it to 4096; set it in an experiment or on the command line")
 
 
+
+def test_a_global_group_config_is_named_before_an_option_of_its_group_that_it_left_without_options(my_configs):
+    """Building on no data config, it leaves data= without options: data.max_len=50 failed first, with
+    "data is not an option (did you mean data.url?)", which points away from the config."""
+    (my_configs / "data/big.yaml").write_text("# @package _global_\ntrainer:\n  batch_tokens: 1234\n")
+    assert refusal(my_configs, "data=big", "data.max_len=50") == (
+        f"trainer.batch_tokens: {my_configs}/data/big.yaml sets it to 1234, but trainer=default, which train.yaml "
+        "merges after data, sets it to 4096; set it in an experiment or on the command line")
+
 def test_options_a_global_group_config_sets_that_nothing_sets_back_are_taken(my_configs):
     """Its own group's options, an option the command line then sets, and a group of the user's own,
     merged last, are no loss."""

@@ -465,7 +465,8 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
     except OverrideParseException:
         raise ConfigError(parse_error_message(overrides)) from None
     except HydraException as exc:
-        raise ConfigError(composition_message(config_dir(), config_name, exc, overrides, users_config)) from None
+        raise (_group_config_problem(config_name, overrides, users_config)
+               or ConfigError(composition_message(config_dir(), config_name, exc, overrides, users_config))) from None
     except RecursionError:
         raise ConfigError(recursion_message(config_dir(), overrides, users_config)) from None
     except (ValueError, TypeError, AttributeError, AssertionError) as exc:  # Hydra's and OmegaConf's crashes
@@ -475,6 +476,22 @@ def compose_checked(config_name: str, overrides: list[str], return_hydra_config:
         with read_write(cfg), open_dict(cfg):  # as compose does
             del cfg["hydra"]
     return cfg
+
+
+def _group_config_problem(config_name: str, overrides: list[str],
+                          users_config: tuple[str, str] | None) -> ConfigError | None:
+    """What is wrong with the configs the command line picks, found without its option overrides, or
+    None. A group config of the user's that puts its options at the top (`# @package _global_`) and
+    builds on none of the group's leaves the group without options: `data=big data.cache_dir=x` then
+    failed on data.cache_dir ("data is not an option"), where the config itself is the mistake."""
+    picks = [o for o in overrides if "." not in o.partition("=")[0].lstrip("+~") or o.startswith("hydra.")]
+    if len(picks) == len(overrides):
+        return None
+    try:
+        compose_checked(config_name, picks, users_config=users_config)
+    except ConfigError as error:
+        return error
+    return None
 
 
 def positive_int(text: str) -> int:
