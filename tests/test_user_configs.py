@@ -503,6 +503,10 @@ def test_a_global_group_config_is_named_before_an_option_of_its_group_that_it_le
     assert refusal(my_configs, "data=big", "data.max_len=50") == (
         f"trainer.batch_tokens: {my_configs}/data/big.yaml sets it to 1234, but trainer=default, which train.yaml "
         "merges after data, sets it to 4096; set it in an experiment or on the command line")
+    # The command line's other options stay: here the one that settles batch_tokens, so what is left is named
+    assert refusal(my_configs, "data=big", "data.max_len=50", "trainer.batch_tokens=1234") == (
+        f"data is missing from {my_configs}/data/big.yaml; a data config of your own should build on one of the "
+        "package's: defaults: [files, _self_]")
 
 def test_options_a_global_group_config_sets_that_nothing_sets_back_are_taken(my_configs):
     """Its own group's options, an option the command line then sets, and a group of the user's own,

@@ -484,11 +484,14 @@ def _group_config_problem(config_name: str, overrides: list[str],
     None. A group config of the user's that puts its options at the top (`# @package _global_`) and
     builds on none of the group's leaves the group without options: `data=big data.cache_dir=x` then
     failed on data.cache_dir ("data is not an option"), where the config itself is the mistake."""
-    picks = [o for o in overrides if "." not in o.partition("=")[0].lstrip("+~") or o.startswith("hydra.")]
-    if len(picks) == len(overrides):
+    keys = [override.partition("=")[0].lstrip("+~") for override in overrides]
+    groups = tuple(f"{key.replace('/', '.')}." for key in keys if "." not in key)  # data=big -> "data."
+    # Only the picked groups' own options are left out: the others may be what settles a conflict
+    kept = [override for override, key in zip(overrides, keys, strict=True) if not key.startswith(groups)]
+    if not groups or len(kept) == len(overrides):
         return None
     try:
-        compose_checked(config_name, picks, users_config=users_config)
+        compose_checked(config_name, kept, users_config=users_config)
     except ConfigError as error:
         return error
     return None
