@@ -131,7 +131,7 @@ def iter_dataset_pairs(
 def _texts(values: list, lang: str, origin: str, first_row: int) -> list[str]:
     """A chunk's sentences of one language, missing ones as "" (cleaning drops the pair). A value of
     another kind (a list of words, a number) is refused: as text it would train on "['Ein', 'Hund']"."""
-    if all(isinstance(value, str) for value in values):  # the usual case, at C speed
+    if all(isinstance(value, str) for value in values):  # the usual case: one pass, the list as it is
         return values
     for offset, value in enumerate(values):
         if value is not None and not isinstance(value, str):

@@ -24,7 +24,7 @@ from nmt.inference.batching import score_many, search_many
 from nmt.inference.ensemble import Ensemble
 from nmt.inference.search import Hypothesis, Sampling, forced_decode
 from nmt.inference.typed_prefix import TargetVocabulary, plan_prefixes
-from nmt.models.seq2seq import Seq2Seq, build_model
+from nmt.models.seq2seq import ADDED_MODEL_OPTIONS, Seq2Seq, build_model
 from nmt.training.checkpoint import check_same_direction, load_checkpoint, unreadable
 from nmt.training.options import check_model_values
 from nmt.training.runtime import resolve_device
@@ -171,8 +171,8 @@ def _load_model(path: str | Path) -> tuple[Seq2Seq, dict, Tokenizers]:
 
 def _bad_model_option(model: dict) -> str | None:
     """The first model option that training would have refused, as training words it, or None."""
-    try:  # the defaults of options that checkpoints older than them lack, as build_model takes them
-        check_model_values({"input_feeding": True, "word_dropout": 0.0, **model})
+    try:  # with the options that checkpoints older than them lack, as build_model takes them
+        check_model_values({**ADDED_MODEL_OPTIONS, **model})
     except ConfigError as exc:
         return str(exc)
     return None

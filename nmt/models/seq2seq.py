@@ -92,8 +92,13 @@ def _choice(cfg: Mapping, key: str, valid: Mapping) -> type:
     return valid[value]
 
 
+# Model options that checkpoints older than them lack, with the value those models were built with.
+ADDED_MODEL_OPTIONS = {"input_feeding": True, "word_dropout": 0.0}
+
+
 def build_model(cfg: Mapping, src_vocab: int, tgt_vocab: int, shared_vocab: bool) -> Seq2Seq:
     """Builds the model from the `model` config section and the vocabulary sizes."""
+    cfg = {**ADDED_MODEL_OPTIONS, **cfg}
     _choice(cfg, "rnn_type", RNN_TYPES)
     decoder_cls = _choice(cfg, "decoder_style", DECODER_STYLES)
     if cfg["tie_embeddings"] and not shared_vocab:
@@ -109,8 +114,8 @@ def build_model(cfg: Mapping, src_vocab: int, tgt_vocab: int, shared_vocab: bool
                                 key_dim=encoder.output_size,
                                 **{k: v for k, v in att_cfg.items() if v is not None})
     decoder = decoder_cls(cfg["rnn_type"], emb, cfg["dec_hidden"], cfg["dec_layers"], encoder.output_size,
-                          attention, cfg["dropout"], input_feeding=cfg.get("input_feeding", True))
-    word_dropout = cfg.get("word_dropout", 0.0)  # absent from checkpoints older than the option
+                          attention, cfg["dropout"], input_feeding=cfg["input_feeding"])
+    word_dropout = cfg["word_dropout"]
     if not (is_number(word_dropout) and 0 <= word_dropout < 1):
         raise ConfigError(f"model.word_dropout must be a number in [0, 1); got {word_dropout!r}")
     model = Seq2Seq(src_embed, tgt_embed, encoder, decoder, cfg["tie_output"], cfg["dropout"], word_dropout)
