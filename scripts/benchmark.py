@@ -15,6 +15,7 @@ the speed, and ``--checkpoint`` decodes with trained weights instead.
 ``--full`` runs ``nmt.training.trainer.train`` to its end (validations and checkpoints included), loads
 the best checkpoint and reports test BLEU (beam 5, sacreBLEU) and the seconds from process start to
 that score (data preparation included; ``data_cached`` says whether the prepared data came from cache).
+Stopped by SIGTERM or SIGINT, it prints the training figures so far with ``stopped_by`` and exits 143/130.
 
 Extra ``key=value`` arguments are Hydra overrides, as for ``nmt-train``. Every line also records the
 machine's load average at start and end: on a shared CPU the figures move with it.
@@ -27,6 +28,7 @@ import math
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,7 @@ from nmt.training.checkpoint import load_checkpoint
 from nmt.training.optim import build_optimizer
 from nmt.training.options import check_run_options
 from nmt.training.runtime import cpu_has_native_bf16, prepare_cpu_runtime, resolve_device, seed_everything
+from nmt.training.signals import TrainingStopped
 from nmt.training.step import train_step
 from nmt.training.trainer import train
 
@@ -319,7 +322,11 @@ def quick_run(cfg: DictConfig, args, device: torch.device, data, data_s: float, 
 
 
 def full_run(cfg: DictConfig, args, device: torch.device) -> dict:
-    """Trains to the end with the real trainer, then scores the best checkpoint on the test split."""
+    """Trains to the end with the real trainer, then scores the best checkpoint on the test split.
+
+    Stopped by SIGINT/SIGTERM (a time limit's `timeout`), it still reports what it measured, the
+    training speed up to the saved checkpoint, with `stopped_by` set and no test BLEU.
+    """
     seed_everything(cfg.seed, args.threads or cfg.trainer.num_threads)
     result = describe(cfg, device, args.experiment, args.overrides)
     result.update(mode="full", data_cached=data_is_cached(cfg))
@@ -327,24 +334,46 @@ def full_run(cfg: DictConfig, args, device: torch.device) -> dict:
     cfg.trainer.num_threads = args.threads or cfg.trainer.num_threads
     reset_peak_memory(device)
     start = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON line only
-        summary = train(cfg, run_dir)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON line only
+            summary = train(cfg, run_dir)
+    except TrainingStopped as stopped:
+        result.update(run_dir=str(run_dir), **stopped_figures(cfg, stopped, time.perf_counter() - start, device))
+        return result
     train_s = time.perf_counter() - start
     translator = Translator.load(summary["best_checkpoint"], str(device))
     figures, texts = measure_decoding(translator.model, cfg, translator.tokenizers, device,
                                       args.decode_sentences, args.decode_batch)
     bleu = bleu_score(*texts["beam5"])
     time_to_bleu = process_age_s()
-    tokens, epochs = trained_tokens(cfg, prepare_data(cfg), summary["steps"])  # cached by now
     result.update(params=count_parameters(translator.model), run_dir=str(run_dir),
-                  train_steps=summary["steps"], train_s=round(train_s, 2), train_tgt_tokens=tokens,
-                  train_tgt_tokens_per_s=round(tokens / train_s, 1), epochs=round(epochs, 3),
-                  epoch_s=round(train_s / epochs, 2), epoch_s_source="measured (incl. validation)",
+                  **training_figures(cfg, summary["steps"], train_s),
                   best_valid_bleu=round(summary["best_bleu"], 2), **figures,
                   peak_mem_mb=round(peak_memory_mb(device), 1), bleu=round(bleu, 2),
                   bleu_signature="sacreBLEU 13a mixed case; beam 5, length penalty 1.0",
                   time_to_bleu_s=round(time_to_bleu, 1), load_avg_1m_end=round(os.getloadavg()[0], 2))
     return result
+
+
+def stopped_figures(cfg: DictConfig, stopped: TrainingStopped, train_s: float, device: torch.device) -> dict:
+    """What a --full run stopped by a signal measured: its training up to the checkpoint it saved."""
+    history = load_checkpoint(stopped.checkpoint)["history"]
+    tok = prepare_data(cfg).tokenizers  # cached by now
+    model = build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size, shared_vocab=tok.joint)
+    return dict(params=count_parameters(model), **training_figures(cfg, stopped.step, train_s),
+                best_valid_bleu=round(max((h["valid_bleu"] for h in history), default=math.nan), 2),
+                decode_greedy_sents_per_s=None, decode_beam5_sents_per_s=None,
+                peak_mem_mb=round(peak_memory_mb(device), 1), bleu=None, time_to_bleu_s=None,
+                stopped_by=signal.Signals(stopped.signum).name, load_avg_1m_end=round(os.getloadavg()[0], 2))
+
+
+def training_figures(cfg: DictConfig, steps: int, train_s: float) -> dict:
+    """A --full run's training speed: its `steps` updates' target tokens over `train_s`."""
+    tokens, epochs = trained_tokens(cfg, prepare_data(cfg), steps)  # cached by now
+    return dict(train_steps=steps, train_s=round(train_s, 2), train_tgt_tokens=tokens,
+                train_tgt_tokens_per_s=round(tokens / train_s, 1), epochs=round(epochs, 3),
+                epoch_s=round(train_s / epochs, 2) if epochs else None,
+                epoch_s_source="measured (incl. validation)")
 
 
 def trained_tokens(cfg: DictConfig, data, steps: int) -> tuple[int, float]:
@@ -402,6 +431,8 @@ def main(argv: list[str] | None = None) -> None:
             result["overrides"] = [*args.overrides, *extra]
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                           for k, v in result.items()}), flush=True)
+        if result.get("stopped_by"):  # the line above holds what was measured; the job was asked to end
+            sys.exit(128 + signal.Signals[result["stopped_by"]])
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,33 @@ def test_full_mode_trains_to_the_end_and_reports_bleu_and_time_to_it(bench, tmp_
     assert 0 <= record["bleu"] <= 100
     assert_positive(record, "time_to_bleu_s", "train_tgt_tokens_per_s", "epoch_s", "decode_beam5_sents_per_s")
     assert record["time_to_bleu_s"] >= record["train_s"]
+
+
+def test_full_mode_stopped_by_sigterm_still_prints_what_it_measured(multi30k_root, tmp_path):
+    # A device job's time limit ends the run with SIGTERM (`timeout`): its training figures must not be lost.
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(SCRIPT), "--experiment", "smoke", "--device", "cpu", "--threads", "1", "--full",
+               "--run-dir", str(run_dir), f"data.cache_dir={tmp_path / 'cache'}", *TINY, "trainer.max_steps=100000",
+               "trainer.max_epochs=null", "trainer.valid_every=2", "trainer.valid_max_sentences=2",
+               "trainer.progress=false"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "checkpoints" / "last.pt").exists():  # saved at the first validation
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()[-3000:]
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    (line,) = stdout.strip().splitlines()
+    record = json.loads(line)
+    assert KEYS <= record.keys() and record["mode"] == "full" and record["stopped_by"] == "SIGTERM"
+    assert record["train_steps"] >= 2 and record["bleu"] is None and record["time_to_bleu_s"] is None
+    assert 0 <= record["best_valid_bleu"] <= 100
+    assert_positive(record, "params", "train_tgt_tokens_per_s", "train_s", "peak_mem_mb")
 
 
 def run_tiny(script: str, data_root, cache, *args: str) -> str:
