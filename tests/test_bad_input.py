@@ -93,7 +93,7 @@ ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"
     (["model.attention.num_head=8"], "model.attention.num_head is not an option (did you mean model.attention.num_heads?)"),
     (["model/attention=bogus"], f"model/attention=bogus is not an option; choose one of: {ATTENTIONS}"),
     (["data=bogus"], "data=bogus is not an option; choose one of: files, hub, multi30k"),  # not _common, a base
-    (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_best, m30k_deen_ref, m30k_deen_small, m30k_ende_best, smoke"),
+    (["experiment=smok"], "experiment=smok is not an option; choose one of: m30k_deen_best, m30k_deen_fast, m30k_deen_ref, m30k_deen_small, m30k_ende_best, smoke"),
     (["trainer.max_steps"], "cannot parse the override 'trainer.max_steps' (missing EQUAL at '<EOF>')"),
     (["trainer.max_steps=1,2"], "trainer.max_steps=1,2: a comma is ambiguous; write a list as key=[a,b], text as "
                                 "key='a,b', or add -m to run one job per value"),

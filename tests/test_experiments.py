@@ -27,6 +27,14 @@ def test_reference_is_joey_nmt_s_recurrent_model():
     assert count_parameters(model) == 12_577_280
 
 
+def test_fast_recipe_trains_the_reference_network_on_the_reference_vocabulary():
+    """Issue #3's GPU targets are for the reference model: only the training may differ."""
+    reference, fast = experiment_config("m30k_deen_ref"), experiment_config("m30k_deen_fast")
+    assert fast["model"] == reference["model"] and fast["tokenizer"] == reference["tokenizer"]
+    assert fast["data"] == reference["data"]
+    assert fast["trainer"]["batch_tokens"] == 4 * reference["trainer"]["batch_tokens"]
+
+
 @pytest.mark.parametrize("name", ["m30k_deen_best", "m30k_ende_best"])
 def test_quality_recipes_stay_within_twice_the_reference(name):
     _, reference = experiment_model("m30k_deen_ref")
