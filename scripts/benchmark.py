@@ -3,6 +3,7 @@
     python scripts/benchmark.py --experiment m30k_deen_ref --device cpu --steps 30
     python scripts/benchmark.py --all-attention --steps 10 --decode-sentences 200
     python scripts/benchmark.py --full --device cuda            # train to the end, then test BLEU
+    python scripts/benchmark.py --full --experiment m30k_deen_fast --average --device cuda
     python scripts/benchmark.py --checkpoint runs/x/checkpoints/best.pt --steps 5   # a trained model
 
 Quick mode (the default) times ``--steps`` training updates after ``--warmup`` untimed ones, exactly as
@@ -13,8 +14,9 @@ stops early, so its decoding runs close to the length limit: the mean output len
 the speed, and ``--checkpoint`` decodes with trained weights instead.
 
 ``--full`` runs ``nmt.training.trainer.train`` to its end (validations and checkpoints included), loads
-the best checkpoint and reports test BLEU (beam 5, sacreBLEU) and the seconds from process start to
-that score (data preparation included; ``data_cached`` says whether the prepared data came from cache).
+the best checkpoint (``--average``: the average of the kept ones, as ``nmt-average`` makes it) and
+reports test BLEU (beam 5, sacreBLEU) and the seconds from process start to that score (data
+preparation included; ``data_cached`` says whether the prepared data came from cache).
 Stopped by SIGTERM or SIGINT, it prints the training figures so far with ``stopped_by`` and exits 143/130.
 
 Extra ``key=value`` arguments are Hydra overrides, as for ``nmt-train``. Every line also records the
@@ -43,12 +45,14 @@ from nmt.cli.common import compose_checked, positive_int, run_script
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.pipeline import cache_key, load_test_split, prepare_data
 from nmt.data.tokenizer import Tokenizers
+from nmt.errors import ConfigError
 from nmt.inference.batching import search_many
 from nmt.inference.metrics import bleu_score
 from nmt.inference.translator import Translator
 from nmt.models.attention import available_attentions
 from nmt.models.fusion import fusion, fusion_wanted
 from nmt.models.seq2seq import build_model, count_parameters
+from nmt.training.averaging import write_average
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.optim import build_optimizer
 from nmt.training.options import check_run_options
@@ -78,6 +82,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--full", action="store_true", help="train to the end, then test BLEU and time to it")
     p.add_argument("--run-dir", default=None, help="--full: the run folder (default: a temporary one)")
+    p.add_argument("--average", action="store_true",
+                   help="--full: score the average of the kept checkpoints (trainer.keep_best_checkpoints), not best.pt")
     p.add_argument("--all-attention", action="store_true",
                    help="one line per attention variant x decoder style (bahdanau, luong +/- input feeding)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.batch_tokens=8192")
@@ -86,6 +92,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--warmup must be >= 0; got {args.warmup}")
     if args.checkpoint and (args.full or args.all_attention):
         p.error("--checkpoint goes with the quick mode only")
+    if args.average and not args.full:
+        p.error("--average goes with --full")
     return args
 
 
@@ -327,6 +335,9 @@ def full_run(cfg: DictConfig, args, device: torch.device) -> dict:
     Stopped by SIGINT/SIGTERM (a time limit's `timeout`), it still reports what it measured, the
     training speed up to the saved checkpoint, with `stopped_by` set and no test BLEU.
     """
+    if args.average and (cfg.trainer.keep_best_checkpoints or 0) < 2:  # found out before training, not after
+        raise ConfigError(f"--average needs trainer.keep_best_checkpoints of 2 or more (now "
+                          f"{cfg.trainer.keep_best_checkpoints}), e.g. trainer.keep_best_checkpoints=5")
     seed_everything(cfg.seed, args.threads or cfg.trainer.num_threads)
     result = describe(cfg, device, args.experiment, args.overrides)
     result.update(mode="full", data_cached=data_is_cached(cfg))
@@ -341,7 +352,11 @@ def full_run(cfg: DictConfig, args, device: torch.device) -> dict:
         result.update(run_dir=str(run_dir), **stopped_figures(cfg, stopped, time.perf_counter() - start, device))
         return result
     train_s = time.perf_counter() - start
-    translator = Translator.load(summary["best_checkpoint"], str(device))
+    scored = summary["best_checkpoint"]
+    if args.average:  # as nmt-average does, and timed with the rest
+        scored, kept = write_average(run_dir / "checkpoints", None)
+        result["averaged_checkpoints"] = len(kept)
+    translator = Translator.load(scored, str(device))
     figures, texts = measure_decoding(translator.model, cfg, translator.tokenizers, device,
                                       args.decode_sentences, args.decode_batch)
     bleu = bleu_score(*texts["beam5"])
@@ -350,7 +365,7 @@ def full_run(cfg: DictConfig, args, device: torch.device) -> dict:
                   **training_figures(cfg, summary["steps"], train_s),
                   best_valid_bleu=round(summary["best_bleu"], 2), **figures,
                   peak_mem_mb=round(peak_memory_mb(device), 1), bleu=round(bleu, 2),
-                  bleu_signature="sacreBLEU 13a mixed case; beam 5, length penalty 1.0",
+                  bleu_checkpoint=Path(scored).name, bleu_signature="sacreBLEU 13a mixed case; beam 5, length penalty 1.0",
                   time_to_bleu_s=round(time_to_bleu, 1), load_avg_1m_end=round(os.getloadavg()[0], 2))
     return result
 

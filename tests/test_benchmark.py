@@ -98,6 +98,15 @@ def test_full_mode_trains_to_the_end_and_reports_bleu_and_time_to_it(bench, tmp_
     assert 0 <= record["bleu"] <= 100
     assert_positive(record, "time_to_bleu_s", "train_tgt_tokens_per_s", "epoch_s", "decode_beam5_sents_per_s")
     assert record["time_to_bleu_s"] >= record["train_s"]
+    assert record["bleu_checkpoint"] == "best.pt"
+
+
+def test_full_mode_with_average_scores_the_average_of_the_kept_checkpoints(bench, tmp_path):
+    (record,) = bench("--full", "--average", "--decode-sentences", "4", "--run-dir", str(tmp_path / "run"),
+                      "trainer.max_steps=4", "trainer.valid_every=1", "trainer.valid_max_sentences=4",
+                      "trainer.keep_best_checkpoints=3", "trainer.progress=false")
+    assert record["bleu_checkpoint"] == "averaged.pt" and record["averaged_checkpoints"] == 3
+    assert (tmp_path / "run" / "checkpoints" / "averaged.pt").is_file() and 0 <= record["bleu"] <= 100
 
 
 def test_full_mode_stopped_by_sigterm_still_prints_what_it_measured(multi30k_root, tmp_path):
@@ -125,6 +134,11 @@ def test_full_mode_stopped_by_sigterm_still_prints_what_it_measured(multi30k_roo
     assert record["train_steps"] >= 2 and record["bleu"] is None and record["time_to_bleu_s"] is None
     assert 0 <= record["best_valid_bleu"] <= 100
     assert_positive(record, "params", "train_tgt_tokens_per_s", "train_s", "peak_mem_mb")
+
+
+def test_average_without_full_is_refused_by_the_option_parser():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--average"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.strip().endswith("error: --average goes with --full")
 
 
 def run_tiny(script: str, data_root, cache, *args: str) -> str:
@@ -201,6 +215,8 @@ def test_benchmark_on_a_missing_gpu_is_one_error_line(multi30k_root, tmp_path):
                                              "trainer.max_steps?)"),
     ("benchmark.py", ["model.dropout=1.5"], "error: model.dropout must be a number in [0, 1); got 1.5"),
     ("cpu_ceiling.py", ["optimizer.lr=-1"], "error: optimizer.lr must be a number > 0"),
+    ("benchmark.py", ["--full", "--average"], "error: --average needs trainer.keep_best_checkpoints of 2 or more "
+                                              "(now 0), e.g. trainer.keep_best_checkpoints=5"),
 ])
 def test_a_mistake_in_a_scripts_options_is_one_error_line_before_any_data_is_read(tmp_path, script, args, message):
     env = {**os.environ, "NMT_DATA_DIR": str(tmp_path / "no_data_here")}  # data would fail with another error
