@@ -362,7 +362,7 @@ def full_run(cfg: DictConfig, args, device: torch.device) -> dict:
     bleu = bleu_score(*texts["beam5"])
     time_to_bleu = process_age_s()
     result.update(params=count_parameters(translator.model), run_dir=str(run_dir),
-                  **training_figures(cfg, summary["steps"], train_s),
+                  **training_figures(cfg, prepare_data(cfg), summary["steps"], train_s),  # cached by now
                   best_valid_bleu=round(summary["best_bleu"], 2), **figures,
                   peak_mem_mb=round(peak_memory_mb(device), 1), bleu=round(bleu, 2),
                   bleu_checkpoint=Path(scored).name, bleu_signature="sacreBLEU 13a mixed case; beam 5, length penalty 1.0",
@@ -373,18 +373,19 @@ def full_run(cfg: DictConfig, args, device: torch.device) -> dict:
 def stopped_figures(cfg: DictConfig, stopped: TrainingStopped, train_s: float, device: torch.device) -> dict:
     """What a --full run stopped by a signal measured: its training up to the checkpoint it saved."""
     history = load_checkpoint(stopped.checkpoint)["history"]
-    tok = prepare_data(cfg).tokenizers  # cached by now
+    data = prepare_data(cfg)  # cached by now
+    tok = data.tokenizers
     model = build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size, shared_vocab=tok.joint)
-    return dict(params=count_parameters(model), **training_figures(cfg, stopped.step, train_s),
+    return dict(params=count_parameters(model), **training_figures(cfg, data, stopped.step, train_s),
                 best_valid_bleu=round(max((h["valid_bleu"] for h in history), default=math.nan), 2),
                 decode_greedy_sents_per_s=None, decode_beam5_sents_per_s=None,
                 peak_mem_mb=round(peak_memory_mb(device), 1), bleu=None, time_to_bleu_s=None,
                 stopped_by=signal.Signals(stopped.signum).name, load_avg_1m_end=round(os.getloadavg()[0], 2))
 
 
-def training_figures(cfg: DictConfig, steps: int, train_s: float) -> dict:
+def training_figures(cfg: DictConfig, data, steps: int, train_s: float) -> dict:
     """A --full run's training speed: its `steps` updates' target tokens over `train_s`."""
-    tokens, epochs = trained_tokens(cfg, prepare_data(cfg), steps)  # cached by now
+    tokens, epochs = trained_tokens(cfg, data, steps)
     return dict(train_steps=steps, train_s=round(train_s, 2), train_tgt_tokens=tokens,
                 train_tgt_tokens_per_s=round(tokens / train_s, 1), epochs=round(epochs, 3),
                 epoch_s=round(train_s / epochs, 2) if epochs else None,
