@@ -129,7 +129,11 @@ def test_numbered_gold_that_stops_before_the_last_sentence_is_refused(tmp_path):
     with pytest.raises(DataError) as refused:
         read_gold(path, 3)
     assert str(refused.value) == (f"{path} has links for sentences 1..2 only, but there are 3 sentence pairs: the "
-                                  "gold must reach the last sentence (is it cut short, or another set's?)")
+                                  "gold must reach the last sentence (is it cut short, or another set's?); if the "
+                                  "last ones truly have no links, write it one sentence a line (`i-j`), where an "
+                                  "empty line is a sentence without links")
+    path.write_text("0-0\n1-1\n\n")  # the way out the message names: the same gold, the third sentence empty
+    assert [g.sure for g in read_gold(path, 3)] == [{(0, 0)}, {(1, 1)}, set()]
 
 
 @pytest.mark.parametrize("text", ["\n\n", "0?0\n1p1\n", "1 0 0 P\n2 0 0 P\n"])

@@ -140,7 +140,7 @@ def read_gold(path: str | Path, n_sentences: int) -> list[GoldAlignment]:
     100), or links that stop before the last sentence. In the one-link-a-line format a sentence
     without links has no line, so a sentence in between may have none; but a file cut short (the
     gold of the first 51 of 100 sentences) looks the same from its end, and would be scored as if
-    the rest had no links.
+    the rest had no links. Gold whose last sentences truly have none is written in the Pharaoh format.
     """
     lines = read_lines(path, hint=CONVERT_TO_UTF8)
     first = next((line for line in lines if line.strip()), "")
@@ -168,7 +168,9 @@ def _read_numbered(path: str | Path, lines: list[str], n_sentences: int) -> list
         last = max(last, sentence)
     if last < n_sentences:
         raise DataError(f"{path} has links for sentences 1..{last} only, but there are {n_sentences} sentence "
-                        "pairs: the gold must reach the last sentence (is it cut short, or another set's?)")
+                        "pairs: the gold must reach the last sentence (is it cut short, or another set's?); if "
+                        "the last ones truly have no links, write it one sentence a line (`i-j`), where an empty "
+                        "line is a sentence without links")
     return gold
 
 
