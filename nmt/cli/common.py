@@ -1,18 +1,14 @@
-"""What every command shares: where the configs live, free-text options, and user-error handling."""
+"""What every command shares: where the configs live, free-text options, and user-error handling
+(failed writes to standard output: nmt.cli.stdout_errors)."""
 
 import argparse
-import contextlib
 import fnmatch
 import functools
-import io
 import logging
-import os
 import re
-import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NoReturn
 
 import hydra
 import yaml
@@ -35,6 +31,12 @@ from nmt.cli.hydra_messages import (
     yaml_error_message,
 )
 from nmt.cli.outputs import check_writable_folder
+from nmt.cli.stdout_errors import (
+    StdoutError,
+    stop_on_broken_pipe,
+    stop_on_stdout_error,
+    stopping_on_stdout_errors,
+)
 from nmt.cli.sweeps import (
     MULTIRUN_MODE,
     check_jobs,
@@ -86,97 +88,6 @@ def quote_text_overrides(argv: list[str], keys: Iterable[str], only_with: str = 
             arg = f"{key}={hydra_quote(value)}"
         out.append(arg)
     return out
-
-
-class StdoutError(OSError):
-    """A write to standard output failed (`> /dev/full`, a full disk): told apart from a failed write
-    to a file the command names, whose message names its option."""
-
-
-class _ReportingStdout(io.RawIOBase):
-    """Standard output's file descriptor, whose failed writes raise StdoutError; BrokenPipeError (the
-    reader has gone) stays as it is, for stop_on_broken_pipe."""
-
-    def __init__(self, raw: io.RawIOBase):
-        super().__init__()
-        self._raw = raw
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._raw.fileno()
-
-    def isatty(self) -> bool:
-        return self._raw.isatty()
-
-    def write(self, data) -> int:
-        """Writes all of `data`. A pipe whose reader goes away takes part of a large write and returns its
-        count; BufferedWriter does not retry a Python raw stream's rest, so the next write does it, and
-        its EPIPE (BrokenPipeError) reaches stop_on_broken_pipe instead of a silent exit status 0."""
-        view, written = memoryview(data).cast("B"), 0
-        try:
-            while written < len(view):
-                written += self._raw.write(view[written:]) or 0
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise StdoutError(exc.errno, exc.strerror) from None
-        return written
-
-
-def report_stdout_errors() -> None:
-    """Rebuilds sys.stdout over _ReportingStdout, so that a failed write to it anywhere (the results,
-    print, Hydra's --help) is a StdoutError. Only the process's own standard output (not a test's
-    capture), once. Buffered as before: unbuffered under PYTHONUNBUFFERED (python -u)."""
-    old = sys.stdout
-    binary = getattr(old, "buffer", None)
-    buffered = isinstance(binary, io.BufferedWriter)
-    raw = binary.raw if buffered else binary
-    if old is not sys.__stdout__ or not isinstance(raw, io.FileIO):
-        return
-    old.flush()
-    reporting = _ReportingStdout(raw)
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(reporting) if buffered else reporting, encoding=old.encoding,
-                                  errors=old.errors, line_buffering=old.line_buffering,
-                                  write_through=old.write_through)
-
-
-def _discard_stdout() -> None:
-    """Points standard output at /dev/null: else the flush at exit fails once more, with a message."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
-
-def stop_on_broken_pipe() -> NoReturn:
-    """The reader of the output has gone (`nmt-translate ... | head`): stop quietly, as `cat` does,
-    with the status a shell reports for a process that SIGPIPE ended (Python raises instead)."""
-    _discard_stdout()
-    sys.exit(128 + signal.SIGPIPE)
-
-
-@contextlib.contextmanager
-def stopping_on_stdout_errors() -> Iterator[None]:
-    """Runs a command's body so that a failed write to standard output, the last one included, ends it
-    as stop_on_broken_pipe or stop_on_stdout_error do. The output is flushed here, also on sys.exit
-    (Hydra's --help): a write that failed in the flush at exit would be a message and status 120."""
-    report_stdout_errors()
-    try:
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-    except BrokenPipeError:
-        stop_on_broken_pipe()
-    except StdoutError as exc:
-        stop_on_stdout_error(exc)
-
-
-def stop_on_stdout_error(exc: OSError) -> NoReturn:
-    """Standard output cannot be written (`> /dev/full`): one line and exit status 2, as for output=FILE."""
-    print(f"error: cannot write to standard output: {exc.strerror}", file=sys.stderr)
-    _discard_stdout()
-    sys.exit(2)
 
 
 def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
