@@ -42,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import nmt
 from nmt.cli.common import compose_checked, positive_int, run_script
+from nmt.cli.stdout_errors import ArgumentParser
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.pipeline import cache_key, load_test_split, prepare_data
 from nmt.data.tokenizer import Tokenizers
@@ -68,8 +69,8 @@ DECODER_STYLES = [("bahdanau", False), ("luong", True), ("luong", False)]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default="m30k_deen_ref", help="configs/experiment/NAME.yaml")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--steps", type=positive_int, default=30, help="timed training steps (quick mode)")
@@ -178,10 +179,10 @@ def make_sampler(cfg: DictConfig, data) -> TokenBatchSampler:
                              cfg.trainer.batch_tokens, shuffle=True, seed=cfg.seed)
 
 
-def helper_parser(doc: str, precisions: list[str]) -> argparse.ArgumentParser:
+def helper_parser(doc: str, precisions: list[str]) -> ArgumentParser:
     """The options of the helper scripts that time or profile fixed training updates
     (profile_training.py, cpu_ceiling.py): the experiment, precision, threads and config overrides."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser = ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--experiment", default="m30k_deen_ref")
     parser.add_argument("--precision", default="bf16", choices=precisions)
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")

@@ -19,7 +19,6 @@ the model is still chosen and scored on the real references. `train.hyp.en` must
 every line of the corpus's training source, in order. The folder appears whole or not at all.
 """
 
-import argparse
 import gzip
 import os
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from nmt.cli.common import run_script  # noqa: E402
+from nmt.cli.stdout_errors import ArgumentParser  # noqa: E402
 from nmt.data.readers import CONVERT_TO_UTF8, iter_lines  # noqa: E402
 from nmt.errors import NMTError  # noqa: E402
 
@@ -106,7 +106,7 @@ def build(out_root: Path, corpus: Path, translations: list[Path], *, split="trai
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_root", type=Path, help="the new data root; train with data.root=OUT_ROOT")
     parser.add_argument("--corpus", type=Path, required=True, help="folder of {split}.{lang}.gz files")
     parser.add_argument("--translations", type=Path, nargs="+", default=[],

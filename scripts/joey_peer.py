@@ -42,6 +42,7 @@ from benchmark import device_name  # scripts/benchmark.py, beside this file
 from joey_format import check_reference_model, joey_config, joey_state_dict, write_joey_vocab
 
 from nmt.cli.common import positive_int, run_script
+from nmt.cli.stdout_errors import ArgumentParser
 from nmt.data.corpus import load_split
 from nmt.data.readers import iter_lines
 from nmt.errors import ConfigError, NMTError
@@ -57,8 +58,8 @@ BLEU_LINE = re.compile(r"Evaluation result \([^)]*\): bleu:\s+([\d.]+)")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--joey-python", required=True, help="a Python with joeynmt 2.3 installed (see above)")
     p.add_argument("--data-root", default=None,
                    help="folder holding multi30k/ (default: NMT_DATA_DIR, else the checkpoint's data.root)")

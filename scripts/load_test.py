@@ -13,7 +13,6 @@ server, so on a small CPU it takes some of the server's time: compare the modes,
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -30,6 +29,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from nmt.cli.common import positive_int, run_script  # noqa: E402
+from nmt.cli.stdout_errors import ArgumentParser  # noqa: E402
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines  # noqa: E402
 from nmt.errors import NMTError  # noqa: E402
 
@@ -139,7 +139,7 @@ def git_commit() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--requests", type=positive_int, default=1000)
     parser.add_argument("--clients", type=positive_int, default=50)

@@ -3,6 +3,7 @@
 Each ends a command quietly or with one line, never a traceback or Python's message at exit.
 """
 
+import argparse
 import contextlib
 import io
 import os
@@ -101,3 +102,15 @@ def stop_on_stdout_error(exc: OSError) -> NoReturn:
     print(f"error: cannot write to standard output: {exc.strerror}", file=sys.stderr)
     _discard_stdout()
     sys.exit(2)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for the scripts, except that a failed write of `--help` to standard output is
+    not dropped: argparse ignores the OSError, so under PYTHONUNBUFFERED (nothing left for the flush
+    at exit to fail on) `--help > /dev/full` printed nothing and exited 0."""
+
+    def _print_message(self, message, file=None):
+        if file is not None and file is sys.stdout and message:
+            file.write(message)  # a StdoutError or BrokenPipeError reaches stopping_on_stdout_errors
+        else:
+            super()._print_message(message, file)
