@@ -8,7 +8,7 @@ from tiny_checkpoint import make_checkpoint
 from nmt.cli import translate
 from nmt.cli.common import config_dir
 from nmt.errors import CheckpointError
-from nmt.inference.translator import Translator
+from nmt.inference.translator import Translator, warn_longer_than_training
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -85,3 +85,28 @@ def test_nbest_lines_give_each_inputs_hypotheses_in_input_order_best_first_with_
         assert len({h.text for h in hyps}) > 1  # distinct hypotheses: their order can be checked
         assert [text for _, text in group] == [h.text for h in hyps]
         assert scores == pytest.approx([h.score for h in hyps], abs=1e-4)
+
+
+def test_inputs_longer_than_any_training_sentence_are_named_in_a_warning(translator, caplog):
+    """A paragraph on one line came back as its first sentence or two, without a word of why."""
+    long_line = " ".join([SOURCE] * 20)  # 120 words, more subwords than data.max_len (100)
+    pieces = len(translator.tokenizers.src.encode([long_line])[0])
+    assert pieces > translator.config["data"]["max_len"] == 100
+    translator.translate([SOURCE, long_line], beam_size=1, max_len_a=0, max_len_b=2)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"input line 2: {pieces} subwords, longer than any sentence the model was trained on (data.max_len "
+        "100): the translation may stop early; give long text one sentence a line"]
+    caplog.clear()
+    translator.translate([SOURCE] * 3, beam_size=1, max_len_a=0, max_len_b=2)
+    assert not caplog.records
+
+
+def test_the_warning_for_many_long_inputs_names_the_first_five_and_the_longest(caplog):
+    lengths = [3, 101, 5, 150, 120, 101, 102, 103, 104, 100]
+    warn_longer_than_training([[7] * n for n in lengths], max_len=100)
+    assert [r.getMessage() for r in caplog.records] == [
+        "input lines 2, 4, 5, 6, 7 and 2 more: up to 150 subwords, longer than any sentence the model was "
+        "trained on (data.max_len 100): the translation may stop early; give long text one sentence a line"]
+    caplog.clear()
+    warn_longer_than_training([[7] * n for n in lengths], max_len=None)  # trained without a limit: nothing known
+    assert not caplog.records

@@ -9,6 +9,7 @@
     [given] = translator.score(["Ein Hund rennt."], ["A dog runs."])   # log_prob, tokens
 """
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from nmt.models.seq2seq import ADDED_MODEL_OPTIONS, Seq2Seq, build_model
 from nmt.training.checkpoint import check_same_direction, load_checkpoint, unreadable
 from nmt.training.options import check_model_values
 from nmt.training.runtime import resolve_device
+
+logger = logging.getLogger(__name__)
 
 EOS_PIECE = "</s>"
 
@@ -104,6 +107,7 @@ class Translator:
             raise ConfigError(f"got {len(prefixes)} target prefixes for {len(texts)} texts: one per text")
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
+        warn_longer_than_training(src_ids, self.config.get("data", {}).get("max_len"))
         plan = None if prefixes is None else plan_prefixes(prefixes, self.tokenizers.tgt, self._target_vocabulary)
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                            coverage_penalty=coverage_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
@@ -149,6 +153,21 @@ class Translator:
             src_pieces=self.tokenizers.src.ids_to_pieces(src_ids) + [EOS_PIECE],
             tgt_pieces=self.tokenizers.tgt.ids_to_pieces(hyp.tokens) + [EOS_PIECE],
             attention=hyp.attention)
+
+
+def warn_longer_than_training(src_ids: Sequence[Sequence[int]], max_len: int | None) -> None:
+    """Warns about inputs longer than any training sentence (data.max_len subwords): the model has never
+    learnt to go on that long, so its translation of a paragraph on one line stops after a sentence or
+    two. Numbered from 1, as the lines of an input file."""
+    long = [i for i, ids in enumerate(src_ids) if max_len is not None and len(ids) > max_len]
+    if not long:
+        return
+    shown = ", ".join(str(i + 1) for i in long[:5]) + (f" and {len(long) - 5} more" if len(long) > 5 else "")
+    longest = max(len(src_ids[i]) for i in long)
+    size = f"up to {longest}" if len(long) > 1 else str(longest)
+    logger.warning(f"input line{'s' if len(long) > 1 else ''} {shown}: {size} subwords, longer than any sentence "
+                   f"the model was trained on (data.max_len {max_len}): the translation may stop early; give long "
+                   "text one sentence a line")
 
 
 def _load_model(path: str | Path) -> tuple[Seq2Seq, dict, Tokenizers]:
