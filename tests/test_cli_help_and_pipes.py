@@ -36,8 +36,10 @@ def stopped_reader(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, process.wait(timeout=120), None, stderr)
 
 
-def test_help_into_a_closed_pipe_stops_quietly():
-    done = stopped_reader(["nmt-train", "--help"])
+@pytest.mark.parametrize("flags", [["--help"], ["--cfg", "job"]])
+def test_help_and_the_config_into_a_closed_pipe_stop_quietly(flags):
+    """`--cfg job` is written by Hydra, whose own handler printed a traceback and exited 1."""
+    done = stopped_reader(["nmt-train", *flags])
     assert (done.returncode, done.stderr) == (SIGPIPE_STATUS, "")
 
 
@@ -70,8 +72,9 @@ def into_full_device(args: list[str], unbuffered: bool) -> subprocess.CompletedP
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("unbuffered", [False, True])
-def test_help_into_a_full_output_is_one_error_line(unbuffered):
-    done = into_full_device(["nmt-translate", "--help"], unbuffered)
+@pytest.mark.parametrize("flags", [["--help"], ["--cfg", "job"]])
+def test_help_and_the_config_into_a_full_output_are_one_error_line(unbuffered, flags):
+    done = into_full_device(["nmt-translate", *flags], unbuffered)
     assert (done.returncode, done.stderr) == (2, FULL_DEVICE_ERROR)
 
 

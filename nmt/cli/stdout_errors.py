@@ -13,14 +13,20 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 
-class StdoutError(OSError):
-    """A write to standard output failed (`> /dev/full`, a full disk): told apart from a failed write
-    to a file the command names, whose message names its option."""
+class StdoutError(BaseException):
+    """A write to standard output failed: the reader has gone (`| head`; `error` is a BrokenPipeError)
+    or the write was refused (`> /dev/full`). Told apart from a failed write to a file the command
+    names, whose message names its option. A BaseException, as KeyboardInterrupt is, so that no
+    `except Exception` on its way takes it for a bug: Hydra's own printed a traceback for
+    `--cfg job > /dev/full`."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.error = error
 
 
 class _ReportingStdout(io.RawIOBase):
-    """Standard output's file descriptor, whose failed writes raise StdoutError; BrokenPipeError (the
-    reader has gone) stays as it is, for stop_on_broken_pipe."""
+    """Standard output's file descriptor, whose failed writes raise StdoutError."""
 
     def __init__(self, raw: io.RawIOBase):
         super().__init__()
@@ -38,15 +44,13 @@ class _ReportingStdout(io.RawIOBase):
     def write(self, data) -> int:
         """Writes all of `data`. A pipe whose reader goes away takes part of a large write and returns its
         count; BufferedWriter does not retry a Python raw stream's rest, so the next write does it, and
-        its EPIPE (BrokenPipeError) reaches stop_on_broken_pipe instead of a silent exit status 0."""
+        its EPIPE reaches stop_on_stdout_error (as a broken pipe) instead of a silent exit status 0."""
         view, written = memoryview(data).cast("B"), 0
         try:
             while written < len(view):
                 written += self._raw.write(view[written:]) or 0
-        except BrokenPipeError:
-            raise
         except OSError as exc:
-            raise StdoutError(exc.errno, exc.strerror) from None
+            raise StdoutError(exc) from None
         return written
 
 
@@ -97,9 +101,12 @@ def stopping_on_stdout_errors() -> Iterator[None]:
         stop_on_stdout_error(exc)
 
 
-def stop_on_stdout_error(exc: OSError) -> NoReturn:
-    """Standard output cannot be written (`> /dev/full`): one line and exit status 2, as for output=FILE."""
-    print(f"error: cannot write to standard output: {exc.strerror}", file=sys.stderr)
+def stop_on_stdout_error(exc: StdoutError) -> NoReturn:
+    """Standard output cannot be written: its reader has gone, as stop_on_broken_pipe; else (`> /dev/full`)
+    one line and exit status 2, as for output=FILE."""
+    if isinstance(exc.error, BrokenPipeError):
+        stop_on_broken_pipe()
+    print(f"error: cannot write to standard output: {exc.error.strerror}", file=sys.stderr)
     _discard_stdout()
     sys.exit(2)
 
