@@ -22,7 +22,7 @@ TINY = ["data.max_train_examples=1000", "tokenizer.vocab_size=300", "model.emb_s
         "model.enc_hidden=16", "model.dec_hidden=16", "trainer.batch_tokens=1024"]
 KEYS = {"device", "device_name", "cpu_native_bf16", "threads", "omp_wait_policy", "torch", "commit", "experiment", "attention", "decoder_style",
         "input_feeding", "params", "train_tgt_tokens_per_s", "epoch_s", "decode_greedy_sents_per_s",
-        "decode_beam5_sents_per_s", "peak_mem_mb", "bleu", "time_to_bleu_s"}
+        "decode_beam5_sents_per_s", "peak_mem_mb", "bleu", "time_to_bleu_s", "subword_alpha"}
 
 
 @pytest.fixture(scope="module")
