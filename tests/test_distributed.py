@@ -130,7 +130,8 @@ def free_port() -> int:
 def torchrun(root: Path, cache: Path, run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={free_port()}", "-m", "nmt.train", *OVERRIDES, f"data.root={root}",
+               f"--master_port={free_port()}", f"--log-dir={run_dir.parent / 'torchrun_logs'}",  # else /tmp/torchelastic_*
+               "-m", "nmt.train", *OVERRIDES, f"data.root={root}",
                f"data.cache_dir={cache}", f"hydra.run.dir={run_dir}", *overrides]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
