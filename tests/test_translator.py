@@ -108,5 +108,8 @@ def test_the_warning_for_many_long_inputs_names_the_first_five_and_the_longest(c
         "input lines 2, 4, 5, 6, 7 and 2 more: up to 150 subwords, longer than any sentence the model was "
         "trained on (data.max_len 100): the translation may stop early; give long text one sentence a line"]
     caplog.clear()
+    warn_longer_than_training([[7] * 101], max_len=100)  # a typed line, a plot's sentence
+    assert caplog.records[0].getMessage().startswith("the input: 101 subwords, longer than any sentence")
+    caplog.clear()
     warn_longer_than_training([[7] * n for n in lengths], max_len=None)  # trained without a limit: nothing known
     assert not caplog.records

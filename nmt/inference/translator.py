@@ -158,14 +158,15 @@ class Translator:
 def warn_longer_than_training(src_ids: Sequence[Sequence[int]], max_len: int | None) -> None:
     """Warns about inputs longer than any training sentence (data.max_len subwords): the model has never
     learnt to go on that long, so its translation of a paragraph on one line stops after a sentence or
-    two. Numbered from 1, as the lines of an input file."""
+    two. Numbered from 1, as the lines of an input file; one text alone (a typed line, a plot) is "the input"."""
     long = [i for i, ids in enumerate(src_ids) if max_len is not None and len(ids) > max_len]
     if not long:
         return
     shown = ", ".join(str(i + 1) for i in long[:5]) + (f" and {len(long) - 5} more" if len(long) > 5 else "")
     longest = max(len(src_ids[i]) for i in long)
     size = f"up to {longest}" if len(long) > 1 else str(longest)
-    logger.warning(f"input line{'s' if len(long) > 1 else ''} {shown}: {size} subwords, longer than any sentence "
+    which = "the input" if len(src_ids) == 1 else f"input line{'s' if len(long) > 1 else ''} {shown}"
+    logger.warning(f"{which}: {size} subwords, longer than any sentence "
                    f"the model was trained on (data.max_len {max_len}): the translation may stop early; give long "
                    "text one sentence a line")
 
