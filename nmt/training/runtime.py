@@ -80,7 +80,7 @@ def slow_bf16_warning(device: torch.device, precision: str) -> str | None:
     """The one-line warning for bf16 asked of a CPU that would emulate it, else None."""
     if device.type != "cpu" or precision != "bf16" or cpu_has_native_bf16() is not False:
         return None
-    return ("trainer.precision=bf16: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 "
+    return ("trainer.precision=bf16: this CPU has no bf16 instructions (AVX512-BF16, AMX or AVX-NE-CONVERT), so bf16 "
             "products are emulated, about 3x slower than fp32; use trainer.precision=fp32 (or auto) here")
 
 
