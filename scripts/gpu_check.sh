@@ -56,7 +56,7 @@ case $stage in
     ;;
   full)
     # Time to test BLEU: first the reference network trained for a GPU (m30k_deen_fast: 16,384-token
-    # batches, 30 epochs, its 5 kept checkpoints averaged; 40.67 and 40.38 on a CPU), then the reference
+    # batches, 30 epochs, its 5 kept checkpoints averaged; 40.67, 40.38 and 40.87 on a CPU), then the reference
     # recipe (20 epochs; Joey NMT's best checkpoint is at epoch 20). Stopped by its step's limit, a
     # --full run still prints its training figures (stopped_by, no BLEU).
     step 280 "${bench[@]}" --full --experiment m30k_deen_fast --average --run-dir /tmp/gpu_fast \
