@@ -387,7 +387,7 @@ def stopped_figures(cfg: DictConfig, stopped: TrainingStopped, train_s: float, d
                 best_valid_bleu=round(max((h["valid_bleu"] for h in history), default=math.nan), 2),
                 decode_greedy_sents_per_s=None, decode_beam5_sents_per_s=None,
                 peak_mem_mb=round(peak_memory_mb(device), 1), bleu=None, time_to_bleu_s=None,
-                stopped_by=signal.Signals(stopped.signum).name, load_avg_1m_end=round(os.getloadavg()[0], 2))
+                stopped_by=stopped.reason.name, load_avg_1m_end=round(os.getloadavg()[0], 2))
 
 
 def training_figures(cfg: DictConfig, data, steps: int, train_s: float) -> dict:

@@ -27,7 +27,7 @@ from nmt.errors import TrainingError
 from nmt.models.seq2seq import Seq2Seq
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.guards import out_of_memory_advice
-from nmt.training.signals import StopOnSignal
+from nmt.training.signals import StopOnSignal, StopReason
 from nmt.training.trainer import train
 
 TINY = ["experiment=smoke", "data.max_train_examples=300", "data.max_len=30", "tokenizer.vocab_size=200",
@@ -189,6 +189,47 @@ def test_sigterm_saves_prints_the_resume_command_and_it_carries_on(multi30k_root
     assert load_checkpoint(run_dir / "checkpoints/last.pt")["progress"]["step"] == 8
 
 
+def test_a_closed_standard_output_stops_training_after_saving_the_validation_it_was_logging(multi30k_root, cache,
+                                                                                          tmp_path):
+    """`nmt-train ... | head` or a killed `tee`: the validation line that cannot be written used to end the
+    command before that validation's checkpoints were saved. Now the run stops as on SIGTERM."""
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(["nmt-train", *TINY, f"data.cache_dir={cache}", f"hydra.run.dir={run_dir}",
+                                "trainer.max_steps=40", "trainer.valid_every=2", "trainer.num_threads=1"],
+                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:  # Hydra's log: the reader goes once it has seen the first validation
+        if "valid loss" in line:
+            break
+    process.stdout.close()
+    stderr = process.stderr.read()
+    process.wait(timeout=180)
+    assert process.returncode == 128 + signal.SIGPIPE, stderr[-3000:]
+    assert "Traceback" not in stderr
+    stopped = next(line for line in stderr.splitlines() if line.startswith("stopped by a closed standard output"))
+    saved = load_checkpoint(run_dir / "checkpoints/last.pt")
+    step = saved["progress"]["step"]
+    assert 2 < step < 40 and f"at step {step} " in stopped
+    assert saved["history"][-1]["step"] == step  # the validation whose line failed is in the checkpoint
+    assert "to continue: nmt-train" in stderr
+
+
+def test_a_refused_write_to_standard_output_is_an_error_and_a_closed_one_a_sigpipe():
+    full, closed = OSError(28, "No space left on device"), BrokenPipeError(32, "Broken pipe")
+    assert StopReason.of_output_error(full) == StopReason("a failed write to standard output "
+                                                          "(No space left on device)", 2)
+    assert StopReason.of_output_error(closed).exit_status == 128 + signal.SIGPIPE
+
+
+def test_outside_training_no_stop_is_requested_and_the_failure_stays_the_callers():
+    assert StopOnSignal.request_current(StopReason("SIGPIPE", 141)) is False
+    with StopOnSignal() as stop:
+        assert StopOnSignal.request_current(StopReason("SIGPIPE", 141)) is True
+        assert StopOnSignal.request_current(StopReason("SIGTERM", 143)) is True  # the first reason stays
+        assert stop.received == StopReason("SIGPIPE", 141)
+    assert StopOnSignal.current is None
+
+
 def test_sigterm_in_a_sweeps_job_prints_the_command_that_continues_that_job_alone(multi30k_root, cache, tmp_path):
     """The command line of the sweep (-m, seed=1,2) would start the sweep again; the job's own
     overrides, its folder and resume=true continue the stopped job."""
@@ -234,7 +275,7 @@ def test_a_second_signal_stops_at_once_and_the_command_exits_130_without_a_trace
             exit_on_user_error(task)(None)
     except KeyboardInterrupt:
         pytest.fail("the interruption escaped the command (a traceback, not exit status 130)")
-    assert reached == [signal.SIGINT] and exit_info.value.code == 130
+    assert reached == [StopReason("SIGINT", 130)] and exit_info.value.code == 130
     err = capsys.readouterr().err
     assert "send it again to stop at once" in err and err.endswith("interrupted\n") and "Traceback" not in err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back all the same

@@ -27,7 +27,7 @@ from nmt.cli.common import config_dir
 from nmt.data.subword_sampling import SubwordSampling
 from nmt.errors import CheckpointError, ConfigError
 from nmt.training.checkpoint import load_checkpoint
-from nmt.training.signals import TrainingStopped
+from nmt.training.signals import StopReason, TrainingStopped
 from nmt.training.trainer import train
 
 N, VALID_EVERY = 8, 4
@@ -291,7 +291,7 @@ def test_sigterm_in_the_final_validation_completes_the_run_and_is_reported(multi
 
     monkeypatch.setattr(trainer_module.Run, "validate", validate)
     summary = train(config(multi30k_root, cache, "trainer.max_steps=6"), tmp_path)
-    assert summary["stopped_by"] == signal.SIGTERM
+    assert summary["stopped_by"] == StopReason("SIGTERM", 143)
     assert summary["steps"] == 6 and summary["history"][-1]["step"] == 6
     assert load_checkpoint(tmp_path / "checkpoints/last.pt")["progress"]["step"] == 6
     assert "stopped_by" not in json.loads((tmp_path / "summary.json").read_text())
@@ -301,7 +301,8 @@ def test_sigterm_in_the_final_validation_completes_the_run_and_is_reported(multi
 @pytest.mark.parametrize(("signum", "status"), [(None, None), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_the_command_exits_with_the_signals_status_after_a_run_it_completed(monkeypatch, tmp_path, capsys,
                                                                            signum, status):
-    summary = {"best_bleu": 1.5, "best_metric": "bleu", "best_score": 1.5, **({"stopped_by": signum} if signum else {})}
+    stopped_by = {"stopped_by": StopReason.of_signal(signum)} if signum else {}
+    summary = {"best_bleu": 1.5, "best_metric": "bleu", "best_score": 1.5, **stopped_by}
     monkeypatch.setattr(cli_train, "train", lambda cfg, run_dir: summary)
     runtime = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path)))
     monkeypatch.setattr(cli_train, "HydraConfig", SimpleNamespace(get=lambda: runtime))
@@ -314,4 +315,4 @@ def test_the_command_exits_with_the_signals_status_after_a_run_it_completed(monk
     out, err = capsys.readouterr()
     assert "best validation BLEU 1.50" in out  # the summary comes first either way
     name = signal.Signals(signum).name if signum else "SIG"
-    assert (f"{name} received as the run finished" in err) == (status is not None)
+    assert (f"stopped by {name} as the run finished" in err) == (status is not None)

@@ -9,7 +9,7 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 
@@ -25,12 +25,31 @@ class StdoutError(BaseException):
         self.error = error
 
 
+# Offered a failed write before it becomes a StdoutError (see failures_handled_by); None: none is.
+_failure_handler: Callable[[OSError], bool] | None = None
+
+
+@contextlib.contextmanager
+def failures_handled_by(handler: Callable[[OSError], bool]) -> Iterator[None]:
+    """While active, a failed write to standard output is first offered to `handler`; when it takes it
+    (returns True), that write and every later one are discarded instead of raising StdoutError. For
+    training, whose results are its checkpoints: a log line that fails mid-update would stop it there,
+    losing the updates since the last save; the handler asks it to stop at its next safe point."""
+    global _failure_handler
+    previous, _failure_handler = _failure_handler, handler
+    try:
+        yield
+    finally:
+        _failure_handler = previous
+
+
 class _ReportingStdout(io.RawIOBase):
     """Standard output's file descriptor, whose failed writes raise StdoutError."""
 
     def __init__(self, raw: io.RawIOBase):
         super().__init__()
         self._raw = raw
+        self._discarding = False  # a handler took a failure: what follows goes nowhere
 
     def writable(self) -> bool:
         return True
@@ -46,11 +65,16 @@ class _ReportingStdout(io.RawIOBase):
         count; BufferedWriter does not retry a Python raw stream's rest, so the next write does it, and
         its EPIPE reaches stop_on_stdout_error (as a broken pipe) instead of a silent exit status 0."""
         view, written = memoryview(data).cast("B"), 0
+        if self._discarding:
+            return len(view)
         try:
             while written < len(view):
                 written += self._raw.write(view[written:]) or 0
         except OSError as exc:
-            raise StdoutError(exc) from None
+            if _failure_handler is None or not _failure_handler(exc):
+                raise StdoutError(exc) from None
+            self._discarding = True
+            return len(view)
         return written
 
 

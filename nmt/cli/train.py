@@ -3,7 +3,6 @@
 import contextlib
 import os
 import shlex
-import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,12 +20,13 @@ from nmt.cli.common import (
     hydra_command,
     quote_text_overrides,
 )
+from nmt.cli.stdout_errors import failures_handled_by
 from nmt.cli.sweep_summary import JobFailure
 from nmt.cli.sweeps import without_multirun_flag
 from nmt.errors import ConfigError, NMTError, TrainingError
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
-from nmt.training.signals import TrainingStopped
+from nmt.training.signals import StopOnSignal, StopReason, TrainingStopped
 from nmt.training.trainer import train
 from nmt.training.validation import metric_text
 
@@ -38,7 +38,8 @@ def run(cfg: DictConfig) -> JobFailure | None:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     try:
-        summary = train(cfg, run_dir)
+        with failures_handled_by(_stop_training):
+            summary = train(cfg, run_dir)
     except TrainingError as error:
         if hydra_config.mode != RunMode.MULTIRUN:
             raise
@@ -55,13 +56,19 @@ def run(cfg: DictConfig) -> JobFailure | None:
                   f"{resume_sweep_command(Path(hydra_config.sweep.dir))})", file=sys.stderr, flush=True)
         else:
             print(f"{stop}\nto continue: {resume_command(run_dir)}", file=sys.stderr, flush=True)
-        sys.exit(128 + stop.signum)  # the shell's convention for "ended by signal N"
+        sys.exit(stop.reason.exit_status)
     best = metric_text(summary["best_metric"], summary["best_score"])
     print(f"best validation {best}; checkpoints: {run_dir / 'checkpoints'}")
     if "stopped_by" in summary:  # the run had finished; the job was still asked to end
-        print(f"{signal.Signals(summary['stopped_by']).name} received as the run finished; it is complete",
-              file=sys.stderr, flush=True)
-        sys.exit(128 + summary["stopped_by"])
+        reason = summary["stopped_by"]
+        print(f"stopped by {reason.name} as the run finished; it is complete", file=sys.stderr, flush=True)
+        sys.exit(reason.exit_status)
+
+
+def _stop_training(error: OSError) -> bool:
+    """A failed write to standard output while training runs: it stops after the update it is in,
+    saving last.pt, as on SIGTERM. The logs are in the run folder's train.log all the same."""
+    return StopOnSignal.request_current(StopReason.of_output_error(error))
 
 
 def resume_command(run_dir: Path, argv: list[str] | None = None, job_overrides: Iterable[str] | None = None) -> str:

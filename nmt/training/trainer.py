@@ -64,7 +64,7 @@ from nmt.training.runtime import (
     seed_everything,
     slow_bf16_warning,
 )
-from nmt.training.signals import StopOnSignal, TrainingStopped
+from nmt.training.signals import StopOnSignal, StopReason, TrainingStopped
 from nmt.training.step import train_step
 from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import (
@@ -78,6 +78,9 @@ from nmt.training.validation import (
 
 log = logging.getLogger(__name__)
 
+# The reason this rank gives when another rank was asked to stop (it cannot know which signal came).
+SIGTERM_ELSEWHERE = StopReason.of_signal(signal.SIGTERM)
+
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Trains the model described by `cfg`, writing checkpoints, logs and TensorBoard events to run_dir.
@@ -86,7 +89,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     paths and the validation history.
     Raises TrainingStopped after saving when SIGINT/SIGTERM arrives, and NMTError on user mistakes.
     A signal that arrives once the run is complete (in its last update or final validation) stops
-    nothing; the summary's "stopped_by" then holds its number.
+    nothing; the summary's "stopped_by" then holds its StopReason.
     Started by torchrun (WORLD_SIZE > 1), it trains with DistributedDataParallel in rank 0's run_dir.
     """
     check_run_options(cfg)
@@ -187,7 +190,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
                     # A signal may reach one rank only (or reach them at different steps): all stop together.
                     if world.any(stop.received is not None) and not done:
                         run.save()
-                        raise TrainingStopped(stop.received or signal.SIGTERM, progress.step, progress.epoch,
+                        raise TrainingStopped(stop.received or SIGTERM_ELSEWHERE, progress.step, progress.epoch,
                                               progress.batches_done_in_epoch, len(batches), run.last_path)
                     if done:
                         break
@@ -199,13 +202,13 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
                 run.validate(scheduled=False)  # the run ended between two validations: score the final model
             # A signal during the run's last update or validation: the run is complete, but the job was
             # asked to end, and the caller's exit status says so (130/143), as after any stop.
-            signum = (stop.received or signal.SIGTERM) if world.any(stop.received is not None) else None
+            stopped_by = (stop.received or SIGTERM_ELSEWHERE) if world.any(stop.received is not None) else None
     finally:
         run.bar.close()
         run.logger.close()
     summary = run.summary()
-    if signum is not None:
-        summary["stopped_by"] = signum  # not in summary.json: the run's results do not depend on it
+    if stopped_by is not None:
+        summary["stopped_by"] = stopped_by  # not in summary.json: the run's results do not depend on it
     if world.is_main:
         log.info("done: %d steps, best validation %s, checkpoints in %s", progress.step,
                  metric_text(run.t.best_metric, metric_value(run.t.best_metric, progress.best_score)),
