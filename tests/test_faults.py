@@ -4,30 +4,36 @@ The SIGKILL test forks training processes from a forkserver that has already imp
 nmt, so each of the 20 kills costs a fraction of a second instead of a fresh interpreter.
 """
 
+import contextlib
 import io
 import logging
 import multiprocessing
 import os
+import pty
 import random
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+import nmt.cli.train as cli_train
 import nmt.training.trainer as trainer_module
 from nmt.cli.common import config_dir, exit_on_user_error
 from nmt.errors import TrainingError
 from nmt.models.seq2seq import Seq2Seq
 from nmt.training.checkpoint import load_checkpoint
 from nmt.training.guards import out_of_memory_advice
-from nmt.training.signals import StopOnSignal, StopReason
+from nmt.training.signals import StopOnSignal, StopReason, TrainingStopped
 from nmt.training.trainer import train
 
 TINY = ["experiment=smoke", "data.max_train_examples=300", "data.max_len=30", "tokenizer.vocab_size=200",
@@ -212,6 +218,70 @@ def test_a_closed_standard_output_stops_training_after_saving_the_validation_it_
     assert 2 < step < 40 and f"at step {step} " in stopped
     assert saved["history"][-1]["step"] == step  # the validation whose line failed is in the checkpoint
     assert "to continue: nmt-train" in stderr
+
+
+def test_a_terminal_that_closes_sends_sighup_and_training_saves_and_stops_as_on_sigterm(multi30k_root, cache,
+                                                                                        tmp_path):
+    """Training in a terminal that goes away (an SSH connection dropped, without nohup or tmux): the kernel
+    sends SIGHUP, whose default ended the process at once, and every later write to the terminal
+    fails (EIO), its messages included. The run saves last.pt and ends with SIGHUP's status, 129."""
+    env = {**os.environ, "NMT_DATA_DIR": str(multi30k_root)}
+    run_dir = tmp_path / "run"
+    terminal, its_end = pty.openpty()
+    # The child's own session, with the terminal as its controlling terminal: closing our end hangs it up.
+    take_terminal = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                     "os.execvp(sys.argv[1], sys.argv[1:])")
+    process = subprocess.Popen([sys.executable, "-c", take_terminal, "nmt-train", *TINY, f"data.cache_dir={cache}",
+                                f"hydra.run.dir={run_dir}", "trainer.max_steps=400", "trainer.valid_every=2",
+                                "trainer.num_threads=1"],
+                               env=env, cwd=tmp_path, stdin=its_end, stdout=its_end, stderr=its_end,
+                               start_new_session=True)
+    os.close(its_end)
+    shown = []
+
+    def read_terminal():  # as a terminal does, so that the child never waits on a full one
+        with contextlib.suppress(OSError):
+            while chunk := os.read(terminal, 4096):
+                shown.append(chunk.decode(errors="replace"))
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    last = run_dir / "checkpoints/last.pt"
+    deadline = time.monotonic() + 180
+    while not last.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, f"no {last} within 3 minutes"
+        time.sleep(0.05)
+    os.close(terminal)  # the hang-up
+    assert process.wait(timeout=120) == 128 + signal.SIGHUP, "".join(shown)[-3000:]
+    assert "Traceback" not in "".join(shown)
+    assert 2 <= load_checkpoint(last)["progress"]["step"] < 400
+
+
+class _HungUpTerminal(io.StringIO):
+    def write(self, text):
+        raise OSError(5, "Input/output error")  # what a write to a hung-up terminal gets
+
+
+def test_sighup_is_taken_even_when_the_terminal_it_announces_to_is_gone(monkeypatch):
+    """The announcement fails once the terminal has hung up: that failure must not escape the signal
+    handler into whatever update was running."""
+    monkeypatch.setattr(sys, "stderr", _HungUpTerminal())
+    with StopOnSignal() as stop:
+        signal.raise_signal(signal.SIGHUP)
+    assert stop.received == StopReason("SIGHUP", 129)
+
+
+def test_a_stopped_run_exits_with_its_status_when_its_message_cannot_be_written(monkeypatch, tmp_path):
+    def stopped(cfg, run_dir):
+        raise TrainingStopped(StopReason.of_signal(signal.SIGHUP), 4, 0, 4, 10, run_dir / "checkpoints/last.pt")
+
+    monkeypatch.setattr(cli_train, "train", stopped)
+    hydra = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path)), mode=RunMode.RUN)
+    monkeypatch.setattr(cli_train, "HydraConfig", SimpleNamespace(get=lambda: hydra))
+    monkeypatch.setattr(sys, "stderr", _HungUpTerminal())
+    with pytest.raises(SystemExit) as exit_info:
+        cli_train.run(None)
+    assert exit_info.value.code == 129
 
 
 def test_a_refused_write_to_standard_output_is_an_error_and_a_closed_one_a_sigpipe():

@@ -51,11 +51,13 @@ def run(cfg: DictConfig) -> JobFailure | None:
     except TrainingStopped as stop:
         if hydra_config.mode == RunMode.MULTIRUN:  # this job alone goes on; the sweep stops here
             job = hydra_config.job.num
-            print(f"{stop}\nto continue job #{job}: {resume_command(run_dir, job_overrides=hydra_config.overrides.task)}"
-                  f"\n(the sweep's jobs after #{job} did not run; to continue the whole sweep: "
-                  f"{resume_sweep_command(Path(hydra_config.sweep.dir))})", file=sys.stderr, flush=True)
+            told = (f"{stop}\nto continue job #{job}: {resume_command(run_dir, job_overrides=hydra_config.overrides.task)}"
+                    f"\n(the sweep's jobs after #{job} did not run; to continue the whole sweep: "
+                    f"{resume_sweep_command(Path(hydra_config.sweep.dir))})")
         else:
-            print(f"{stop}\nto continue: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+            told = f"{stop}\nto continue: {resume_command(run_dir)}"
+        with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) cannot be told
+            print(told, file=sys.stderr, flush=True)
         sys.exit(stop.reason.exit_status)
     best = metric_text(summary["best_metric"], summary["best_score"])
     print(f"best validation {best}; checkpoints: {run_dir / 'checkpoints'}")

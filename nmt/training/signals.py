@@ -1,4 +1,5 @@
-"""Stopping cleanly on SIGINT (Ctrl-C), SIGTERM (schedulers, `kill`) and a failed standard output.
+"""Stopping cleanly on SIGINT (Ctrl-C), SIGTERM (schedulers, `kill`), SIGHUP (the terminal closed, an
+SSH connection dropped) and a failed standard output.
 
 The first signal only raises a flag: the training loop finishes the update it is in, saves
 `last.pt` and raises `TrainingStopped`. A second signal stops at once (KeyboardInterrupt); the
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class TrainingStopped(KeyboardInterrupt):
 
 
 class StopOnSignal:
-    """Context manager that turns the first SIGINT/SIGTERM into a request: `received` is its reason.
+    """Context manager that turns the first SIGINT/SIGTERM/SIGHUP into a request: `received` is its reason.
 
     Handlers can only be installed from the main thread; elsewhere (a training thread in a
     notebook or a server) signals keep their usual effect and `received` stays None. A signal the
@@ -97,5 +98,6 @@ class StopOnSignal:
         if self.received is not None:
             raise KeyboardInterrupt  # asked twice: stop now, keeping the previous checkpoint
         self.received = StopReason.of_signal(signum)
-        print(f"\n{signal.Signals(signum).name} received: finishing the current step, then saving "
-              "checkpoints/last.pt (send it again to stop at once)", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal is gone: a write fails (EIO)
+            print(f"\n{signal.Signals(signum).name} received: finishing the current step, then saving "
+                  "checkpoints/last.pt (send it again to stop at once)", file=sys.stderr, flush=True)

@@ -87,7 +87,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     Returns a summary: steps, best validation BLEU, the best score of trainer.best_metric, checkpoint
     paths and the validation history.
-    Raises TrainingStopped after saving when SIGINT/SIGTERM arrives, and NMTError on user mistakes.
+    Raises TrainingStopped after saving when SIGINT/SIGTERM/SIGHUP arrives or standard output fails
+    (see nmt.training.signals), and NMTError on user mistakes.
     A signal that arrives once the run is complete (in its last update or final validation) stops
     nothing; the summary's "stopped_by" then holds its StopReason.
     Started by torchrun (WORLD_SIZE > 1), it trains with DistributedDataParallel in rank 0's run_dir.
