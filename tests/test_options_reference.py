@@ -1,6 +1,6 @@
 """docs/options.md: every option of every command, generated from the comments in configs/."""
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -9,8 +9,11 @@ from omegaconf import OmegaConf
 
 from nmt.cli.common import config_dir
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import options_reference  # noqa: E402  (scripts/options_reference.py)
+# Loaded from its file, as tests/test_benchmark.py loads the scripts, without putting scripts/ on sys.path.
+_SPEC = importlib.util.spec_from_file_location(
+    "options_reference", Path(__file__).resolve().parent.parent / "scripts" / "options_reference.py")
+options_reference = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(options_reference)
 
 DOCUMENTED_ROW = "| `"
 

@@ -89,15 +89,20 @@ class StopOnSignal:
             return False
         if stop.received is None:
             stop.received = reason
-            with contextlib.suppress(OSError):  # standard error may have gone with standard output
-                print(f"\n{reason.name}: finishing the current step, then saving checkpoints/last.pt",
-                      file=sys.stderr, flush=True)
+            _announce(reason.name)
         return True
 
     def _handle(self, signum: int, frame) -> None:
         if self.received is not None:
             raise KeyboardInterrupt  # asked twice: stop now, keeping the previous checkpoint
         self.received = StopReason.of_signal(signum)
-        with contextlib.suppress(OSError):  # after SIGHUP the terminal is gone: a write fails (EIO)
-            print(f"\n{signal.Signals(signum).name} received: finishing the current step, then saving "
-                  "checkpoints/last.pt (send it again to stop at once)", file=sys.stderr, flush=True)
+        _announce(f"{self.received.name} received", " (send it again to stop at once)")
+
+
+def _announce(cause: str, hint: str = "") -> None:
+    """Says on standard error that training will stop. It may be gone (a terminal that hung up fails
+    writes with EIO; a pipe shared with standard output has lost its reader): the stop goes on unsaid,
+    and the failure must not break into the update that is running."""
+    with contextlib.suppress(OSError):
+        print(f"\n{cause}: finishing the current step, then saving checkpoints/last.pt{hint}", file=sys.stderr,
+              flush=True)
