@@ -1,6 +1,5 @@
 """scripts/benchmark.py runs end to end on a tiny model and prints sane JSON (no timing assertions)."""
 
-import importlib.util
 import json
 import math
 import os
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from project_scripts import load_script
 from torch.profiler import profile
 
 from nmt.models.attention import available_attentions
@@ -158,13 +158,6 @@ def test_profile_training_prints_throughput_and_a_profile_table(multi30k_root, t
     assert first.startswith("smoke fp32 compiled=False threads=1: 1 updates, ") and first.endswith(" target tokens/s")
     assert float(first.split(" = ")[1].split()[0]) > 0
     assert any("aten::" in line for line in table)  # the profiler saw the operators
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_cpu_ceiling_reads_batch_m_k_n_off_every_kind_of_matrix_product():

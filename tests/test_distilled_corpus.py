@@ -1,13 +1,13 @@
 """scripts/distilled_corpus.py: the data root the distillation runs of BENCHMARKS.md train on."""
 
 import gzip
-import importlib.util
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from project_scripts import load_script
 
 from nmt.data.multi30k import multi30k_file
 from nmt.data.readers import read_lines
@@ -50,9 +50,7 @@ def test_mix_puts_the_translations_after_the_references_of_the_real_corpus(multi
 def test_the_same_inputs_build_the_same_bytes_at_any_time(tmp_path, monkeypatch):
     """The written training files do not depend on when they were built (gzip stores a time), so a
     rebuilt root keeps its prepared-data cache key."""
-    spec = importlib.util.spec_from_file_location("distilled_corpus", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("distilled_corpus")
     corpus = tiny_corpus(tmp_path / "corpus")
     hypotheses = tmp_path / "hyp.en"
     hypotheses.write_text("a\nb\nc\n", encoding="utf-8")

@@ -1,19 +1,14 @@
 """docs/options.md: every option of every command, generated from the comments in configs/."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from project_scripts import load_script
 
 from nmt.cli.common import config_dir
 
-# Loaded from its file, as tests/test_benchmark.py loads the scripts, without putting scripts/ on sys.path.
-_SPEC = importlib.util.spec_from_file_location(
-    "options_reference", Path(__file__).resolve().parent.parent / "scripts" / "options_reference.py")
-options_reference = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(options_reference)
+options_reference = load_script("options_reference")
 
 DOCUMENTED_ROW = "| `"
 
