@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from tiny_checkpoint import make_checkpoint
+from user_errors import main_error
+
+import nmt.cli.train
+import nmt.cli.translate
 
 COMMANDS = ["train", "evaluate", "translate", "plot", "align", "serve", "average"]
 SIGPIPE_STATUS = 141  # what a shell reports for a process that SIGPIPE ended
@@ -26,6 +30,29 @@ def test_help_says_what_the_command_does_and_lists_only_its_own_options(command)
         assert "\n  batch_tokens: " in rest
     else:  # Hydra's default help listed nmt-train's config groups for every command
         assert "model/attention" not in rest and "experiment:" not in rest
+
+
+ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"
+
+
+@pytest.mark.parametrize(("main", "args", "message"), [
+    (nmt.cli.train.main, ["trainer.max_step=3", "--help"],
+     "trainer.max_step is not an option (did you mean trainer.max_steps?); `nmt-train --cfg job` lists them all"),
+    (nmt.cli.train.main, ["--cfg", "job", "model/attention=luong"],
+     f"model/attention=luong is not an option; choose one of: {ATTENTIONS}"),
+    (nmt.cli.train.main, ["--cfg", "hydra", "--resolve", "trainer.max_step=3"],
+     "trainer.max_step is not an option (did you mean trainer.max_steps?); `nmt-train --cfg job` lists them all"),
+    (nmt.cli.train.main, ["--info", "defaults", "trainer.max_step=3"],
+     "trainer.max_step is not an option (did you mean trainer.max_steps?); `nmt-train --cfg job` lists them all"),
+    (nmt.cli.train.main, ["--hydra-help", "trainer.max_step=3"],
+     "trainer.max_step is not an option (did you mean trainer.max_steps?); `nmt-train --cfg job` lists them all"),
+    (nmt.cli.translate.main, ["beam_sise=3", "--help"],
+     "beam_sise is not an option (did you mean beam_size?); `nmt-translate --cfg job` lists them all"),
+])
+def test_a_mistake_in_the_config_that_help_or_cfg_shows_is_one_line(capsys, monkeypatch, main, args, message):
+    """Hydra composes the config these flags show itself: a traceback with --help, several lines of its
+    own with --cfg, exit status 1 either way."""
+    assert main_error(capsys, monkeypatch, main, *args) == message
 
 
 def stopped_reader(args: list[str]) -> subprocess.CompletedProcess:

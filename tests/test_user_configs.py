@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 from tiny_checkpoint import make_checkpoint
-from user_errors import config_error
+from user_errors import config_error, main_error
 
 import nmt.cli.common
 import nmt.cli.train
@@ -96,6 +96,17 @@ def test_cfg_job_prints_a_users_experiment_over_the_defaults(capsys, monkeypatch
     assert printed.model.attention.name == "dot" and printed.model.emb_size == 12
     assert printed.model.dec_hidden == 14  # the command line over the user's file
     assert printed.optimizer.name == "adam"  # what the user's file leaves alone keeps its default
+
+
+def test_cfg_job_refuses_a_misspelt_option_in_a_users_experiment_as_a_run_does(capsys, monkeypatch, my_configs):
+    """Hydra printed the config with the misspelt key in it, exit status 0, and the run then refused it."""
+    (my_configs / "experiment/typo.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tiny_dot\n  - _self_\ntrainer:\n  batch_tokenz: 60\n")
+    message = ("trainer.batch_tokenz, set in a config file (experiment=typo), is not an option "
+               "(did you mean trainer.batch_tokens?)")
+    assert main_error(capsys, monkeypatch, nmt.cli.train.main, "--config-dir", str(my_configs), "experiment=typo",
+                      "--cfg", "job") == message
+    assert refusal(my_configs, "experiment=typo") == message  # the same words as for a run
 
 
 def test_split_names_an_experiment_adds_are_not_taken_for_misspelt_options(my_configs):

@@ -127,6 +127,7 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
         sys.argv = [sys.argv[0], *quote_text_overrides(argv, PATH_TEMPLATE_KEYS, only_with="{}")]
         try:
             check_hydra_flags(sys.argv[1:])
+            check_shown_config(config_name, sys.argv[1:])
             if not checked_before:
                 check_command_line(config_name, sys.argv[1:], usage, check_options, job_outputs)
         except NMTError as exc:
@@ -166,6 +167,23 @@ def check_hydra_flags(argv: list[str]) -> None:
         if swept:
             flag = "--help" if args.help else f"--cfg {args.cfg}"
             raise ConfigError(f"{flag} shows the config of one run, but {swept[0]} gives several values; give it one")
+
+
+def check_shown_config(config_name: str, argv: list[str]) -> None:
+    """ConfigError for a mistake in the config that --help, --hydra-help, --cfg and --info show, found as
+    for a run: Hydra composes that config itself and reports a mistake in it (`--help trainer.max_step=3`)
+    with a traceback or several lines. Nothing to check where none of these flags is given, or where
+    Hydra alone knows the config (--config-path, --experimental-rerun, hydra.mode=MULTIRUN)."""
+    args = get_args_parser().parse_args(argv)
+    shows_config = args.help or args.hydra_help or args.cfg is not None or args.info is not None
+    if not shows_config or args.config_path is not None or args.experimental_rerun is not None:
+        return
+    command_line = composable_command_line([*(["--config-dir", args.config_dir] if args.config_dir else []),
+                                            *(["--config-name", args.config_name] if args.config_name else []),
+                                            *args.overrides])
+    if command_line is not None:
+        overrides, users_config = command_line
+        compose_checked(config_name, overrides, return_hydra_config=True, users_config=users_config)
 
 
 SHELLS = ("bash", "zsh", "fish")  # Hydra's completion plugins
@@ -226,7 +244,7 @@ def check_command_line(config_name: str, argv: list[str], usage: str = "",
     traceback when it reads the option; the options' values with the command's `check_options`; and
     that the run folder (hydra.run.dir, a sweep's hydra.sweep.dir) can be created, which Hydra would
     report with a traceback; and that no two jobs of a sweep write the same file (`job_outputs`).
-    Other flags (`--help`, `--cfg job`) are left to Hydra.
+    The flags that show the config (`--help`, `--cfg job`) are checked by check_shown_config.
     """
     written: dict[str, tuple[int, str]] = {}  # the files of the sweep's jobs checked so far
     check_each_job(config_name, argv, functools.partial(check_job, usage=usage, check_options=check_options,
