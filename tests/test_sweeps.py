@@ -166,6 +166,15 @@ def test_evaluation_jobs_that_would_write_the_same_report_are_refused_before_the
                               "it would write its report to same/best.s.de.beam1.json, as job #0 does")
 
 
+def test_a_job_that_repeats_an_earlier_one_is_named_by_it(capsys, monkeypatch, tmp_path):
+    """No value tells the two jobs apart: the message named job #1 by none, `job #1 of the sweep ():`."""
+    checkpoint = tmp_path / "run/checkpoints/best.pt"
+    message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main, "-m", f"checkpoint={checkpoint},{checkpoint}",
+                         "src_file=s.de", "ref_file=s.en", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert message.startswith("job #1 of the sweep (the same options as job #0): it would write its report to "
+                              f"{tmp_path}/run/checkpoints/best.s.de.beam5.json, as job #0 does")
+
+
 @pytest.mark.parametrize("args", [[], ["output_dir=results/${hydra:job.num}"]])  # the refusal's suggestion
 def test_evaluation_jobs_with_reports_of_their_own_are_accepted(tmp_path, args):
     """Next to each checkpoint (the default), or in a folder per job."""

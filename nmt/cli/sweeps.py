@@ -92,8 +92,17 @@ def check_jobs(jobs: list[list[str]], compose: Callable[[list[str]], DictConfig]
         except NMTError as error:
             if number == 0 and all(_fails_alike(checked, other, error) for other in range(1, len(jobs))):
                 raise
-            raise type(error)(f"job #{number} of the sweep ({' '.join(swept_values(jobs[number], jobs))}): "
-                              f"{error}") from None
+            raise type(error)(f"job #{number} of the sweep ({_what_names(number, jobs)}): {error}") from None
+
+
+def _what_names(number: int, jobs: list[list[str]]) -> str:
+    """What tells job `number` apart: its swept values; for a job that repeats an earlier one
+    (`checkpoint=a.pt,a.pt`), which it repeats."""
+    values = swept_values(jobs[number], jobs)
+    twin = jobs.index(jobs[number])
+    if values or twin == number:
+        return " ".join(values)
+    return f"the same options as job #{twin}"
 
 
 def check_own_outputs(files: dict[str, tuple[str, str]], job: int, written: dict[str, tuple[int, str]]) -> None:
