@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,24 @@ def atomic_write(path: str | Path, *, durable: bool = False) -> Iterator[BinaryI
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
+
+
+def replace_contents(path: str | Path, data: bytes) -> None:
+    """Makes `data` the whole of the file at `path` (an output the user names), so that a failed write
+    (a full disk) leaves the file that was there, not the start of the new one: through atomic_write,
+    into the file a symbolic link points at, keeping an existing file's permissions. A path that is not
+    a plain file (/dev/stdout, a named pipe) cannot be replaced, nor a file in a folder that cannot be
+    written: those are written in place."""
+    target = Path(os.path.realpath(path))
+    existing = target.stat() if target.exists() else None
+    if existing is not None and (not stat.S_ISREG(existing.st_mode) or folder_write_problem(target.parent)):
+        with open(target, "wb") as file:
+            file.write(data)
+        return
+    with atomic_write(target) as file:
+        file.write(data)
+        if existing is not None:
+            os.chmod(file.fileno(), stat.S_IMODE(existing.st_mode))
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -1,12 +1,14 @@
 """atomic_write: readers see the old file or the new one, never a part; leftovers of dead writers."""
 
 import os
+import stat
 import subprocess
 import sys
 
 import pytest
 
-from nmt.files import atomic_write, stale_temporaries, temporary_path
+import nmt.files
+from nmt.files import atomic_write, replace_contents, stale_temporaries, temporary_path
 from nmt.training.checkpoint import remove_stale_temporaries
 
 
@@ -74,3 +76,56 @@ def test_temporary_names_are_hidden_fresh_and_carry_the_process_id(tmp_path):
     first, second = temporary_path(tmp_path / "a.pt"), temporary_path(tmp_path / "a.pt")
     assert first != second
     assert first.name.startswith(".a.pt.") and first.name.split(".")[-3] == str(os.getpid())
+
+
+# --- replace_contents: the outputs a user names -------------------------------------------------------
+
+FULL_AT_2_KB = "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (2048, resource.RLIM_INFINITY))"
+
+
+def test_a_write_that_fails_part_way_leaves_the_old_output_whole(tmp_path):
+    """A file size limit stands in for a full disk: the write fails after 2 KB (Python ignores
+    SIGXFSZ, so it is an OSError). Written in place, the old output was gone and 2 KB of the new left."""
+    path = tmp_path / "out.txt"
+    path.write_text("the old output\n" * 10)
+    code = f"{FULL_AT_2_KB}\nfrom nmt.files import replace_contents\nreplace_contents({str(path)!r}, b'x' * 10000)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0 and "File too large" in done.stderr
+    assert path.read_text() == "the old output\n" * 10
+    assert list(tmp_path.iterdir()) == [path]  # no temporary left
+
+
+def test_an_output_through_a_symbolic_link_replaces_the_file_it_points_at(tmp_path):
+    target, link = tmp_path / "real.txt", tmp_path / "link.txt"
+    target.write_text("old")
+    link.symlink_to(target)
+    replace_contents(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+def test_an_existing_output_keeps_its_permissions(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    path.chmod(0o640)
+    replace_contents(path, b"new")
+    assert path.read_bytes() == b"new" and (path.stat().st_mode & 0o777) == 0o640
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_is_written_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    replace_contents(fifo, b"through the pipe\n")
+    assert reader.communicate(timeout=30)[0] == b"through the pipe\n"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_a_file_in_a_folder_that_cannot_be_written_is_written_in_place(tmp_path, monkeypatch):
+    """No temporary can be made beside it; the file itself may still be writable."""
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    inode = path.stat().st_ino
+    monkeypatch.setattr(nmt.files, "folder_write_problem", lambda folder: f"{folder} is not writable")
+    replace_contents(path, b"new")
+    assert path.read_bytes() == b"new" and path.stat().st_ino == inode

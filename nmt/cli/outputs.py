@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from nmt.errors import ConfigError
-from nmt.files import folder_write_problem
+from nmt.files import folder_write_problem, replace_contents
 
 
 def check_writable_folder(folder: str, option: str) -> None:
@@ -100,6 +100,6 @@ def write_lines(path: str | None, lines: list[str], option: str = "output") -> N
         sys.stdout.write(text)
         return
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        replace_contents(path, text.encode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot write {option}={path}: {exc.strerror}") from None

@@ -18,6 +18,7 @@ from nmt.analysis.repeats import format_repetition, repetition_report
 from nmt.data.pipeline import load_test_split
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
+from nmt.files import replace_contents
 from nmt.inference.metrics import corpus_scores, format_scores
 from nmt.inference.progress import DecodingProgress
 from nmt.inference.translator import Translator, perplexity
@@ -82,11 +83,12 @@ def evaluate(cfg: DictConfig) -> dict:
         report["interactive"] = simulation.as_dict()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"{stem}.hyp").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
-        (out_dir / f"{stem}.json").write_text(json.dumps(_without_nan(report), indent=2, ensure_ascii=False) + "\n",
-                                              encoding="utf-8")
+        replace_contents(out_dir / f"{stem}.hyp", ("\n".join(hypotheses) + "\n").encode("utf-8"))
+        replace_contents(out_dir / f"{stem}.json",
+                         (json.dumps(_without_nan(report), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot write results to {out_dir}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write results to {out_dir}: {exc.strerror}"
+                          f"{'' if cfg.output_dir else '; give output_dir=FOLDER'}") from None
     if len(checkpoints) > 1:
         print(f"ensemble of {len(checkpoints)} models: {', '.join(str(p) for p in checkpoints)}")
     print(f"{test_name}: {len(sources)} sentences, beam {cfg.beam_size}, "
