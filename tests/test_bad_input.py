@@ -9,7 +9,9 @@ import contextlib
 import io
 import os
 import re
+import resource
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import nmt.cli.plot
 import nmt.cli.serve
 import nmt.cli.train
 import nmt.cli.translate
+import nmt.inference.evaluate
 from nmt.cli.common import (
     composable_command_line,
     compose_checked,
@@ -303,6 +306,9 @@ def test_an_inference_commands_run_folder_that_cannot_be_created_is_one_line(cap
     """Hydra creates hydra.run.dir for every command (a NotADirectoryError traceback before), though
     only nmt-train writes in it."""
     (tmp_path / "file").write_text("")
+    monkeypatch.chdir(tmp_path)
+    for name in ("x.pt", "a.pt", "a.de", "a.en"):  # the files the commands read are there (not loaded)
+        (tmp_path / name).touch()
     main, args = INFERENCE_MAINS[command]
     message = main_error(capsys, monkeypatch, main, *args, f"hydra.run.dir={tmp_path}/file/run")
     assert message == f"cannot create hydra.run.dir={tmp_path}/file/run: {tmp_path}/file is a file, not a folder"
@@ -310,9 +316,12 @@ def test_an_inference_commands_run_folder_that_cannot_be_created_is_one_line(cap
 
 def test_an_inference_command_runs_in_an_existing_folder_it_cannot_write(capsys, monkeypatch, tmp_path):
     """It writes nothing in its run folder (the current one, by default): only one to create is checked."""
+    (tmp_path / "empty.pt").touch()
+    (tmp_path / "in.de").write_text("Ein Hund.\n")
     monkeypatch.chdir("/proc" if Path("/proc/self").is_dir() else tmp_path)
-    message = main_error(capsys, monkeypatch, nmt.cli.translate.main, "checkpoint=x.pt", f"input={tmp_path}/none.de")
-    assert message == f"{tmp_path}/none.de: no such file"  # the task ran: Hydra made no folder
+    message = main_error(capsys, monkeypatch, nmt.cli.translate.main, f"checkpoint={tmp_path}/empty.pt",
+                         f"input={tmp_path}/in.de")
+    assert message == f"cannot load checkpoint {tmp_path}/empty.pt: the file is empty"  # the task ran: Hydra made no folder
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
@@ -496,6 +505,23 @@ def test_translate_to_an_output_path_that_cannot_be_written(capsys, checkpoint, 
     assert message == f"cannot write output={tmp_path}/file/out.txt: Not a directory"
 
 
+def _file_size_limit_2_kb() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2048, resource.RLIM_INFINITY))
+
+
+def test_translations_whose_write_fails_part_way_leave_the_old_output_whole(checkpoint, tmp_path):
+    """A file size limit stands in for a full disk (Python ignores SIGXFSZ: the write is an OSError).
+    Written in place, output= lost its old translations and kept the first 2 KB of the new ones."""
+    (tmp_path / "text.de").write_text("ein hund läuft über die wiese\n" * 1000)
+    output = tmp_path / "out.en"
+    output.write_text("the old translations\n")
+    done = subprocess.run(["nmt-translate", f"checkpoint={checkpoint}", f"input={tmp_path}/text.de", f"output={output}",
+                           "device=cpu", "beam_size=1", "max_len_b=3"], cwd=tmp_path, capture_output=True, text=True,
+                          preexec_fn=_file_size_limit_2_kb, timeout=300)
+    assert (done.returncode, done.stderr) == (2, f"error: cannot write output={output}: File too large\n")
+    assert output.read_text() == "the old translations\n"
+
+
 def test_translating_a_file_onto_itself_is_refused_and_the_file_kept(capsys, checkpoint, tmp_path):
     source = tmp_path / "text.de"
     source.write_text("Ein Hund.\n")
@@ -570,6 +596,24 @@ def test_evaluate_into_a_folder_that_cannot_be_written(capsys, checkpoint, tmp_p
                                              f"ref_file={tmp_path}/ref.txt", f"output_dir={tmp_path}/file/x",
                                              "beam_size=1", "device=cpu"])
     assert one_line_error(capsys, evaluate, cfg).startswith(f"cannot write results to {tmp_path}/file/x")
+
+
+def test_evaluate_refuses_a_checkpoint_folder_it_cannot_write_its_report_in_before_decoding(capsys, checkpoint,
+                                                                                           tmp_path, monkeypatch):
+    """The folder was found out only when the report was written, after the whole test set was decoded.
+    (A folder root cannot write in, such as one with the immutable attribute, is simulated.)"""
+    (tmp_path / "src.txt").write_text("Ein Hund.\n")
+    (tmp_path / "ref.txt").write_text("A dog.\n")
+    folder = checkpoint.parent
+    monkeypatch.setattr(nmt.cli.evaluate, "folder_write_problem",
+                        lambda path: f"{path} is not writable (Operation not permitted)" if path == folder else None)
+    monkeypatch.setattr(nmt.inference.evaluate.Translator, "load", lambda *args: pytest.fail("decoding started"))
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("evaluate", overrides=[f"checkpoint={checkpoint}", f"src_file={tmp_path}/src.txt",
+                                             f"ref_file={tmp_path}/ref.txt", "beam_size=1", "device=cpu"])
+    assert one_line_error(capsys, nmt.cli.evaluate.run, cfg) == (
+        f"cannot write the report next to the checkpoint ({folder} is not writable (Operation not permitted)); "
+        "give output_dir=FOLDER")
 
 
 def test_a_checkpoint_that_cannot_be_written_keeps_the_old_one(tmp_path):

@@ -135,8 +135,20 @@ def test_the_sweep_declared_on_the_command_line_is_one_line_naming_where_it_can_
                        "yours (hydra: {sweeper: {params: {seed: '1,2'}}})")
 
 
+@pytest.fixture
+def placeholder_inputs(tmp_path, monkeypatch) -> None:
+    """Empty files, in the working folder, for the checkpoints and texts the sweeps below name: they
+    exist, as the checks before the first job want, and a job that started would fail on them."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("none.pt", "a.pt", "b.pt", "in.de", "a.de", "a.en", "s.de", "s.en", "runA/checkpoints/best.pt",
+                 "runB/checkpoints/best.pt", "run/checkpoints/best.pt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+
+
+@pytest.mark.usefixtures("placeholder_inputs")
 def test_an_evaluation_sweep_checks_each_jobs_decoding_options_before_the_first(capsys, monkeypatch, tmp_path):
-    """The first job would fail on the missing checkpoint, were it started."""
+    """The first job would fail on the empty checkpoint, were it started."""
     message = main_error(capsys, monkeypatch, nmt.cli.evaluate.main, "-m", f"checkpoint={tmp_path / 'none.pt'}",
                          "split=val", "length_penalty=0.6,-1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert message == "job #1 of the sweep (length_penalty=-1): length_penalty must be a number from 0 to 10; got -1"
@@ -150,6 +162,7 @@ def evaluation_sweep(tmp_path: Path, *args: str) -> list[str]:
             *args]
 
 
+@pytest.mark.usefixtures("placeholder_inputs")
 def test_evaluation_jobs_that_would_write_the_same_report_are_refused_before_the_first(capsys, monkeypatch,
                                                                                        tmp_path):
     """Both jobs wrote best.s.de.beam5.hyp and .json into output_dir: the second job's overwrote the first's."""
@@ -166,6 +179,7 @@ def test_evaluation_jobs_that_would_write_the_same_report_are_refused_before_the
                               "it would write its report to same/best.s.de.beam1.json, as job #0 does")
 
 
+@pytest.mark.usefixtures("placeholder_inputs")
 def test_a_job_that_repeats_an_earlier_one_is_named_by_it(capsys, monkeypatch, tmp_path):
     """No value tells the two jobs apart: the message named job #1 by none, `job #1 of the sweep ():`."""
     checkpoint = tmp_path / "run/checkpoints/best.pt"
@@ -175,6 +189,7 @@ def test_a_job_that_repeats_an_earlier_one_is_named_by_it(capsys, monkeypatch, t
                               f"{tmp_path}/run/checkpoints/best.s.de.beam5.json, as job #0 does")
 
 
+@pytest.mark.usefixtures("placeholder_inputs")
 @pytest.mark.parametrize("args", [[], ["output_dir=results/${hydra:job.num}"]])  # the refusal's suggestion
 def test_evaluation_jobs_with_reports_of_their_own_are_accepted(tmp_path, args):
     """Next to each checkpoint (the default), or in a folder per job."""
@@ -183,6 +198,7 @@ def test_evaluation_jobs_with_reports_of_their_own_are_accepted(tmp_path, args):
                                       job_outputs=nmt.cli.evaluate.outputs)
 
 
+@pytest.mark.usefixtures("placeholder_inputs")
 @pytest.mark.parametrize(("main", "args", "message"), [
     (nmt.cli.plot.main, ["src=Ein Hund.", "vmax=1,-1"],
      "job #1 of the sweep (vmax=-1): vmax must be null (the largest weight) or a finite number > 0; got -1"),
@@ -199,6 +215,7 @@ def test_plot_align_and_translate_sweeps_check_each_jobs_options_before_the_firs
 
 
 
+@pytest.mark.usefixtures("placeholder_inputs")
 @pytest.mark.parametrize(("main", "args", "output"), [
     (nmt.cli.plot.main, ["src=Ein Hund."], "out.png"),
     (nmt.cli.align.main, ["src_file=a.de", "tgt_file=a.en"], "links.txt"),
@@ -216,6 +233,25 @@ def test_plot_align_and_translate_jobs_that_would_write_one_output_are_refused(c
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.usefixtures("placeholder_inputs")
+@pytest.mark.parametrize(("main", "args", "message"), [
+    (nmt.cli.evaluate.main, ["checkpoint=a.pt", "src_file=s.de,typo.de", "ref_file=s.en", "output_dir=out${hydra:job.num}"],
+     "job #1 of the sweep (src_file=typo.de): typo.de: no such file"),
+    (nmt.cli.evaluate.main, ["checkpoint=a.pt,typo.pt", "split=val"],
+     "job #1 of the sweep (checkpoint=typo.pt): checkpoint not found: typo.pt"),
+    (nmt.cli.translate.main, ["checkpoint=a.pt", "input=in.de,typo.de", "output=-"],
+     "job #1 of the sweep (input=typo.de): typo.de: no such file"),
+    (nmt.cli.translate.main, ["checkpoint=a.pt", "input=in.de", "prefix=a.en,typo.en", "output=-"],
+     "job #1 of the sweep (prefix=typo.en): typo.en: no such file"),
+])
+def test_a_sweeps_job_whose_file_is_missing_is_refused_before_the_first_starts(capsys, monkeypatch, tmp_path, main,
+                                                                                args, message):
+    """Job #0 ran to its end (a whole decoding), then job #1 failed on the file."""
+    assert main_error(capsys, monkeypatch, main, "-m", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}") == message
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.usefixtures("placeholder_inputs")
 @pytest.mark.parametrize("args", [["output=-"], ["output=out.${hydra:job.num}.en"]])
 def test_translate_jobs_writing_to_standard_output_or_files_of_their_own_are_accepted(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)

@@ -6,12 +6,13 @@ search or a silently different decoding.
 """
 
 import math
+from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
 
-from nmt.errors import ConfigError
+from nmt.errors import CheckpointError, ConfigError, DataError
 from nmt.training.runtime import resolve_device
-from nmt.values import invalid, is_int, is_number
+from nmt.values import invalid, is_int, is_number, path_list
 
 MAX_LEN_A = 1000  # output tokens per source token
 MAX_LEN_B = 100_000  # output tokens beyond that
@@ -95,6 +96,22 @@ def check_paths(cfg, *options: str) -> None:
             fail(option, f"a path (a name of digits goes in quotes: {option}='2024')", value)
         if isinstance(value, str) and not value.strip():
             raise ConfigError(f"{option}= is empty; give a path")
+
+
+def check_inputs_exist(cfg, *options: str, checkpoints: tuple[str, ...] = ("checkpoint",)) -> None:
+    """The checkpoints (`checkpoints`: options that name one or a list) and files (`options`; `-` is
+    standard input) the command reads are there: checked with the other options, so that a sweep's job
+    whose file is missing is refused before the first job starts (`nmt-evaluate -m src_file=a.de,typo.de`),
+    not when its turn comes. The messages are those of loading and reading them."""
+    for option in checkpoints:
+        value = cfg.get(option)
+        for path in [] if value is None else path_list(option, value):
+            if not Path(path).exists():
+                raise CheckpointError(f"checkpoint not found: {path}")
+    for option in options:
+        path = cfg.get(option)
+        if isinstance(path, str) and path != "-" and not Path(path).exists():
+            raise DataError(f"{path}: no such file")
 
 
 def check_single_checkpoint(cfg, option: str = "checkpoint") -> None:

@@ -4,10 +4,11 @@
 """
 
 from nmt.analysis.interactive import UNITS
-from nmt.cli.checks import check_bool, check_decoding_options, check_paths
+from nmt.cli.checks import check_bool, check_decoding_options, check_inputs_exist, check_paths
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.cli.outputs import check_writable_folder
 from nmt.errors import ConfigError
+from nmt.files import folder_write_problem
 from nmt.inference.evaluate import evaluate, report_path
 
 
@@ -21,6 +22,18 @@ def check_options(cfg) -> None:
         raise ConfigError(f"interactive_unit={cfg.interactive_unit!r} is not valid; choose one of: {', '.join(UNITS)}")
     if cfg.output_dir:
         check_writable_folder(cfg.output_dir, "output_dir")
+    check_inputs_exist(cfg, "src_file", "ref_file")  # after the values: a mistaken one is the first thing to mend
+    if not cfg.output_dir:
+        check_checkpoint_folder(cfg)
+
+
+def check_checkpoint_folder(cfg) -> None:
+    """The reports go next to the checkpoint when output_dir is not given: a folder they cannot be
+    written in is found out before the decoding, not after it."""
+    folder = report_path(cfg).parent
+    problem = folder_write_problem(folder) if folder.is_dir() else None
+    if problem is not None:
+        raise ConfigError(f"cannot write the report next to the checkpoint ({problem}); give output_dir=FOLDER")
 
 
 def run(cfg) -> dict:

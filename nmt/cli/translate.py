@@ -11,7 +11,14 @@ import logging
 import sys
 
 from nmt.analysis.alignment import format_pharaoh, translation_links
-from nmt.cli.checks import check_bool, check_decoding_options, check_nbest, check_paths, check_sampling
+from nmt.cli.checks import (
+    check_bool,
+    check_decoding_options,
+    check_inputs_exist,
+    check_nbest,
+    check_paths,
+    check_sampling,
+)
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
@@ -69,6 +76,18 @@ def check_options(cfg) -> None:
         read.update({f"checkpoint[{i}]" if len(checkpoints) > 1 else "checkpoint": path
                      for i, path in enumerate(checkpoints)})
         check_output_file(cfg.output, "output", read, reads_stdin=read["input"] is None)
+    check_interactive(cfg)
+    check_inputs_exist(cfg, "input", "reference", "prefix")  # last: a mistaken value is the first thing to mend
+
+
+def check_interactive(cfg) -> None:
+    """interactive= against the options that go with whole files only."""
+    if not is_interactive(cfg.interactive, standard_stream(cfg.input), sys.stdin.isatty()):
+        return
+    for option in ("reference", "prefix", "output"):
+        if standard_stream(cfg.get(option)) is not None:
+            raise ConfigError(f"{option}= goes with whole files, not with interactive translation: "
+                              "give input=FILE, or pipe the input in with interactive=false")
 
 
 def run(cfg) -> None:
@@ -111,10 +130,6 @@ def translate_interactively(cfg, checkpoints: list[str]) -> None:
     """Translates standard input line by line, writing (and flushing) each line's output before the
     next line is read; a line that is not UTF-8 gets a one-line error and the empty line's answer, and
     the session goes on."""
-    for option in ("reference", "prefix", "output"):
-        if cfg.get(option) is not None:
-            raise ConfigError(f"{option}= goes with whole files, not with interactive translation: "
-                              "give input=FILE, or pipe the input in with interactive=false")
     translator = Translator.load(checkpoints, cfg.device)
     if sys.stdin.isatty():
         print("type a sentence and press Enter (Ctrl-D ends)", file=sys.stderr, flush=True)
