@@ -894,6 +894,29 @@ def test_average_never_overwrites_a_checkpoint_training_resumes_from(capsys, che
     assert not (tmp_path / "typo").exists()
 
 
+def test_average_never_overwrites_a_kept_or_other_checkpoint_only_an_earlier_average(capsys, checkpoint, tmp_path):
+    """A kept step-<S>.pt holds no training state: `output=step-150.pt` silently replaced it with the
+    average of others, which a later `nmt-average checkpoints=FOLDER` then averaged in as step 150."""
+    state = torch.load(checkpoint, weights_only=True)
+    for step in (50, 100, 150):
+        save_checkpoint({**state, "step": step, "valid_score": 20.0 + step / 100}, tmp_path / f"step-{step}.pt")
+    model = tmp_path / "model.pt"
+    model.write_bytes(checkpoint.read_bytes())
+    for output, what in (("step-150.pt", "a checkpoint that training kept (step 150)"),
+                         ("model.pt", "a model's checkpoint")):
+        before = (tmp_path / output).read_bytes()
+        cfg = command_config("average", f"checkpoints=[{tmp_path}/step-50.pt,{tmp_path}/step-100.pt]",
+                             f"output={tmp_path / output}")
+        assert one_line_error(capsys, nmt.cli.average.run, cfg) == (
+            f"will not overwrite output={tmp_path / output}: it is {what}, not an earlier nmt-average output; "
+            "choose another output")
+        assert (tmp_path / output).read_bytes() == before
+    folder = command_config("average", f"checkpoints={tmp_path}")
+    nmt.cli.average.run(folder)
+    nmt.cli.average.run(folder)  # its averaged.pt, from the run before, is replaced
+    assert capsys.readouterr().out.count("averaged 3 checkpoints (step-50.pt, step-100.pt, step-150.pt)") == 2
+
+
 # --- data=files paths with {lang} -----------------------------------------------------------------
 
 def test_path_templates_with_braces_work_unquoted_as_the_readme_writes_them(capsys, monkeypatch):

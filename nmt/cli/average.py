@@ -15,8 +15,9 @@ from nmt.values import path_list
 
 
 def check_output(target, output: str | None) -> None:
-    """Refuses to overwrite a file training needs (a run's last.pt) or one that is no checkpoint;
-    an earlier average (weights only) may be replaced."""
+    """Refuses to overwrite a file training needs (a run's last.pt), any other checkpoint (a kept
+    step-<S>.pt, a user's model) or a file that is no checkpoint; only an earlier average (marked by
+    its `averaged_from`) may be replaced."""
     path = Path(output) if output else checkpoints_to_average(target)[0].parent / "averaged.pt"  # as write_average
     check_output_file(str(path), "output")  # its folder must exist: a typo should not create folders
     if not path.exists():
@@ -29,6 +30,12 @@ def check_output(target, output: str | None) -> None:
     if training:
         raise CheckpointError(f"will not overwrite output={path}: it holds training state ({', '.join(training)}) "
                               "that a run resumes from; choose another output")
+    if "averaged_from" in state:  # what write_average writes: an earlier average may be replaced
+        return
+    what = (f"a checkpoint that training kept (step {state['step']})" if "step" in state
+            else "a model's checkpoint")
+    raise CheckpointError(f"will not overwrite output={path}: it is {what}, not an earlier nmt-average output; "
+                          "choose another output")
 
 
 def run(cfg) -> None:
