@@ -168,3 +168,12 @@ def test_average_command_reports_a_missing_checkpoint_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: checkpoint not found: {tmp_path}/nope.pt"
+
+
+def test_average_command_reports_a_missing_folder_as_missing(tmp_path):
+    """A folder that does not exist was "only one checkpoint to average (.../nodir)", as if it were a file."""
+    done = subprocess.run([sys.executable, "-m", "nmt.cli.average", f"checkpoints={tmp_path}/nodir"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr == (f"error: checkpoints={tmp_path}/nodir: no such file or folder; give a folder of kept "
+                           "step-*.pt checkpoints or a list of files, checkpoints=[a.pt,b.pt]\n")

@@ -43,6 +43,9 @@ def run(cfg) -> None:
     check_paths(cfg, "output")
     paths = path_list("checkpoints", cfg.checkpoints)
     target = paths if OmegaConf.is_list(cfg.checkpoints) else paths[0]  # one path: a folder of kept ones
+    if isinstance(target, str) and not Path(target).exists():  # else "only one checkpoint to average (typo)"
+        raise CheckpointError(f"checkpoints={target}: no such file or folder; give a folder of kept step-*.pt "
+                              "checkpoints or a list of files, checkpoints=[a.pt,b.pt]")
     check_output(target, cfg.output)
     output, paths = write_average(target, cfg.output)
     print(f"averaged {len(paths)} checkpoints ({', '.join(path.name for path in paths)}) into {output}")
