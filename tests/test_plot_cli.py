@@ -150,6 +150,41 @@ def test_the_same_settings_twice_are_told_apart_by_file(checkpoints, tmp_path):
                       "scaled_dot attention, luong decoder"]
 
 
+@pytest.mark.parametrize(("src", "ref", "output", "fmt", "culprit"), [
+    ("s.json", None, "s.png", "json", ("s.json", "src_file")),
+    ("one.npy", None, "one.png", "npy", ("one.npy", "src_file")),  # one sentence, one panel: one.npy
+    ("two.1.npy", None, "two.svg", "npy", ("two.1.npy", "src_file")),  # two sentences: two.0.npy, two.1.npy
+    ("src.txt", "refs.json", "refs.pdf", "json", ("refs.json", "ref_file")),
+])
+def test_saved_weights_never_overwrite_the_sentences_read(checkpoints, tmp_path, src, ref, output, fmt, culprit):
+    """The weights go beside output= under its name: src_file=s.json output=s.png save_weights=json
+    replaced the source file with them (exit 0)."""
+    sentences = SOURCES[:1] if src == "one.npy" else SOURCES
+    (tmp_path / src).write_text("".join(f"{line}\n" for line in sentences), encoding="utf-8")
+    options = [f"checkpoint={checkpoints[0]}", f"src_file={tmp_path / src}", f"output={tmp_path / output}",
+               f"save_weights={fmt}"]
+    if ref is not None:
+        (tmp_path / ref).write_text(f"{REFERENCES[0]}\n{REFERENCES[1]}\n", encoding="utf-8")
+        options.append(f"ref_file={tmp_path / ref}")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(ConfigError) as refused:
+        run_plot(options)
+    name, option = culprit
+    assert str(refused.value) == (
+        f"{tmp_path / name} (the weights save_weights={fmt} writes beside output={tmp_path / output}) is also "
+        f"{option}={tmp_path / name}: writing it would destroy what the command reads; choose another output")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before  # nothing written
+
+
+def test_the_image_never_overwrites_the_sentences_read(checkpoints, tmp_path):
+    (tmp_path / "s.png").write_text(f"{SOURCES[0]}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        run_plot([f"checkpoint={checkpoints[0]}", f"src_file={tmp_path / 's.png'}", f"output={tmp_path / 's.png'}"])
+    assert str(refused.value) == (f"output={tmp_path / 's.png'} is also src_file={tmp_path / 's.png'}: writing it "
+                                  "would destroy what the command reads; choose another output")
+    assert (tmp_path / "s.png").read_text(encoding="utf-8") == f"{SOURCES[0]}\n"
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["src=x", "src_file=f.txt"], "one of them"),
     ([], "src="),

@@ -20,20 +20,23 @@ def check_writable_folder(folder: str, option: str) -> None:
 
 
 def check_output_file(path: str, option: str, inputs: dict[str, str | None] | None = None,
-                      reads_stdin: bool = False) -> None:
+                      reads_stdin: bool = False, named: str | None = None) -> None:
     """ConfigError unless a file could be written at `path`, checked before the work that fills it.
 
     The folder must exist: a typo in it should not silently create a tree of folders. `inputs`
     (option -> path) are files the command reads: writing over one of them would lose it; so would
     writing over the file standard input reads (`< file`), when the command reads it (`reads_stdin`).
+    `named` is how the messages name a file that `option` does not give itself (one written beside
+    it); by default `option=path`.
     """
+    named = named or f"{option}={path}"
     target = Path(path).expanduser().absolute()
     for name, given in (inputs or {}).items():
         if given is not None and _same_file(target, Path(str(given)).expanduser()):
-            raise ConfigError(f"{option}={path} is also {name}={given}: writing it would destroy what the command "
+            raise ConfigError(f"{named} is also {name}={given}: writing it would destroy what the command "
                               f"reads; choose another {option}")
     if reads_stdin and _is_stdin_file(target):
-        raise ConfigError(f"{option}={path} is also the file standard input reads (< {path}): "
+        raise ConfigError(f"{named} is also the file standard input reads (< {path}): "
                           f"writing it would destroy what the command reads; choose another {option}")
     folder = target.parent
     reason = None
@@ -45,10 +48,10 @@ def check_output_file(path: str, option: str, inputs: dict[str, str | None] | No
     elif target.is_dir():
         reason = errno.EISDIR
     if reason is not None:
-        raise ConfigError(f"cannot write {option}={path}: {os.strerror(reason)}")
+        raise ConfigError(f"cannot write {named}: {os.strerror(reason)}")
     refusal = _write_refusal(target)
     if refusal is not None:
-        raise ConfigError(f"cannot write {option}={path}: {refusal}")
+        raise ConfigError(f"cannot write {named}: {refusal}")
 
 
 def _write_refusal(target: Path) -> str | None:

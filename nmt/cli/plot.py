@@ -57,7 +57,29 @@ def check_options(cfg) -> None:
     if cfg.save_weights is not None and cfg.save_weights not in WEIGHT_FORMATS:
         raise ConfigError(f"save_weights={cfg.save_weights!r} is not valid; choose one of: "
                           f"{', '.join(WEIGHT_FORMATS)} (or null)")
-    check_output_file(str(cfg.output), "output")
+    check_output_file(str(cfg.output), "output", read_files(cfg))
+
+
+def read_files(cfg) -> dict[str, str | None]:
+    """The files nmt-plot reads that its outputs must not overwrite (its checkpoints are .pt files)."""
+    return {"src_file": cfg.src_file, "ref_file": cfg.ref_file}
+
+
+def weight_paths(image: Path, fmt: str, panels: int) -> list[Path]:
+    """Where save_weights=FMT writes: beside the image, one .json, or one .npy per panel (numbered in
+    reading order when there are several)."""
+    if fmt == "json":
+        return [image.with_suffix(".json")]
+    return [image.with_suffix(".npy")] if panels == 1 else [image.with_suffix(f".{k}.npy") for k in range(panels)]
+
+
+def check_weight_outputs(cfg, panels: int) -> None:
+    """The weights files are checked as output= is, before any checkpoint loads: with a source file
+    named like them (src_file=s.json output=s.png save_weights=json), they would overwrite it."""
+    for path in weight_paths(Path(cfg.output), cfg.save_weights, panels) if cfg.save_weights else []:
+        check_output_file(str(path), "output", read_files(cfg),
+                          named=f"{path} (the weights save_weights={cfg.save_weights} writes beside "
+                                f"output={cfg.output})")
 
 
 def sentences(cfg) -> list[tuple[str, str | None]]:
@@ -134,18 +156,15 @@ def collect(cfg, paths: list[str], pairs: list[tuple[str, str | None]]) -> list[
 def save_weights(items: list[PlotItem], image: Path, fmt: str, figure_title: str) -> list[Path]:
     """Raw weights beside the image: one `.npy` per panel (numbered in reading order when there
     are several), or one `.json` with every panel's weights, labels, sentence and translation."""
+    paths = weight_paths(image, fmt, len(items))
     if fmt == "json":
-        path = image.with_suffix(".json")
+        [path] = paths
         record = {"figure": figure_title, "panels": [
             {"checkpoint": it.checkpoint, "title": it.panel.title, "source": it.source,
              "translation": it.translation, "src_tokens": it.panel.src_tokens,
              "tgt_tokens": it.panel.tgt_tokens, "weights": it.panel.weights.tolist()} for it in items]}
         path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
-        return [path]
-    if len(items) == 1:
-        paths = [image.with_suffix(".npy")]
-    else:
-        paths = [image.with_suffix(f".{k}.npy") for k in range(len(items))]
+        return paths
     for path, item in zip(paths, items, strict=True):
         np.save(path, item.panel.weights)
     return paths
@@ -158,6 +177,7 @@ def run(cfg) -> None:
     if len(paths) * len(pairs) > MAX_PANELS:
         raise ConfigError(f"{len(paths)} checkpoints x {len(pairs)} sentences would make "
                           f"{len(paths) * len(pairs)} panels; at most {MAX_PANELS} fit in one figure")
+    check_weight_outputs(cfg, len(paths) * len(pairs))
     items = collect(cfg, paths, pairs)
     modes = {decoding(cfg, ref is not None) for _, ref in pairs}
     figure_title = f"{' / '.join(sorted(modes))}, {cfg.level} level"
