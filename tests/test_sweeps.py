@@ -243,6 +243,10 @@ def test_plot_align_and_translate_jobs_that_would_write_one_output_are_refused(c
      "job #1 of the sweep (input=typo.de): typo.de: no such file"),
     (nmt.cli.translate.main, ["checkpoint=a.pt", "input=in.de", "prefix=a.en,typo.en", "output=-"],
      "job #1 of the sweep (prefix=typo.en): typo.en: no such file"),
+    (nmt.cli.plot.main, ["checkpoint=[a.pt,b.pt],[a.pt,typo.pt]", "src=Ein Hund.", "output=out${hydra:job.num}.png"],
+     "job #1 of the sweep (checkpoint=[a.pt,typo.pt]): checkpoint not found: typo.pt"),
+    (nmt.cli.align.main, ["method=diagonal", "src_file=a.de", "tgt_file=a.en", "gold=a.en,typo.txt"],
+     "job #1 of the sweep (gold=typo.txt): typo.txt: no such file"),
 ])
 def test_a_sweeps_job_whose_file_is_missing_is_refused_before_the_first_starts(capsys, monkeypatch, tmp_path, main,
                                                                                 args, message):

@@ -16,7 +16,7 @@ from nmt.analysis.alignment import (
     read_gold,
     word_attention,
 )
-from nmt.cli.checks import check_decoding_options, check_paths, check_single_checkpoint
+from nmt.cli.checks import check_decoding_options, check_inputs_exist, check_paths, check_single_checkpoint
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
@@ -59,6 +59,7 @@ def check_options(cfg) -> None:
     if standard_stream(cfg.output) is not None:
         check_output_file(cfg.output, "output", {key: cfg.get(key) for key in (
             "src_file", "tgt_file", "gold", "checkpoint", "reverse_checkpoint")})
+    check_inputs_exist(cfg, "src_file", "tgt_file", "gold", checkpoints=("checkpoint", "reverse_checkpoint"))
 
 
 def run(cfg) -> None:

@@ -6,6 +6,7 @@
 Panels are laid out one row per sentence and one column per checkpoint, on one colour scale.
 """
 
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nmt.cli.checks import check_decoding_options, check_paths, check_vmax
+from nmt.cli.checks import check_decoding_options, check_inputs_exist, check_paths, check_vmax
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.cli.outputs import check_output_file, output_file
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
+from nmt.files import replace_contents
 from nmt.inference.translator import Translation, Translator
 from nmt.values import path_list
 from nmt.viz.attention_plot import SAVE_FORMATS, Panel, as_weight_array, plot_attention_grid, save_figure
@@ -58,6 +60,8 @@ def check_options(cfg) -> None:
         raise ConfigError(f"save_weights={cfg.save_weights!r} is not valid; choose one of: "
                           f"{', '.join(WEIGHT_FORMATS)} (or null)")
     check_output_file(str(cfg.output), "output", read_files(cfg))
+    check_sentence_options(cfg)
+    check_inputs_exist(cfg, "src_file", "ref_file")
 
 
 def read_files(cfg) -> dict[str, str | None]:
@@ -82,18 +86,22 @@ def check_weight_outputs(cfg, panels: int) -> None:
                                 f"output={cfg.output})")
 
 
-def sentences(cfg) -> list[tuple[str, str | None]]:
-    """(source, reference or None) pairs from src=/ref= or src_file=/ref_file=."""
+def check_sentence_options(cfg) -> None:
+    """src=/ref=/prefix= or src_file=/ref_file=, not a mixture."""
     if (cfg.src is None) == (cfg.src_file is None):
         raise ConfigError("give the sentence as src=\"...\" or a file of sentences as src_file=PATH (one of them)")
     if cfg.prefix is not None and (cfg.src is None or cfg.ref is not None):
         raise ConfigError("prefix= goes with src= and without ref= (which gives the whole translation)")
-    if cfg.src is not None:
-        if cfg.ref_file is not None:
-            raise ConfigError("ref_file= goes with src_file=; with src= give ref=\"...\"")
-        return [(cfg.src, cfg.ref)]
-    if cfg.ref is not None:
+    if cfg.src is not None and cfg.ref_file is not None:
+        raise ConfigError("ref_file= goes with src_file=; with src= give ref=\"...\"")
+    if cfg.src is None and cfg.ref is not None:
         raise ConfigError("ref= goes with src=; with src_file= give ref_file=PATH")
+
+
+def sentences(cfg) -> list[tuple[str, str | None]]:
+    """(source, reference or None) pairs from src=/ref= or src_file=/ref_file= (check_sentence_options)."""
+    if cfg.src is not None:
+        return [(cfg.src, cfg.ref)]
     sources = read_lines(cfg.src_file, hint=CONVERT_TO_UTF8)
     refs = read_lines(cfg.ref_file, hint=CONVERT_TO_UTF8) if cfg.ref_file is not None else [None] * len(sources)
     if len(refs) != len(sources):
@@ -163,10 +171,12 @@ def save_weights(items: list[PlotItem], image: Path, fmt: str, figure_title: str
             {"checkpoint": it.checkpoint, "title": it.panel.title, "source": it.source,
              "translation": it.translation, "src_tokens": it.panel.src_tokens,
              "tgt_tokens": it.panel.tgt_tokens, "weights": it.panel.weights.tolist()} for it in items]}
-        path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+        replace_contents(path, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         return paths
     for path, item in zip(paths, items, strict=True):
-        np.save(path, item.panel.weights)
+        array = io.BytesIO()
+        np.save(array, item.panel.weights)
+        replace_contents(path, array.getvalue())
     return paths
 
 
