@@ -26,6 +26,10 @@ class TrainingError(NMTError):
     """Training cannot go on (the loss diverged, memory ran out); the last checkpoint is kept."""
 
 
+class DecodingError(NMTError):
+    """Decoding (search, sampling or scoring) ran out of memory; the message names what to lower."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type's name when it has none: for one-line errors.
 

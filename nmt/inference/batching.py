@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from nmt.data.batching import collate, sort_by_length_batches
+from nmt.inference.memory import out_of_memory_advice, scoring_advice, search_advice, sentences
 from nmt.inference.prefix import Spelling
 from nmt.inference.search import Hypothesis, Sampling, beam_search, forced_decode, greedy_search, sample
 
@@ -51,25 +52,32 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
     with evaluation_mode(model):
         for batch_positions in sort_by_length_batches(lengths, batch_sentences, batch_tokens):
             indices = [nonempty[p] for p in batch_positions]
-            batch = collate([src_ids[i] for i in indices], None, indices).to(device)
+            batch = collate([src_ids[i] for i in indices], None, indices)
             prefix = None if prefix_ids is None else [list(prefix_ids[i]) for i in indices]
             ends_word = None if prefix_ends_word is None else [prefix_ends_word[i] for i in indices]
             spellings = None if prefix_spellings is None else [prefix_spellings[i] for i in indices]
             constraint = dict(prefix=prefix, prefix_ends_word=ends_word, word_starts=word_starts,
                               prefix_spellings=spellings, no_repeat_ngram_size=no_repeat_ngram_size)
-            if sampling is not None:
-                hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
-                              length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
-                              return_attention=return_attention, generator=generator, **constraint)
-            elif beam_size == 1 and nbest == 1 and not coverage_penalty:
-                hyps = greedy_search(model, batch.src, batch.src_lengths, max_len_a=max_len_a,
-                                     max_len_b=max_len_b, length_penalty=length_penalty,
-                                     return_attention=return_attention, **constraint)
-            else:
-                hyps = beam_search(model, batch.src, batch.src_lengths, beam_size=beam_size, nbest=nbest,
-                                   length_penalty=length_penalty, coverage_penalty=coverage_penalty,
-                                   max_len_a=max_len_a, max_len_b=max_len_b,
-                                   return_attention=return_attention, **constraint)
+            greedy = sampling is None and beam_size == 1 and nbest == 1 and not coverage_penalty
+            search = "sampling" if sampling is not None else "greedy search" if greedy else "beam search"
+            advice = search_advice(len(indices), beam_size=beam_size, nbest=nbest, batch_sentences=batch_sentences,
+                                   sampling=sampling is not None)
+            with out_of_memory_advice(f"in {search} (a batch of {sentences(len(indices), batch.src.size(1))})",
+                                      advice):
+                batch = batch.to(device)
+                if sampling is not None:
+                    hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
+                                  length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
+                                  return_attention=return_attention, generator=generator, **constraint)
+                elif greedy:
+                    hyps = greedy_search(model, batch.src, batch.src_lengths, max_len_a=max_len_a,
+                                         max_len_b=max_len_b, length_penalty=length_penalty,
+                                         return_attention=return_attention, **constraint)
+                else:
+                    hyps = beam_search(model, batch.src, batch.src_lengths, beam_size=beam_size, nbest=nbest,
+                                       length_penalty=length_penalty, coverage_penalty=coverage_penalty,
+                                       max_len_a=max_len_a, max_len_b=max_len_b,
+                                       return_attention=return_attention, **constraint)
             for i, nbest_list in zip(indices, hyps, strict=True):
                 results[i] = nbest_list
             if on_batch is not None:
@@ -90,8 +98,12 @@ def score_many(model, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequen
     lengths = [max(len(s), len(t)) + 1 for s, t in zip(src_ids, tgt_ids, strict=True)]
     with evaluation_mode(model):
         for positions in sort_by_length_batches(lengths, batch_sentences, batch_tokens):
-            batch = collate([src_ids[i] for i in positions], None, positions).to(device)
-            hyps = forced_decode(model, batch.src, batch.src_lengths, [list(tgt_ids[i]) for i in positions])
+            batch = collate([src_ids[i] for i in positions], None, positions)
+            tokens = max(batch.src.size(1), max(len(tgt_ids[i]) + 1 for i in positions))
+            with out_of_memory_advice(f"in scoring (a batch of {sentences(len(positions), tokens, 'sentence pair')})",
+                                      scoring_advice(len(positions), batch_sentences)):
+                batch = batch.to(device)
+                hyps = forced_decode(model, batch.src, batch.src_lengths, [list(tgt_ids[i]) for i in positions])
             for i, hyp in zip(positions, hyps, strict=True):
                 scores[i] = hyp.score
             if on_batch is not None:

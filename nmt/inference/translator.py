@@ -23,6 +23,7 @@ from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError
 from nmt.inference.batching import score_many, search_many
 from nmt.inference.ensemble import Ensemble
+from nmt.inference.memory import out_of_memory_advice, scoring_advice
 from nmt.inference.search import Hypothesis, Sampling, forced_decode
 from nmt.inference.typed_prefix import TargetVocabulary, plan_prefixes
 from nmt.models.seq2seq import ADDED_MODEL_OPTIONS, Seq2Seq, build_model
@@ -131,8 +132,12 @@ class Translator:
         tgt_ids = self.tokenizers.tgt.encode([tgt_text.strip()])[0]
         if not src_ids:
             raise ConfigError("the source sentence is empty")
-        batch = collate([src_ids], None, [0]).to(self.device)
-        hyp = forced_decode(self.model, batch.src, batch.src_lengths, [tgt_ids], length_penalty=length_penalty)[0]
+        tokens = max(len(src_ids), len(tgt_ids)) + 1
+        with out_of_memory_advice(f"in forced decoding of a given translation ({tokens} subwords)",
+                                  scoring_advice(1, 1)):
+            batch = collate([src_ids], None, [0]).to(self.device)
+            hyp = forced_decode(self.model, batch.src, batch.src_lengths, [tgt_ids],
+                                length_penalty=length_penalty)[0]
         return self._to_translation(src_ids, hyp)
 
     def score(self, src_texts: Sequence[str], tgt_texts: Sequence[str], *, batch_sentences: int = 128,
