@@ -1,14 +1,18 @@
 """The Python API's scores: every beam size and forced decoding divide by the same length penalty."""
 
+import re
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
+from user_errors import one_line_error
 
-from nmt.cli import translate
-from nmt.cli.common import config_dir
-from nmt.errors import CheckpointError
+from nmt.cli import align, evaluate, plot, translate
+from nmt.cli.common import config_dir, exit_on_user_error, quote_text_overrides
+from nmt.errors import CheckpointError, DecodingError
 from nmt.inference.translator import Translator, warn_longer_than_training
+from nmt.models.seq2seq import Seq2Seq
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -113,3 +117,93 @@ def test_the_warning_for_many_long_inputs_names_the_first_five_and_the_longest(c
     caplog.clear()
     warn_longer_than_training([[7] * n for n in lengths], max_len=None)  # trained without a limit: nothing known
     assert not caplog.records
+
+
+# --- out of memory while decoding -------------------------------------------------------------------
+
+CPU_ALLOCATOR = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                 "tried to allocate 51200000000 bytes. Error code 12 (Cannot allocate memory)")
+
+
+def fail_in_decoding(monkeypatch, error: Exception) -> None:
+    """Every decoder step of the model (search, sampling and forced decoding alike) raises `error`, as a
+    beam of 50,000,000 does without 50 GB to allocate: simulated, not allocated."""
+    def decode_step(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Seq2Seq, "decode_step", decode_step)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("oom")
+    make_checkpoint(folder / "model.pt")
+    (folder / "src.de").write_text("ein hund läuft\nzwei männer spielen fußball\n", encoding="utf-8")
+    (folder / "ref.en").write_text("a dog runs\ntwo men play football\n", encoding="utf-8")
+    return folder
+
+
+def command_error(capsys, command: str, overrides: list[str]) -> str:
+    """A command's run() on its config, as the console script runs it: the one `error:` line (exit status 2)."""
+    module = {"translate": translate, "evaluate": evaluate, "plot": plot, "align": align}[command]
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose(command, overrides=quote_text_overrides([*overrides, "device=cpu"], {"src", "ref"}))
+    return one_line_error(capsys, module.run, cfg)
+
+
+@pytest.mark.parametrize(("command", "options", "message"), [
+    ("translate", ["beam_size=50000000"],
+     "host out of memory in beam search (a batch of 2 sentences x N subwords); lower beam_size (now 50000000) or "
+     "batch_sentences (now 128)"),
+    ("translate", ["beam_size=50000000", "batch_sentences=1"],
+     "host out of memory in beam search (a batch of 1 sentence x N subwords); lower beam_size (now 50000000)"),
+    ("translate", ["beam_size=8", "nbest=8"],
+     "host out of memory in beam search (a batch of 2 sentences x N subwords); lower beam_size (now 8), nbest "
+     "(now 8, which beam_size must reach) or batch_sentences (now 128)"),
+    ("translate", ["sampling=true", "nbest=2000000"],
+     "host out of memory in sampling (a batch of 2 sentences x N subwords); lower nbest (now 2000000, the samples "
+     "drawn per sentence) or batch_sentences (now 128)"),
+    ("translate", ["beam_size=1", "batch_sentences=1"],
+     "host out of memory in greedy search (a batch of 1 sentence x N subwords); the sentence is too long for this "
+     "device's memory: split it into shorter ones"),
+    ("translate", ["reference={folder}/ref.en"],
+     "host out of memory in scoring (a batch of 2 sentence pairs x N subwords); lower batch_sentences (now 128)"),
+    ("evaluate", ["ref_file={folder}/ref.en", "output_dir={folder}/eval", "beam_size=2000000"],
+     "host out of memory in beam search (a batch of 2 sentences x N subwords); lower beam_size (now 2000000) or "
+     "batch_sentences (now 128)"),
+    ("plot", ["src=ein hund läuft", "output={folder}/a.png", "beam_size=50000000"],
+     "host out of memory in beam search (a batch of 1 sentence x N subwords); lower beam_size (now 50000000)"),
+    ("plot", ["src=ein hund läuft", "ref=a dog runs", "output={folder}/a.png"],
+     "host out of memory in forced decoding of a given translation (N subwords); the sentence pair is too long "
+     "for this device's memory: split it into shorter ones"),
+    ("align", ["tgt_file={folder}/ref.en", "batch_sentences=2"],
+     "host out of memory in aligning (a batch of 2 sentence pairs x N subwords); lower batch_sentences (now 2)"),
+])
+def test_decoding_that_runs_out_of_host_memory_is_one_line_naming_what_to_lower(files, monkeypatch, capsys,
+                                                                                command, options, message):
+    fail_in_decoding(monkeypatch, RuntimeError(CPU_ALLOCATOR))
+    source = "input" if command == "translate" else "src_file"
+    overrides = [f"checkpoint={files / 'model.pt'}", *(o.format(folder=files) for o in options)]
+    if command != "plot":
+        overrides.append(f"{source}={files / 'src.de'}")
+    # N: the batch's length in subwords, which depends on the tokenizer
+    assert re.sub(r"\d+ subwords", "N subwords", command_error(capsys, command, overrides)) == message
+
+
+def test_cuda_out_of_memory_in_decoding_says_cuda(translator, monkeypatch):
+    fail_in_decoding(monkeypatch, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 47.68 GiB (GPU 0; "
+                                                         "79.15 GiB total)\nSee documentation for Memory Management"))
+    with pytest.raises(DecodingError, match=r"^CUDA out of memory in beam search \(a batch of 1 sentence x \d+ "
+                                            r"subwords\); lower beam_size \(now 5\)$"):
+        translator.translate([SOURCE])
+
+
+@pytest.mark.parametrize("method", ["translate", "score", "force"])
+def test_other_runtime_errors_in_decoding_keep_their_traceback(translator, monkeypatch, method):
+    """Only allocation failures are a user's mistake: another RuntimeError is a bug and is not turned into one line."""
+    fail_in_decoding(monkeypatch, RuntimeError("shape mismatch: value tensor of shape [5] cannot be broadcast"))
+    call = {"translate": lambda: translator.translate([SOURCE]),
+            "score": lambda: translator.score([SOURCE], [TRANSLATION]),
+            "force": lambda: translator.force(SOURCE, TRANSLATION)}[method]
+    with pytest.raises(RuntimeError, match="^shape mismatch"):
+        exit_on_user_error(lambda _: call())(None)
