@@ -470,3 +470,28 @@ def test_a_request_whose_client_went_away_frees_its_place_in_the_queue():
     assert results, "the batcher never answered the request that came after the abandoned one"
     assert [nbest[0].text for nbest in results[0].translations] == ["B"] * 3
     assert calls == [["b"] * 3]  # the abandoned request was never translated
+
+
+def test_a_request_that_runs_out_of_memory_gets_a_json_error_and_the_server_goes_on(translator, checkpoint,
+                                                                                     monkeypatch):
+    """A beam the operator allowed (limits.max_beam_size) may still not fit the device: that request gets
+    503 out_of_memory naming what to lower (simulated: no real 50 GB allocation), not 500, and the next
+    request is served."""
+    real_step = type(translator.model).decode_step
+
+    def decode_step(model, prev_tokens, state):
+        if prev_tokens.size(0) > 4:  # more than one sentence x beam 4: "too large"
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 51200000000 bytes. Error code 12")
+        return real_step(model, prev_tokens, state)
+
+    monkeypatch.setattr(type(translator.model), "decode_step", decode_step)
+    with make_client(translator, checkpoint, "limits.max_beam_size=50") as client:
+        answer = client.post("/translate", json={"text": SOURCES[0], "beam_size": 50})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "out_of_memory"
+        assert answer.json()["detail"].startswith("host out of memory in beam search (a batch of 1 sentence x ")
+        assert answer.json()["detail"].endswith("; lower beam_size (now 50)")
+        answer = client.post("/translate", json={"text": SOURCES[0], "beam_size": 4})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["translations"][0][0]["text"] == "A dog runs across the meadow."

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 import nmt
-from nmt.errors import ConfigError
+from nmt.errors import ConfigError, DecodingError
 from nmt.inference.translator import Translation, Translator
 from nmt.serve.batcher import Batcher, Overloaded
 from nmt.serve.schemas import (
@@ -310,6 +310,8 @@ def create_app(translator: Translator, settings: ServeSettings, checkpoint: str 
                                                     prefixes)
         except Overloaded as exc:
             raise ApiError(503, "overloaded", str(exc)) from None
+        except DecodingError as exc:  # the model ran out of memory on this request's batch; the server goes on
+            raise ApiError(503, "out_of_memory", str(exc)) from None
         return TranslateResponse(
             translations=[[to_hypothesis(t) for t in nbest_list] for nbest_list in result.translations],
             beam_size=beam_size, batch_sentences=result.batch_sentences)
