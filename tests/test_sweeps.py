@@ -321,9 +321,16 @@ def test_the_summary_of_an_evaluation_sweep_has_its_scores():
      "--shell-completion takes one of install=SHELL, uninstall=SHELL or query=SHELL, SHELL one of bash, zsh, fish "
      "(e.g. --shell-completion install=bash); got install=tcsh"),
     (["--config-path", "/nonexistent", "experiment=smoke"], "--config-path /nonexistent: no such folder"),
+    # Hydra's parser printed its whole usage before its line for these three
+    (["experiment=smoke", "--cfg", "job", "seed=3"],
+     "seed=3 comes after a flag that follows other key=value overrides; give the overrides as one group, after the "
+     "flags: nmt-train --cfg job experiment=smoke seed=3"),
+    (["experiment=smoke", "--foo"],
+     "--foo is not a flag of the command; options are key=value (--help lists them; --hydra-help, Hydra's flags)"),
+    (["--cfg", "bogus"], "argument --cfg/-c: invalid choice: 'bogus' (choose from 'job', 'hydra', 'all')"),
 ])
 def test_hydras_flags_in_a_combination_it_refuses_are_one_line(capsys, monkeypatch, flags, message):
-    """Hydra refuses these with a ValueError traceback."""
+    """Hydra refuses these with a ValueError traceback (the last three with its parser's usage message)."""
     assert main_error(capsys, monkeypatch, nmt.cli.train.main, *flags) == message
 
 

@@ -6,9 +6,11 @@ import fnmatch
 import functools
 import logging
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 import yaml
@@ -151,9 +153,11 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], object], text_k
 
 def check_hydra_flags(argv: list[str]) -> None:
     """ConfigError for Hydra's flags in a combination Hydra refuses with a traceback: two modes at once
-    (`-m --cfg job`), or --resolve without --cfg. Read with Hydra's own parser, which reports a flag it
-    does not know itself (a usage message, exit status 2)."""
-    args = get_args_parser().parse_args(argv)
+    (`-m --cfg job`), or --resolve without --cfg; and what Hydra's parser answers with its usage message:
+    a flag it does not know, or overrides split by a flag. Read with Hydra's own parser."""
+    args, unknown = parsed_flags(argv)
+    if unknown:
+        raise ConfigError(unknown_arguments_message(argv, args.overrides, unknown))
     modes = [flag for flag, given in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg),
                                       ("--info", args.info is not None), ("--shell-completion", args.shell_completion))
              if given]
@@ -174,7 +178,7 @@ def check_shown_config(config_name: str, argv: list[str]) -> None:
     for a run: Hydra composes that config itself and reports a mistake in it (`--help trainer.max_step=3`)
     with a traceback or several lines. Nothing to check where none of these flags is given, or where
     Hydra alone knows the config (--config-path, --experimental-rerun, hydra.mode=MULTIRUN)."""
-    args = get_args_parser().parse_args(argv)
+    args, _ = parsed_flags(argv)
     shows_config = args.help or args.hydra_help or args.cfg is not None or args.info is not None
     if not shows_config or args.config_path is not None or args.experimental_rerun is not None:
         return
@@ -184,6 +188,33 @@ def check_shown_config(config_name: str, argv: list[str]) -> None:
     if command_line is not None:
         overrides, users_config = command_line
         compose_checked(config_name, overrides, return_hydra_config=True, users_config=users_config)
+
+
+def parsed_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The command line as Hydra's parser reads it, and the arguments it does not take. A value it
+    refuses (`--cfg bogus`) is a ConfigError, where argparse prints the whole usage before its line."""
+    parser = get_args_parser()
+
+    def refuse(message: str) -> NoReturn:
+        raise ConfigError(message)
+
+    parser.error = refuse
+    return parser.parse_known_args(argv)
+
+
+def unknown_arguments_message(argv: list[str], overrides: list[str], unknown: list[str]) -> str:
+    """For the arguments Hydra's parser does not take: a flag it does not know, or key=value overrides
+    after a flag that follows others (`nmt-train experiment=smoke --cfg job seed=3`): it takes the
+    overrides as one group, so the later ones are unrecognized; the message gives the command reordered."""
+    flag = next((arg for arg in unknown if arg.startswith("-")), None)
+    if flag is not None:
+        return f"{flag} is not a flag of the command; options are key=value (--help lists them; --hydra-help, Hydra's flags)"
+    flags = list(argv)
+    for override in [*overrides, *unknown]:
+        flags.remove(override)
+    command = shlex.join([Path(sys.argv[0]).name, *flags, *overrides, *unknown])
+    return (f"{unknown[0]} comes after a flag that follows other key=value overrides; give the overrides as one "
+            f"group, after the flags: {command}")
 
 
 SHELLS = ("bash", "zsh", "fish")  # Hydra's completion plugins
