@@ -306,6 +306,9 @@ def test_intersection_with_the_reverse_model_is_a_subset_of_both(checkpoints, te
     (["method=attention"], "method=attention needs checkpoint=PATH"),
     (["method=nearest"], "method='nearest' is not valid"),
     (["method=diagonal", "symmetrize=grow"], "symmetrize='grow' is not valid"),
+    # silently ignored without a second model
+    (["method=diagonal", "symmetrize=union"], r"symmetrize=union combines the links of two models; give "
+                                              r"reverse_checkpoint=PATH \(a tgt->src model\) too"),
 ])
 def test_option_mistakes_name_the_option(texts, overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -88,6 +88,9 @@ def test_translate_with_a_reference_file_prints_one_score_line_per_input_line(tm
 @pytest.mark.parametrize(("translations", "extra", "message"), [
     (["a dog"], [], "ref.txt has 1 lines but the input"),
     (["a dog", "two men"], ["nbest=2"], "nbest=2 lists translations, but reference= scores the given ones"),
+    # alignment=true was silently ignored
+    (["a dog", "two men"], ["alignment=true"],
+     "alignment=true links the words of the model's translations, but reference= scores given ones instead"),
 ])
 def test_translate_refuses_a_reference_file_that_does_not_fit(tmp_path, capsys, translations, extra, message):
     checkpoint = make_checkpoint(tmp_path / "model.pt")

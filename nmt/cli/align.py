@@ -52,6 +52,9 @@ def check_options(cfg) -> None:
         raise ConfigError(f"method={cfg.method!r} is not valid; choose one of: {', '.join(METHODS)}")
     if cfg.symmetrize not in SYMMETRIZE:
         raise ConfigError(f"symmetrize={cfg.symmetrize!r} is not valid; choose one of: {', '.join(SYMMETRIZE)}")
+    if cfg.symmetrize != "intersection" and cfg.reverse_checkpoint is None:
+        raise ConfigError(f"symmetrize={cfg.symmetrize} combines the links of two models; give reverse_checkpoint=PATH "
+                          "(a tgt->src model) too, or leave symmetrize out")
     check_paths(cfg, "src_file", "tgt_file", "gold", "output")
     check_decoding_options(cfg)
     check_single_checkpoint(cfg)

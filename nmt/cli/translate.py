@@ -77,7 +77,27 @@ def check_options(cfg) -> None:
                      for i, path in enumerate(checkpoints)})
         check_output_file(cfg.output, "output", read, reads_stdin=read["input"] is None)
     check_interactive(cfg)
+    check_reference(cfg)
     check_inputs_exist(cfg, "input", "reference", "prefix")  # last: a mistaken value is the first thing to mend
+
+
+def check_reference(cfg) -> None:
+    """reference= scores given translations: the options that make or show the model's own are refused
+    with it, not silently ignored."""
+    if cfg.reference is None:
+        return
+    if cfg.sampling:
+        raise ConfigError("sampling=true draws translations, but reference= scores the given ones instead: "
+                          "drop one of the two")
+    if cfg.nbest != 1:
+        raise ConfigError(f"nbest={cfg.nbest} lists translations, but reference= scores the given ones "
+                          "instead: drop one of the two")
+    if cfg.prefix is not None:
+        raise ConfigError("prefix= steers the translations, but reference= scores given ones instead: "
+                          "drop one of the two")
+    if cfg.alignment:
+        raise ConfigError("alignment=true links the words of the model's translations, but reference= scores "
+                          "given ones instead: drop one of the two (nmt-align links the words of given translations)")
 
 
 def check_interactive(cfg) -> None:
@@ -180,15 +200,6 @@ def read_prefixes(path: str | None, input_path: str | None, expected: int) -> li
 def score_references(cfg, checkpoints: list[str], lines: list[str]) -> list[str]:
     """`log-probability<TAB>subwords<TAB>translation` for each line of the reference file, and the
     perplexity of them all logged."""
-    if cfg.sampling:
-        raise ConfigError("sampling=true draws translations, but reference= scores the given ones instead: "
-                          "drop one of the two")
-    if cfg.nbest != 1:
-        raise ConfigError(f"nbest={cfg.nbest} lists translations, but reference= scores the given ones "
-                          "instead: drop one of the two")
-    if cfg.prefix is not None:
-        raise ConfigError("prefix= steers the translations, but reference= scores given ones instead: "
-                          "drop one of the two")
     references = read_lines(cfg.reference, hint=CONVERT_TO_UTF8)
     source = cfg.input or "<stdin>"
     if len(references) != len(lines):
