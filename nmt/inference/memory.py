@@ -9,12 +9,9 @@ nmt-evaluate, nmt-plot, nmt-align and nmt-serve say the same. Only allocation fa
 """
 
 import contextlib
-from collections.abc import Iterator
-
-import torch
 
 from nmt.errors import DecodingError
-from nmt.training.guards import is_out_of_memory
+from nmt.training.guards import out_of_memory_as
 
 
 def sentences(count: int, tokens: int, what: str = "sentence") -> str:
@@ -22,17 +19,10 @@ def sentences(count: int, tokens: int, what: str = "sentence") -> str:
     return f"{count} {what}{'s' if count != 1 else ''} x {tokens} subwords"
 
 
-@contextlib.contextmanager
-def out_of_memory_advice(where: str, advice: str) -> Iterator[None]:
+def out_of_memory_advice(where: str, advice: str) -> contextlib.AbstractContextManager[None]:
     """Turns an out-of-memory error inside the block into a one-line DecodingError:
     "{CUDA|host} out of memory {where}; {advice}"."""
-    try:
-        yield
-    except RuntimeError as exc:
-        if not is_out_of_memory(exc):
-            raise
-        device = "CUDA" if isinstance(exc, torch.OutOfMemoryError) else "host"
-        raise DecodingError(f"{device} out of memory {where}; {advice}") from None
+    return out_of_memory_as(lambda device: DecodingError(f"{device} out of memory {where}; {advice}"))
 
 
 def lower(options: list[str], otherwise: str) -> str:

@@ -7,6 +7,7 @@ that `resume=true` continues from the last checkpoint, which is never overwritte
 import contextlib
 import logging
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -53,13 +54,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def out_of_memory_advice(where: str, advice: str, checkpoint: Path):
-    """Turns an out-of-memory error inside the block into a one-line TrainingError:
-    "out of memory {where}; {advice}; {what happens to the checkpoint}"."""
+def out_of_memory_as(error: Callable[[str], Exception]) -> Iterator[None]:
+    """Raises `error(device)` (device "CUDA" or "host"), without the traceback, for an out-of-memory error
+    inside the block; any other error goes on as it is."""
     try:
         yield
     except RuntimeError as exc:
         if not is_out_of_memory(exc):
             raise
-        device = "CUDA" if isinstance(exc, torch.OutOfMemoryError) else "host"
-        raise TrainingError(f"{device} out of memory {where}; {advice}; {resume_hint(checkpoint)}") from None
+        raise error("CUDA" if isinstance(exc, torch.OutOfMemoryError) else "host") from None
+
+
+def out_of_memory_advice(where: str, advice: str, checkpoint: Path) -> contextlib.AbstractContextManager[None]:
+    """Turns an out-of-memory error inside the block into a one-line TrainingError:
+    "out of memory {where}; {advice}; {what happens to the checkpoint}"."""
+    return out_of_memory_as(lambda device: TrainingError(f"{device} out of memory {where}; {advice}; "
+                                                         f"{resume_hint(checkpoint)}"))
