@@ -83,7 +83,11 @@ def test_every_shipped_config_passes(overrides):
                                             "integer; got 0"),
     (["optimizer.betas=[0.9,0.98,0.99]"], "optimizer.betas must be two numbers in [0, 1), e.g. [0.9,0.999]; "
                                           "got [0.9, 0.98, 0.99]"),
-    (["tokenizer.character_coverage=0"], "tokenizer.character_coverage must be a number in (0, 1]; got 0"),
+    (["tokenizer.character_coverage=0"],
+     "tokenizer.character_coverage must be a number from 0.98 to 1 (SentencePiece's range); got 0"),
+    # SentencePiece's own assertion, a traceback, after the data were read
+    (["tokenizer.character_coverage=0.5"],
+     "tokenizer.character_coverage must be a number from 0.98 to 1 (SentencePiece's range); got 0.5"),
 ])
 def test_a_value_of_the_wrong_kind_names_the_option(overrides, message):
     with pytest.raises(ConfigError) as error:

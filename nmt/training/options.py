@@ -165,8 +165,9 @@ def check_tokenizer_options(tokenizer: Mapping) -> None:
     _need("tokenizer", tokenizer, "joint", lambda joint: isinstance(joint, bool), "true or false")
     _need("tokenizer", tokenizer, "vocab_size", lambda size: is_int(size) and size > len(SPECIAL_IDS) + 1,
           "an integer above 4")
-    _need("tokenizer", tokenizer, "character_coverage", lambda share: is_number(share) and 0 < share <= 1,
-          "a number in (0, 1]")
+    # SentencePiece refuses a coverage below 0.98 (an assertion deep in its trainer: a traceback)
+    _need("tokenizer", tokenizer, "character_coverage", lambda share: is_number(share) and 0.98 <= share <= 1,
+          "a number from 0.98 to 1 (SentencePiece's range)")
     _need("tokenizer", tokenizer, "sample_size", lambda n: n is None or _non_negative_int(n),
           "0 (all pairs) or a positive integer")
     SubwordSampling.from_config(tokenizer)  # subword_alpha, subword_nbest
