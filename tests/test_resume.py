@@ -27,6 +27,7 @@ from nmt.cli.common import config_dir
 from nmt.data.subword_sampling import SubwordSampling
 from nmt.errors import CheckpointError, ConfigError
 from nmt.training.checkpoint import load_checkpoint
+from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import StopReason, TrainingStopped
 from nmt.training.trainer import train
 
@@ -175,6 +176,41 @@ def test_a_new_run_never_overwrites_an_existing_one(multi30k_root, cache, baseli
     with pytest.raises(ConfigError, match="already holds a run .*add resume=true"):
         train(config(multi30k_root, cache, "model.emb_size=32"), baseline["dir"])
     assert (baseline["dir"] / "config.yaml").read_text() == saved_config
+
+
+def test_resume_from_another_run_into_a_folder_holding_a_run_is_refused_and_leaves_it_alone(multi30k_root, cache,
+                                                                                             baseline, tmp_path):
+    """It replaced that run's last.pt with the other run's continuation, beside the first run's best.pt."""
+    other = tmp_path / "other"
+    train(config(multi30k_root, cache, "trainer.max_steps=2"), other)
+    last = baseline["dir"] / "checkpoints/last.pt"
+    before = last.read_bytes()
+    with pytest.raises(ConfigError, match=f"^{baseline['dir']} already holds a run .*; resume=.*continues another run: "
+                                          "choose another hydra.run.dir for it"):
+        train(config(multi30k_root, cache, f"resume={other / 'checkpoints/last.pt'}"), baseline["dir"])
+    assert last.read_bytes() == before
+
+
+def test_a_run_may_go_back_to_a_checkpoint_of_its_own_folder(tmp_path):
+    """resume=PATH of the folder's own best.pt (going back to it) is the run itself, not another one."""
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("last.pt", "best.pt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"x")
+    assert checkpoint_to_resume(str(tmp_path / "checkpoints/best.pt"), tmp_path) == tmp_path / "checkpoints/best.pt"
+
+
+def test_a_run_continued_in_a_new_folder_takes_its_best_checkpoint_along(multi30k_root, cache, tmp_path):
+    """The continued run's best score is the first run's; with no better validation after it (a rate of 1e-30
+    leaves the weights as they were), the new folder had no best.pt, and summary.json named one."""
+    first = tmp_path / "first"
+    train(config(multi30k_root, cache, "trainer.max_steps=2"), first)
+    second = tmp_path / "second"
+    summary = train(config(multi30k_root, cache, f"resume={first / 'checkpoints/last.pt'}", "trainer.max_steps=3",
+                           "optimizer.lr=1e-30"), second)
+    assert [h["step"] for h in summary["history"]][-1] == 3
+    best = second / "checkpoints/best.pt"
+    assert best.read_bytes() == (first / "checkpoints/best.pt").read_bytes()
+    assert summary["best_checkpoint"] == str(best)
 
 
 def test_resume_true_without_a_checkpoint_names_the_missing_file(multi30k_root, cache, tmp_path):

@@ -96,7 +96,7 @@ def _training_columns(job: FinishedJob) -> dict[str, str]:
             "steps": str(summary.get("steps", "-")), "epochs": str(summary.get("epochs", "-")),
             "seconds": f"{job.seconds:.0f}", "metric": str(summary.get("best_metric", "-")),
             "best": "failed" if job.failure else _number(score), "overrides": " ".join(job.overrides),
-            "best_checkpoint": str(summary.get("best_checkpoint", "-")), "error": job.failure or ""}
+            "best_checkpoint": str(summary.get("best_checkpoint") or "-"), "error": job.failure or ""}
 
 
 def _evaluation_columns(job: FinishedJob) -> dict[str, str]:

@@ -9,6 +9,7 @@ checkpoint therefore ends with the same parameters, bit for bit, as one trained 
 
 import logging
 import math
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError, first_line
+from nmt.files import atomic_write
 from nmt.training.checkpoint import capture_rng_state, direction, load_checkpoint, restore_rng_state
 from nmt.training.ema import scored_state
 
@@ -75,7 +77,24 @@ def checkpoint_to_resume(resume, run_dir: Path, folder_option: str = "hydra.run.
     if not path.is_file():  # e.g. resume=yes: say what resume takes, not only that no such file exists
         raise CheckpointError(f"resume={resume}: {'a folder' if path.is_dir() else 'no such file'}; resume takes "
                               "true, false, auto or the path of a checkpoint file")
+    if last.exists() and path.resolve().parent != last.parent.resolve():
+        # Continuing another run here would replace this run's last.pt, and leave its best.pt beside it
+        raise ConfigError(f"{run_dir} already holds a run ({last}); resume={resume} continues another run: "
+                          f"choose another {folder_option} for it (or resume=true to continue this one)")
     return path
+
+
+def carry_best_checkpoint(resume_from: Path, best: Path) -> None:
+    """A run continued in a new folder (resume=PATH) takes its best.pt along from PATH's folder: the
+    best score it goes on from is that checkpoint's, and a later validation replaces it only when it
+    beats that score, so the new folder would otherwise have no best.pt at all."""
+    source = resume_from.with_name("best.pt")
+    if best.exists() or not source.is_file() or source.resolve() == best.resolve():
+        return
+    best.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as original, atomic_write(best) as copy:
+        shutil.copyfileobj(original, copy)
+    log.info("copied the best checkpoint of the run it continues, %s, to %s", source, best)
 
 
 def training_state(model, optimizer, schedule, progress: Progress, history: list[dict], cfg: DictConfig,

@@ -56,7 +56,14 @@ from nmt.training.initial import initialise, load_initial
 from nmt.training.kept import keep_if_among_best
 from nmt.training.optim import build_optimizer, build_schedule
 from nmt.training.options import check_run_options
-from nmt.training.resume import Progress, checkpoint_to_resume, load_for_resume, restore, training_state
+from nmt.training.resume import (
+    Progress,
+    carry_best_checkpoint,
+    checkpoint_to_resume,
+    load_for_resume,
+    restore,
+    training_state,
+)
 from nmt.training.risk import RiskObjective
 from nmt.training.runtime import (
     passive_wait_warning,
@@ -154,6 +161,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     if world.is_main:
         _open_run_folder(run_dir, cfg, tokenizers)
     run = Run(cfg, run_dir, device, model, optimizer, schedule, data, world)
+    if resumed is not None and world.is_main:
+        carry_best_checkpoint(resume_from, run.best_path)
     if resumed is not None:
         run.progress, run.history = progress, history
         p = run.progress
@@ -467,7 +476,8 @@ class Run:
         summary = {"steps": p.step, "epochs": p.epoch, "parameters": count_parameters(self.model),
                    "best_bleu": max((h["valid_bleu"] for h in self.history), default=-math.inf),
                    "best_metric": metric, "best_score": metric_value(metric, p.best_score),
-                   "best_checkpoint": str(self.best_path), "last_checkpoint": str(self.last_path),
+                   "best_checkpoint": str(self.best_path) if self.best_path.exists() else None,
+                   "last_checkpoint": str(self.last_path),
                    "history": self.history}
         if self.world.is_main:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
