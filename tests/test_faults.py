@@ -328,16 +328,21 @@ def test_sigterm_in_a_sweeps_job_prints_the_command_that_continues_that_job_alon
     assert [load_checkpoint(sweep / f"{job}/checkpoints/last.pt")["progress"]["step"] for job in range(3)] == [8] * 3
 
 
-def test_a_second_signal_stops_at_once_and_the_command_exits_130_without_a_traceback(capsys):
-    """The first Ctrl-C only asks (the update finishes, last.pt is saved); the second one, for a user
+@pytest.mark.parametrize(("first", "second", "status"), [
+    (signal.SIGINT, signal.SIGINT, 130), (signal.SIGINT, signal.SIGTERM, 143),
+    # a scheduler's SIGTERM twice, a terminal's SIGHUP twice: exit status 130 and "interrupted", as for Ctrl-C
+    (signal.SIGTERM, signal.SIGTERM, 143), (signal.SIGHUP, signal.SIGHUP, 129),
+])
+def test_a_second_signal_stops_at_once_with_its_status_and_without_a_traceback(capsys, first, second, status):
+    """The first signal only asks (the update finishes, last.pt is saved); the second one, for a user
     who will not wait, interrupts there and then."""
     reached = []
 
     def task(_):
         with StopOnSignal() as stop:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(first)
             reached.append(stop.received)
-            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(second)
             reached.append("after the second signal")
 
     try:
@@ -345,9 +350,11 @@ def test_a_second_signal_stops_at_once_and_the_command_exits_130_without_a_trace
             exit_on_user_error(task)(None)
     except KeyboardInterrupt:
         pytest.fail("the interruption escaped the command (a traceback, not exit status 130)")
-    assert reached == [StopReason("SIGINT", 130)] and exit_info.value.code == 130
+    assert reached == [StopReason.of_signal(first)] and exit_info.value.code == status
     err = capsys.readouterr().err
-    assert "send it again to stop at once" in err and err.endswith("interrupted\n") and "Traceback" not in err
+    assert "send it again to stop at once" in err and "Traceback" not in err
+    assert err.endswith(f"stopped at once by a second signal, {signal.Signals(second).name}; the checkpoint on disk "
+                        "is the previous complete one\n")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back all the same
 
 

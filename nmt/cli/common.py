@@ -2,6 +2,7 @@
 (failed writes to standard output: nmt.cli.stdout_errors)."""
 
 import argparse
+import contextlib
 import fnmatch
 import functools
 import logging
@@ -49,6 +50,7 @@ from nmt.cli.sweeps import (
     without_multirun_flag,
 )
 from nmt.errors import ConfigError, NMTError, first_line
+from nmt.training.signals import StoppedAtOnce
 
 
 def config_dir() -> str:
@@ -102,6 +104,10 @@ def exit_on_user_error(task: Callable[[DictConfig], object]) -> Callable[[DictCo
         except NMTError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except StoppedAtOnce as exc:  # SIGTERM or SIGHUP twice: their status, not Ctrl-C's
+            with contextlib.suppress(OSError):  # a terminal that hung up cannot be told
+                print(exc, file=sys.stderr)
+            sys.exit(exc.reason.exit_status)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)

@@ -51,6 +51,16 @@ class TrainingStopped(KeyboardInterrupt):
                          f"batch {batch} of {batches}); saved {checkpoint}")
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second stop signal: training ends where it is, without saving; the checkpoint on disk is the
+    previous complete one. `reason` is that signal's, whose exit status the command ends with."""
+
+    def __init__(self, reason: StopReason):
+        self.reason = reason
+        super().__init__(f"stopped at once by a second signal, {reason.name}; the checkpoint on disk is the "
+                         "previous complete one")
+
+
 class StopOnSignal:
     """Context manager that turns the first SIGINT/SIGTERM/SIGHUP into a request: `received` is its reason.
 
@@ -94,7 +104,7 @@ class StopOnSignal:
 
     def _handle(self, signum: int, frame) -> None:
         if self.received is not None:
-            raise KeyboardInterrupt  # asked twice: stop now, keeping the previous checkpoint
+            raise StoppedAtOnce(StopReason.of_signal(signum))  # asked twice: stop now, keeping the previous checkpoint
         self.received = StopReason.of_signal(signum)
         _announce(f"{self.received.name} received", " (send it again to stop at once)")
 
