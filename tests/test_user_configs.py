@@ -562,6 +562,24 @@ def test_a_group_config_whose_header_a_comment_hides_is_not_taken_as_global(my_c
                                                "(did you mean data.format?)")
 
 
+def test_a_sweeps_job_whose_settings_the_data_refuse_is_reported_and_the_next_job_runs(capsys, monkeypatch,
+                                                                                       my_configs, tmp_path):
+    """A vocabulary the corpus cannot fill is found only when that job reads its data: the error, without
+    the job's number, ended the whole sweep there, with no table."""
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "-m", "--config-dir", str(my_configs), "experiment=tiny_dot",
+                                      "tokenizer.vocab_size=5000,40", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    with pytest.raises(SystemExit) as stopped:
+        nmt.cli.train.main()
+    assert stopped.value.code == 2
+    out, err = capsys.readouterr()
+    assert "error: job #0: tokenizer.vocab_size=5000 is too large for " in err
+    assert err.strip().splitlines()[-1] == ("error: training could not go on in 1 of the sweep's jobs: #0 (their "
+                                            "messages are above)")
+    table = out[out.index("2 runs (also in"):].splitlines()
+    assert table[2].split()[-1] == "failed"
+    assert (tmp_path / "sweep/1/checkpoints/best.pt").is_file()
+
+
 def test_a_sweeps_job_whose_training_diverges_is_reported_and_the_next_job_runs(capsys, monkeypatch, my_configs,
                                                                                 tmp_path):
     """A learning rate too large for the model is one of a sweep's results, not a reason to drop the

@@ -23,28 +23,32 @@ from nmt.cli.common import (
 from nmt.cli.stdout_errors import failures_handled_by
 from nmt.cli.sweep_summary import JobFailure
 from nmt.cli.sweeps import without_multirun_flag
-from nmt.errors import ConfigError, NMTError, TrainingError
+from nmt.errors import ConfigError, NMTError
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import StopOnSignal, StopReason, TrainingStopped
 from nmt.training.trainer import train
 from nmt.training.validation import metric_text
 
-# The sweep's jobs whose training could not go on (nmt.errors.TrainingError), as "#N (swept values)".
+# The sweep's jobs that could not go on (an NMTError: diverged, out of memory, wrong for the data), as "#N".
 failed_jobs: list[str] = []
 
 
 def run(cfg: DictConfig) -> JobFailure | None:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
+    # A mistaken option ends a sweep, as before its first job (only here for a sweeper other than Hydra's
+    # basic one, whose jobs are not known up front); what a job finds as it runs is that job's result.
+    check_run_options(cfg)
     try:
         with failures_handled_by(_stop_training):
             summary = train(cfg, run_dir)
-    except TrainingError as error:
+    except NMTError as error:
         if hydra_config.mode != RunMode.MULTIRUN:
             raise
-        # A sweep's job that diverged or ran out of memory is one of its results: the next job starts,
-        # and the table and the exit status say which failed.
+        # A sweep's job that diverged, ran out of memory or found its settings wrong for the data (a
+        # vocabulary the corpus cannot fill) is one of its results: the next job starts, and the table
+        # and the exit status say which failed.
         print(f"error: job #{hydra_config.job.num}: {error}", file=sys.stderr, flush=True)
         failed_jobs.append(f"#{hydra_config.job.num}")
         return JobFailure(str(error))
