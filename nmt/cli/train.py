@@ -37,15 +37,15 @@ failed_jobs: list[str] = []
 def run(cfg: DictConfig) -> JobFailure | None:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
-    # A mistaken option ends a sweep, as before its first job (only here for a sweeper other than Hydra's
-    # basic one, whose jobs are not known up front); what a job finds as it runs is that job's result.
-    check_run_options(cfg)
     try:
         with failures_handled_by(_stop_training):
             summary = train(cfg, run_dir)
     except NMTError as error:
         if hydra_config.mode != RunMode.MULTIRUN:
             raise
+        # A mistaken option ends the sweep, as it does before the first job (here for a sweeper other than
+        # Hydra's basic one, whose jobs are not known up front); what a job finds as it runs is its result.
+        check_run_options(cfg)
         # A sweep's job that diverged, ran out of memory or found its settings wrong for the data (a
         # vocabulary the corpus cannot fill) is one of its results: the next job starts, and the table
         # and the exit status say which failed.
