@@ -562,38 +562,36 @@ def test_a_group_config_whose_header_a_comment_hides_is_not_taken_as_global(my_c
                                                "(did you mean data.format?)")
 
 
-def test_a_sweeps_job_whose_settings_the_data_refuse_is_reported_and_the_next_job_runs(capsys, monkeypatch,
-                                                                                       my_configs, tmp_path):
-    """A vocabulary the corpus cannot fill is found only when that job reads its data: the error, without
-    the job's number, ended the whole sweep there, with no table."""
+def sweep_whose_first_job_fails(capsys, monkeypatch, my_configs, tmp_path, *overrides: str) -> tuple[str, list[str]]:
+    """Runs a two-job sweep of tiny_dot whose job #0 fails; checks that job #1 trained, that the last line
+    names the failed job and the exit status is 2, and returns standard error and the summary table's rows."""
     monkeypatch.setattr(sys, "argv", ["nmt-train", "-m", "--config-dir", str(my_configs), "experiment=tiny_dot",
-                                      "tokenizer.vocab_size=5000,40", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+                                      *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     with pytest.raises(SystemExit) as stopped:
         nmt.cli.train.main()
     assert stopped.value.code == 2
     out, err = capsys.readouterr()
-    assert "error: job #0: tokenizer.vocab_size=5000 is too large for " in err
     assert err.strip().splitlines()[-1] == ("error: training could not go on in 1 of the sweep's jobs: #0 (their "
                                             "messages are above)")
+    assert (tmp_path / "sweep/1/checkpoints/best.pt").is_file()
     table = out[out.index("2 runs (also in"):].splitlines()
     assert table[2].split()[-1] == "failed"
-    assert (tmp_path / "sweep/1/checkpoints/best.pt").is_file()
+    return err, table
+
+
+def test_a_sweeps_job_whose_settings_the_data_refuse_is_reported_and_the_next_job_runs(capsys, monkeypatch,
+                                                                                       my_configs, tmp_path):
+    """A vocabulary the corpus cannot fill is found only when that job reads its data: the error, without
+    the job's number, ended the whole sweep there, with no table."""
+    err, _ = sweep_whose_first_job_fails(capsys, monkeypatch, my_configs, tmp_path, "tokenizer.vocab_size=5000,40")
+    assert "error: job #0: tokenizer.vocab_size=5000 is too large for " in err
 
 
 def test_a_sweeps_job_whose_training_diverges_is_reported_and_the_next_job_runs(capsys, monkeypatch, my_configs,
                                                                                 tmp_path):
     """A learning rate too large for the model is one of a sweep's results, not a reason to drop the
     jobs after it; the table marks it and the exit status says a job failed."""
-    monkeypatch.setattr(sys, "argv", ["nmt-train", "-m", "--config-dir", str(my_configs), "experiment=tiny_dot",
-                                      "optimizer.lr=1e38,5e-4", "trainer.max_nonfinite_steps=1",
-                                      f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    with pytest.raises(SystemExit) as stopped:
-        nmt.cli.train.main()
-    assert stopped.value.code == 2
-    out, err = capsys.readouterr()
+    err, table = sweep_whose_first_job_fails(capsys, monkeypatch, my_configs, tmp_path, "optimizer.lr=1e38,5e-4",
+                                             "trainer.max_nonfinite_steps=1")
     assert "error: job #0: training diverged: 1 update had a non-finite loss" in err
-    assert err.strip().splitlines()[-1] == ("error: training could not go on in 1 of the sweep's jobs: #0 (their "
-                                            "messages are above)")
-    table = out[out.index("2 runs (also in"):].splitlines()
-    assert table[2].split()[-1] == "failed" and table[3].split()[-2] == "bleu" and float(table[3].split()[-1]) >= 0
-    assert (tmp_path / "sweep/1/checkpoints/best.pt").is_file()
+    assert table[3].split()[-2] == "bleu" and float(table[3].split()[-1]) >= 0
