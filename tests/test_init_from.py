@@ -83,6 +83,38 @@ def test_a_fine_tuning_run_resumes_exactly_without_its_init_checkpoint(multi30k_
     assert all(torch.equal(one_go[k], halves[k]) for k in one_go)
 
 
+def test_resuming_a_fine_tuning_run_without_its_init_checkpoint_is_no_changed_setting(multi30k_root, tmp_path,
+                                                                                       parent, caplog):
+    overrides = [*other_data(multi30k_root), "trainer.valid_every=2"]
+    train(tiny_config(multi30k_root, tmp_path, *overrides, f"init_from={parent}", "trainer.max_steps=2"), tmp_path / "run")
+    with caplog.at_level("WARNING"):
+        summary = train(tiny_config(multi30k_root, tmp_path, *overrides, "trainer.max_steps=3", "resume=true"),
+                        tmp_path / "run")
+    assert summary["steps"] == 3
+    assert "changed settings" not in caplog.text
+
+
+@pytest.mark.parametrize("started_from", ["afresh", "another checkpoint"])
+def test_init_from_with_resume_of_a_run_that_did_not_start_from_it_is_refused(multi30k_root, tmp_path, parent,
+                                                                              started_from):
+    """The user means a new run from init_from; continuing the folder's run would silently not be one."""
+    overrides = [*other_data(multi30k_root), "trainer.valid_every=2", "trainer.max_steps=2"]
+    if started_from == "another checkpoint":
+        other = tmp_path / "other.pt"
+        other.write_bytes(parent.read_bytes())
+        overrides.append(f"init_from={other}")
+    train(tiny_config(multi30k_root, tmp_path, *overrides), tmp_path / "run")
+    last = tmp_path / "run/checkpoints/last.pt"
+    before = last.read_bytes()
+    origin = f"from init_from={tmp_path / 'other.pt'}" if started_from == "another checkpoint" else "afresh"
+    with pytest.raises(ConfigError) as error:
+        train(tiny_config(multi30k_root, tmp_path, *overrides, f"init_from={parent}", "resume=true"), tmp_path / "run")
+    assert str(error.value) == (f"init_from={parent} starts a new run, but resume continues the run of {last}, which "
+                                f"started {origin}: drop init_from to continue that run, or start the new one in "
+                                "another folder")
+    assert last.read_bytes() == before
+
+
 def test_another_model_is_refused_naming_the_option(multi30k_root, tmp_path, parent):
     cfg = tiny_config(multi30k_root, tmp_path, f"init_from={parent}", "model.dec_hidden=24")
     with pytest.raises(CheckpointError, match=r"holds a different model \(model.dec_hidden: 16 in the checkpoint, "

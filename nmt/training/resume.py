@@ -136,7 +136,9 @@ def load_for_resume(path: Path, cfg: DictConfig) -> dict:
         raise CheckpointError(f"checkpoint {path} translates {direction(state['config'])}, but this run is set to "
                               f"{direction(now)} (data.src_lang, data.tgt_lang): {_settings_hint(path)}, or start a "
                               f"new run for {direction(now)}")
-    changed = config_changes({**state["config"], "trainer": saved_trainer}, now)
+    _check_init_from(state["config"].get("init_from"), now.get("init_from"), path)
+    changed = [(key, text) for key, text in config_changes({**state["config"], "trainer": saved_trainer}, now)
+               if key != "init_from"]  # checked above: a continuation needs the file no more
     model_changes = [text for key, text in changed if key.startswith("model.")]
     if model_changes:
         raise CheckpointError(f"checkpoint {path} holds a different model ({'; '.join(model_changes[:3])}); "
@@ -146,6 +148,21 @@ def load_for_resume(path: Path, cfg: DictConfig) -> dict:
         log.warning("resuming with changed settings (%s): the result will differ from a run trained in "
                     "one go", "; ".join(others))
     return state
+
+
+def _check_init_from(started_from, given, path: Path) -> None:
+    """init_from names the checkpoint a new run starts from. Given while resuming, it is the same
+    command restarted only when the run started from that file; any other file, or a run that started
+    afresh, means the user meant a new run, which a continuation would silently not be."""
+    if not given or (started_from and _same_file(started_from, given)):
+        return
+    origin = f"from init_from={started_from}" if started_from else "afresh"
+    raise ConfigError(f"init_from={given} starts a new run, but resume continues the run of {path}, which started "
+                      f"{origin}: drop init_from to continue that run, or start the new one in another folder")
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tokenizers,

@@ -133,10 +133,11 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     resume_from = checkpoint_to_resume(cfg.resume, run_dir)
     resumed = load_for_resume(resume_from, cfg) if resume_from is not None else None
     # init_from starts a new run; once it has, the run resumes from its own checkpoints, which hold
-    # the same SentencePiece models, so the init_from file is no longer needed.
+    # the same SentencePiece models, so the init_from file (and option) is no longer needed.
     init_from = cfg.get("init_from")
     initial = load_initial(init_from, cfg) if init_from and resumed is None else None
-    models_from = initial if initial is not None else resumed if init_from else None
+    fine_tuning = resumed is not None and resumed["config"].get("init_from")
+    models_from = initial if initial is not None else resumed if fine_tuning else None
     given_tokenizers = Tokenizers.from_dict(models_from["tokenizers"]) if models_from is not None else None
     # Rank 0's seed is the single-process one; other ranks draw other dropout masks. DDP copies
     # rank 0's initial weights to every rank.
