@@ -495,3 +495,24 @@ def test_a_request_that_runs_out_of_memory_gets_a_json_error_and_the_server_goes
         answer = client.post("/translate", json={"text": SOURCES[0], "beam_size": 4})
         assert answer.status_code == 200, answer.text
         assert answer.json()["translations"][0][0]["text"] == "A dog runs across the meadow."
+
+
+def test_more_threads_than_usable_cores_are_warned_about_before_serving(checkpoint, monkeypatch, capsys):
+    import uvicorn
+
+    import nmt.cli.serve as cli_serve
+    from nmt.training import runtime
+
+    served = []
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+
+    def serve(server, sockets):
+        served.append(sockets)
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", serve)
+    cli_serve.run(serve_config(checkpoint, "num_threads=64", "port=0", "device=cpu"))
+    assert len(served) == 1
+    served[0][0].close()
+    assert ("num_threads=64 is more than the 2 CPU core(s) this process may use: the extra threads only slow it "
+            "down; set num_threads=2 or null") in capsys.readouterr().err

@@ -442,6 +442,38 @@ def test_a_passive_openmp_wait_policy_gets_a_warning(monkeypatch, policy, thread
     assert passive_wait_warning(torch.device("cuda"), threads) is None
 
 
+@pytest.mark.parametrize(("threads", "warned"), [(None, False), (1, False), (2, False), (3, True), (1000, True)])
+def test_more_threads_than_usable_cores_get_a_warning(monkeypatch, threads, warned):
+    from nmt.training import runtime
+
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    warning = runtime.too_many_threads_warning(threads, "trainer.num_threads")
+    assert (warning is not None) == warned
+    if warning:
+        assert warning == (f"trainer.num_threads={threads} is more than the 2 CPU core(s) this process may use: the "
+                           "extra threads only slow it down; set trainer.num_threads=2 or null")
+
+
+def test_usable_cores_are_the_affinity_of_the_process():
+    from nmt.training.runtime import usable_cores
+
+    assert usable_cores() == len(os.sched_getaffinity(0))
+
+
+def test_a_run_with_more_threads_than_cores_warns_once(multi30k_root, tmp_path, monkeypatch, caplog):
+    from nmt.training import runtime
+
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
+    threads = torch.get_num_threads()
+    try:
+        with caplog.at_level("WARNING"):
+            train(tiny_config(multi30k_root, tmp_path, "trainer.num_threads=2", "trainer.max_steps=1",
+                              "trainer.valid_every=1"), tmp_path / "run")
+    finally:
+        torch.set_num_threads(threads)  # the run set the process's count
+    assert caplog.text.count("trainer.num_threads=2 is more than the 1 CPU core(s)") == 1
+
+
 def test_trainer_compile_switches_fusion_on_for_the_run_only(multi30k_root, tmp_path, monkeypatch, caplog):
     """trainer.compile=true runs the whole training (and its validations) with fused kernels, and says so."""
     import nmt.training.trainer as trainer_module

@@ -13,6 +13,7 @@ from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.errors import ConfigError
 from nmt.inference.translator import Translator
 from nmt.serve.app import MAX_WINDOW_MS, ServeSettings, create_app
+from nmt.training.runtime import too_many_threads_warning
 from nmt.values import is_int, is_number
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def run(cfg) -> None:
     check_decoding_options(cfg)
     check_serve_limits(cfg)
     settings = ServeSettings.from_config(cfg)  # before loading the model: a bad limit fails at once
+    if warning := too_many_threads_warning(settings.num_threads, "num_threads"):
+        log.warning(warning)
     sock = bind(cfg.host, cfg.port)
     translator = Translator.load(cfg.checkpoint, cfg.device)
     app = create_app(translator, settings, cfg.checkpoint)

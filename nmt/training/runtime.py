@@ -147,6 +147,24 @@ def passive_wait_warning(device: torch.device, threads: int | None = None) -> st
             "keep it or set trainer.num_threads=1)")
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def too_many_threads_warning(threads: int | None, option: str) -> str | None:
+    """The one-line warning for `option`=threads above the usable cores, else None. Threads beyond the
+    cores take turns on them, and each parallel operation waits for the slowest: it only slows down."""
+    cores = usable_cores()
+    if threads is None or threads <= cores:
+        return None
+    return (f"{option}={threads} is more than the {cores} CPU core(s) this process may use: the extra threads "
+            f"only slow it down; set {option}={cores} or null")
+
+
 def prepare_cpu_runtime(keep_freed: bool = True) -> None:
     """What every training process does first: bound oneDNN's cache and (`keep_freed`) keep freed memory.
 

@@ -70,6 +70,7 @@ from nmt.training.runtime import (
     prepare_cpu_runtime,
     seed_everything,
     slow_bf16_warning,
+    too_many_threads_warning,
 )
 from nmt.training.signals import StopOnSignal, StopReason, TrainingStopped
 from nmt.training.step import train_step
@@ -121,7 +122,8 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     # Before the first product: oneDNN cache bound, freed memory kept (not for minimum risk training).
     prepare_cpu_runtime(keep_freed=not cfg.trainer.get("risk_weight"))
     warnings = (slow_bf16_warning(device, cfg.trainer.precision),
-                passive_wait_warning(device, cfg.trainer.num_threads))
+                passive_wait_warning(device, cfg.trainer.num_threads),
+                too_many_threads_warning(cfg.trainer.num_threads, "trainer.num_threads"))
     for warning in warnings:
         if warning and world.is_main:
             log.warning(warning)
