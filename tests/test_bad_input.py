@@ -7,6 +7,7 @@ Hydra runs), or the console-script `main()` for mistakes caught before Hydra sta
 
 import contextlib
 import io
+import logging
 import os
 import re
 import resource
@@ -403,6 +404,28 @@ def test_a_corpus_empty_after_filtering_says_why(capsys, corpus, tmp_path, overr
         write_corpus(corpus, "train", GERMAN * 4, [""] * 20)
     message = one_line_error(capsys, train, files_config(corpus, *overrides), tmp_path / "run")
     assert message.startswith("training corpus is empty after cleaning (read 20") and cause in message
+
+
+def test_a_pair_longer_than_a_batch_holds_is_left_out_of_training_with_one_warning(corpus, tmp_path, caplog):
+    """With data.max_len=null nothing else bounds a pair: one of 20,000 words once took 24 GB as a
+    batch of its own. A pair that no batch of trainer.batch_tokens holds is left out, and said so."""
+    long_de, long_en = " ".join(["Hund"] * 300), " ".join(["dog"] * 300)
+    write_corpus(corpus, "train", [*GERMAN * 4, long_de], [*ENGLISH * 4, long_en])
+    config = files_config(corpus, "data.max_len=null", "trainer.batch_tokens=64", "trainer.max_steps=3")
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        summary = train(config, tmp_path / "run")
+    assert summary["steps"] == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "left out" in r.getMessage()]
+    assert warnings == ["left out 1 of 21 training pairs longer than one batch of trainer.batch_tokens=64 holds "
+                        "(62 subword tokens a side); raise trainer.batch_tokens to train on them, or set "
+                        "data.max_len to drop long pairs when the data is prepared"]
+
+
+def test_a_corpus_of_pairs_longer_than_a_batch_holds_is_refused(capsys, corpus, tmp_path):
+    config = files_config(corpus, "data.max_len=null", "trainer.batch_tokens=4")
+    assert one_line_error(capsys, train, config, tmp_path / "run") == (
+        "every training pair is longer than one batch of trainer.batch_tokens=4 holds (2 subword tokens a side); "
+        "raise trainer.batch_tokens")
 
 
 @settings(max_examples=150, deadline=None)

@@ -66,6 +66,13 @@ def test_over_long_example_gets_its_own_batch():
     assert [0] in batches and sorted(i for b in batches for i in b) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_an_over_long_example_can_be_skipped_instead(shuffle):
+    sampler = TokenBatchSampler([100, 2, 2, 18], [3, 2, 2, 2], 20, shuffle=shuffle, skip_over_budget=True)
+    assert sampler.skipped == 1  # 100 + 1 > 20; 18 + 1 fits alone
+    assert sorted(i for b in sampler for i in b) == [1, 2, 3] and len(list(sampler)) == len(sampler)
+
+
 def test_batches_hold_similar_lengths():
     src, tgt = random_lengths(2000)
     batches = list(TokenBatchSampler(src, tgt, 600, shuffle=True, seed=0))

@@ -50,8 +50,9 @@ class TokenBatchSampler:
     A batch of n examples satisfies ``n * max(length + EXTRA_TOKENS over both sides) <= batch_tokens``.
     The trainer passes lengths that already count EOS, so its batches stay one token per sentence
     under the padded size collate builds (about 6% on Multi30k). Kept so: every recorded run used it.
-    With ``shuffle`` the tie-break among equal lengths and the order of batches are random,
-    determined by ``(seed, epoch)``.
+    An example wider than the budget on its own gets a batch of its own, or with ``skip_over_budget``
+    none at all (``skipped`` counts those). With ``shuffle`` the tie-break among equal lengths and the
+    order of batches are random, determined by ``(seed, epoch)``.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class TokenBatchSampler:
         *,
         shuffle: bool,
         seed: int = 0,
+        skip_over_budget: bool = False,
     ):
         _check_positive("batch_tokens", batch_tokens)
         src, tgt = np.asarray(src_lengths, dtype=np.int64), np.asarray(tgt_lengths, dtype=np.int64)
@@ -69,9 +71,12 @@ class TokenBatchSampler:
             raise ValueError(f"{len(src)} source lengths but {len(tgt)} target lengths")
         self.widths = np.maximum(src, tgt) + EXTRA_TOKENS  # (N,)
         self.batch_tokens, self.shuffle, self.seed, self.epoch = batch_tokens, shuffle, seed, 0
+        fits = self.widths <= batch_tokens if skip_over_budget else np.ones(len(self.widths), dtype=bool)  # (N,)
+        self.kept = np.flatnonzero(fits)  # (K,) the indices that take part in the epochs
+        self.skipped = len(self.widths) - len(self.kept)
         # Batch boundaries depend only on the sorted multiset of widths, not on how ties are broken,
         # so the count is the same every epoch.
-        self._len = len(self._batches(np.argsort(self.widths, kind="stable")))
+        self._len = len(self._batches(self._by_width()))
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose shuffle ``__iter__`` replays (call before each epoch)."""
@@ -80,13 +85,19 @@ class TokenBatchSampler:
     def _batches(self, order: np.ndarray) -> list[list[int]]:
         return _pack(order, self.widths, self.batch_tokens, None)
 
+    def _by_width(self, tie_break: np.ndarray | None = None) -> np.ndarray:
+        """The kept indices (K,) sorted by width, ties in index order or by ``tie_break`` (K,)."""
+        widths = self.widths[self.kept]  # (K,)
+        order = np.argsort(widths, kind="stable") if tie_break is None else np.lexsort((tie_break, widths))
+        return self.kept[order]
+
     def __iter__(self) -> Iterator[list[int]]:
         if not self.shuffle:
-            yield from self._batches(np.argsort(self.widths, kind="stable"))
+            yield from self._batches(self._by_width())
             return
         rng = np.random.default_rng([self.seed, self.epoch])
         tie_break = rng.permutation(len(self.widths))
-        batches = self._batches(np.lexsort((tie_break, self.widths)))  # sort by width, then tie_break
+        batches = self._batches(self._by_width(tie_break[self.kept]))
         for b in rng.permutation(len(batches)).tolist():
             yield batches[b]
 

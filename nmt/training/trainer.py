@@ -179,6 +179,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         return run.summary()
 
     sampler = _batch_sampler(data.train_src_ids, data.train_tgt_ids, cfg)
+    skipped_warning = _skipped_pairs_warning(sampler, cfg)
+    if skipped_warning and world.is_main:
+        log.warning(skipped_warning)
     per_epoch = updates_per_epoch(len(sampler), world, cfg.trainer.accumulate)
     total = min(run.max_steps, run.max_epochs * per_epoch)  # the run's last update: whichever bound comes first
     if sampling is None:
@@ -259,8 +262,28 @@ def _planned_total(run: "Run", n_batches: int, world: World, accumulate: int) ->
 
 
 def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
-    return TokenBatchSampler(id_lengths(src_ids) + 1, id_lengths(tgt_ids) + 1, cfg.trainer.batch_tokens,
-                             shuffle=True, seed=cfg.seed)
+    """The training batches. A pair wider than trainer.batch_tokens on its own has no batch within the
+    budget (one 20,000-word pair, with data.max_len=null, took 24 GB): it is left out of training."""
+    sampler = TokenBatchSampler(id_lengths(src_ids) + 1, id_lengths(tgt_ids) + 1, cfg.trainer.batch_tokens,
+                                shuffle=True, seed=cfg.seed, skip_over_budget=True)
+    if sampler.skipped == len(src_ids):
+        raise ConfigError(f"every training pair is {_over_budget(cfg)}; raise trainer.batch_tokens")
+    return sampler
+
+
+def _over_budget(cfg: DictConfig) -> str:
+    # A batch of one pair is (its longer side + EOS + 1) wide: see TokenBatchSampler.
+    return (f"longer than one batch of trainer.batch_tokens={cfg.trainer.batch_tokens} holds "
+            f"({cfg.trainer.batch_tokens - 2} subword tokens a side)")
+
+
+def _skipped_pairs_warning(sampler: TokenBatchSampler, cfg: DictConfig) -> str | None:
+    """The warning for the training pairs that `_batch_sampler` left out, if any."""
+    if not sampler.skipped:
+        return None
+    return (f"left out {sampler.skipped:,} of {len(sampler.widths):,} training pairs {_over_budget(cfg)}; "
+            "raise trainer.batch_tokens to train on them, or set data.max_len to drop long pairs "
+            "when the data is prepared")
 
 
 def _check_writable(run_dir: Path) -> None:
