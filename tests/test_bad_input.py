@@ -40,7 +40,7 @@ from nmt.cli.common import (
     quote_text_overrides,
 )
 from nmt.cli.outputs import check_output_file
-from nmt.data.pipeline import prepare_data
+from nmt.data.pipeline import prepare_data, validation_overlap_warning
 from nmt.data.readers import decode_lines, read_lines
 from nmt.data.tokenizer import SubwordTokenizer, Tokenizers
 from nmt.errors import DataError
@@ -426,6 +426,29 @@ def test_a_corpus_of_pairs_longer_than_a_batch_holds_is_refused(capsys, corpus, 
     assert one_line_error(capsys, train, config, tmp_path / "run") == (
         "every training pair is longer than one batch of trainer.batch_tokens=4 holds (2 subword tokens a side); "
         "raise trainer.batch_tokens")
+
+
+@pytest.mark.parametrize("same", ["path", "link"])
+def test_validating_on_the_training_files_is_warned_about(corpus, tmp_path, caplog, same):
+    """Early stopping and best.pt chosen on training data mean nothing: the same file, by its path or
+    through a link, for data.files.train and data.files.val gets a warning."""
+    val = corpus
+    if same == "link":
+        val = tmp_path / "linked"
+        val.symlink_to(corpus)
+    config = files_config(corpus, f"data.files.val='{val}/train.{{lang}}'")
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        train(config, tmp_path / "run")
+    warnings = [r.getMessage() for r in caplog.records if "validating on the training data" in r.getMessage()]
+    assert warnings == [f"data.files.train and data.files.val name the same file ({corpus}/train.de, "
+                        f"{corpus}/train.en): validating on the training data makes early stopping and best.pt "
+                        "meaningless; validate on held-out pairs"]
+
+
+def test_validation_split_naming_the_training_split_is_warned_about_and_held_out_files_are_not(corpus):
+    assert validation_overlap_warning(files_config(corpus).data) is None
+    assert validation_overlap_warning(files_config(corpus, "data.valid_split=train").data).startswith(
+        "data.train_split and data.valid_split are both 'train'")
 
 
 @settings(max_examples=150, deadline=None)

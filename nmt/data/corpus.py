@@ -277,6 +277,25 @@ def load_split(data_cfg: Mapping, split: str) -> tuple[list[str], list[str]]:
     return _concat(iter_split(data_cfg, split))
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path, or links to the same file."""
+    try:
+        return a.samefile(b)
+    except OSError:  # one is missing: reading it will say so
+        return a.resolve() == b.resolve()
+
+
+def shared_files(data_cfg: Mapping, split_a: str, split_b: str) -> list[Path] | None:
+    """The files two splits of a local corpus (data=files or multi30k) are both read from, when they
+    are the same files; None when they differ or the corpus is a hub dataset."""
+    if _source(data_cfg) == "hub":
+        return None
+    paths_a, paths_b = _file_paths(data_cfg, split_a), _file_paths(data_cfg, split_b)
+    if all(_same_file(a, b) for a, b in zip(paths_a, paths_b, strict=True)):
+        return paths_a
+    return None
+
+
 def _file_identity(path: Path) -> dict:
     """A file's path, size and modification time: they change when it is edited (hashing the
     contents would read a whole corpus on every run)."""

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import nmt
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
-from nmt.data.corpus import is_streamed, iter_split, load_split, split_identity
+from nmt.data.corpus import is_streamed, iter_split, load_split, shared_files, split_identity
 from nmt.data.prepared import PreparedData, read_prepared, write_prepared
 from nmt.data.streaming import IdFile, Reservoir, add_stats, encode_chunks, sample_texts
 from nmt.data.subword_sampling import OPTIONS as SAMPLING_OPTIONS
@@ -238,6 +238,23 @@ def prepare_data(cfg: Mapping, run_dir: Path | None = None, tokenizers: Tokenize
     if run_dir is not None:
         data.tokenizers.save(run_dir)
     return data
+
+
+def validation_overlap_warning(data_cfg: Mapping) -> str | None:
+    """A warning when the validation split is read from the training split's own files: early stopping
+    and best.pt would then pick the model that best remembers its training data."""
+    train_split, valid_split = _splits(data_cfg)
+    shared = shared_files(data_cfg, train_split, valid_split)
+    if shared is None:
+        return None
+    if train_split == valid_split:
+        options = f"data.train_split and data.valid_split are both {train_split!r}"
+    elif data_cfg.get("source") == "files":
+        options = f"data.files.{train_split} and data.files.{valid_split} name the same file"
+    else:
+        options = f"data.train_split={train_split!r} and data.valid_split={valid_split!r} name the same file"
+    return (f"{options} ({', '.join(map(str, shared))}): validating on the training data makes early stopping "
+            "and best.pt meaningless; validate on held-out pairs")
 
 
 def load_test_split(

@@ -26,7 +26,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from nmt.data.batching import TokenBatchSampler, collate
 from nmt.data.epoch_sample import FILE_NAME as EPOCH_SAMPLE
 from nmt.data.epoch_sample import load_epoch_sample, save_epoch_sample
-from nmt.data.pipeline import prepare_data
+from nmt.data.pipeline import prepare_data, validation_overlap_warning
 from nmt.data.prepared import PreparedData
 from nmt.data.storage import id_lengths
 from nmt.data.subword_sampling import SubwordSampling
@@ -149,6 +149,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     data = prepare_data(cfg, tokenizers=given_tokenizers) if world.is_main else None
     world.barrier()
     data = data or prepare_data(cfg, tokenizers=given_tokenizers)
+    overlap = validation_overlap_warning(cfg.data) if world.is_main else None
+    if overlap:
+        log.warning(overlap)
     tokenizers = data.tokenizers
     model = build_model(cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size,
                         shared_vocab=tokenizers.joint).to(device)
