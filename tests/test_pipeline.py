@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,26 @@ def test_max_len_counts_subwords_on_train_only(toy_corpus):
     assert data.stats["train"].too_long_dropped > 0
     assert data.stats["train"].kept == len(data.train_src_ids) == 198 - data.stats["train"].too_long_dropped
     assert len(data.valid_src_ids) == 20 and max(len(s) for s in data.valid_src_ids) > 10
+
+
+@pytest.mark.parametrize(("limits", "advice"), [
+    ({"sample_size": 5}, "lower tokenizer.vocab_size or raise tokenizer.sample_size (it sampled 5 of 198 pairs; "
+                         "0 takes every pair)"),
+    ({"max_train_examples": 5}, "lower tokenizer.vocab_size or raise data.max_train_examples (now 5)"),
+    ({"sample_size": 5, "max_train_examples": 50}, "lower tokenizer.vocab_size, raise tokenizer.sample_size (it "
+                                                   "sampled 5 of 48 pairs; 0 takes every pair) or raise "
+                                                   "data.max_train_examples (now 50)"),
+    ({}, "lower tokenizer.vocab_size or use more training data"),
+])
+def test_a_vocab_size_too_large_for_the_sample_names_the_options_that_limited_it(toy_corpus, limits, advice):
+    cfg = make_cfg({**toy_corpus, "max_train_examples": limits.get("max_train_examples")}, vocab_size=120,
+                   sample_size=limits.get("sample_size", 0))
+    with pytest.raises(ConfigError) as refused:
+        prepare_data(cfg)
+    problem, _, ways = str(refused.value).partition("; ")
+    assert re.fullmatch(r"tokenizer.vocab_size=120 is too large for \d+ training sentences \(at most \d+ for "
+                        r"these sentences\)", problem)
+    assert ways == advice
 
 
 def test_max_train_examples_takes_the_first_pairs(toy_corpus):

@@ -31,7 +31,7 @@ from nmt.data.corpus import is_streamed, iter_split, load_split, shared_files, s
 from nmt.data.prepared import PreparedData, read_prepared, write_prepared
 from nmt.data.streaming import IdFile, Reservoir, add_stats, encode_chunks, sample_texts
 from nmt.data.subword_sampling import OPTIONS as SAMPLING_OPTIONS
-from nmt.data.tokenizer import Tokenizers
+from nmt.data.tokenizer import Tokenizers, VocabularyTooLarge
 from nmt.errors import ConfigError, DataError
 from nmt.values import is_int
 
@@ -159,7 +159,23 @@ def _train_tokenizers(cfg: Mapping, stats: CleanStats) -> tuple[Tokenizers, Iter
     log.info("training SentencePiece (%s, %s pieces, %s) on %s sentence pairs", tok_cfg["type"],
              tok_cfg["vocab_size"], "joint" if tok_cfg["joint"] else "one model per language",
              f"{len(pairs):,}")
-    return Tokenizers.train_from_config(tok_cfg, *sample_texts(pairs), seed=cfg["seed"]), rest
+    try:
+        return Tokenizers.train_from_config(tok_cfg, *sample_texts(pairs), seed=cfg["seed"]), rest
+    except VocabularyTooLarge as e:
+        raise e.with_remedies(_more_sentences(data_cfg, size, len(pairs), sampled)) from e
+
+
+def _more_sentences(data_cfg: Mapping, size: int | None, n_sampled: int, seen: CleanStats) -> list[str]:
+    """The options that held SentencePiece's sample to ``n_sampled`` pairs, as advice to raise them
+    (``seen``: the cleaning figures of the pairs read while sampling); else: use more data."""
+    remedies = []
+    if size is not None and (seen.kept > n_sampled or (is_streamed(data_cfg) and n_sampled == size)):
+        of_all = f"it sampled {n_sampled:,} of {seen.kept:,} pairs" if seen.kept > n_sampled else f"now {size:,}"
+        remedies.append(f"raise tokenizer.sample_size ({of_all}; 0 takes every pair)")
+    limit = _optional_count(data_cfg, "max_train_examples")
+    if limit is not None and seen.read >= limit:
+        remedies.append(f"raise data.max_train_examples (now {limit:,})")
+    return remedies or ["use more training data"]
 
 
 def _build(cfg: Mapping, path: Path, tokenizers: Tokenizers | None) -> None:

@@ -126,11 +126,27 @@ def _vocab_error(error: RuntimeError, vocab_size: int, n_texts: int, character_c
     if "Vocabulary size too high" not in message:
         return error
     limit = re.search(r"<= (\d+)", message)
-    bound = f" (at most {limit.group(1)} for this corpus)" if limit else ""
-    return ConfigError(
-        f"tokenizer.vocab_size={vocab_size} is too large for {n_texts} training sentences{bound}; "
-        "lower tokenizer.vocab_size or use more training data"
-    )
+    return VocabularyTooLarge(vocab_size, n_texts, int(limit.group(1)) if limit else None)
+
+
+class VocabularyTooLarge(ConfigError):
+    """tokenizer.vocab_size is more pieces than the training sentences can fill. The message ends with
+    the ways to more sentences: ``with_remedies`` names the options that limited them, which the
+    caller that drew the sample knows."""
+
+    def __init__(self, vocab_size: int, n_texts: int, bound: int | None,
+                 remedies: Sequence[str] = ("use more training data",)):
+        self.vocab_size, self.n_texts, self.bound, self.remedies = vocab_size, n_texts, bound, tuple(remedies)
+        at_most = f" (at most {bound} for these sentences)" if bound is not None else ""
+        ways = ["lower tokenizer.vocab_size", *remedies]
+        super().__init__(f"tokenizer.vocab_size={vocab_size} is too large for {n_texts} training sentences{at_most}; "
+                         f"{', '.join(ways[:-1])} or {ways[-1]}")
+
+    def with_remedies(self, remedies: Sequence[str]) -> VocabularyTooLarge:
+        return VocabularyTooLarge(self.vocab_size, self.n_texts, self.bound, remedies)
+
+    def __reduce__(self):  # pickled (a sweep job's error) by its fields, not by its message
+        return VocabularyTooLarge, (self.vocab_size, self.n_texts, self.bound, self.remedies)
 
 
 @dataclass
