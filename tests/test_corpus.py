@@ -197,6 +197,40 @@ def test_hub_failure_is_a_data_error(monkeypatch):
         load_split(cfg, "train")
 
 
+def test_a_local_hub_folder_without_the_configured_config_names_data_config_and_the_choices(tmp_path):
+    """data=hub keeps wmt14's data.config=de-en; a folder of one's own files has only `default`."""
+    folder = tmp_path / "my_corpus"
+    folder.mkdir()
+    rows = [{"translation": {"de": de, "en": en}} for de, en in zip(DE, EN, strict=True)]
+    for split in ("train", "validation"):
+        write_jsonl(folder / f"{split}.jsonl", rows)
+    hub = {"source": "hub", "name": str(folder), "config": "de-en", "src_lang": "de", "tgt_lang": "en",
+           "splits": {"train": "train", "val": "validation"}}
+    with pytest.raises(ConfigError) as refused:
+        load_split(hub, "val")
+    assert str(refused.value) == (f"data.config='de-en' is not a configuration of hub dataset {folder}; choose one "
+                                  "of: default, or data.config=null for its default")
+    assert load_split({**hub, "config": None}, "val") == (DE, EN)
+
+
+@pytest.mark.parametrize(("reason", "choices"), [
+    ("BuilderConfig 'xx' not found. Available: ['a', 'b']", "choose one of: a, b, or "),
+    ("BuilderConfig 'xx' not found.", "choose one of its configurations, or "),
+    (f"BuilderConfig 'xx' not found. Available: {[str(n) for n in range(20)]}",
+     "choose one of: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 (20 in all), or "),
+])
+def test_an_unknown_hub_config_lists_at_most_a_dozen_choices(monkeypatch, reason, choices):
+    def unknown_config(*args, **kwargs):
+        raise ValueError(reason)
+
+    monkeypatch.setattr(datasets, "load_dataset", unknown_config)
+    cfg = {"source": "hub", "name": "opus100", "config": "xx", "src_lang": "de", "tgt_lang": "en"}
+    with pytest.raises(ConfigError) as refused:
+        load_split(cfg, "train")
+    assert str(refused.value) == (f"data.config='xx' is not a configuration of hub dataset opus100; {choices}"
+                                  "data.config=null for its default")
+
+
 # ---- local files -----------------------------------------------------------------------------------
 
 

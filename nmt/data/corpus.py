@@ -14,8 +14,10 @@ was read from so caches can tell when it changed.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from nmt.errors import ConfigError, DataError
 SOURCES = ("multi30k", "hub", "files")
 FILE_FORMATS = ("text", "tsv", "jsonl")
 CHUNK_SIZE = 10_000  # pairs per chunk when a split is streamed
+SHOWN_CONFIGS = 12  # a hub dataset's configurations named in an error (some have hundreds of language pairs)
 
 
 def _require(cfg: Mapping, key: str) -> Any:
@@ -179,8 +182,27 @@ def _open_hub(cfg: Mapping, split: str):
         ds = datasets.load_dataset(name, cfg.get("config") or None, split=hub_split, **streaming, **revision)
     except Exception as e:  # network, authentication, unknown name: all mean "cannot get it"
         reason = (str(e).splitlines() or [type(e).__name__])[0]
+        unknown_config = _unknown_config_error(reason, name)
+        if unknown_config is not None:
+            raise unknown_config from e
         raise DataError(f"cannot load hub dataset {name} (split {hub_split}): {reason}") from e
     return ds, f"{name}[{hub_split}]"
+
+
+def _unknown_config_error(reason: str, name: str) -> ConfigError | None:
+    """datasets' "BuilderConfig 'de-en' not found. Available: ['default']" as the option to change:
+    data.config defaults to de-en (for wmt14), which a dataset of one's own seldom has."""
+    found = re.match(r"BuilderConfig '(.*)' not found\.(?: Available: (\[.*\]))?", reason)
+    if found is None:
+        return None
+    try:
+        available = [str(c) for c in ast.literal_eval(found.group(2) or "[]")]
+    except (ValueError, SyntaxError):
+        available = []
+    shown = ", ".join(available[:SHOWN_CONFIGS]) + (f" ({len(available)} in all)" if len(available) > SHOWN_CONFIGS else "")
+    choices = f"choose one of: {shown}, or " if available else "choose one of its configurations, or "
+    return ConfigError(f"data.config={found.group(1)!r} is not a configuration of hub dataset {name}; {choices}"
+                       "data.config=null for its default")
 
 
 def _hub_split(cfg: Mapping, split: str) -> str:
