@@ -12,13 +12,16 @@ from pathlib import Path
 import datasets
 import pytest
 from datasets import Features, Translation
+from huggingface_hub import utils as hub_utils
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from nmt.cli.common import exit_on_user_error
+from nmt.cli.common import config_dir, exit_on_user_error
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
 from nmt.data.corpus import iter_dataset_pairs, load_split, pairs_from_dataset, split_identity
 from nmt.data.multi30k import ensure_multi30k, multi30k_file
 from nmt.errors import ConfigError, DataError
+from nmt.training.trainer import train
 
 DE = ["Ein Hund läuft.", "Zwei Männer.", "Eine Frau singt."]
 EN = ["A dog runs.", "Two men.", "A woman sings."]
@@ -211,6 +214,24 @@ def test_a_local_hub_folder_without_the_configured_config_names_data_config_and_
     assert str(refused.value) == (f"data.config='de-en' is not a configuration of hub dataset {folder}; choose one "
                                   "of: default, or data.config=null for its default")
     assert load_split({**hub, "config": None}, "val") == (DE, EN)
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_trainer_progress_false_hides_the_progress_bars_of_datasets_too(tmp_path, capfd, progress):
+    folder = tmp_path / "my_corpus"
+    folder.mkdir()
+    rows = [{"translation": {"de": de, "en": en}} for de, en in zip(DE, EN, strict=True)]
+    write_jsonl(folder / "train.jsonl", rows * 10)
+    write_jsonl(folder / "validation.jsonl", rows)
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose("train", overrides=[
+            "data=hub", f"data.name='{folder}'", "data.config=null", "data.cache=false", "device=cpu",
+            "tokenizer.vocab_size=30", "model.emb_size=8", "model.enc_hidden=8", "model.dec_hidden=8",
+            "trainer.max_steps=1", "trainer.plot_sentences=0", f"trainer.progress={str(progress).lower()}"])
+    train(cfg, tmp_path / "run")
+    shown = "Generating train split" in capfd.readouterr().err
+    assert shown == progress
+    assert not datasets.are_progress_bars_disabled() and not hub_utils.are_progress_bars_disabled()  # as before
 
 
 @pytest.mark.parametrize(("reason", "choices"), [

@@ -15,9 +15,11 @@ was read from so caches can tell when it changed.
 from __future__ import annotations
 
 import ast
+import contextlib
 import itertools
 import json
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -203,6 +205,36 @@ def _unknown_config_error(reason: str, name: str) -> ConfigError | None:
     choices = f"choose one of: {shown}, or " if available else "choose one of its configurations, or "
     return ConfigError(f"data.config={found.group(1)!r} is not a configuration of hub dataset {name}; {choices}"
                        "data.config=null for its default")
+
+
+@contextlib.contextmanager
+def _hub_bars_hidden() -> Iterator[None]:
+    """datasets' and huggingface_hub's progress bars (downloads, "Generating train split") off for the
+    block, then back as they were. An HF_DATASETS_DISABLE_PROGRESS_BARS or HF_HUB_DISABLE_PROGRESS_BARS
+    environment variable keeps the last word (the libraries warn when asked otherwise: not needed here)."""
+    import datasets
+    from huggingface_hub import utils as hub_utils
+
+    shown = not datasets.are_progress_bars_disabled(), not hub_utils.are_progress_bars_disabled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        datasets.disable_progress_bars()
+        hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if shown[0]:
+                datasets.enable_progress_bars()
+            if shown[1]:
+                hub_utils.enable_progress_bars()
+
+
+def hub_progress_bars(data_cfg: Mapping, shown: bool) -> contextlib.AbstractContextManager:
+    """A block in which a hub corpus is read with the libraries' own progress bars ``shown`` or not
+    (trainer.progress); other sources have none, and do not import datasets for it."""
+    return contextlib.nullcontext() if shown or data_cfg.get("source") != "hub" else _hub_bars_hidden()
 
 
 def _hub_split(cfg: Mapping, split: str) -> str:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nmt.data.batching import TokenBatchSampler, collate
+from nmt.data.corpus import hub_progress_bars
 from nmt.data.epoch_sample import FILE_NAME as EPOCH_SAMPLE
 from nmt.data.epoch_sample import load_epoch_sample, save_epoch_sample
 from nmt.data.pipeline import prepare_data, validation_overlap_warning
@@ -146,9 +147,10 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     seed_everything(cfg.seed + world.rank, cfg.trainer.num_threads)
 
     # Rank 0 prepares (and caches) the data first, so the other ranks read its cache.
-    data = prepare_data(cfg, tokenizers=given_tokenizers) if world.is_main else None
-    world.barrier()
-    data = data or prepare_data(cfg, tokenizers=given_tokenizers)
+    with hub_progress_bars(cfg.data, shown=cfg.trainer.progress and world.is_main):
+        data = prepare_data(cfg, tokenizers=given_tokenizers) if world.is_main else None
+        world.barrier()
+        data = data or prepare_data(cfg, tokenizers=given_tokenizers)
     overlap = validation_overlap_warning(cfg.data) if world.is_main else None
     if overlap:
         log.warning(overlap)
