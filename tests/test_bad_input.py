@@ -451,6 +451,28 @@ def test_validation_split_naming_the_training_split_is_warned_about_and_held_out
         "data.train_split and data.valid_split are both 'train'")
 
 
+HUB_DATA = {"source": "hub", "name": "opus_books", "config": "en-fr", "src_lang": "en", "tgt_lang": "fr"}
+
+
+@pytest.mark.parametrize(("splits", "valid_split", "advice"), [
+    ({"train": "train", "val": "train"}, "val",
+     "hold out a part, e.g. data.splits='{train: \"train[:-1000]\", val: \"train[-1000:]\"}'"),
+    ({"train": "train[:50%]", "val": "train[:50%]"}, "val", "give them parts that do not overlap"),
+    ({"train": "train", "val": "validation"}, "train", "validate on held-out pairs"),
+])
+def test_a_hub_split_read_for_training_and_validation_is_warned_about(splits, valid_split, advice):
+    """A dataset with a train split only (opus_books) is validated on a slice of it held out from training."""
+    warning = validation_overlap_warning({**HUB_DATA, "splits": splits, "valid_split": valid_split})
+    assert warning is not None and warning.endswith(advice)
+    assert "validating on the training data makes early stopping and best.pt meaningless" in warning
+
+
+def test_held_out_slices_of_one_hub_split_are_not_warned_about():
+    splits = {"train": "train[:-1000]", "val": "train[-1000:]"}
+    assert validation_overlap_warning({**HUB_DATA, "splits": splits}) is None
+    assert validation_overlap_warning({**HUB_DATA, "splits": {"train": "train", "val": "validation"}}) is None
+
+
 @settings(max_examples=150, deadline=None)
 @given(data=st.binary(max_size=60), bom=st.booleans())
 def test_reader_accepts_any_bytes_or_names_the_line_of_the_first_bad_byte(data, bom):

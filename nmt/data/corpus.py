@@ -339,6 +339,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def shared_hub_split(data_cfg: Mapping, split_a: str, split_b: str) -> str | None:
+    """The hub split (with its slice, e.g. ``train[:-1000]``) two of our splits of a hub corpus both
+    read, when they read the same one; None when they differ or the corpus is not a hub dataset."""
+    if _source(data_cfg) != "hub":
+        return None
+    hub_a, hub_b = _hub_split(data_cfg, split_a), _hub_split(data_cfg, split_b)
+    return hub_a if hub_a == hub_b else None
+
+
 def shared_files(data_cfg: Mapping, split_a: str, split_b: str) -> list[Path] | None:
     """The files two splits of a local corpus (data=files or multi30k) are both read from, when they
     are the same files; None when they differ or the corpus is a hub dataset."""

@@ -27,7 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 
 import nmt
 from nmt.data.cleaning import CleanStats, clean_pairs, drop_long
-from nmt.data.corpus import is_streamed, iter_split, load_split, shared_files, split_identity
+from nmt.data.corpus import (
+    is_streamed,
+    iter_split,
+    load_split,
+    shared_files,
+    shared_hub_split,
+    split_identity,
+)
 from nmt.data.prepared import PreparedData, read_prepared, write_prepared
 from nmt.data.streaming import IdFile, Reservoir, add_stats, encode_chunks, sample_texts
 from nmt.data.subword_sampling import OPTIONS as SAMPLING_OPTIONS
@@ -260,6 +267,17 @@ def validation_overlap_warning(data_cfg: Mapping) -> str | None:
     """A warning when the validation split is read from the training split's own files: early stopping
     and best.pt would then pick the model that best remembers its training data."""
     train_split, valid_split = _splits(data_cfg)
+    consequence = "validating on the training data makes early stopping and best.pt meaningless"
+    hub_split = shared_hub_split(data_cfg, train_split, valid_split)
+    if hub_split is not None and train_split == valid_split:
+        return (f"data.train_split and data.valid_split are both {train_split!r} (the hub split {hub_split!r}): "
+                f"{consequence}; validate on held-out pairs")
+    if hub_split is not None:  # e.g. a dataset with a train split only: hold out a slice of it
+        sliced = "[" in hub_split  # already a slice: no example that adds another
+        hold_out = ("give them parts that do not overlap" if sliced else "hold out a part, e.g. data.splits="
+                    f"'{{{train_split}: \"{hub_split}[:-1000]\", {valid_split}: \"{hub_split}[-1000:]\"}}'")
+        return (f"data.splits maps {train_split} and {valid_split} both to the hub split {hub_split!r}: "
+                f"{consequence}; {hold_out}")
     shared = shared_files(data_cfg, train_split, valid_split)
     if shared is None:
         return None
@@ -269,8 +287,7 @@ def validation_overlap_warning(data_cfg: Mapping) -> str | None:
         options = f"data.files.{train_split} and data.files.{valid_split} name the same file"
     else:
         options = f"data.train_split={train_split!r} and data.valid_split={valid_split!r} name the same file"
-    return (f"{options} ({', '.join(map(str, shared))}): validating on the training data makes early stopping "
-            "and best.pt meaningless; validate on held-out pairs")
+    return f"{options} ({', '.join(map(str, shared))}): {consequence}; validate on held-out pairs"
 
 
 def load_test_split(
