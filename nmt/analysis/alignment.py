@@ -8,6 +8,11 @@ SentencePiece's default whitespace splitting this is also the sentence's own enc
 Attention alignment: force-decode the given target, merge the (pieces x pieces) attention into
 (target words x source words) the way plots do (sum over a source word's pieces, mean over a target
 word's pieces), drop </s>, and link every target word to the source word it attends to most.
+
+The links of a translation the model produced (`nmt-translate alignment=true`) count the same words:
+the whitespace tokens of the input line and of the printed translation. The model reads the line's
+own encoding there, whose pieces are not always the words' ones (SentencePiece normalises before it
+splits), so `sentence_word_pieces` finds which of its pieces each whitespace word holds.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import DataError
 from nmt.inference.memory import out_of_memory_advice, scoring_advice, sentences
 from nmt.inference.search import forced_decode
-from nmt.viz.word_level import group_pieces, is_special, merge_groups
+from nmt.viz.attention_plot import as_weight_array
+from nmt.viz.word_level import merge_groups
 
 Link = tuple[int, int]  # (source word, target word)
 
@@ -69,16 +75,25 @@ def word_attention(translator, src_words: Sequence[Sequence[str]], tgt_words: Se
     return results
 
 
-def _merge_words(weights: np.ndarray, src_groups: list[list[int]], tgt_groups: list[list[int]]) -> np.ndarray:
-    """(T + 1, S + 1) piece attention incl. </s> -> (target words, source words) without </s>."""
+def _merge_words(weights, src_groups: list[list[int]], tgt_groups: list[list[int]]) -> np.ndarray:
+    """(T + 1, S + 1) piece attention -> (target words, source words), given each word's pieces in
+    order (a word may have none); the pieces after the last word's (</s>, and on the target side
+    pieces that spell no word) are dropped. Words without pieces get a zero row / column."""
+    weights = as_weight_array(weights)
     src_real = [g for g in src_groups if g]
     tgt_real = [g for g in tgt_groups if g]
-    eos_src, eos_tgt = [weights.shape[1] - 1], [weights.shape[0] - 1]
-    merged = merge_groups(weights, src_real + [eos_src], tgt_real + [eos_tgt])[:-1, :-1]  # (Tw, Sw)
+    src_rest = list(range(len(_flat(src_groups)), weights.shape[1]))
+    tgt_rest = list(range(len(_flat(tgt_groups)), weights.shape[0]))
+    merged = merge_groups(weights, src_real + [src_rest] * bool(src_rest), tgt_real + [tgt_rest] * bool(tgt_rest))
+    merged = merged[:len(tgt_real), :len(src_real)]  # (Tw, Sw)
     # Put the words that had no pieces back as zero rows / columns, so indices match the text.
     out = np.zeros((len(tgt_groups), len(src_groups)))
     out[np.ix_([j for j, g in enumerate(tgt_groups) if g], [i for i, g in enumerate(src_groups) if g])] = merged
     return out
+
+
+def _flat(groups: list[list[int]]) -> list[int]:
+    return [i for g in groups for i in g]
 
 
 def argmax_links(weights) -> set[Link]:
@@ -91,16 +106,82 @@ def argmax_links(weights) -> set[Link]:
     return {(int(i), j) for j, i in enumerate(best) if weights[j, i] > 0}
 
 
-def translation_links(attention, src_pieces: list[str], tgt_pieces: list[str]) -> set[Link]:
-    """The links of a translation the model produced: its (target pieces, source pieces) attention,
-    both ending with </s>, merged into the words the pieces spell ("▁" opens a word), </s> dropped,
-    each target word linked to the source word it attends to most. Word indices count the
-    whitespace-separated words of the (SentencePiece-normalised) input and of the output text."""
-    src_groups, tgt_groups = group_pieces(src_pieces), group_pieces(tgt_pieces)
-    merged = merge_groups(attention, src_groups, tgt_groups)  # (Tw, Sw)
-    keep_src = [w for w, g in enumerate(src_groups) if not is_special(src_pieces[g[0]])]
-    keep_tgt = [w for w, g in enumerate(tgt_groups) if not is_special(tgt_pieces[g[0]])]
-    return argmax_links(merged[np.ix_(keep_tgt, keep_src)])
+def translation_links(translation, source: str, tokenizers) -> set[Link]:
+    """The links of a translation the model produced (an `nmt.inference.translator.Translation` of
+    the line `source`, with attention): source word i is the i-th whitespace token of `source`,
+    target word j the j-th of the translation's text, as nmt-align counts them. Each target word is
+    linked to the source word it attends to most; words without pieces get no links."""
+    if translation.attention is None:
+        return set()
+    src_ids, src_groups = sentence_word_pieces(tokenizers.src, source)
+    if len(src_ids) != len(translation.src_pieces) - 1:  # the pieces end with </s>
+        raise ValueError(f"{source!r} encodes to {len(src_ids)} pieces, but the translation read "
+                         f"{len(translation.src_pieces) - 1}: is it the translation of another line?")
+    tgt_groups = printed_word_pieces(tokenizers.tgt, translation.tgt_pieces[:-1])
+    return argmax_links(_merge_words(translation.attention, src_groups, tgt_groups))
+
+
+def sentence_word_pieces(tokenizer, text: str) -> tuple[list[int], list[list[int]]]:
+    """The piece ids of the text's own encoding (what the model reads: ``tokenizer.encode([text.strip()])``)
+    and for each whitespace word of the text (``text.split()``) the indices of its pieces.
+
+    SentencePiece normalises before it splits, so its words are not always these: a lone control
+    character or zero-width space encodes to nothing, a zero-width space inside a word or a character
+    NFKC spells with a space ("´" is " ́") splits a word in two, a control character between two words
+    (which str.split splits on) can glue them. SentencePiece segments each of its words on its own, so
+    the encoding of the text up to the end of word k begins with the pieces of words 0..k: the pieces
+    it has beyond those of word k - 1 are word k's. A word that normalises away gets none; pieces that
+    SentencePiece glues across words go to the last of them.
+    """
+    text = text.strip()
+    [ids] = tokenizer.encode([text])
+    ends = _word_ends(text)
+    # Pieces of words 0..k, for every word but the last (whose encoding is the whole text's).
+    covered = [_common_start(prefix, ids) for prefix in tokenizer.encode([text[:end] for end in ends[:-1]])]
+    groups, start = [], 0
+    for end in [*covered, len(ids)][:len(ends)]:
+        end = max(end, start)
+        groups.append(list(range(start, end)))
+        start = end
+    return ids, groups
+
+
+def _word_ends(text: str) -> list[int]:
+    """Where each word of text.split() ends in text (str.split's whitespace, so the same words)."""
+    ends, position = [], 0
+    for word in text.split():
+        position = text.index(word, position) + len(word)
+        ends.append(position)
+    return ends
+
+
+def _common_start(a: list[int], b: list[int]) -> int:
+    """How many items a and b share at their start."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def printed_word_pieces(tokenizer, pieces: list[str]) -> list[list[int]]:
+    """For each whitespace word of the text the pieces decode to (as nmt-translate prints it), the
+    indices of the pieces that spell it. A piece belongs to the word its decoding adds characters
+    to; one that adds only a space (a lone "▁" before a digit or bracket) or nothing belongs to the
+    word the next piece adds to, or to none at the end. "<unk>" is printed " ⁇ ", a word of its own.
+    """
+    groups: list[list[int]] = []
+    waiting: list[int] = []  # pieces that have shown nothing yet
+    shown = ""
+    for k in range(len(pieces)):
+        text = tokenizer.decode_pieces(pieces[: k + 1]).rstrip()
+        waiting.append(k)
+        if text == shown:
+            continue
+        words = len(text.split())
+        groups.extend([] for _ in range(words - len(groups)))
+        groups[words - 1].extend(waiting)
+        waiting, shown = [], text
+    return groups
 
 
 def diagonal_links(n_src: int, n_tgt: int) -> set[Link]:

@@ -22,6 +22,7 @@ from nmt.cli.checks import (
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
+from nmt.data.tokenizer import Tokenizers
 from nmt.errors import ConfigError, DataError
 from nmt.inference.progress import DecodingProgress
 from nmt.inference.search import Sampling
@@ -40,23 +41,23 @@ def read_input(path: str | None) -> list[str]:
     return read_lines(path, hint=hint)
 
 
-def format_lines(nbest_lists, nbest: int, alignment: bool = False) -> list[str]:
-    """The best translation per input, or `score<TAB>translation` for each of the n best; with
-    `alignment`, each line ends with a tab and the translation's word links ("0-0 1-2 ...").
+def format_lines(nbest_lists, nbest: int, sources: list[str], tokenizers: Tokenizers | None = None) -> list[str]:
+    """The best translation per input, or `score<TAB>translation` for each of the n best; given the
+    model's `tokenizers` (alignment=true), each line ends with a tab and the translation's word links
+    ("0-0 1-2 ..."), which number the whitespace words of its input line in `sources` and its own.
 
     An input with fewer than `nbest` hypotheses (a blank line has one) repeats its last, so every
     input gives exactly `nbest` lines."""
-    def line(h, with_score: bool) -> str:
+    def line(h, source: str, with_score: bool) -> str:
         text = f"{h.score:.4f}\t{h.text}" if with_score else h.text
-        if not alignment:
+        if tokenizers is None:
             return text
-        links = translation_links(h.attention, h.src_pieces, h.tgt_pieces) if h.attention is not None else set()
-        return f"{text}\t{format_pharaoh(links)}"
+        return f"{text}\t{format_pharaoh(translation_links(h, source, tokenizers))}"
 
     if nbest == 1:
-        return [line(hyps[0], False) for hyps in nbest_lists]
+        return [line(hyps[0], source, False) for hyps, source in zip(nbest_lists, sources, strict=True)]
     padded = (hyps[:nbest] + [hyps[-1]] * (nbest - len(hyps)) for hyps in nbest_lists)
-    return [line(h, True) for hyps in padded for h in hyps]
+    return [line(h, source, True) for hyps, source in zip(padded, sources, strict=True) for h in hyps]
 
 
 def check_options(cfg) -> None:
@@ -131,7 +132,13 @@ def run(cfg) -> None:
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
                                        return_attention=cfg.alignment, prefixes=prefixes,
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
-    write_lines(cfg.output, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
+    write_lines(cfg.output, format_lines(nbest_lists, cfg.nbest, lines, alignment_tokenizers(cfg, translator)))
+
+
+def alignment_tokenizers(cfg, translator: Translator) -> Tokenizers | None:
+    """What format_lines needs to link the words of each translation: the model's tokenizers with
+    alignment=true, None without."""
+    return translator.tokenizers if cfg.alignment else None
 
 
 def is_interactive(option, input_path: str | None, stdin_is_terminal: bool) -> bool:
@@ -165,7 +172,7 @@ def translate_interactively(cfg, checkpoints: list[str]) -> None:
                                            no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                                            max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
                                            sampling=sampling_options(cfg), return_attention=cfg.alignment)
-        write_lines(None, format_lines(nbest_lists, cfg.nbest, cfg.alignment))
+        write_lines(None, format_lines(nbest_lists, cfg.nbest, [line], alignment_tokenizers(cfg, translator)))
         sys.stdout.flush()
 
 
