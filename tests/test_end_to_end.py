@@ -118,6 +118,33 @@ def test_translate_appends_the_word_alignment_to_every_output_line(trained, env,
         assert all(0 <= i < len(source.split()) for i, _ in pairs)
 
 
+def test_translate_links_point_at_the_input_words_around_junk_the_model_does_not_see(trained, env, tmp_path):
+    """A zero-width space or control character standing alone encodes to nothing, so the translation
+    and its attention stay as they were; the links must still count it as a word, as str.split() and
+    nmt-align do: each link of the clean line points at the same word, whose number is shifted by the
+    whitespace words the junk adds before it. A zero-width space inside a word leaves it one word.
+    A prefix makes the briefly trained model's translations several words long."""
+    clean = "Ein Mann fährt Fahrrad auf einer Straße ."
+    lines = {  # line -> the number in it of each word of the clean line
+        clean: [0, 1, 2, 3, 4, 5, 6, 7],
+        "Ein Mann \u200b fährt Fahrrad auf einer Straße .": [0, 1, 3, 4, 5, 6, 7, 8],
+        "\x01 Ein Mann fährt \u200b \x02 Fahrrad auf  einer\u00a0Straße .": [1, 2, 3, 6, 7, 8, 9, 10],
+        "Ein Mann\u200bfährt Fahrrad auf einer Straße .": [0, 1, 1, 2, 3, 4, 5, 6],
+    }
+    (tmp_path / "prefix.txt").write_text("A man rides a bike on a street\n" * len(lines), encoding="utf-8")
+    result = run(["nmt-translate", f"checkpoint={trained / 'checkpoints/best.pt'}", "alignment=true",
+                  f"prefix={tmp_path / 'prefix.txt'}"], env, tmp_path, stdin="".join(f"{line}\n" for line in lines))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [row.split("\t") for row in result.stdout.splitlines()]
+    links = [{tuple(map(int, link.split("-"))) for link in row[1].split()} for row in rows]
+    assert len({text for text, _ in rows}) == 1  # the model read the same pieces
+    assert len(links[0]) == len(rows[0][0].split()) >= 8  # one link per output word
+    assert any(i > 2 for i, _ in links[0])  # links to words after the junk, to check
+    for (line, number), line_links in zip(lines.items(), links, strict=True):
+        assert all(0 <= i < len(line.split()) for i, _ in line_links)
+        assert line_links == {(number[i], j) for i, j in links[0]}
+
+
 def test_translate_reads_and_writes_files(trained, env, tmp_path):
     (tmp_path / "in.txt").write_text("Ein Mann.\nEine Frau.\n", encoding="utf-8")
     result = run(["nmt-translate", f"checkpoint={trained / 'checkpoints/best.pt'}", "input=in.txt",
