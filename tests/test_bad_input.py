@@ -800,6 +800,11 @@ def test_a_required_option_left_out_is_named_with_the_usage(capsys, monkeypatch,
     ("translate", ["max_len_a=1e30"], "max_len_a must be a number from 0 to 1000"),  # overflowed: empty output
     ("translate", ["max_len_b=-1"], "max_len_b must be an integer from 0 to 100000; got -1"),
     ("translate", ["max_len_b=999999999"], "max_len_b must be an integer from 0 to 100000"),
+    ("translate", ["max_output_len=0"], "max_output_len must be null (no cap) or an integer from 1 to 100000; got 0"),
+    ("evaluate", ["max_output_len=abc"], "max_output_len must be null (no cap) or an integer from 1 to 100000; "
+                                         "got 'abc'"),
+    ("serve", ["max_output_len=2.5"], "max_output_len must be null (no cap) or an integer from 1 to 100000; got 2.5"),
+    ("plot", ["src=Ein Hund.", "max_output_len=999999999"], "max_output_len must be null (no cap) or an integer"),
     ("translate", ["length_penalty=inf"], "length_penalty must be a number from 0 to 10; got inf"),
     ("translate", ["length_penalty=60"], "length_penalty must be a number from 0 to 10; got 60"),  # NaN scores
     ("serve", ["length_penalty=nan"], "length_penalty must be a number from 0 to 10; got nan"),

@@ -116,6 +116,18 @@ def test_a_prefix_longer_than_the_length_limit_is_kept_whole_and_then_ended():
     assert greedy.score == pytest.approx(raw, rel=1e-9)  # greedy's default: the raw sum
 
 
+def test_a_prefix_longer_than_max_output_len_is_kept_whole_and_a_shorter_one_continued_to_it():
+    model = ToyModel(seed=1, eos_bias=-30.0)  # never ends of itself
+    src, lengths = pad_batch([[3, 5], [4, 4, 4, 4]])
+    prefixes = [[3, 4, 5, 6, 3], [4]]  # the cap is 3 tokens
+    limits = {"max_len_a": 1.5, "max_len_b": 10, "max_output_len": 3, "prefix": prefixes}
+    for found in (greedy_search(model, src, lengths, **limits), beam_search(model, src, lengths, beam_size=3, **limits),
+                  sample(model, src, lengths, **limits)):
+        [[long], [short]] = found
+        assert long.tokens == prefixes[0]
+        assert len(short.tokens) == 3 and short.tokens[0] == 4
+
+
 @pytest.mark.parametrize(("prefix", "message"), [
     ([[4]], "got 1 target prefixes for 2 source sentences"),
     ([[4], [ToyModel.eos_id]], "a target prefix holds pad, BOS or EOS"),

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from toy_models import ToyModel, pad_batch, reference_beam_search, score_by_hand
 
-from nmt.inference.search import Hypothesis, beam_search, forced_decode, greedy_search
+from nmt.inference.search import Hypothesis, beam_search, forced_decode, greedy_search, sample
 
 SENTENCES = [[3, 5, 1, 7], [2], [4, 4, 6, 8, 1, 2], [5, 3]]
 SEEDS = range(6)
@@ -172,6 +172,22 @@ def test_eos_forced_at_max_length_when_model_never_ends(max_len_a, max_len_b):
             for h in hyps:
                 assert len(h.tokens) == math.floor(max_len_a * len(sentence) + max_len_b)
                 assert h.score < -30.0 / lp(len(h.tokens) + 1, 1.0)  # the forced EOS is paid for
+
+
+@pytest.mark.parametrize("cap", [1, 3, 100])
+def test_max_output_len_caps_the_length_limit_of_every_search(cap):
+    """max_len_a x source length + max_len_b had no cap: one 20,000-character input line decoded for tens
+    of minutes. A model that never ends of itself stops at the smaller of the two."""
+    model = ToyModel(seed=1, eos_bias=-30.0)
+    src, lengths = pad_batch(SENTENCES)
+    limits = {"max_len_a": 1.5, "max_len_b": 2, "max_output_len": cap}
+    for found in (
+        greedy_search(model, src, lengths, **limits),
+        beam_search(model, src, lengths, beam_size=3, nbest=3, **limits),
+        sample(model, src, lengths, samples=2, **limits),
+    ):
+        for sentence, hyps in zip(SENTENCES, found, strict=True):
+            assert [len(h.tokens) for h in hyps] == [min(math.floor(1.5 * len(sentence) + 2), cap)] * len(hyps)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -210,6 +210,16 @@ def test_the_servers_length_penalty_and_length_limit_decode_as_the_python_api_do
     assert [h["score"] for h in got] == pytest.approx([t[0].score for t in expected], abs=1e-5)
 
 
+def test_the_servers_max_output_len_caps_its_translations_as_the_python_api_does(translator, checkpoint):
+    expected = translator.translate(SOURCES[:3], beam_size=2, max_output_len=2)
+    assert max(len(t[0].tgt_pieces) for t in expected) == 3  # two subwords and EOS
+    assert [t[0].text for t in expected] != [t[0].text for t in translator.translate(SOURCES[:3], beam_size=2)]
+    with make_client(translator, checkpoint, "beam_size=2", "max_output_len=2") as c:
+        answer = c.post("/translate", json={"text": SOURCES[:3]})
+    assert answer.status_code == 200, answer.text
+    assert [nbest[0]["text"] for nbest in answer.json()["translations"]] == [t[0].text for t in expected]
+
+
 def test_a_blank_text_gives_an_empty_translation(client):
     [[empty], [full]] = client.post("/translate", json={"text": ["   ", SOURCES[1]],
                                                         "return_attention": True}).json()["translations"]

@@ -1,6 +1,7 @@
 """The Python API's scores: every beam size and forced decoding divide by the same length penalty."""
 
 import re
+import sys
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from user_errors import one_line_error
 from nmt.cli import align, evaluate, plot, translate
 from nmt.cli.common import config_dir, exit_on_user_error, quote_text_overrides
 from nmt.errors import CheckpointError, DecodingError
+from nmt.inference.search import Sampling
 from nmt.inference.translator import Translator, warn_longer_than_training
 from nmt.models.seq2seq import Seq2Seq
 from nmt.training.checkpoint import load_checkpoint, save_checkpoint
@@ -117,6 +119,59 @@ def test_the_warning_for_many_long_inputs_names_the_first_five_and_the_longest(c
     caplog.clear()
     warn_longer_than_training([[7] * n for n in lengths], max_len=None)  # trained without a limit: nothing known
     assert not caplog.records
+
+
+def never_ending(monkeypatch) -> None:
+    """Every model's EOS made unlikely at every step, as a real model's can be on a line far longer than
+    its training sentences (it then went on repeating itself up to the length limit)."""
+    decode_step = Seq2Seq.decode_step
+
+    def without_eos(self, prev_tokens, state):
+        log_probs, state, weights = decode_step(self, prev_tokens, state)
+        return log_probs - 30.0 * (torch.arange(log_probs.size(-1)) == self.eos_id), state, weights
+
+    monkeypatch.setattr(Seq2Seq, "decode_step", without_eos)
+
+
+@pytest.mark.parametrize(("options", "api"), [
+    (["beam_size=1"], {"beam_size": 1}),
+    (["beam_size=3", "nbest=2"], {"beam_size": 3, "nbest": 2}),
+    (["sampling=true", "nbest=2"], {"sampling": Sampling(), "nbest": 2}),
+    (["beam_size=2", "checkpoint=[{checkpoint},{checkpoint}]"], {"beam_size": 2}),  # an ensemble
+])
+def test_a_long_input_line_stops_at_max_output_len_and_the_warning_names_the_cap(tmp_path, monkeypatch, capsys,
+                                                                                 options, api):
+    """One 20,000-character line decoded for tens of minutes: its length limit, max_len_a x source length +
+    max_len_b, grew with the line. The cap holds in every search, 256 subwords by default."""
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    never_ending(monkeypatch)
+    long_line = " ".join([SOURCE] * 20)  # 480 subwords: the length limit was 1.5 x 481 + 10 = 731
+    (tmp_path / "in.de").write_text(f"{SOURCE}\n{long_line}\n", encoding="utf-8")
+    models = [checkpoint] * (2 if any(o.startswith("checkpoint=") for o in options) else 1)
+    for cap in (None, 12):
+        monkeypatch.setattr(sys, "argv", ["nmt-translate", f"checkpoint={checkpoint}", f"input={tmp_path / 'in.de'}",
+                                          f"output={tmp_path / 'out.en'}", "device=cpu",
+                                          *(o.format(checkpoint=checkpoint) for o in options),
+                                          *([f"max_output_len={cap}"] if cap else [])])
+        translate.main()
+        limit = cap or 256
+        expected = Translator.load(models, "cpu").translate([SOURCE, long_line], **api, **({"max_output_len": cap}
+                                                                                           if cap else {}))
+        assert [len(h.tgt_pieces) for h in expected[1]] == [limit + 1] * len(expected[1])  # EOS included
+        written = [line.split("\t")[-1] for line in (tmp_path / "out.en").read_text().splitlines()]
+        assert written == [h.text for hyps in expected for h in hyps]
+        assert capsys.readouterr().err.splitlines()[0] == (
+            "input line 2: 480 subwords, longer than any sentence the model was trained on (data.max_len 100): the "
+            f"translation may stop early or be cut at max_output_len={limit} subwords; give long text one sentence "
+            "a line")
+
+
+def test_max_output_len_none_lifts_the_cap_in_the_python_api(translator, monkeypatch):
+    never_ending(monkeypatch)
+    long_line = " ".join([SOURCE] * 20)
+    subwords = len(translator.tokenizers.src.encode([long_line])[0])
+    [[free]] = translator.translate([long_line], beam_size=1, max_output_len=None)
+    assert len(free.tgt_pieces) == int(1.5 * (subwords + 1) + 10) + 1 > 256  # EOS included
 
 
 # --- out of memory while decoding -------------------------------------------------------------------

@@ -49,6 +49,9 @@ def check_decoding_options(cfg) -> None:
         fail("no_repeat_ngram_size", "an integer >= 0 (0: off)", ngram)
     if not (is_int(cfg.get("max_len_b")) and 0 <= cfg.get("max_len_b") <= MAX_LEN_B):
         fail("max_len_b", f"an integer from 0 to {MAX_LEN_B}", cfg.get("max_len_b"))
+    cap = cfg.get("max_output_len")
+    if cap is not None and not (is_int(cap) and 1 <= cap <= MAX_LEN_B):
+        fail("max_output_len", f"null (no cap) or an integer from 1 to {MAX_LEN_B}", cap)
     if cfg.max_len_a == 0 and cfg.max_len_b == 0:
         # The limit max_len_a x source length + max_len_b would allow no output token at all.
         raise ConfigError("max_len_a=0 and max_len_b=0 allow no output at all; raise one of them")

@@ -134,7 +134,8 @@ def attend(translator: Translator, src: str, ref: str | None, cfg) -> Translatio
         return translator.force(src, ref)
     prefixes = None if cfg.prefix is None else [cfg.prefix]
     return translator.translate([src], beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
-                                max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, return_attention=True,
+                                max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
+                                return_attention=True,
                                 prefixes=prefixes)[0][0]
 
 

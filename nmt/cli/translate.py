@@ -128,7 +128,7 @@ def run(cfg) -> None:
     nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
                                        coverage_penalty=cfg.coverage_penalty,
                                        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
+                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
                                        return_attention=cfg.alignment, prefixes=prefixes,
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
@@ -170,7 +170,7 @@ def translate_interactively(cfg, checkpoints: list[str]) -> None:
         nbest_lists = translator.translate([line], beam_size=cfg.beam_size, nbest=cfg.nbest,
                                            length_penalty=cfg.length_penalty, coverage_penalty=cfg.coverage_penalty,
                                            no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-                                           max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
+                                           max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
                                            sampling=sampling_options(cfg), return_attention=cfg.alignment)
         write_lines(None, format_lines(nbest_lists, cfg.nbest, [line], alignment_tokenizers(cfg, translator)))
         sys.stdout.flush()

@@ -25,7 +25,7 @@ def evaluation_mode(model) -> Iterator[None]:
 
 def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, nbest: int = 1,
                 length_penalty: float = 1.0, coverage_penalty: float = 0.0, no_repeat_ngram_size: int = 0,
-                max_len_a: float = 1.5, max_len_b: int = 10,
+                max_len_a: float = 1.5, max_len_b: int = 10, max_output_len: int | None = None,
                 return_attention: bool = False, batch_sentences: int = 128, batch_tokens: int = 16384,
                 device: torch.device | str = "cpu", sampling: Sampling | None = None,
                 prefix_ids: Sequence[Sequence[int]] | None = None, prefix_ends_word: Sequence[bool] | None = None,
@@ -39,7 +39,8 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
     With `sampling`, `nbest` random translations per source replace the search (beam_size unused).
     A `coverage_penalty` (GNMT's beta) re-ranks beam search's final beam, so it is used even for
     beam_size=1 (where it only changes the score). `no_repeat_ngram_size` = n > 0: no translation repeats
-    one of its own n-grams of subwords (nmt.inference.repetition).
+    one of its own n-grams of subwords (nmt.inference.repetition). Each translation has at most
+    floor(max_len_a * source length + max_len_b) subwords, and at most `max_output_len` (None: no cap).
     `on_batch` is called with the number of sentences of each finished batch (progress reports).
 
     Sorting by length keeps padding (and wasted decoder steps) small; results go back to input order.
@@ -57,7 +58,8 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
             ends_word = None if prefix_ends_word is None else [prefix_ends_word[i] for i in indices]
             spellings = None if prefix_spellings is None else [prefix_spellings[i] for i in indices]
             constraint = dict(prefix=prefix, prefix_ends_word=ends_word, word_starts=word_starts,
-                              prefix_spellings=spellings, no_repeat_ngram_size=no_repeat_ngram_size)
+                              prefix_spellings=spellings, no_repeat_ngram_size=no_repeat_ngram_size,
+                              max_len_a=max_len_a, max_len_b=max_len_b, max_output_len=max_output_len)
             greedy = sampling is None and beam_size == 1 and nbest == 1 and not coverage_penalty
             search = "sampling" if sampling is not None else "greedy search" if greedy else "beam search"
             advice = search_advice(len(indices), beam_size=beam_size, nbest=nbest, batch_sentences=batch_sentences,
@@ -67,16 +69,14 @@ def search_many(model, src_ids: Sequence[Sequence[int]], *, beam_size: int = 1, 
                 batch = batch.to(device)
                 if sampling is not None:
                     hyps = sample(model, batch.src, batch.src_lengths, samples=nbest, sampling=sampling,
-                                  length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
-                                  return_attention=return_attention, generator=generator, **constraint)
+                                  length_penalty=length_penalty, return_attention=return_attention,
+                                  generator=generator, **constraint)
                 elif greedy:
-                    hyps = greedy_search(model, batch.src, batch.src_lengths, max_len_a=max_len_a,
-                                         max_len_b=max_len_b, length_penalty=length_penalty,
+                    hyps = greedy_search(model, batch.src, batch.src_lengths, length_penalty=length_penalty,
                                          return_attention=return_attention, **constraint)
                 else:
                     hyps = beam_search(model, batch.src, batch.src_lengths, beam_size=beam_size, nbest=nbest,
                                        length_penalty=length_penalty, coverage_penalty=coverage_penalty,
-                                       max_len_a=max_len_a, max_len_b=max_len_b,
                                        return_attention=return_attention, **constraint)
             for i, nbest_list in zip(indices, hyps, strict=True):
                 results[i] = nbest_list

@@ -56,7 +56,7 @@ def evaluate(cfg: DictConfig) -> dict:
     nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
                                        coverage_penalty=cfg.coverage_penalty,
                                        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b,
+                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
                                        batch_sentences=cfg.batch_sentences, return_attention=cfg.attention_stats,
                                        on_batch=DecodingProgress(sum(1 for text in sources if text.strip())))
     seconds = time.perf_counter() - start
@@ -115,7 +115,8 @@ def interactive_simulation(translator: Translator, cfg: DictConfig, sources: lis
         nbest_lists = translator.translate(texts, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
                                            coverage_penalty=cfg.coverage_penalty,
                                            no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_len_a=cfg.max_len_a,
-                                           max_len_b=cfg.max_len_b, batch_sentences=cfg.batch_sentences,
+                                           max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
+                                           batch_sentences=cfg.batch_sentences,
                                            prefixes=prefixes)
         log.info(f"interactive simulation: translated {len(texts):,} sentences with their corrected prefixes")
         return [nbest[0].text for nbest in nbest_lists]

@@ -15,7 +15,9 @@ better ones. Greedy search is the same loop with K = 1 and an argmax instead of 
 runs K independent hypotheses per sentence, each drawing its next token from the model's distribution.
 
 Alive hypotheses never produce pad or BOS, and EOS is the only choice once a sentence reaches its
-length limit floor(max_len_a * src_len + max_len_b). Scores are sums of the model's own log-probs
+length limit floor(max_len_a * src_len + max_len_b), or `max_output_len` if that is smaller (an
+absolute cap, as fairseq's max_positions and Joey NMT's max_output_length: without it one very long
+input line decodes for minutes). Scores are sums of the model's own log-probs
 (not renormalised after these restrictions), so `forced_decode` of a result reproduces its score.
 
 A target prefix (`prefix=`, as CTranslate2's target_prefix or fairseq's --prefix-size) makes every
@@ -121,6 +123,7 @@ def greedy_search(
     *,
     max_len_a: float = 1.5,
     max_len_b: float = 10,
+    max_output_len: int | None = None,
     length_penalty: float = 0.0,
     return_attention: bool = False,
     no_repeat_ngram_size: int = 0,
@@ -136,7 +139,7 @@ def greedy_search(
     `prefix_ends_word` / `word_starts`: which prefixes end with a whole word;
     `prefix_spellings`: per sentence, characters to spell after its prefix (None for none)."""
     forced = _build_prefix(model, src, prefix, prefix_ends_word, word_starts, prefix_spellings)
-    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, max_output_len, forced).to(src.device)  # (B,)
     beams = _search(
         model, src, src_lengths, _select_greedy, k=1, max_lens=max_lens, return_attention=return_attention,
         prefix=forced, no_repeat_ngram_size=no_repeat_ngram_size,
@@ -156,6 +159,7 @@ def beam_search(
     coverage_penalty: float = 0.0,
     max_len_a: float = 1.5,
     max_len_b: float = 10,
+    max_output_len: int | None = None,
     return_attention: bool = False,
     no_repeat_ngram_size: int = 0,
     prefix: list[list[int]] | None = None,
@@ -176,7 +180,7 @@ def beam_search(
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
     forced = _build_prefix(model, src, prefix, prefix_ends_word, word_starts, prefix_spellings)
-    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, max_output_len, forced).to(src.device)  # (B,)
     select = partial(_select_topk, length_penalty=length_penalty)
     beams = _search(
         model, src, src_lengths, select, k=beam_size, max_lens=max_lens, return_attention=return_attention,
@@ -250,6 +254,7 @@ def sample(
     length_penalty: float = 0.0,
     max_len_a: float = 1.5,
     max_len_b: float = 10,
+    max_output_len: int | None = None,
     return_attention: bool = False,
     generator: torch.Generator | None = None,
     no_repeat_ngram_size: int = 0,
@@ -268,7 +273,7 @@ def sample(
     if generator is None:
         generator = torch.Generator(device=src.device).manual_seed(sampling.seed)
     forced = _build_prefix(model, src, prefix, prefix_ends_word, word_starts, prefix_spellings)
-    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, forced).to(src.device)  # (B,)
+    max_lens = _max_lengths(src_lengths, max_len_a, max_len_b, max_output_len, forced).to(src.device)  # (B,)
     select = partial(_select_sample, sampling=sampling, generator=generator)
     beams = _search(model, src, src_lengths, select, k=samples, max_lens=max_lens,
                     return_attention=return_attention, distinct=False, prefix=forced,
@@ -502,11 +507,13 @@ def _build_prefix(model: Searchable, src: Tensor, prefix, ends_word, word_starts
                               ends_word=ends_word, word_starts=word_starts, spellings=spellings)
 
 
-def _max_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: float, prefix: TargetPrefix | None = None) -> Tensor:
-    """Most tokens (before EOS) each sentence may produce: floor(a * src_len + b), but at least its
-    prefix's length (and one token per character it must spell), so that a long prefix is never cut
-    by a forced EOS. (B,) long."""
-    limits = torch.floor(src_lengths.double() * max_len_a + max_len_b).clamp(min=0).long()  # (B,)
+def _max_lengths(src_lengths: Tensor, max_len_a: float, max_len_b: float, max_output_len: int | None = None,
+                 prefix: TargetPrefix | None = None) -> Tensor:
+    """Most tokens (before EOS) each sentence may produce: floor(a * src_len + b), at most
+    `max_output_len` (None: no cap), but at least its prefix's length (and one token per character it
+    must spell), so that a long prefix is never cut by a forced EOS. (B,) long."""
+    limits = torch.floor(src_lengths.double() * max_len_a + max_len_b)  # (B,)
+    limits = limits.clamp(min=0, max=max_output_len).long()  # (B,)
     if prefix is None:
         return limits
     return torch.maximum(limits, prefix.min_lengths.to(limits.device))  # (B,)

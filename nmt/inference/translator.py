@@ -89,7 +89,7 @@ class Translator:
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, nbest: int = 1, length_penalty: float = 1.0,
                   coverage_penalty: float = 0.0, no_repeat_ngram_size: int = 0, max_len_a: float = 1.5,
-                  max_len_b: int = 10, return_attention: bool = False,
+                  max_len_b: int = 10, max_output_len: int | None = 256, return_attention: bool = False,
                   batch_sentences: int = 128, sampling: Sampling | None = None,
                   prefixes: Sequence[str] | None = None,
                   on_batch: Callable[[int], None] | None = None) -> list[list[Translation]]:
@@ -101,6 +101,8 @@ class Translator:
         the space its last word is still being typed, and the search may complete it ("The do" ->
         "The dog"). See nmt.inference.typed_prefix.
         `no_repeat_ngram_size` = n > 0: no translation repeats one of its own n-grams of subwords.
+        A translation has at most floor(max_len_a * source subwords + max_len_b) subwords, and at most
+        `max_output_len` (None: no cap), the inference commands' default (configs/_inference.yaml).
         `on_batch` is called with the number of sentences of each finished batch."""
         if nbest < 1 or (sampling is None and not 1 <= nbest <= beam_size):
             raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
@@ -108,12 +110,14 @@ class Translator:
             raise ConfigError(f"got {len(prefixes)} target prefixes for {len(texts)} texts: one per text")
         src_ids = [ids if text.strip() else [] for text, ids in
                    zip(texts, self.tokenizers.src.encode([t.strip() for t in texts]), strict=True)]
-        warn_longer_than_training(src_ids, self.config.get("data", {}).get("max_len"))
+        warn_longer_than_training(src_ids, self.config.get("data", {}).get("max_len"),
+                                  output_cap(src_ids, max_len_a, max_len_b, max_output_len))
         plan = None if prefixes is None else plan_prefixes(prefixes, self.tokenizers.tgt, self._target_vocabulary)
         hyps = search_many(self.model, src_ids, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                            coverage_penalty=coverage_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                           max_len_a=max_len_a, max_len_b=max_len_b, return_attention=return_attention,
-                           batch_sentences=batch_sentences, device=self.device, sampling=sampling,
+                           max_len_a=max_len_a, max_len_b=max_len_b, max_output_len=max_output_len,
+                           return_attention=return_attention, batch_sentences=batch_sentences, device=self.device,
+                           sampling=sampling,
                            prefix_ids=plan and plan.ids, prefix_ends_word=plan and plan.ends_word,
                            word_starts=plan and plan.word_starts, prefix_spellings=plan and plan.spellings,
                            on_batch=on_batch)
@@ -160,10 +164,22 @@ class Translator:
             attention=hyp.attention)
 
 
-def warn_longer_than_training(src_ids: Sequence[Sequence[int]], max_len: int | None) -> None:
+def output_cap(src_ids: Sequence[Sequence[int]], max_len_a: float, max_len_b: float,
+               max_output_len: int | None) -> int | None:
+    """`max_output_len` where it cuts the length limit of the longest input (max_len_a x its subwords
+    and EOS + max_len_b, as the search computes it), else None."""
+    longest = max((len(ids) for ids in src_ids), default=0)
+    if max_output_len is None or math.floor(max_len_a * (longest + 1) + max_len_b) <= max_output_len:
+        return None
+    return max_output_len
+
+
+def warn_longer_than_training(src_ids: Sequence[Sequence[int]], max_len: int | None,
+                              output_cap: int | None = None) -> None:
     """Warns about inputs longer than any training sentence (data.max_len subwords): the model has never
     learnt to go on that long, so its translation of a paragraph on one line stops after a sentence or
-    two. Numbered from 1, as the lines of an input file; one text alone (a typed line, a plot) is "the input"."""
+    two. Numbered from 1, as the lines of an input file; one text alone (a typed line, a plot) is "the input".
+    `output_cap`: the max_output_len that cuts the longest one's translation, named in the same line."""
     long = [i for i, ids in enumerate(src_ids) if max_len is not None and len(ids) > max_len]
     if not long:
         return
@@ -171,9 +187,10 @@ def warn_longer_than_training(src_ids: Sequence[Sequence[int]], max_len: int | N
     longest = max(len(src_ids[i]) for i in long)
     size = f"up to {longest}" if len(long) > 1 else str(longest)
     which = "the input" if len(src_ids) == 1 else f"input line{'s' if len(long) > 1 else ''} {shown}"
+    cut = "" if output_cap is None else f" or be cut at max_output_len={output_cap} subwords"
     logger.warning(f"{which}: {size} subwords, longer than any sentence "
-                   f"the model was trained on (data.max_len {max_len}): the translation may stop early; give long "
-                   "text one sentence a line")
+                   f"the model was trained on (data.max_len {max_len}): the translation may stop early{cut}; "
+                   "give long text one sentence a line")
 
 
 def _load_model(path: str | Path) -> tuple[Seq2Seq, dict, Tokenizers]:

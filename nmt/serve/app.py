@@ -58,6 +58,7 @@ class ServeSettings:
     no_repeat_ngram_size: int  # 0: off
     max_len_a: float
     max_len_b: int
+    max_output_len: int | None  # null: no cap
     batch_sentences: int       # the translator's own batch size inside one model call
     max_text_chars: int
     max_texts: int
@@ -72,7 +73,8 @@ class ServeSettings:
         limits, batching = cfg.limits, cfg.batching
         settings = cls(beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
                        no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_len_a=cfg.max_len_a,
-                       max_len_b=cfg.max_len_b, batch_sentences=cfg.batch_sentences,
+                       max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
+                       batch_sentences=cfg.batch_sentences,
                        max_text_chars=limits.max_text_chars, max_texts=limits.max_texts,
                        max_beam_size=limits.max_beam_size, window_ms=batching.window_ms,
                        max_batch_sentences=batching.max_sentences, max_pending=batching.max_pending,
@@ -271,7 +273,8 @@ def create_app(translator: Translator, settings: ServeSettings, checkpoint: str 
                                     prefixes=prefixes if any(prefixes) else None,
                                     length_penalty=settings.length_penalty,
                                     no_repeat_ngram_size=settings.no_repeat_ngram_size, max_len_a=settings.max_len_a,
-                                    max_len_b=settings.max_len_b, batch_sentences=settings.batch_sentences)
+                                    max_len_b=settings.max_len_b, max_output_len=settings.max_output_len,
+                                    batch_sentences=settings.batch_sentences)
 
     def setup_model_thread() -> None:
         # Thread counts are per thread for OpenMP: set it where the model runs, not in the main thread.
