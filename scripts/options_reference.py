@@ -23,6 +23,7 @@ OUTPUT = ROOT / "docs" / "options.md"
 COMMANDS = ["train", "evaluate", "translate", "plot", "align", "average", "serve"]
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
 SKIPPED_KEYS = {"defaults", "hydra"}  # the composition list and Hydra's settings: not options of ours
+SHARED_CONFIGS = ("_inference", "_decoding")  # the inference commands' shared options, in composition order
 
 
 def split_comment(rest: str) -> tuple[str, str]:
@@ -85,19 +86,23 @@ def table(rows: list[tuple[str, str, str]], prefix: str) -> list[str]:
     return out
 
 
+def shared_configs(names: list[str]) -> str:
+    return " and ".join(f"`configs/{name}.yaml`" for name in names)
+
+
 def reference() -> str:
     lines = ["# Options", "",
              "Every option of the commands, with its default and what it does. Generated from the comments in",
              "`configs/` by `python scripts/options_reference.py` (a test checks that it is current); give any of",
              "them on the command line as `key=value`, and a config group's choice as `group=option`.", ""]
-    inference = read_options(CONFIGS / "_inference.yaml")
     for command in COMMANDS:
         config = CONFIGS / f"{command}.yaml"
         defaults = yaml.safe_load(config.read_text(encoding="utf-8")).get("defaults") or []
-        shared = inference if "_inference" in defaults else []
+        included = [name for name in SHARED_CONFIGS if name in defaults]  # in the order they compose
+        shared = [row for name in included for row in read_options(CONFIGS / f"{name}.yaml")]
         lines += [f"## nmt-{command}", "", f"`configs/{command}.yaml`"
-                  + (", with the options it shares with the other inference commands (`configs/_inference.yaml`)"
-                     if shared else "") + ":", ""]
+                  + (f", with the options it shares with other inference commands ({shared_configs(included)})"
+                     if included else "") + ":", ""]
         lines += table(shared + read_options(config), "") + [""]
     lines += ["## nmt-train's config groups", "",
               "Pick an option of a group with `group=option` (e.g. `model/attention=general`, `scheduler=cosine`);",

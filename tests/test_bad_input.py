@@ -238,7 +238,7 @@ def test_a_users_config_that_is_not_yaml_is_named_with_its_line(capsys, monkeypa
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("defaults: [_inference, _self_]\nport: 8000\n",  # not built on serve.yaml: no checkpoint, no limits
+    ("defaults: [_inference, _decoding, _self_]\nport: 8000\n",  # not built on serve.yaml: no checkpoint, no limits
      "checkpoint is missing from the config; a config of your own should build on the command's: "
      "defaults: [serve, _self_]"),
     ("defaults: [serve, _self_]\ncheckpoint: x.pt\nport: [8000\n", "line 4: "),

@@ -9,6 +9,7 @@ import pytest
 from tiny_checkpoint import make_checkpoint
 from user_errors import main_error
 
+import nmt.cli.align
 import nmt.cli.train
 import nmt.cli.translate
 
@@ -30,6 +31,27 @@ def test_help_says_what_the_command_does_and_lists_only_its_own_options(command)
         assert "\n  batch_tokens: " in rest
     else:  # Hydra's default help listed nmt-train's config groups for every command
         assert "model/attention" not in rest and "experiment:" not in rest
+
+
+SEARCH_OPTIONS = {"beam_size", "length_penalty", "max_len_a", "max_len_b", "max_output_len"}  # _decoding.yaml
+
+
+@pytest.mark.parametrize("command", ["evaluate", "translate", "plot", "serve", "align"])
+def test_the_search_options_are_listed_by_the_commands_that_search_and_only_by_them(command):
+    """nmt-align's forced decoding searches nothing, yet its --help listed beam_size and the length limits."""
+    done = subprocess.run([f"nmt-{command}", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    listed = {line.partition(":")[0] for line in done.stdout.splitlines()}
+    assert {"device", "batch_sentences"} <= listed
+    assert listed & SEARCH_OPTIONS == (set() if command == "align" else SEARCH_OPTIONS)
+
+
+@pytest.mark.parametrize("option", sorted(SEARCH_OPTIONS))
+def test_nmt_align_refuses_a_search_option_as_one_it_does_not_have(capsys, monkeypatch, option):
+    """It took them, and ignored them."""
+    message = main_error(capsys, monkeypatch, nmt.cli.align.main, "src_file=s.de", "tgt_file=s.en", f"{option}=3")
+    assert message.startswith(f"{option} is not an option")
+    assert message.endswith("; `nmt-align --cfg job` lists them all")
 
 
 ATTENTIONS = "additive, concat, dot, general, multihead, scaled_dot"

@@ -202,8 +202,8 @@ def test_evaluation_jobs_with_reports_of_their_own_are_accepted(tmp_path, args):
 @pytest.mark.parametrize(("main", "args", "message"), [
     (nmt.cli.plot.main, ["src=Ein Hund.", "vmax=1,-1"],
      "job #1 of the sweep (vmax=-1): vmax must be null (the largest weight) or a finite number > 0; got -1"),
-    (nmt.cli.align.main, ["src_file=a.de", "tgt_file=a.en", "beam_size=1,0"],
-     "job #1 of the sweep (beam_size=0): beam_size must be a positive integer; got 0"),
+    (nmt.cli.align.main, ["src_file=a.de", "tgt_file=a.en", "batch_sentences=1,0"],
+     "job #1 of the sweep (batch_sentences=0): batch_sentences must be a positive integer; got 0"),
     (nmt.cli.translate.main, ["input=in.de", "nbest=1,8"],
      "job #1 of the sweep (nbest=8): nbest=8 needs beam_size >= 8, got beam_size=5"),
 ])

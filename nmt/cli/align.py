@@ -16,7 +16,7 @@ from nmt.analysis.alignment import (
     read_gold,
     word_attention,
 )
-from nmt.cli.checks import check_decoding_options, check_inputs_exist, check_paths, check_single_checkpoint
+from nmt.cli.checks import check_inference_options, check_inputs_exist, check_paths, check_single_checkpoint
 from nmt.cli.common import hydra_command, log_to_stderr
 from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
@@ -56,7 +56,7 @@ def check_options(cfg) -> None:
         raise ConfigError(f"symmetrize={cfg.symmetrize} combines the links of two models; give reverse_checkpoint=PATH "
                           "(a tgt->src model) too, or leave symmetrize out")
     check_paths(cfg, "src_file", "tgt_file", "gold", "output")
-    check_decoding_options(cfg)
+    check_inference_options(cfg)  # forced decoding: no search options
     check_single_checkpoint(cfg)
     check_single_checkpoint(cfg, "reverse_checkpoint")
     if standard_stream(cfg.output) is not None:

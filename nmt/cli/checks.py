@@ -31,11 +31,16 @@ def check_positive_int(cfg, option: str) -> None:
         fail(option, "a positive integer", value)
 
 
-def check_decoding_options(cfg) -> None:
+def check_inference_options(cfg) -> None:
     """The options every inference command shares (configs/_inference.yaml)."""
     resolve_device(cfg.get("device"))  # before the model loads (or a sweep's first job runs)
-    check_positive_int(cfg, "beam_size")
     check_positive_int(cfg, "batch_sentences")
+
+
+def check_decoding_options(cfg) -> None:
+    """The options of the inference commands that search (configs/_inference.yaml and _decoding.yaml)."""
+    check_inference_options(cfg)
+    check_positive_int(cfg, "beam_size")
     if not (is_number(cfg.get("length_penalty")) and 0 <= cfg.get("length_penalty") <= MAX_LENGTH_PENALTY):
         fail("length_penalty", f"a number from 0 to {MAX_LENGTH_PENALTY}", cfg.get("length_penalty"))
     # Bounded so that the length limit stays a length: max_len_a=1e30 would overflow it

@@ -102,7 +102,7 @@ class Translator:
         "The dog"). See nmt.inference.typed_prefix.
         `no_repeat_ngram_size` = n > 0: no translation repeats one of its own n-grams of subwords.
         A translation has at most floor(max_len_a * source subwords + max_len_b) subwords, and at most
-        `max_output_len` (None: no cap), the inference commands' default (configs/_inference.yaml).
+        `max_output_len` (None: no cap), the inference commands' default (configs/_decoding.yaml).
         `on_batch` is called with the number of sentences of each finished batch."""
         if nbest < 1 or (sampling is None and not 1 <= nbest <= beam_size):
             raise ConfigError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
