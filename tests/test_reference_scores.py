@@ -4,11 +4,12 @@ reference_perplexity=true)."""
 
 import json
 import math
+import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
-from user_errors import one_line_error
+from user_errors import main_error, one_line_error
 
 from nmt.cli import translate
 from nmt.cli.common import config_dir
@@ -97,6 +98,31 @@ def test_translate_refuses_a_reference_file_that_does_not_fit(tmp_path, capsys, 
     src, ref = write_pairs(tmp_path, ["ein hund", "zwei männer"], translations)
     cfg = command_config("translate", checkpoint, f"input={src}", f"reference={ref}", *extra)
     assert message in one_line_error(capsys, translate.run, cfg)
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    (["beam_size=3"], "beam_size=3 is"),
+    (["beam_size=5"], "beam_size=5 is"),  # the default's value, given: the user meant something by it
+    (["length_penalty=0.6", "coverage_penalty=0.2"], "length_penalty=0.6 and coverage_penalty=0.2 are"),
+    (["no_repeat_ngram_size=2", "max_len_a=2", "max_len_b=3"], "no_repeat_ngram_size=2, max_len_a=2 and max_len_b=3 are"),
+    (["max_output_len=null"], "max_output_len=null is"),
+    (["temperature=0.5", "sampling_topk=3"], "temperature=0.5 and sampling_topk=3 are"),
+])
+def test_translate_refuses_search_options_given_with_a_reference_file(tmp_path, capsys, monkeypatch, options, named):
+    """reference= scores by forced decoding: it took the search options, and ignored them."""
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    src, ref = write_pairs(tmp_path, ["ein hund", "zwei männer"], ["a dog", "two men"])
+    args = [f"checkpoint={checkpoint}", f"input={src}", f"reference={ref}", "device=cpu"]
+    assert main_error(capsys, monkeypatch, translate.main, *args, *options) == (
+        f"{named} for translating, but reference= scores the given translations without a search: "
+        f"drop {'it' if named.endswith(' is') else 'them'} (or reference=)")
+    # a sweep's jobs are checked alike, each before the first runs
+    assert main_error(capsys, monkeypatch, translate.main, "-m", *args, "beam_size=1,2").startswith(
+        "job #0 of the sweep (beam_size=1): beam_size=1 is for translating")
+    # left at their defaults, they are no mistake: the options the command line sets are what counts
+    monkeypatch.setattr(sys, "argv", ["nmt-translate", *args, f"output={tmp_path / 'scores.tsv'}"])
+    translate.main()
+    assert [line.split("\t")[2] for line in (tmp_path / "scores.tsv").read_text().splitlines()] == ["a dog", "two men"]
 
 
 def test_evaluate_reports_the_perplexity_of_the_references(tmp_path, capsys):

@@ -490,6 +490,18 @@ def check_required(cfg: DictConfig, usage: str = "") -> None:
     raise ConfigError(f"{names} {verb} required{hint}")
 
 
+def given_options(cfg: DictConfig) -> dict[str, str]:
+    """The options the command line sets, each with its override as given ({"beam_size": "beam_size=3"}):
+    what the user chose, which the config alone cannot tell from a default. Read from the job's Hydra
+    settings: cfg's own when it was composed with them (the checks before Hydra starts), else those of
+    Hydra's running job. Options set in a config of the user's own (--config-dir) are not among them."""
+    task = OmegaConf.select(cfg, "hydra.overrides.task")
+    if task is None:
+        task = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    return {override.key_or_group: arg for arg, override in parsed_overrides(list(task))
+            if override is not None and not override.is_delete()}
+
+
 def log_to_stderr() -> None:
     """Inference commands keep stdout for results, so their messages go to stderr."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)

@@ -19,7 +19,7 @@ from nmt.cli.checks import (
     check_paths,
     check_sampling,
 )
-from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.common import given_options, hydra_command, log_to_stderr
 from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.data.tokenizer import Tokenizers
@@ -30,6 +30,11 @@ from nmt.inference.translator import Translator, perplexity
 from nmt.values import path_list
 
 log = logging.getLogger(__name__)
+
+# What reference= reads none of: scoring given translations is forced decoding, with no search, no length
+# limit and no length penalty (sampling=true, nbest, prefix= and alignment=true are refused by their values).
+UNUSED_BY_SCORING = ("beam_size", "length_penalty", "coverage_penalty", "no_repeat_ngram_size", "max_len_a",
+                     "max_len_b", "max_output_len", "temperature", "sampling_topk", "sampling_topp", "sampling_seed")
 
 
 def read_input(path: str | None) -> list[str]:
@@ -99,6 +104,18 @@ def check_reference(cfg) -> None:
     if cfg.alignment:
         raise ConfigError("alignment=true links the words of the model's translations, but reference= scores "
                           "given ones instead: drop one of the two (nmt-align links the words of given translations)")
+    check_unused_by_scoring(cfg)
+
+
+def check_unused_by_scoring(cfg) -> None:
+    """The search options given on the command line with reference=, which were silently ignored (their
+    defaults are no mistake: only a value the user gave is refused)."""
+    unused = [override for option, override in given_options(cfg).items() if option in UNUSED_BY_SCORING]
+    if unused:
+        listed = " and ".join([", ".join(unused[:-1]), unused[-1]] if len(unused) > 1 else unused)
+        one = len(unused) == 1
+        raise ConfigError(f"{listed} {'is' if one else 'are'} for translating, but reference= scores the given "
+                          f"translations without a search: drop {'it' if one else 'them'} (or reference=)")
 
 
 def check_interactive(cfg) -> None:
