@@ -5,12 +5,14 @@ gives for the same sentence) and through the image's pixel size, which grows wit
 """
 
 import json
+import sys
 
 import matplotlib.image
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
+from user_errors import main_error
 
 from nmt.cli import plot
 from nmt.cli.common import config_dir, quote_text_overrides
@@ -207,3 +209,22 @@ def test_too_many_panels_are_refused(checkpoints, tmp_path):
     a, b = checkpoints
     with pytest.raises(ConfigError, match="38 panels; at most 36"):
         run_plot([f"checkpoint=[{a},{b}]", f"src_file={tmp_path / 'many.txt'}", f"output={tmp_path / 'a.png'}"])
+
+
+@pytest.mark.parametrize(("given", "options", "named"), [
+    ("ref", ["beam_size=3"], "beam_size=3 is"),
+    ("ref_file", ["length_penalty=0.6", "max_output_len=50"], "length_penalty=0.6 and max_output_len=50 are"),
+])
+def test_search_options_with_given_translations_are_refused(checkpoints, files, capsys, monkeypatch, given, options,
+                                                             named):
+    """ref=/ref_file= plot the attention of forced decoding: the search options were taken and ignored."""
+    sentences = ([f"src={SOURCES[0]}", f"ref={REFERENCES[0]}"] if given == "ref" else
+                 [f"src_file={files / 'src.txt'}", f"ref_file={files / 'ref.txt'}"])
+    args = [f"checkpoint={checkpoints[0]}", *sentences, f"output={files / 'a.png'}", "device=cpu"]
+    assert main_error(capsys, monkeypatch, plot.main, *args, *options) == (
+        f"{named} for translating, but {given}= plots the attention of the given translations, with no search: "
+        f"drop {'it' if named.endswith(' is') else 'them'} (or {given}=)")
+    assert not (files / "a.png").exists()
+    monkeypatch.setattr(sys, "argv", ["nmt-plot", *args])  # left at their defaults: plotted
+    plot.main()
+    assert (files / "a.png").is_file()

@@ -2,11 +2,13 @@
 scored with the model's own log-probs, repeatable by seed; and `nmt-translate sampling=true`."""
 
 import math
+import sys
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from tiny_checkpoint import make_checkpoint
+from user_errors import main_error
 
 from nmt.cli import translate
 from nmt.cli.common import config_dir, exit_on_user_error
@@ -203,3 +205,23 @@ def test_translate_refuses_bad_sampling_options(tmp_path, capsys, overrides, mes
         exit_on_user_error(translate.run)(cfg)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: ") and message in err, err
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    (["temperature=0.7"], "temperature=0.7 is"),
+    (["sampling_topk=10", "sampling_seed=3"], "sampling_topk=10 and sampling_seed=3 are"),
+    (["sampling_topp=0.9", "sampling=false"], "sampling_topp=0.9 is"),
+])
+def test_sampling_options_without_sampling_are_refused(tmp_path, capsys, monkeypatch, options, named):
+    """Beam search ignored them: a user who set temperature= got beam search's translations, silently."""
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "in.txt").write_text("ein hund\n", encoding="utf-8")
+    args = [f"checkpoint={checkpoint}", f"input={tmp_path / 'in.txt'}", "device=cpu"]
+    assert main_error(capsys, monkeypatch, translate.main, *args, *options) == (
+        f"{named} for sampling=true, but without it the translations come from beam search, which draws nothing: "
+        f"drop {'it' if named.endswith(' is') else 'them'} (or add sampling=true)")
+    # with sampling=true they are taken
+    monkeypatch.setattr(sys, "argv", ["nmt-translate", *args, "sampling=true", *options[:1],
+                                      f"output={tmp_path / 'out.txt'}"])
+    translate.main()
+    assert len((tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()) == 1

@@ -9,7 +9,7 @@ import logging
 import re
 import shlex
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -500,6 +500,19 @@ def given_options(cfg: DictConfig) -> dict[str, str]:
         task = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     return {override.key_or_group: arg for arg, override in parsed_overrides(list(task))
             if override is not None and not override.is_delete()}
+
+
+def refuse_given_options(cfg: DictConfig, options: Sequence[str], role: str, because: str, instead: str) -> None:
+    """Refuses the `options` the command line sets (given_options) that this run would ignore: they
+    are `role` ("for translating"), `because` says why this run does not use them, and `instead` is
+    the other way out ("or reference="). Left at their defaults they are no mistake."""
+    given = [override for option, override in given_options(cfg).items() if option in options]
+    if not given:
+        return
+    one = len(given) == 1
+    listed = given[0] if one else f"{', '.join(given[:-1])} and {given[-1]}"
+    raise ConfigError(f"{listed} {'is' if one else 'are'} {role}, but {because}: drop {'it' if one else 'them'} "
+                      f"({instead})")
 
 
 def log_to_stderr() -> None:

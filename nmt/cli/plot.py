@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nmt.cli.checks import check_decoding_options, check_inputs_exist, check_paths, check_vmax
-from nmt.cli.common import hydra_command, log_to_stderr
+from nmt.cli.common import hydra_command, log_to_stderr, refuse_given_options
 from nmt.cli.outputs import check_output_file, output_file
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
@@ -42,6 +42,10 @@ class PlotItem:
     source: str
     translation: str
     panel: Panel
+
+
+# The options only nmt-plot's own search (src= without ref=) reads (configs/_decoding.yaml).
+SEARCH_OPTIONS = ("beam_size", "length_penalty", "max_len_a", "max_len_b", "max_output_len")
 
 
 def check_options(cfg) -> None:
@@ -96,6 +100,10 @@ def check_sentence_options(cfg) -> None:
         raise ConfigError("ref_file= goes with src_file=; with src= give ref=\"...\"")
     if cfg.src is None and cfg.ref is not None:
         raise ConfigError("ref= goes with src=; with src_file= give ref_file=PATH")
+    given = "ref=" if cfg.ref is not None else "ref_file=" if cfg.ref_file is not None else None
+    if given is not None:  # every sentence then has its translation: the search options would do nothing
+        refuse_given_options(cfg, SEARCH_OPTIONS, "for translating",
+                             f"{given} plots the attention of the given translations, with no search", f"or {given}")
 
 
 def sentences(cfg) -> list[tuple[str, str | None]]:

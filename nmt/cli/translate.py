@@ -19,7 +19,7 @@ from nmt.cli.checks import (
     check_paths,
     check_sampling,
 )
-from nmt.cli.common import given_options, hydra_command, log_to_stderr
+from nmt.cli.common import hydra_command, log_to_stderr, refuse_given_options
 from nmt.cli.outputs import check_output_file, output_file, standard_stream, write_lines
 from nmt.data.readers import CONVERT_TO_UTF8, decode_lines, read_lines
 from nmt.data.tokenizer import Tokenizers
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # limit and no length penalty (sampling=true, nbest, prefix= and alignment=true are refused by their values).
 UNUSED_BY_SCORING = ("beam_size", "length_penalty", "coverage_penalty", "no_repeat_ngram_size", "max_len_a",
                      "max_len_b", "max_output_len", "temperature", "sampling_topk", "sampling_topp", "sampling_seed")
+# What only sampling=true reads.
+SAMPLING_ONLY = ("temperature", "sampling_topk", "sampling_topp", "sampling_seed")
 
 
 def read_input(path: str | None) -> list[str]:
@@ -84,6 +86,7 @@ def check_options(cfg) -> None:
         check_output_file(cfg.output, "output", read, reads_stdin=read["input"] is None)
     check_interactive(cfg)
     check_reference(cfg)
+    check_sampling_only(cfg)
     check_inputs_exist(cfg, "input", "reference", "prefix")  # last: a mistaken value is the first thing to mend
 
 
@@ -110,12 +113,15 @@ def check_reference(cfg) -> None:
 def check_unused_by_scoring(cfg) -> None:
     """The search options given on the command line with reference=, which were silently ignored (their
     defaults are no mistake: only a value the user gave is refused)."""
-    unused = [override for option, override in given_options(cfg).items() if option in UNUSED_BY_SCORING]
-    if unused:
-        listed = " and ".join([", ".join(unused[:-1]), unused[-1]] if len(unused) > 1 else unused)
-        one = len(unused) == 1
-        raise ConfigError(f"{listed} {'is' if one else 'are'} for translating, but reference= scores the given "
-                          f"translations without a search: drop {'it' if one else 'them'} (or reference=)")
+    refuse_given_options(cfg, UNUSED_BY_SCORING, "for translating",
+                         "reference= scores the given translations without a search", "or reference=")
+
+
+def check_sampling_only(cfg) -> None:
+    """The sampling options given without sampling=true, which beam search ignored."""
+    if not cfg.sampling:
+        refuse_given_options(cfg, SAMPLING_ONLY, "for sampling=true", "without it the translations come from "
+                             "beam search, which draws nothing", "or add sampling=true")
 
 
 def check_interactive(cfg) -> None:
