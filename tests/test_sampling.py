@@ -225,3 +225,13 @@ def test_sampling_options_without_sampling_are_refused(tmp_path, capsys, monkeyp
                                       f"output={tmp_path / 'out.txt'}"])
     translate.main()
     assert len((tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_beam_search_options_with_sampling_are_refused(tmp_path, capsys, monkeypatch):
+    """sampling=true draws nbest translations: it took beam_size= and coverage_penalty=, and ignored them."""
+    checkpoint = make_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "in.txt").write_text("ein hund\n", encoding="utf-8")
+    args = [f"checkpoint={checkpoint}", f"input={tmp_path / 'in.txt'}", "device=cpu", "sampling=true"]
+    assert main_error(capsys, monkeypatch, translate.main, *args, "beam_size=8", "coverage_penalty=0.2") == (
+        "beam_size=8 and coverage_penalty=0.2 are for beam search, but sampling=true draws the translations instead "
+        "(nbest=K of them): drop them (or sampling=true)")

@@ -37,6 +37,8 @@ UNUSED_BY_SCORING = ("beam_size", "length_penalty", "coverage_penalty", "no_repe
                      "max_len_b", "max_output_len", "temperature", "sampling_topk", "sampling_topp", "sampling_seed")
 # What only sampling=true reads.
 SAMPLING_ONLY = ("temperature", "sampling_topk", "sampling_topp", "sampling_seed")
+# What sampling=true does not read (nmt.inference.batching: its samples are not re-ranked).
+BEAM_SEARCH_ONLY = ("beam_size", "coverage_penalty")
 
 
 def read_input(path: str | None) -> list[str]:
@@ -86,7 +88,7 @@ def check_options(cfg) -> None:
         check_output_file(cfg.output, "output", read, reads_stdin=read["input"] is None)
     check_interactive(cfg)
     check_reference(cfg)
-    check_sampling_only(cfg)
+    check_search_options(cfg)
     check_inputs_exist(cfg, "input", "reference", "prefix")  # last: a mistaken value is the first thing to mend
 
 
@@ -117,11 +119,15 @@ def check_unused_by_scoring(cfg) -> None:
                          "reference= scores the given translations without a search", "or reference=")
 
 
-def check_sampling_only(cfg) -> None:
-    """The sampling options given without sampling=true, which beam search ignored."""
+def check_search_options(cfg) -> None:
+    """The sampling options given without sampling=true, which beam search ignored, and the beam search
+    options given with it, which sampling ignored."""
     if not cfg.sampling:
         refuse_given_options(cfg, SAMPLING_ONLY, "for sampling=true", "without it the translations come from "
                              "beam search, which draws nothing", "or add sampling=true")
+    else:
+        refuse_given_options(cfg, BEAM_SEARCH_ONLY, "for beam search", "sampling=true draws the translations "
+                             "instead (nbest=K of them)", "or sampling=true")
 
 
 def check_interactive(cfg) -> None:
