@@ -284,6 +284,50 @@ def test_a_stopped_run_exits_with_its_status_when_its_message_cannot_be_written(
     assert exit_info.value.code == 129
 
 
+@pytest.mark.parametrize(("rank", "told"), [("0", True), ("1", False)])
+def test_under_torchrun_rank_0_alone_says_how_to_continue_with_torchrun(monkeypatch, tmp_path, capsys, rank, told):
+    """Every rank stops on the signal torchrun forwards: each printed the line, and an nmt-train command
+    that would continue a two-process run in one process."""
+    def stopped(cfg, run_dir):
+        raise TrainingStopped(StopReason.of_signal(signal.SIGTERM), 4, 0, 4, 10, run_dir / "checkpoints/last.pt")
+
+    monkeypatch.setattr(cli_train, "train", stopped)
+    hydra = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path / "run")), mode=RunMode.RUN)
+    monkeypatch.setattr(cli_train, "HydraConfig", SimpleNamespace(get=lambda: hydra))
+    monkeypatch.setattr(sys, "argv", ["nmt-train", "experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}"])
+    for name, value in {"RANK": rank, "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_train.run(None)
+    assert exit_info.value.code == 143
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("to continue: ")]
+    assert lines == ([f"to continue: torchrun --nproc_per_node=2 -m nmt.train experiment=smoke "
+                      f"hydra.run.dir={tmp_path / 'run'} resume=true"] if told else [])
+
+
+@pytest.mark.parametrize(("rank", "told"), [("0", True), ("1", False)])
+def test_under_torchrun_rank_0_alone_prints_the_result(monkeypatch, tmp_path, capsys, rank, told):
+    monkeypatch.setattr(cli_train, "train", lambda cfg, run_dir: {"best_metric": "bleu", "best_score": 12.5})
+    hydra = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path)), mode=RunMode.RUN)
+    monkeypatch.setattr(cli_train, "HydraConfig", SimpleNamespace(get=lambda: hydra))
+    monkeypatch.setenv("RANK", rank)
+    cli_train.run(None)
+    printed = capsys.readouterr().out
+    assert printed == (f"best validation BLEU 12.50; checkpoints: {tmp_path / 'checkpoints'}\n" if told else "")
+
+
+@pytest.mark.parametrize(("environ", "start"), [
+    ({}, "nmt-train "),
+    ({"WORLD_SIZE": "1"}, "nmt-train "),
+    ({"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "4"}, "torchrun --nproc_per_node=4 -m nmt.train "),
+    ({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"},
+     "torchrun --nnodes=2 --nproc_per_node=4 <its rendezvous options> -m nmt.train "),
+])
+def test_the_resume_command_starts_as_the_run_was_started(environ, start):
+    assert cli_train.launcher(environ) == start
+
+
 def test_a_refused_write_to_standard_output_is_an_error_and_a_closed_one_a_sigpipe():
     full, closed = OSError(28, "No space left on device"), BrokenPipeError(32, "Broken pipe")
     assert StopReason.of_output_error(full) == StopReason("a failed write to standard output "

@@ -60,11 +60,13 @@ def run(cfg: DictConfig) -> JobFailure | None:
                     f"{resume_sweep_command(Path(hydra_config.sweep.dir))})")
         else:
             told = f"{stop}\nto continue: {resume_command(run_dir)}"
-        with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) cannot be told
-            print(told, file=sys.stderr, flush=True)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank stops: one says how to go on
+            with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) cannot be told
+                print(told, file=sys.stderr, flush=True)
         sys.exit(stop.reason.exit_status)
     best = metric_text(summary["best_metric"], summary["best_score"])
-    print(f"best validation {best}; checkpoints: {run_dir / 'checkpoints'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # every rank under torchrun returns the summary
+        print(f"best validation {best}; checkpoints: {run_dir / 'checkpoints'}")
     if "stopped_by" in summary:  # the run had finished; the job was still asked to end
         reason = summary["stopped_by"]
         print(f"stopped by {reason.name} as the run finished; it is complete", file=sys.stderr, flush=True)
@@ -85,7 +87,20 @@ def resume_command(run_dir: Path, argv: list[str] | None = None, job_overrides: 
     if job_overrides is not None:
         argv = [*config_flags_of(argv), *job_overrides]
     keep = [arg for arg in argv if arg.partition("=")[0].lstrip("+~") not in ("resume", "hydra.run.dir")]
-    return shlex.join(["nmt-train", *keep, f"hydra.run.dir={_shown_folder(run_dir)}", "resume=true"])
+    return launcher() + shlex.join([*keep, f"hydra.run.dir={_shown_folder(run_dir)}", "resume=true"])
+
+
+def launcher(environ=os.environ) -> str:
+    """How the command was started, to start it again: `nmt-train `, or under torchrun (WORLD_SIZE > 1)
+    torchrun with the same processes per machine (on several machines, with the launch's own
+    rendezvous options, which only the command line that started it holds)."""
+    size = int(environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return "nmt-train "
+    per_node = int(environ.get("LOCAL_WORLD_SIZE", size))
+    if per_node == size:
+        return f"torchrun --nproc_per_node={per_node} -m nmt.train "
+    return f"torchrun --nnodes={size // per_node} --nproc_per_node={per_node} <its rendezvous options> -m nmt.train "
 
 
 def resume_sweep_command(sweep_dir: Path, argv: list[str] | None = None) -> str:
@@ -93,7 +108,7 @@ def resume_sweep_command(sweep_dir: Path, argv: list[str] | None = None) -> str:
     which continues each job that has a run there and starts the others."""
     argv = sys.argv[1:] if argv is None else argv
     keep = [arg for arg in argv if arg.partition("=")[0].lstrip("+~") not in ("resume", "hydra.sweep.dir")]
-    return shlex.join(["nmt-train", *keep, f"hydra.sweep.dir={_shown_folder(sweep_dir)}", "resume=auto"])
+    return launcher() + shlex.join([*keep, f"hydra.sweep.dir={_shown_folder(sweep_dir)}", "resume=auto"])
 
 
 def _shown_folder(folder: Path) -> str:

@@ -176,8 +176,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
         p = run.progress
         if run.ema is not None:
             run.ema.load(resumed["model"])  # from a run without EMA: starts at its weights
-        log.info("resumed from %s at step %d (epoch %d, %d batches into it)", resume_from, p.step,
-                 p.epoch + 1, p.batches_done_in_epoch)
+        if world.is_main:
+            log.info("resumed from %s at step %d (epoch %d, %d batches into it)", resume_from, p.step,
+                     p.epoch + 1, p.batches_done_in_epoch)
     finished = run.finished_because()
     if finished:
         log.info("nothing to train: the run already %s", finished)
