@@ -44,6 +44,14 @@ def test_each_length_penalty_keeps_its_own_report(checkpoint, tmp_path):
     assert len(hypotheses) == 3 and (tmp_path / "best.src.txt.beam2.hyp").is_file()
 
 
+def test_the_report_records_the_length_limit_it_decoded_with(checkpoint, tmp_path):
+    """A score depends on the output length limit too: the report says which one (max_output_len caps it)."""
+    report = evaluate_files(checkpoint, tmp_path, "beam_size=2", "max_len_a=2", "max_len_b=3", "max_output_len=40")
+    assert (report["max_len_a"], report["max_len_b"], report["max_output_len"]) == (2, 3, 40)
+    assert json.loads((tmp_path / "best.src.txt.beam2.json").read_text())["max_output_len"] == 40
+    assert evaluate_files(checkpoint, tmp_path, "max_output_len=null")["max_output_len"] is None
+
+
 def test_the_hypotheses_are_the_detokenized_translations_in_input_order_and_bleu_scores_them(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "best.pt", seed=4)  # its translations differ, in several words
     sources = ["ein hund läuft", "", "eine frau", "zwei männer spielen"]

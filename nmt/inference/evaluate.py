@@ -68,6 +68,7 @@ def evaluate(cfg: DictConfig) -> dict:
     report = {"checkpoint": checkpoint, "test_set": test_name, "sentences": len(sources),
               "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
               "coverage_penalty": cfg.coverage_penalty, "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
+              "max_len_a": cfg.max_len_a, "max_len_b": cfg.max_len_b, "max_output_len": cfg.max_output_len,
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
               "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
               "scores": scores, "repetition": repetition_report(hypotheses, references)}
