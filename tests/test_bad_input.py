@@ -421,6 +421,24 @@ def test_a_pair_longer_than_a_batch_holds_is_left_out_of_training_with_one_warni
                         "data.max_len to drop long pairs when the data is prepared"]
 
 
+def test_a_pair_a_sampled_segmentation_makes_longer_than_a_batch_holds_is_warned_about(corpus, tmp_path, caplog):
+    """Subword sampling (tokenizer.subword_alpha) draws longer segmentations than the prepared one: a pair
+    that fit the budget may not in some epoch, and is then left out of that epoch, with a warning."""
+    long_de, long_en = " ".join(["Hund"] * 150), " ".join(["dog"] * 150)
+    write_corpus(corpus, "train", [*GERMAN * 4, long_de], [*ENGLISH * 4, long_en])
+    prepared = prepare_data(files_config(corpus, "data.max_len=null"))
+    budget = max(len(ids) for ids in [*prepared.train_src_ids, *prepared.train_tgt_ids]) + 2  # fits: see _over_budget
+    config = files_config(corpus, "data.max_len=null", f"trainer.batch_tokens={budget}", "trainer.max_steps=null",
+                          "trainer.max_epochs=2", "trainer.valid_every=1000", "tokenizer.subword_alpha=0.05",
+                          "tokenizer.subword_nbest=-1")
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        train(config, tmp_path / "run")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "left out" in r.getMessage()]
+    assert warnings and all(w.startswith(("epoch 1's sampled segmentation: left out 1 of 21 training pairs",
+                                          "epoch 2's sampled segmentation: left out 1 of 21 training pairs"))
+                            for w in warnings), warnings
+
+
 def test_a_corpus_of_pairs_longer_than_a_batch_holds_is_refused(capsys, corpus, tmp_path):
     config = files_config(corpus, "data.max_len=null", "trainer.batch_tokens=4")
     assert one_line_error(capsys, train, config, tmp_path / "run") == (

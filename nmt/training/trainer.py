@@ -188,6 +188,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     skipped_warning = _skipped_pairs_warning(sampler, cfg)
     if skipped_warning and world.is_main:
         log.warning(skipped_warning)
+    left_out = sampler.skipped  # of the segmentation last said (a sampled one can be longer)
     per_epoch = updates_per_epoch(len(sampler), world, cfg.trainer.accumulate)
     total = min(run.max_steps, run.max_epochs * per_epoch)  # the run's last update: whichever bound comes first
     if sampling is None:
@@ -202,6 +203,10 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
                 if sampling is not None:
                     run.resegment(sampling, data)
                     sampler = _batch_sampler(run.train_src_ids, run.train_tgt_ids, cfg)
+                    if sampler.skipped and sampler.skipped != left_out and world.is_main:
+                        log.warning("epoch %d's sampled segmentation: %s", progress.epoch + 1,
+                                    _skipped_pairs_warning(sampler, cfg))
+                    left_out = sampler.skipped
                     # Mid-epoch the checkpoint holds this epoch's plan, unless its schedule made none.
                     if progress.batches_done_in_epoch == 0 or schedule.needs_plan:
                         schedule.plan(_planned_total(run, len(sampler), world, cfg.trainer.accumulate))
