@@ -439,6 +439,31 @@ def test_a_pair_a_sampled_segmentation_makes_longer_than_a_batch_holds_is_warned
                             for w in warnings), warnings
 
 
+def test_validation_pairs_longer_than_a_batch_holds_are_warned_about(corpus, tmp_path, caplog):
+    """Nothing filters the validation split: a very long pair is decoded in full at every validation."""
+    long_de, long_en = " ".join(["Hund"] * 300), " ".join(["dog"] * 300)
+    write_corpus(corpus, "val", [*GERMAN[:3], long_de], [*ENGLISH[:3], long_en])
+    config = files_config(corpus, "trainer.batch_tokens=64", "trainer.max_steps=1", "trainer.valid_max_len_b=2")
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        train(config, tmp_path / "run")
+    warnings = [r.getMessage() for r in caplog.records if "validation pairs are longer" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("1 of 4 validation pairs are longer than one batch of trainer.batch_tokens=64 holds "
+                                  "(the longest: ")
+    longest = int(warnings[0].split("(the longest: ")[1].split(" ")[0].replace(",", ""))
+    assert longest >= 300  # every "Hund" is a piece at least
+    assert validation_long_pairs(config, corpus) is None
+
+
+def validation_long_pairs(config, corpus):
+    """The warning with the long pair gone from the validation split."""
+    from nmt.training.validation import ValidationData, long_pairs_warning
+
+    write_corpus(corpus, "val", GERMAN[:3], ENGLISH[:3])
+    data = prepare_data(config)
+    return long_pairs_warning(ValidationData(data.valid_src_ids, data.valid_tgt_ids, data.valid_tgt_text), 64)
+
+
 def test_a_corpus_of_pairs_longer_than_a_batch_holds_is_refused(capsys, corpus, tmp_path):
     config = files_config(corpus, "data.max_len=null", "trainer.batch_tokens=4")
     assert one_line_error(capsys, train, config, tmp_path / "run") == (

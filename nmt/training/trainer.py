@@ -79,6 +79,7 @@ from nmt.training.tensorboard import TrainingLogger
 from nmt.training.validation import (
     METRIC_NAMES,
     ValidationData,
+    long_pairs_warning,
     metric_score,
     metric_text,
     metric_value,
@@ -189,6 +190,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -
     if skipped_warning and world.is_main:
         log.warning(skipped_warning)
     left_out = sampler.skipped  # of the segmentation last said (a sampled one can be longer)
+    long_validation = long_pairs_warning(run.valid, cfg.trainer.batch_tokens)
+    if long_validation and world.is_main:
+        log.warning(long_validation)
     per_epoch = updates_per_epoch(len(sampler), world, cfg.trainer.accumulate)
     total = min(run.max_steps, run.max_epochs * per_epoch)  # the run's last update: whichever bound comes first
     if sampling is None:

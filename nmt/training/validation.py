@@ -53,6 +53,21 @@ class ValidationResult:
     attention_stats: AttentionStatistics | None = None  # over the greedy output of every sentence
 
 
+def long_pairs_warning(data: ValidationData, batch_tokens: int) -> str | None:
+    """A warning for validation pairs that no training batch could hold (wider than batch_tokens, as
+    TokenBatchSampler counts): data.max_len and the batch budget filter the training split only, so
+    every validation decodes them in full, each as long as 1.5 x its length (one of 20,000 words:
+    minutes, and gigabytes for its logits)."""
+    widths = [max(len(s), len(t)) + 2 for s, t in zip(data.src_ids, data.tgt_ids, strict=True)]  # as the sampler
+    too_long = [w for w in widths if w > batch_tokens]
+    if not too_long:
+        return None
+    return (f"{len(too_long):,} of {len(widths):,} validation pairs are longer than one batch of "
+            f"trainer.batch_tokens={batch_tokens} holds (the longest: {max(too_long) - 2:,} subword tokens); every "
+            "validation decodes them in full, which may take long or run out of memory: shorten or drop them in "
+            "the validation data (data.max_len filters the training split only)")
+
+
 @torch.inference_mode()
 def validation_loss(model, data: ValidationData, batch_tokens: int, device) -> float:
     model.eval()
