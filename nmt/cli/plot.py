@@ -20,7 +20,7 @@ from nmt.cli.outputs import check_output_file, output_file
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import ConfigError, DataError
 from nmt.files import replace_contents
-from nmt.inference.translator import Translation, Translator
+from nmt.inference.translator import DECODING_OPTIONS, Translation, Translator, decoding_options
 from nmt.values import path_list
 from nmt.viz.attention_plot import SAVE_FORMATS, Panel, as_weight_array, plot_attention_grid, save_figure
 from nmt.viz.word_level import merge_to_words
@@ -42,10 +42,6 @@ class PlotItem:
     source: str
     translation: str
     panel: Panel
-
-
-# The options only nmt-plot's own search (src= without ref=) reads (configs/_decoding.yaml).
-SEARCH_OPTIONS = ("beam_size", "length_penalty", "max_len_a", "max_len_b", "max_output_len")
 
 
 def check_options(cfg) -> None:
@@ -102,7 +98,7 @@ def check_sentence_options(cfg) -> None:
         raise ConfigError("ref= goes with src=; with src_file= give ref_file=PATH")
     given = "ref=" if cfg.ref is not None else "ref_file=" if cfg.ref_file is not None else None
     if given is not None:  # every sentence then has its translation: the search options would do nothing
-        refuse_given_options(cfg, SEARCH_OPTIONS, "for translating",
+        refuse_given_options(cfg, DECODING_OPTIONS, "for translating",
                              f"{given} plots the attention of the given translations, with no search", f"or {given}")
 
 
@@ -141,10 +137,7 @@ def attend(translator: Translator, src: str, ref: str | None, cfg) -> Translatio
     if ref is not None:
         return translator.force(src, ref)
     prefixes = None if cfg.prefix is None else [cfg.prefix]
-    return translator.translate([src], beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
-                                max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
-                                return_attention=True,
-                                prefixes=prefixes)[0][0]
+    return translator.translate([src], **decoding_options(cfg), return_attention=True, prefixes=prefixes)[0][0]
 
 
 def collect(cfg, paths: list[str], pairs: list[tuple[str, str | None]]) -> list[PlotItem]:

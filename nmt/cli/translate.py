@@ -26,17 +26,16 @@ from nmt.data.tokenizer import Tokenizers
 from nmt.errors import ConfigError, DataError
 from nmt.inference.progress import DecodingProgress
 from nmt.inference.search import Sampling
-from nmt.inference.translator import Translator, perplexity
+from nmt.inference.translator import DECODING_OPTIONS, Translator, decoding_options, perplexity
 from nmt.values import path_list
 
 log = logging.getLogger(__name__)
 
-# What reference= reads none of: scoring given translations is forced decoding, with no search, no length
-# limit and no length penalty (sampling=true, nbest, prefix= and alignment=true are refused by their values).
-UNUSED_BY_SCORING = ("beam_size", "length_penalty", "coverage_penalty", "no_repeat_ngram_size", "max_len_a",
-                     "max_len_b", "max_output_len", "temperature", "sampling_topk", "sampling_topp", "sampling_seed")
 # What only sampling=true reads.
 SAMPLING_ONLY = ("temperature", "sampling_topk", "sampling_topp", "sampling_seed")
+# What reference= reads none of: scoring given translations is forced decoding, with no search, no length
+# limit and no length penalty (sampling=true, nbest, prefix= and alignment=true are refused by their values).
+UNUSED_BY_SCORING = (*DECODING_OPTIONS, "coverage_penalty", "no_repeat_ngram_size", *SAMPLING_ONLY)
 # What sampling=true does not read (nmt.inference.batching: its samples are not re-ranked).
 BEAM_SEARCH_ONLY = ("beam_size", "coverage_penalty")
 
@@ -154,10 +153,9 @@ def run(cfg) -> None:
         return
     prefixes = read_prefixes(cfg.prefix, cfg.input, len(lines))
     translator = Translator.load(checkpoints, cfg.device)
-    nbest_lists = translator.translate(lines, beam_size=cfg.beam_size, nbest=cfg.nbest, length_penalty=cfg.length_penalty,
+    nbest_lists = translator.translate(lines, **decoding_options(cfg), nbest=cfg.nbest,
                                        coverage_penalty=cfg.coverage_penalty,
                                        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
                                        batch_sentences=cfg.batch_sentences, sampling=sampling_options(cfg),
                                        return_attention=cfg.alignment, prefixes=prefixes,
                                        on_batch=DecodingProgress(sum(1 for line in lines if line.strip())))
@@ -196,11 +194,9 @@ def translate_interactively(cfg, checkpoints: list[str]) -> None:
             # Answered all the same, so a program that waits for one answer per line never hangs.
             print(f"error: {exc}", file=sys.stderr, flush=True)
             line = ""
-        nbest_lists = translator.translate([line], beam_size=cfg.beam_size, nbest=cfg.nbest,
-                                           length_penalty=cfg.length_penalty, coverage_penalty=cfg.coverage_penalty,
-                                           no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-                                           max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
-                                           sampling=sampling_options(cfg), return_attention=cfg.alignment)
+        nbest_lists = translator.translate([line], **decoding_options(cfg), nbest=cfg.nbest,
+                                           coverage_penalty=cfg.coverage_penalty,
+                                           no_repeat_ngram_size=cfg.no_repeat_ngram_size, sampling=sampling_options(cfg), return_attention=cfg.alignment)
         write_lines(None, format_lines(nbest_lists, cfg.nbest, [line], alignment_tokenizers(cfg, translator)))
         sys.stdout.flush()
 

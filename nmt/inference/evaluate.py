@@ -21,7 +21,7 @@ from nmt.errors import ConfigError, DataError
 from nmt.files import replace_contents
 from nmt.inference.metrics import corpus_scores, format_scores
 from nmt.inference.progress import DecodingProgress
-from nmt.inference.translator import Translator, perplexity
+from nmt.inference.translator import Translator, decoding_options, perplexity
 from nmt.values import path_list
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,8 @@ def evaluate(cfg: DictConfig) -> dict:
     translator = Translator.load(checkpoints, cfg.device)
     sources, references, test_name = load_references(cfg, translator)
     start = time.perf_counter()
-    nbest_lists = translator.translate(sources, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
-                                       coverage_penalty=cfg.coverage_penalty,
+    nbest_lists = translator.translate(sources, **decoding_options(cfg), coverage_penalty=cfg.coverage_penalty,
                                        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-                                       max_len_a=cfg.max_len_a, max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
                                        batch_sentences=cfg.batch_sentences, return_attention=cfg.attention_stats,
                                        on_batch=DecodingProgress(sum(1 for text in sources if text.strip())))
     seconds = time.perf_counter() - start
@@ -66,9 +64,8 @@ def evaluate(cfg: DictConfig) -> dict:
     out_dir, stem = path.parent, path.name
     checkpoint = str(checkpoints[0]) if len(checkpoints) == 1 else [str(p) for p in checkpoints]
     report = {"checkpoint": checkpoint, "test_set": test_name, "sentences": len(sources),
-              "beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty,
-              "coverage_penalty": cfg.coverage_penalty, "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
-              "max_len_a": cfg.max_len_a, "max_len_b": cfg.max_len_b, "max_output_len": cfg.max_output_len,
+              **decoding_options(cfg), "coverage_penalty": cfg.coverage_penalty,
+              "no_repeat_ngram_size": cfg.no_repeat_ngram_size,
               "direction": f"{translator.config['data']['src_lang']}-{translator.config['data']['tgt_lang']}",
               "decode_seconds": round(seconds, 3), "sentences_per_second": round(len(sources) / seconds, 1),
               "scores": scores, "repetition": repetition_report(hypotheses, references)}
@@ -113,12 +110,9 @@ def interactive_simulation(translator: Translator, cfg: DictConfig, sources: lis
     """A simulated user correcting the model's translations word by word or key by key
     (`interactive_unit`), with the same search options as the evaluation (nmt.analysis.interactive)."""
     def translate(texts: list[str], prefixes: list[str]) -> list[str]:
-        nbest_lists = translator.translate(texts, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty,
-                                           coverage_penalty=cfg.coverage_penalty,
-                                           no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_len_a=cfg.max_len_a,
-                                           max_len_b=cfg.max_len_b, max_output_len=cfg.max_output_len,
-                                           batch_sentences=cfg.batch_sentences,
-                                           prefixes=prefixes)
+        nbest_lists = translator.translate(texts, **decoding_options(cfg), coverage_penalty=cfg.coverage_penalty,
+                                           no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+                                           batch_sentences=cfg.batch_sentences, prefixes=prefixes)
         log.info(f"interactive simulation: translated {len(texts):,} sentences with their corrected prefixes")
         return [nbest[0].text for nbest in nbest_lists]
 

@@ -53,6 +53,16 @@ class ReferenceScore:
     tokens: int      # target subwords + EOS
 
 
+# The search options the inference commands that decode share (configs/_decoding.yaml), named as
+# Translator.translate's keyword arguments.
+DECODING_OPTIONS = ("beam_size", "length_penalty", "max_len_a", "max_len_b", "max_output_len")
+
+
+def decoding_options(cfg) -> dict:
+    """Translator.translate's keyword arguments for the search options of a command's config."""
+    return {option: cfg[option] for option in DECODING_OPTIONS}
+
+
 def perplexity(scores: Sequence[ReferenceScore]) -> float:
     """exp of the mean negative log-probability per target subword (EOS included), as training's
     validation perplexity is computed."""
