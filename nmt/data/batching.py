@@ -26,6 +26,12 @@ def _check_positive(name: str, value: int | None) -> None:
         raise ConfigError(f"{name} must be a positive integer; got {value!r}")
 
 
+def longest_side(batch_tokens: int) -> int:
+    """The most subword tokens a side of a pair may have (EOS not counted) for one batch of `batch_tokens`
+    to hold it: its width is that side, EOS (which the trainer counts in the lengths) and EXTRA_TOKENS."""
+    return batch_tokens - 1 - EXTRA_TOKENS
+
+
 def _pack(order: np.ndarray, widths: np.ndarray, max_tokens: int | None, max_sentences: int | None):
     """Cut ``order`` into consecutive batches with ``len(batch) * max(width) <= max_tokens`` and at most
     ``max_sentences`` examples; an example over the budget on its own still gets a batch."""

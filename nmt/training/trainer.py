@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from nmt.data.batching import TokenBatchSampler, collate
+from nmt.data.batching import TokenBatchSampler, collate, longest_side
 from nmt.data.corpus import hub_progress_bars
 from nmt.data.epoch_sample import FILE_NAME as EPOCH_SAMPLE
 from nmt.data.epoch_sample import load_epoch_sample, save_epoch_sample
@@ -287,9 +287,8 @@ def _batch_sampler(src_ids, tgt_ids, cfg: DictConfig) -> TokenBatchSampler:
 
 
 def _over_budget(cfg: DictConfig) -> str:
-    # A batch of one pair is (its longer side + EOS + 1) wide: see TokenBatchSampler.
     return (f"longer than one batch of trainer.batch_tokens={cfg.trainer.batch_tokens} holds "
-            f"({cfg.trainer.batch_tokens - 2} subword tokens a side)")
+            f"({longest_side(cfg.trainer.batch_tokens)} subword tokens a side)")
 
 
 def _skipped_pairs_warning(sampler: TokenBatchSampler, cfg: DictConfig) -> str | None:

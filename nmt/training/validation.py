@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from nmt.analysis.attention_stats import AttentionStatistics, corpus_statistics
-from nmt.data.batching import collate, sort_by_length_batches
+from nmt.data.batching import collate, longest_side, sort_by_length_batches
 from nmt.data.tokenizer import EOS, PAD, Tokenizers
 from nmt.inference.batching import search_many
 from nmt.inference.metrics import bleu_score, chrf_score
@@ -54,16 +54,16 @@ class ValidationResult:
 
 
 def long_pairs_warning(data: ValidationData, batch_tokens: int) -> str | None:
-    """A warning for validation pairs that no training batch could hold (wider than batch_tokens, as
-    TokenBatchSampler counts): data.max_len and the batch budget filter the training split only, so
+    """A warning for validation pairs that no training batch could hold (a side longer than
+    nmt.data.batching.longest_side): data.max_len and the batch budget filter the training split only, so
     every validation decodes them in full, each as long as 1.5 x its length (one of 20,000 words:
     minutes, and gigabytes for its logits)."""
-    widths = [max(len(s), len(t)) + 2 for s, t in zip(data.src_ids, data.tgt_ids, strict=True)]  # as the sampler
-    too_long = [w for w in widths if w > batch_tokens]
+    sides = [max(len(s), len(t)) for s, t in zip(data.src_ids, data.tgt_ids, strict=True)]
+    too_long = [n for n in sides if n > longest_side(batch_tokens)]
     if not too_long:
         return None
-    return (f"{len(too_long):,} of {len(widths):,} validation pairs are longer than one batch of "
-            f"trainer.batch_tokens={batch_tokens} holds (the longest: {max(too_long) - 2:,} subword tokens); every "
+    return (f"{len(too_long):,} of {len(sides):,} validation pairs are longer than one batch of "
+            f"trainer.batch_tokens={batch_tokens} holds (the longest: {max(too_long):,} subword tokens); every "
             "validation decodes them in full, which may take long or run out of memory: shorten or drop them in "
             "the validation data (data.max_len filters the training split only)")
 
