@@ -24,6 +24,7 @@ from nmt.cli.stdout_errors import failures_handled_by
 from nmt.cli.sweep_summary import JobFailure
 from nmt.cli.sweeps import without_multirun_flag
 from nmt.errors import ConfigError, NMTError
+from nmt.training.distributed import is_main_process
 from nmt.training.options import check_run_options
 from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import StopOnSignal, StopReason, TrainingStopped
@@ -60,12 +61,12 @@ def run(cfg: DictConfig) -> JobFailure | None:
                     f"{resume_sweep_command(Path(hydra_config.sweep.dir))})")
         else:
             told = f"{stop}\nto continue: {resume_command(run_dir)}"
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank stops: one says how to go on
+        if is_main_process():  # under torchrun every rank stops: one says how to go on
             with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP) cannot be told
                 print(told, file=sys.stderr, flush=True)
         sys.exit(stop.reason.exit_status)
     best = metric_text(summary["best_metric"], summary["best_score"])
-    if int(os.environ.get("RANK", "0")) == 0:  # every rank under torchrun returns the summary
+    if is_main_process():  # every rank under torchrun returns the summary
         print(f"best validation {best}; checkpoints: {run_dir / 'checkpoints'}")
     if "stopped_by" in summary:  # the run had finished; the job was still asked to end
         reason = summary["stopped_by"]

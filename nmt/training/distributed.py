@@ -78,6 +78,11 @@ class World:
 ONE_PROCESS = World()
 
 
+def is_main_process(environ=os.environ) -> bool:
+    """Rank 0 of a run torchrun started, or a process that runs alone: the one that speaks for the run."""
+    return int(environ.get("RANK", "0")) == 0
+
+
 def init_world(device_name: str) -> tuple[World, torch.device]:
     """The World torchrun describes (environment variables) and this process's device.
 
