@@ -3,6 +3,9 @@
 Every file the package writes that a later run reads back (checkpoints, the prepared-data cache, an
 epoch's sample, a downloaded corpus file, a figure) goes through `atomic_write`: the bytes go to a
 temporary file in the same folder, which is renamed over the target only once it is complete.
+
+Also here: whether two paths name one file (`same_file`), for the checks that compare what two
+options read.
 """
 
 from __future__ import annotations
@@ -112,3 +115,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: another spelling (~, .., a symbolic or hard link) included.
+    A path that does not exist (yet, or any more) is compared by where it would resolve to."""
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        return a.samefile(b)
+    except OSError:  # one is missing
+        return a.resolve() == b.resolve()

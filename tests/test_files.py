@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import nmt.files
-from nmt.files import atomic_write, replace_contents, stale_temporaries, temporary_path
+from nmt.files import atomic_write, replace_contents, same_file, stale_temporaries, temporary_path
 from nmt.training.checkpoint import remove_stale_temporaries
 
 
@@ -129,3 +129,22 @@ def test_a_file_in_a_folder_that_cannot_be_written_is_written_in_place(tmp_path,
     monkeypatch.setattr(nmt.files, "folder_write_problem", lambda folder: f"{folder} is not writable")
     replace_contents(path, b"new")
     assert path.read_bytes() == b"new" and path.stat().st_ino == inode
+
+
+def test_same_file_sees_links_and_other_spellings_of_one_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    original = tmp_path / "model.pt"
+    original.write_bytes(b"x")
+    (tmp_path / "soft.pt").symlink_to(original)
+    os.link(original, tmp_path / "hard.pt")
+    (tmp_path / "copy.pt").write_bytes(b"x")
+    assert same_file(original, tmp_path / "soft.pt")
+    assert same_file(str(original), str(tmp_path / "hard.pt"))  # another name of the same inode
+    assert same_file("~/model.pt", tmp_path / "sub" / ".." / "model.pt")
+    assert not same_file(original, tmp_path / "copy.pt")  # equal bytes, another file
+
+
+def test_same_file_compares_missing_paths_by_where_they_resolve(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert same_file("~/gone.pt", tmp_path / "gone.pt")
+    assert not same_file(tmp_path / "gone.pt", tmp_path / "other.pt")

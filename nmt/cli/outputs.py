@@ -32,7 +32,7 @@ def check_output_file(path: str, option: str, inputs: dict[str, str | None] | No
     named = named or f"{option}={path}"
     target = Path(path).expanduser().absolute()
     for name, given in (inputs or {}).items():
-        if given is not None and _same_file(target, Path(str(given)).expanduser()):
+        if given is not None and _same_existing_file(target, Path(str(given)).expanduser()):
             raise ConfigError(f"{named} is also {name}={given}: writing it would destroy what the command "
                               f"reads; choose another {option}")
     if reads_stdin and _is_stdin_file(target):
@@ -69,7 +69,8 @@ def _write_refusal(target: Path) -> str | None:
     return None
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _same_existing_file(a: Path, b: Path) -> bool:
+    """Like nmt.files.same_file, but a missing input is never the output: reading it will say so."""
     try:
         return os.path.samefile(a, b)  # also through links and other spellings of the path
     except OSError:  # one of them does not exist (yet)

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from nmt.data.multi30k import DEFAULT_URL, ensure_multi30k, multi30k_file
 from nmt.data.readers import iter_lines, iter_parallel_text
 from nmt.errors import ConfigError, DataError
+from nmt.files import same_file
 
 SOURCES = ("multi30k", "hub", "files")
 FILE_FORMATS = ("text", "tsv", "jsonl")
@@ -331,14 +332,6 @@ def load_split(data_cfg: Mapping, split: str) -> tuple[list[str], list[str]]:
     return _concat(iter_split(data_cfg, split))
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same path, or links to the same file."""
-    try:
-        return a.samefile(b)
-    except OSError:  # one is missing: reading it will say so
-        return a.resolve() == b.resolve()
-
-
 def shared_hub_split(data_cfg: Mapping, split_a: str, split_b: str) -> str | None:
     """The hub split (with its slice, e.g. ``train[:-1000]``) two of our splits of a hub corpus both
     read, when they read the same one; None when they differ or the corpus is not a hub dataset."""
@@ -354,7 +347,7 @@ def shared_files(data_cfg: Mapping, split_a: str, split_b: str) -> list[Path] | 
     if _source(data_cfg) == "hub":
         return None
     paths_a, paths_b = _file_paths(data_cfg, split_a), _file_paths(data_cfg, split_b)
-    if all(_same_file(a, b) for a, b in zip(paths_a, paths_b, strict=True)):
+    if all(same_file(a, b) for a, b in zip(paths_a, paths_b, strict=True)):
         return paths_a
     return None
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.data.tokenizer import Tokenizers
 from nmt.errors import CheckpointError, ConfigError, first_line
-from nmt.files import atomic_write
+from nmt.files import atomic_write, same_file
 from nmt.training.checkpoint import capture_rng_state, direction, load_checkpoint, restore_rng_state
 from nmt.training.ema import scored_state
 
@@ -154,15 +154,11 @@ def _check_init_from(started_from, given, path: Path) -> None:
     """init_from names the checkpoint a new run starts from. Given while resuming, it is the same
     command restarted only when the run started from that file; any other file, or a run that started
     afresh, means the user meant a new run, which a continuation would silently not be."""
-    if not given or (started_from and _same_file(started_from, given)):
+    if not given or (started_from and same_file(started_from, given)):
         return
     origin = f"from init_from={started_from}" if started_from else "afresh"
     raise ConfigError(f"init_from={given} starts a new run, but resume continues the run of {path}, which started "
                       f"{origin}: drop init_from to continue that run, or start the new one in another folder")
-
-
-def _same_file(a: str, b: str) -> bool:
-    return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def restore(state: dict, path: Path, model, optimizer, schedule, tokenizers: Tokenizers,
