@@ -26,7 +26,7 @@ import nmt.training.trainer as trainer_module
 from nmt.cli.common import config_dir
 from nmt.data.subword_sampling import SubwordSampling
 from nmt.errors import CheckpointError, ConfigError
-from nmt.training.checkpoint import load_checkpoint
+from nmt.training.checkpoint import load_checkpoint, save_checkpoint
 from nmt.training.resume import checkpoint_to_resume
 from nmt.training.signals import StopReason, TrainingStopped
 from nmt.training.trainer import train
@@ -163,6 +163,20 @@ def test_resuming_a_finished_run_trains_nothing(multi30k_root, cache, baseline, 
     assert summary["steps"] == N and summary["history"] == baseline["summary"]["history"]
     assert last.stat().st_mtime_ns == before
     assert f"nothing to train: the run already reached trainer.max_steps={N}" in caplog.text
+
+
+def test_a_run_saved_with_a_retired_option_resumes_without_a_changed_settings_warning(multi30k_root, cache,
+                                                                                       tmp_path, caplog):
+    """data.test_splits was read by nothing and is gone: runs saved with it resume as they were."""
+    train(config(multi30k_root, cache, "trainer.max_steps=2"), tmp_path)
+    last = tmp_path / "checkpoints/last.pt"
+    state = load_checkpoint(last)
+    state["config"]["data"]["test_splits"] = ["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco"]
+    save_checkpoint(state, last)
+    with caplog.at_level(logging.WARNING):
+        summary = train(config(multi30k_root, cache, "trainer.max_steps=3", "resume=true"), tmp_path)
+    assert summary["steps"] == 3
+    assert "changed settings" not in caplog.text
 
 
 def test_resume_auto_starts_afresh_then_continues(multi30k_root, cache, tmp_path):

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 TRAINING_KEYS = ("optimizer", "schedule", "progress", "rng")
 # trainer.* options added after runs were saved, with the value those runs had in effect.
 ADDED_TRAINER_OPTIONS = {"best_metric": "bleu", "valid_beam_size": 1}
+# Options removed after runs were saved; those runs' values changed nothing.
+RETIRED_OPTIONS = ("data.test_splits",)
 # Options a resumed run may change without changing its result (bounds, speed, paths, display).
 FREE_TO_CHANGE = ("resume", "device", "name", "trainer.max_steps", "trainer.max_epochs", "trainer.progress",
                   "trainer.num_threads", "trainer.compile", "trainer.keep_best_checkpoints", "trainer.save_every",
@@ -138,7 +140,8 @@ def load_for_resume(path: Path, cfg: DictConfig) -> dict:
                               f"new run for {direction(now)}")
     _check_init_from(state["config"].get("init_from"), now.get("init_from"), path)
     changed = [(key, text) for key, text in config_changes({**state["config"], "trainer": saved_trainer}, now)
-               if key != "init_from"]  # checked above: a continuation needs the file no more
+               if key != "init_from"  # checked above: a continuation needs the file no more
+               and key not in RETIRED_OPTIONS]
     model_changes = [text for key, text in changed if key.startswith("model.")]
     if model_changes:
         raise CheckpointError(f"checkpoint {path} holds a different model ({'; '.join(model_changes[:3])}); "
