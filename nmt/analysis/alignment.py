@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nmt.data.batching import collate, sort_by_length_batches
+from nmt.data.batching import sort_by_length_batches
 from nmt.data.readers import CONVERT_TO_UTF8, read_lines
 from nmt.errors import DataError
-from nmt.inference.memory import out_of_memory_advice, scoring_advice, sentences
-from nmt.inference.search import forced_decode
+from nmt.inference.batching import forced_decode_batch
 from nmt.viz.attention_plot import as_weight_array
 from nmt.viz.word_level import merge_groups
 
@@ -64,12 +63,8 @@ def word_attention(translator, src_words: Sequence[Sequence[str]], tgt_words: Se
     todo = [i for i in range(len(src)) if src[i][0] and tgt[i][0]]
     for batch_positions in sort_by_length_batches([len(src[i][0]) + 1 for i in todo], batch_sentences):
         indices = [todo[p] for p in batch_positions]
-        batch = collate([src[i][0] for i in indices], None, indices)
-        tokens = max(batch.src.size(1), max(len(tgt[i][0]) + 1 for i in indices))
-        with out_of_memory_advice(f"in aligning (a batch of {sentences(len(indices), tokens, 'sentence pair')})",
-                                  scoring_advice(len(indices), batch_sentences)):
-            batch = batch.to(translator.device)
-            hyps = forced_decode(translator.model, batch.src, batch.src_lengths, [tgt[i][0] for i in indices])
+        hyps = forced_decode_batch(translator.model, [src[i][0] for i in indices], [tgt[i][0] for i in indices],
+                                   device=translator.device, batch_sentences=batch_sentences, task="aligning")
         for i, hyp in zip(indices, hyps, strict=True):
             results[i] = _merge_words(hyp.attention.numpy(), src[i][1], tgt[i][1])
     return results

@@ -98,14 +98,22 @@ def score_many(model, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequen
     lengths = [max(len(s), len(t)) + 1 for s, t in zip(src_ids, tgt_ids, strict=True)]
     with evaluation_mode(model):
         for positions in sort_by_length_batches(lengths, batch_sentences, batch_tokens):
-            batch = collate([src_ids[i] for i in positions], None, positions)
-            tokens = max(batch.src.size(1), max(len(tgt_ids[i]) + 1 for i in positions))
-            with out_of_memory_advice(f"in scoring (a batch of {sentences(len(positions), tokens, 'sentence pair')})",
-                                      scoring_advice(len(positions), batch_sentences)):
-                batch = batch.to(device)
-                hyps = forced_decode(model, batch.src, batch.src_lengths, [list(tgt_ids[i]) for i in positions])
+            hyps = forced_decode_batch(model, [src_ids[i] for i in positions], [tgt_ids[i] for i in positions],
+                                       device=device, batch_sentences=batch_sentences, task="scoring")
             for i, hyp in zip(positions, hyps, strict=True):
                 scores[i] = hyp.score
             if on_batch is not None:
                 on_batch(len(positions))
     return scores
+
+
+def forced_decode_batch(model, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], *,
+                        device: torch.device | str, batch_sentences: int, task: str) -> list[Hypothesis]:
+    """Forced decoding of these pairs as one batch. Running out of memory is one line naming the
+    batch ("in {task} (a batch of ...)") and what to lower (batch_sentences, of which this batch is one)."""
+    batch = collate(src_ids, None, range(len(src_ids)))
+    tokens = max(batch.src.size(1), max(len(t) + 1 for t in tgt_ids))  # the longer side: a step per target token
+    with out_of_memory_advice(f"in {task} (a batch of {sentences(len(src_ids), tokens, 'sentence pair')})",
+                              scoring_advice(len(src_ids), batch_sentences)):
+        batch = batch.to(device)
+        return forced_decode(model, batch.src, batch.src_lengths, [list(t) for t in tgt_ids])
